@@ -1,0 +1,94 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "Shoal",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "Shoal", targets: ["Shoal"]),
+        .executable(name: "cluster", targets: ["ClusterCLI"]),
+        .executable(name: "trading", targets: ["TradingApp"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+    ],
+    targets: [
+        // System libraries, each through a module map.
+        .systemLibrary(name: "CZeroMQ", providers: [.apt(["libzmq3-dev"])]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+
+        // Wire formats: protobuf control messages and the binary Codable coder.
+        .target(
+            name: "ShoalWire",
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            swiftSettings: swiftSettings
+        ),
+        // ZeroMQ sockets on event-loop threads, bridged to Swift concurrency.
+        .target(
+            name: "ShoalTransport",
+            dependencies: ["CZeroMQ", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        // Head, node daemon, executor and driver core.
+        .target(
+            name: "ShoalRuntime",
+            dependencies: [
+                "ShoalWire", "ShoalTransport", "CCrypto",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The driver library users import.
+        .target(name: "Shoal", dependencies: ["ShoalRuntime", "ShoalWire"], swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "ClusterCLI",
+            dependencies: [
+                "Shoal", "ShoalTransport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "TradingApp",
+            dependencies: ["Shoal", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: swiftSettings
+        ),
+
+        // A job binary with test tasks, driven by the integration tests.
+        .executableTarget(
+            name: "shoal-testjob",
+            dependencies: ["Shoal"],
+            path: "Tests/Fixtures/TestJob",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "ShoalTestSupport",
+            dependencies: ["Shoal"],
+            path: "Tests/ShoalTestSupport",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "ShoalWireTests", dependencies: ["ShoalWire"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "ShoalTransportTests",
+            dependencies: ["ShoalTransport", "ShoalWire"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ShoalRuntimeTests",
+            dependencies: ["Shoal", "ShoalTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,148 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Shoal
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct StartCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "start",
+        abstract: "Start the head (with a node daemon), or a node daemon that joins a head.",
+        discussion: """
+            Without --block the daemon is started in the background; the command returns once \
+            it is ready and prints the head's address. `cluster stop` stops every daemon \
+            started on this machine.
+            """
+    )
+
+    @Flag(help: "Start the head and a node daemon on this machine.")
+    var head = false
+
+    @Option(help: "The head to join, HOST:PORT (for a node daemon).")
+    var address: String?
+
+    @Option(help: "The head's port (0 picks a free one).")
+    var port: Int = 6390
+
+    @Option(name: .customLong("node-ip-address"), help: "The address other machines reach this one at.")
+    var nodeIPAddress = "127.0.0.1"
+
+    @Option(name: .customLong("num-cpus"), help: "CPUs to offer (default: all).")
+    var numCPUs: Double?
+
+    @Option(name: .customLong("num-gpus"), help: "GPUs to offer (default: the ones detected).")
+    var numGPUs: Double?
+
+    @Option(help: "Memory to offer, in bytes (default: 70% of this machine's).")
+    var memory: Double?
+
+    @Option(help: #"Custom resources as JSON, e.g. '{"ssd": 1}'."#)
+    var resources: String?
+
+    @Option(name: .customLong("node-id"), help: "This node's id (default: random).")
+    var nodeID: String?
+
+    @Flag(help: "Stay in the foreground until stopped.")
+    var block = false
+
+    func validate() throws {
+        guard head != (address != nil) else {
+            throw ValidationError("give exactly one of --head and --address HOST:PORT")
+        }
+        guard (0...65535).contains(port) else { throw ValidationError("--port \(port) is not a TCP port (0 picks a free one)") }
+        for (name, value) in [("--num-cpus", numCPUs), ("--num-gpus", numGPUs), ("--memory", memory)] {
+            if let value, !(value >= 0 && value.isFinite) { throw ValidationError("\(name) must be a number >= 0") }
+        }
+        _ = try customResources()
+    }
+
+    func customResources() throws -> [String: Double] {
+        guard let resources else { return [:] }
+        do {
+            return try JSONDecoder().decode([String: Double].self, from: Data(resources.utf8))
+        } catch {
+            throw ValidationError("--resources must be a JSON object of names to numbers, like '{\"ssd\": 1}': \(error)")
+        }
+    }
+
+    func offered() throws -> Resources {
+        Resources(
+            cpu: numCPUs ?? Double(ProcessInfo.processInfo.activeProcessorCount),
+            gpu: numGPUs ?? Double(GPUDetection.visibleDevices().count),
+            memory: memory ?? Double(ProcessInfo.processInfo.physicalMemory) * 0.7,
+            custom: try customResources())
+    }
+
+    func run() async throws {
+        let session = Session()
+        try session.prepare()
+        if block {
+            try await runInForeground(session: session)
+        } else {
+            try startInBackground(session: session)
+        }
+    }
+
+    private func runInForeground(session: Session) async throws {
+        Shoal.setUpLogging(defaultLevel: .info)
+        installStopSignalHandlers()
+        let config = try RuntimeConfig.fromEnvironment(ProcessInfo.processInfo.environment)
+        var headServer: Head?
+        let headAddress: String
+        if head {
+            let server = try await Head(
+                bind: "tcp://\(nodeIPAddress):\(port)", advertisedHost: nodeIPAddress, sessionDirectory: session.directory,
+                config: config)
+            headServer = server
+            headAddress = server.address
+            try session.writeHeadAddress(headAddress)
+        } else {
+            let given = address ?? ""
+            headAddress = given.hasPrefix("tcp://") ? given : "tcp://" + given
+            // Fail early and clearly when nothing answers there.
+            _ = try ControlClient(address: headAddress).status(timeout: .seconds(10))
+        }
+        let node = try await NodeDaemon(
+            headAddress: headAddress, nodeID: nodeID, resources: try offered(), host: nodeIPAddress,
+            sessionDirectory: session.directory, config: config)
+        try session.registerProcess(role: head ? "head" : "node")
+        print(head ? "Shoal head started at \(headAddress) (node \(node.nodeID))" : "Shoal node \(node.nodeID) joined \(headAddress)")
+        flushStandardOutput()
+        await waitForStopRequest()
+        node.shutdown()
+        headServer?.shutdown()
+        session.unregisterProcess()
+        if head { session.clearHeadAddress() }
+    }
+
+    private func startInBackground(session: Session) throws {
+        let arguments = Array(CommandLine.arguments.dropFirst()) + ["--block"]
+        let role = head ? "head" : "node"
+        let logPath = session.logDirectory + "/\(role)-\(Int(Date().timeIntervalSince1970)).log"
+        let pid = try ChildProcess.spawn(
+            ChildProcess.currentExecutable, arguments: arguments, environment: ProcessInfo.processInfo.environment,
+            logPath: logPath, newSession: true)
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            if session.processes().contains(where: { $0.pid == pid }) {
+                if head, let address = session.headAddress() {
+                    print("Shoal head started at \(address)")
+                    print("Connect drivers with SHOAL_ADDRESS=\(address), or from this machine with no address at all.")
+                    print("Join more nodes with: cluster start --address \(address.replacingOccurrences(of: "tcp://", with: ""))")
+                } else {
+                    print("Shoal node joined (pid \(pid)); log: \(logPath)")
+                }
+                return
+            }
+            if let ended = ChildProcess.wait(for: pid, timeout: .milliseconds(50)) {
+                let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+                throw ValidationError("the \(role) daemon \(ended) before it was ready:\n\(log.suffix(2000))")
+            }
+        }
+        kill(pid, SIGKILL)
+        throw ValidationError("the \(role) daemon was not ready within 30 s; see \(logPath)")
+    }
+}

@@ -1,0 +1,61 @@
+import ArgumentParser
+import Foundation
+import Shoal
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct StopCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stop",
+        abstract: "Stop every Shoal daemon started on this machine, and their executors."
+    )
+
+    @Option(help: "Seconds to wait for a clean exit before SIGKILL.")
+    var grace: Double = 5
+
+    func run() async throws {
+        let session = Session()
+        let processes = session.processes()
+        guard !processes.isEmpty else {
+            print("No Shoal daemons are running from \(session.directory).")
+            session.clearHeadAddress()
+            return
+        }
+        for process in processes where ChildProcess.isAlive(process.pid) {
+            kill(process.pid, SIGTERM)
+        }
+        let deadline = ContinuousClock.now + .milliseconds(Int(grace * 1000))
+        for process in processes {
+            while ChildProcess.isAlive(process.pid) && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            if ChildProcess.isAlive(process.pid) {
+                kill(process.pid, SIGKILL)
+                print("Killed \(process.role) (pid \(process.pid)) after \(grace) s.")
+            } else {
+                print("Stopped \(process.role) (pid \(process.pid)).")
+            }
+            session.forget(pid: process.pid)
+        }
+        session.clearHeadAddress()
+    }
+}
+
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show nodes (alive or dead), resources in use, jobs and their queued and running tasks."
+    )
+
+    @Option(help: "The head, HOST:PORT (default: SHOAL_ADDRESS or this machine's session).")
+    var address: String?
+
+    func run() async throws {
+        guard let target = address ?? ProcessInfo.processInfo.environment["SHOAL_ADDRESS"] ?? Session().headAddress() else {
+            throw ValidationError("no cluster found: pass --address, set SHOAL_ADDRESS, or run `cluster start --head`")
+        }
+        print(try ControlClient(address: target).status().rendered)
+    }
+}

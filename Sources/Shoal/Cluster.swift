@@ -1,0 +1,108 @@
+import Foundation
+import ShoalWire
+
+/// A connection to a Shoal cluster: submit tasks, get their results.
+///
+/// ```swift
+/// let cluster = try await Cluster.connect()
+/// let refs = try (0..<100).map { try cluster.submit(square, $0) }
+/// let squares = try await cluster.get(refs)
+/// ```
+public final class Cluster: Sendable {
+    /// The driver core; most code needs only `Cluster`'s methods.
+    public let core: DriverCore
+    private let local: LocalCluster?
+
+    private init(core: DriverCore, local: LocalCluster?) {
+        self.core = core
+        self.local = local
+    }
+
+    /// The job this driver runs as.
+    public var jobID: String { core.jobID }
+    /// The head's address.
+    public var address: String { core.headAddress }
+    /// Whether this handle started its own embedded cluster.
+    public var isEmbedded: Bool { local != nil }
+
+    /// Connects to a cluster, or starts an embedded one.
+    ///
+    /// The address is, in order: `address`, `SHOAL_ADDRESS`, the session file written by
+    /// `cluster start` on this machine. With none, an embedded cluster of one node starts in
+    /// this process (`localCPUs` CPUs, default all) and stops with `shutdown()`.
+    /// - Throws: `ClusterError.connectionFailed` when the head cannot be reached.
+    public static func connect(address: String? = nil, localCPUs: Int? = nil) async throws -> Cluster {
+        let environment = ProcessInfo.processInfo.environment
+        let config = try RuntimeConfig.fromEnvironment(environment)
+        let jobID = environment["SHOAL_JOB_ID"] ?? ""
+        if let found = address ?? environment["SHOAL_ADDRESS"] ?? Session().headAddress() {
+            let target = found.hasPrefix("tcp://") ? found : "tcp://" + found
+            let core = try await DriverCore.connect(headAddress: target, jobID: jobID, config: config)
+            return Cluster(core: core, local: nil)
+        }
+        let local = try await LocalCluster(cpus: localCPUs, config: config)
+        do {
+            let core = try await DriverCore.connect(headAddress: local.head.address, jobID: jobID, config: config)
+            return Cluster(core: core, local: local)
+        } catch {
+            local.shutdown()
+            throw error
+        }
+    }
+
+    /// Submits a task and returns a reference to its result at once.
+    /// - Parameters:
+    ///   - task: a task registered with `Shoal.bootstrap(tasks:)`.
+    ///   - input: its input; `ObjectRef`s inside it are dependencies.
+    ///   - options: overrides the task's default options.
+    /// - Throws: when the input cannot be encoded or the options are invalid.
+    public func submit<Input, Output>(
+        _ task: RemoteTask<Input, Output>, _ input: Input, options: TaskOptions? = nil
+    ) throws -> ObjectRef<Output> {
+        try core.submit(task, input, options: options)
+    }
+
+    /// Waits for one result.
+    /// - Throws: the task's `TaskError`, or `ClusterError.timeout`.
+    public func get<Value>(_ ref: ObjectRef<Value>, timeout: Duration? = nil) async throws -> Value {
+        try await ref.get(timeout: timeout)
+    }
+
+    /// Waits for several results, in order.
+    /// - Parameter timeout: for all of them together.
+    public func get<Value>(_ refs: [ObjectRef<Value>], timeout: Duration? = nil) async throws -> [Value] {
+        let bytes = try await core.values(of: refs.map(\.id), timeout: timeout)
+        let decoder = BinaryDecoder()
+        return try bytes.map { try decoder.decode(Value.self, from: $0) }
+    }
+
+    /// Waits until `numReturns` of `refs` are finished (a value or an error), or `timeout`.
+    /// - Returns: the finished and the unfinished refs, each in the order given.
+    public func wait<Value>(
+        _ refs: [ObjectRef<Value>], numReturns: Int = 1, timeout: Duration? = nil
+    ) async throws -> (ready: [ObjectRef<Value>], pending: [ObjectRef<Value>]) {
+        guard numReturns >= 0, numReturns <= refs.count else {
+            throw ClusterError.invalidArgument("numReturns is \(numReturns) for \(refs.count) refs")
+        }
+        let done = Set(await core.waitFinished(refs.map(\.id), count: numReturns, timeout: timeout))
+        return (refs.filter { done.contains($0.id) }, refs.filter { !done.contains($0.id) })
+    }
+
+    /// Cancels the task behind `ref`: dropped when queued, interrupted (cooperatively) when
+    /// running. Its `get` then throws a cancelled `TaskError`.
+    public func cancel<Value>(_ ref: ObjectRef<Value>) async {
+        await core.cancel(ref.id)
+    }
+
+    /// The cluster's nodes, resources and jobs.
+    public func status() async throws -> ClusterStatus {
+        ClusterStatus(try await core.status())
+    }
+
+    /// Disconnects; an embedded cluster stops with it.
+    public func shutdown() async {
+        await core.disconnect()
+        try? await Task.sleep(for: .milliseconds(30))
+        local?.shutdown()
+    }
+}

@@ -1,0 +1,42 @@
+/// Timings shared by the cluster's processes. Every value can be set from the environment
+/// (`SHOAL_HEARTBEAT_MS`, `SHOAL_NODE_TIMEOUT_MS`, `SHOAL_DRIVER_TIMEOUT_MS`) so tests can
+/// shorten them.
+public struct RuntimeConfig: Sendable {
+    /// How often nodes and drivers report to the head.
+    public var heartbeatInterval: Duration = .milliseconds(500)
+    /// Silence after which the head declares a node dead (default 3 s, within the 5 s goal).
+    public var nodeTimeout: Duration = .seconds(3)
+    /// Silence after which the head declares a driver gone and ends its job.
+    public var driverTimeout: Duration = .seconds(15)
+    /// How long a driver keeps an idle lease before returning it.
+    public var leaseIdleTimeout: Duration = .milliseconds(300)
+    /// Tasks sent to one leased executor before its results come back.
+    public var pipelineDepth: Int = 32
+
+    public init() {}
+
+    /// The defaults, overridden by the environment where set.
+    /// - Throws: `ClusterError.invalidArgument` naming a variable that is not a positive integer.
+    public static func fromEnvironment(_ environment: [String: String]) throws -> RuntimeConfig {
+        var config = RuntimeConfig()
+        func milliseconds(_ name: String) throws -> Duration? {
+            guard let text = environment[name] else { return nil }
+            guard let value = Int(text), value > 0 else {
+                throw ClusterError.invalidArgument("\(name)=\(text) is not a positive number of milliseconds")
+            }
+            return .milliseconds(value)
+        }
+        if let value = try milliseconds("SHOAL_HEARTBEAT_MS") { config.heartbeatInterval = value }
+        if let value = try milliseconds("SHOAL_NODE_TIMEOUT_MS") { config.nodeTimeout = value }
+        if let value = try milliseconds("SHOAL_DRIVER_TIMEOUT_MS") { config.driverTimeout = value }
+        if let value = try milliseconds("SHOAL_LEASE_IDLE_MS") { config.leaseIdleTimeout = value }
+        return config
+    }
+}
+
+extension Duration {
+    var milliseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+}

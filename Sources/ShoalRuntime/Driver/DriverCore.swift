@@ -1,0 +1,718 @@
+import Foundation
+import Logging
+import ShoalTransport
+import ShoalWire
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The driver side of the runtime, behind `Cluster`: it leases executors from the head, pushes
+/// tasks to them directly in batches, resolves dependencies, retries after failures, and owns
+/// every result until the last `ObjectRef` to it is gone.
+public actor DriverCore {
+    struct ObjectEntry {
+        enum State {
+            case pending
+            case ready([UInt8])
+            case failed(TaskError)
+        }
+
+        var state = State.pending
+        var waiters: [(token: Int, continuation: CheckedContinuation<[UInt8], any Error>)] = []
+        var dependents: [UInt64] = []
+        var released = false
+    }
+
+    struct TaskEntry {
+        var id: UInt64
+        var name: String
+        var input: [UInt8]
+        var dependencies: [ObjectID]
+        /// Keep the dependencies' values alive until this task is done, for retries.
+        var dependencyStorages: [RefStorage]
+        var options: TaskOptions
+        var retriesLeft: Int
+        var unresolved = 0
+        var leaseID: UInt64?
+        var sentAt = ContinuousClock.now
+    }
+
+    struct Lease {
+        var id: UInt64
+        var shape: TaskOptions.Shape
+        var socket: Socket
+        var nodeID: String
+        var inFlight: Set<UInt64> = []
+        var idleSince = ContinuousClock.now
+        /// When the executor last finished a task, or got work while idle.
+        var lastProgress = ContinuousClock.now
+    }
+
+    struct ShapeQueue {
+        var tasks: [UInt64] = []
+        var head = 0
+        var outstandingRequests = 0
+        /// Mean seconds a task of this shape takes, end to end: sets the pipeline depth.
+        var meanSeconds = 0.0005
+        var isEmpty: Bool { head >= tasks.count }
+        var count: Int { tasks.count - head }
+
+        mutating func popFirst() -> UInt64? {
+            guard head < tasks.count else { return nil }
+            let id = tasks[head]
+            head += 1
+            if head > 4096 && head * 2 > tasks.count {
+                tasks.removeFirst(head)
+                head = 0
+            }
+            return id
+        }
+
+        mutating func pushFront(_ id: UInt64) {
+            if head > 0 {
+                head -= 1
+                tasks[head] = id
+            } else {
+                tasks.insert(id, at: 0)
+            }
+        }
+    }
+
+    nonisolated let loop: EventLoop
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { loop.asUnownedSerialExecutor() }
+
+    /// The job this driver runs as.
+    public nonisolated let jobID: String
+    /// The head's address.
+    public nonisolated let headAddress: String
+    private let head: Socket
+    private let config: RuntimeConfig
+    private var logger = Logger(label: "shoal.driver")
+    private nonisolated let nextObjectID = Atomic<UInt64>(1)
+
+    private var objects: [ObjectID: ObjectEntry] = [:]
+    private var tasks: [UInt64: TaskEntry] = [:]
+    private var queues: [TaskOptions.Shape: ShapeQueue] = [:]
+    private var leases: [UInt64: Lease] = [:]
+    private var leaseRequests: [UInt64: TaskOptions.Shape] = [:]
+    private var replies: [UInt64: CheckedContinuation<Envelope, any Error>] = [:]
+    private var nextRequestID: UInt64 = 1
+    private var nextWaiterToken = 1
+    private var pumpScheduled = false
+    private var finished: UInt64 = 0
+    private var closed = false
+
+    private init(loop: EventLoop, head: Socket, headAddress: String, jobID: String, config: RuntimeConfig) {
+        self.loop = loop
+        self.head = head
+        self.headAddress = headAddress
+        self.jobID = jobID
+        self.config = config
+    }
+
+    /// Connects to the head, registers this executable as the job's package, and starts the
+    /// driver's loop.
+    /// - Parameters:
+    ///   - jobID: the job to run as; empty lets the head choose.
+    ///   - executable: the binary executors of this job run; default: this process's.
+    /// - Throws: `ClusterError.connectionFailed` when no head answers within `timeout`.
+    public static func connect(
+        headAddress: String, jobID: String = "", executable: String = ChildProcess.currentExecutable,
+        config: RuntimeConfig, timeout: Duration = .seconds(10)
+    ) async throws -> DriverCore {
+        let package = try SHA256.hexDigest(ofFile: executable)
+        let loop = EventLoop(name: "shoal-driver")
+        let head = try Socket(.dealer)
+        try head.setUnboundedQueues()
+        try head.setRoutingID("driver:\(getpid()):\(UInt32.random(in: 0...UInt32.max))")
+        try head.connect(headAddress)
+        let core = DriverCore(loop: loop, head: head, headAddress: headAddress, jobID: jobID, config: config)
+        let accepted = try await core.handshake(package: package, executable: executable, timeout: timeout)
+        return DriverCore(adopting: core, jobID: accepted)
+    }
+
+    /// The connected core: the same loop and socket, now knowing its job id.
+    private init(adopting core: DriverCore, jobID: String) {
+        self.init(loop: core.loop, head: core.head, headAddress: core.headAddress, jobID: jobID, config: core.config)
+        loop.execute { [self] in self.assumeIsolated { $0.startServing() } }
+    }
+
+    private func handshake(package: String, executable: String, timeout: Duration) async throws -> String {
+        loop.register(head) { [unowned self] message in self.assumeIsolated { $0.receiveFromHead(message) } }
+        defer { loop.unregister(head) }
+        var connect = Shoal_V1_ConnectDriver()
+        connect.packageSha256 = package
+        connect.pid = getpid()
+        connect.host = ProcessInfo.processInfo.hostName
+        connect.jobID = jobID
+        let reply = try await request(.connectDriver(connect), timeout: timeout, what: "connecting to the head at \(headAddress)")
+        guard case .driverAccepted(let accepted) = reply.body else {
+            throw ClusterError.connectionFailed("the head at \(headAddress) did not accept the driver: \(reply.body.map { "\($0)" } ?? "empty reply")")
+        }
+        if accepted.packageNeeded {
+            guard let bytes = FileManager.default.contents(atPath: executable) else {
+                throw ClusterError.notFound("cannot read the job's executable at \(executable)")
+            }
+            var upload = Shoal_V1_UploadPackage()
+            upload.sha256 = package
+            let stored = try await request(.uploadPackage(upload), payloads: [[UInt8](bytes)], timeout: .seconds(120), what: "uploading the job's executable")
+            guard case .packageStored = stored.body else {
+                throw ClusterError.peerError("the head did not store the job's executable: \(stored.body.map { "\($0)" } ?? "")")
+            }
+        }
+        return accepted.jobID
+    }
+
+    private func startServing() {
+        loop.register(head) { [unowned self] message in self.assumeIsolated { $0.receiveFromHead(message) } }
+        loop.schedule(after: config.heartbeatInterval, repeating: config.heartbeatInterval) { [unowned self] in
+            self.assumeIsolated { $0.heartbeat() }
+        }
+        loop.schedule(after: .milliseconds(50), repeating: .milliseconds(50)) { [unowned self] in
+            self.assumeIsolated { $0.returnIdleLeases() }
+        }
+    }
+
+    /// Sends a request to the head and waits for its reply.
+    private func request(
+        _ body: Envelope.OneOf_Body, payloads: [[UInt8]] = [], timeout: Duration, what: String
+    ) async throws -> Envelope {
+        guard !closed else { throw ClusterError.shutDown("the cluster handle was shut down") }
+        let id = nextRequestID
+        nextRequestID += 1
+        var timer: Int?
+        defer { if let timer { loop.cancelTimer(timer) } }
+        let reply = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Envelope, any Error>) in
+            do {
+                try head.send(Envelope(id, body), payloads: payloads)
+            } catch {
+                continuation.resume(throwing: ClusterError.connectionFailed("\(what): \(error)"))
+                return
+            }
+            replies[id] = continuation
+            timer = loop.schedule(after: timeout) { [unowned self] in
+                self.assumeIsolated { core in
+                    core.replies.removeValue(forKey: id)?.resume(throwing: ClusterError.timeout("\(what): no reply within \(timeout)"))
+                }
+            }
+        }
+        if case .error(let error) = reply.body {
+            throw ClusterError.peerError("\(what): \(error.message)")
+        }
+        return reply
+    }
+
+    /// The head's view of the cluster.
+    public func status(timeout: Duration = .seconds(5)) async throws -> Shoal_V1_StatusReply {
+        let reply = try await request(.statusRequest(Shoal_V1_StatusRequest()), timeout: timeout, what: "asking the head for status")
+        guard case .statusReply(let status) = reply.body else { throw ClusterError.peerError("unexpected status reply") }
+        return status
+    }
+
+    // MARK: submitting
+
+    /// Submits a task; returns its result's reference at once.
+    /// - Throws: `BinaryCodingError` when the input cannot be encoded, `ClusterError` when the
+    ///   options are invalid.
+    public nonisolated func submit<Input, Output>(
+        _ task: RemoteTask<Input, Output>, _ input: Input, options: TaskOptions? = nil
+    ) throws -> ObjectRef<Output> {
+        let options = options ?? task.options
+        try options.resources.validate()
+        guard options.maxRetries >= 0 else {
+            throw ClusterError.invalidArgument("maxRetries must be >= 0, not \(options.maxRetries)")
+        }
+        let collector = DependencyCollector()
+        var encoder = BinaryEncoder()
+        encoder.userInfo[.shoalDependencies] = collector
+        let bytes = try encoder.encode(input)
+        let id = nextObjectID.wrappingAdd(1, ordering: .relaxed).oldValue
+        let storage = RefStorage(owner: self, id: id)
+        let entry = TaskEntry(
+            id: id, name: task.name, input: bytes, dependencies: collector.ids,
+            dependencyStorages: collector.storages, options: options, retriesLeft: options.maxRetries)
+        if loop.inLoop {
+            assumeIsolated { $0.accept(entry) }
+        } else {
+            loop.execute { [self] in self.assumeIsolated { $0.accept(entry) } }
+        }
+        return ObjectRef(id: id, storage: storage)
+    }
+
+    private func accept(_ task: TaskEntry) {
+        var task = task
+        objects[task.id] = ObjectEntry()
+        for dependency in task.dependencies {
+            switch objects[dependency]?.state {
+            case .ready?: continue
+            case .failed(let error)?:
+                tasks[task.id] = task
+                complete(task.id, .failed(TaskError(.dependencyFailed, task: task.name, message: error.description)))
+                return
+            case .pending?:
+                objects[dependency]?.dependents.append(task.id)
+                task.unresolved += 1
+            case nil:
+                tasks[task.id] = task
+                complete(task.id, .failed(TaskError(.dependencyFailed, task: task.name, message: "object \(dependency) is unknown to this driver")))
+                return
+            }
+        }
+        tasks[task.id] = task
+        if task.unresolved == 0 { makeReady(task.id, shape: task.options.shape) }
+    }
+
+    private func makeReady(_ id: UInt64, shape: TaskOptions.Shape, front: Bool = false) {
+        if front {
+            queues[shape, default: ShapeQueue()].pushFront(id)
+        } else {
+            queues[shape, default: ShapeQueue()].tasks.append(id)
+        }
+        schedulePump()
+    }
+
+    private func schedulePump() {
+        guard !pumpScheduled else { return }
+        pumpScheduled = true
+        loop.execute { [self] in
+            self.assumeIsolated { core in
+                core.pumpScheduled = false
+                core.pump()
+            }
+        }
+    }
+
+    /// Sends queued tasks to leased executors, and asks for more leases while work waits.
+    private func pump() {
+        for shape in Array(queues.keys) {
+            guard var queue = queues[shape], !queue.isEmpty else { continue }
+            let depth = max(2, min(config.pipelineDepth, Int((0.004 / queue.meanSeconds).rounded(.up))))
+            // Pipeline only onto executors that are making progress: a task queued behind a
+            // long-running one would wait while another executor idles.
+            let now = ContinuousClock.now
+            let stall = Duration.seconds(max(0.002, 4 * queue.meanSeconds))
+            var open = leases.values.filter {
+                $0.shape == shape && $0.inFlight.count < depth && ($0.inFlight.isEmpty || now - $0.lastProgress < stall)
+            }.map(\.id)
+            open.sort { leases[$0]!.inFlight.count < leases[$1]!.inFlight.count }
+            for (index, leaseID) in open.enumerated() where !queue.isEmpty {
+                let capacity = depth - leases[leaseID]!.inFlight.count
+                let fairShare = (queue.count + open.count - index - 1) / (open.count - index)
+                var batch: [UInt64] = []
+                while batch.count < min(capacity, max(1, fairShare)), let id = queue.popFirst() {
+                    if tasks[id] != nil { batch.append(id) }
+                }
+                if !batch.isEmpty { send(batch, to: leaseID) }
+            }
+            let leaseCount = leases.values.filter { $0.shape == shape }.count
+            if !queue.isEmpty && queue.outstandingRequests < 4 && queue.outstandingRequests < queue.count {
+                let wanted = min(4 - queue.outstandingRequests, max(1, queue.count / depth - leaseCount))
+                for _ in 0..<max(1, wanted) { requestLease(for: shape, queue: &queue) }
+            }
+            queues[shape] = queue
+        }
+    }
+
+    private func requestLease(for shape: TaskOptions.Shape, queue: inout ShapeQueue) {
+        var request = Shoal_V1_RequestLease()
+        request.resources = shape.resources.proto
+        switch shape.strategy {
+        case .default: request.strategy = .default
+        case .spread: request.strategy = .spread
+        case .nodeAffinity(let nodeID, let soft):
+            request.strategy = .nodeAffinity
+            request.nodeID = nodeID
+            request.soft = soft
+        }
+        let id = nextRequestID
+        nextRequestID += 1
+        leaseRequests[id] = shape
+        queue.outstandingRequests += 1
+        logger.debug("lease requested", metadata: ["request": "\(id)", "queued": "\(queue.count)", "outstanding": "\(queue.outstandingRequests)"])
+        do {
+            try head.send(Envelope(id, .requestLease(request)))
+        } catch {
+            logger.error("cannot reach the head", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func send(_ batch: [UInt64], to leaseID: UInt64) {
+        guard var lease = leases[leaseID] else { return }
+        var push = Shoal_V1_PushTasks()
+        push.tasks.reserveCapacity(batch.count)
+        var frames: [[UInt8]] = []
+        var dependencyFrames: [ObjectID: UInt32] = [:]
+        let now = ContinuousClock.now
+        for id in batch {
+            guard var task = tasks[id] else { continue }
+            var spec = Shoal_V1_TaskSpec()
+            spec.taskID = id
+            spec.name = task.name
+            frames.append(task.input)
+            spec.inputFrame = UInt32(frames.count)
+            for dependency in task.dependencies {
+                guard case .ready(let value)? = objects[dependency]?.state else { continue }
+                let frame: UInt32
+                if let existing = dependencyFrames[dependency] {
+                    frame = existing
+                } else {
+                    frames.append(value)
+                    frame = UInt32(frames.count)
+                    dependencyFrames[dependency] = frame
+                }
+                var resolved = Shoal_V1_ResolvedDependency()
+                resolved.objectID = dependency
+                resolved.frame = frame
+                spec.dependencies.append(resolved)
+            }
+            task.leaseID = leaseID
+            task.sentAt = now
+            tasks[id] = task
+            if lease.inFlight.isEmpty { lease.lastProgress = now }
+            lease.inFlight.insert(id)
+            push.tasks.append(spec)
+        }
+        leases[leaseID] = lease
+        if batch.count < 4 { logger.trace("tasks sent", metadata: ["lease": "\(leaseID)", "tasks": "\(batch)"]) }
+        do {
+            try lease.socket.send(Envelope(0, .pushTasks(push)), payloads: frames)
+        } catch {
+            loseLease(leaseID, reason: "cannot send to its executor: \(error)")
+        }
+    }
+
+    // MARK: receiving
+
+    private func receiveFromHead(_ message: ShoalTransport.Message) {
+        guard let incoming = try? Incoming(message, routed: false) else {
+            logger.warning("malformed message from the head")
+            return
+        }
+        let envelope = incoming.envelope
+        if let continuation = replies.removeValue(forKey: envelope.requestID) {
+            continuation.resume(returning: envelope)
+            return
+        }
+        switch envelope.body {
+        case .leaseGranted(let granted): leaseGranted(granted, requestID: envelope.requestID)
+        case .leaseLost(let lost): loseLease(lost.leaseID, reason: lost.reason)
+        case .error(let error):
+            if let shape = leaseRequests.removeValue(forKey: envelope.requestID) {
+                queues[shape]?.outstandingRequests -= 1
+                failQueued(shape, code: error.code == .infeasible ? .infeasible : .systemFailure, message: error.message)
+            } else {
+                logger.warning("the head reported an error", metadata: ["error": "\(error.message)"])
+            }
+        default:
+            break
+        }
+    }
+
+    private func leaseGranted(_ granted: Shoal_V1_LeaseGranted, requestID: UInt64) {
+        guard let shape = leaseRequests.removeValue(forKey: requestID) else {
+            returnLease(granted.leaseID)
+            return
+        }
+        queues[shape]?.outstandingRequests -= 1
+        logger.debug("lease granted", metadata: ["lease": "\(granted.leaseID)", "request": "\(requestID)", "node": "\(granted.nodeID)"])
+        do {
+            let socket = try Socket(.dealer)
+            try socket.setUnboundedQueues()
+            try socket.connect(granted.executorAddress)
+            let leaseID = granted.leaseID
+            loop.register(socket) { [unowned self] message in
+                self.assumeIsolated { $0.receiveResults(message, leaseID: leaseID) }
+            }
+            leases[leaseID] = Lease(id: leaseID, shape: shape, socket: socket, nodeID: granted.nodeID)
+            pump()
+        } catch {
+            returnLease(granted.leaseID)
+        }
+    }
+
+    private func returnLease(_ id: UInt64) {
+        var returned = Shoal_V1_ReturnLease()
+        returned.leaseID = id
+        try? head.send(Envelope(0, .returnLease(returned)))
+    }
+
+    private func receiveResults(_ message: ShoalTransport.Message, leaseID: UInt64) {
+        guard let incoming = try? Incoming(message, routed: false), case .taskResults(let results) = incoming.envelope.body else {
+            logger.warning("malformed message from an executor", metadata: ["lease": "\(leaseID)"])
+            return
+        }
+        let now = ContinuousClock.now
+        for result in results.results {
+            // A late answer from an executor already given up on is dropped: each result once.
+            guard let task = tasks[result.taskID], task.leaseID == leaseID else { continue }
+            leases[leaseID]?.inFlight.remove(result.taskID)
+            leases[leaseID]?.idleSince = now
+            leases[leaseID]?.lastProgress = now
+            let seconds = Double((now - task.sentAt).milliseconds) / 1000 + 0.00005
+            if let mean = queues[task.options.shape]?.meanSeconds {
+                queues[task.options.shape]?.meanSeconds = 0.8 * mean + 0.2 * seconds
+            }
+            if result.hasFailure {
+                let failure = result.failure
+                if failure.applicationError && task.options.retryExceptions && task.retriesLeft > 0 {
+                    retry(result.taskID)
+                    continue
+                }
+                let code: TaskError.Code
+                switch failure.errorType {
+                case "CancellationError": code = .cancelled
+                case "UnknownTask": code = .unknownTask
+                case "BadInput": code = .badInput
+                default: code = failure.applicationError ? .remote : .systemFailure
+                }
+                complete(result.taskID, .failed(TaskError(code, task: task.name, message: failure.message, errorType: failure.errorType)))
+            } else {
+                do {
+                    complete(result.taskID, .ready(try incoming.payload(result.frame)))
+                } catch {
+                    complete(result.taskID, .failed(TaskError(.systemFailure, task: task.name, message: "\(error)")))
+                }
+            }
+        }
+        schedulePump()
+    }
+
+    private func retry(_ id: UInt64) {
+        guard var task = tasks[id] else { return }
+        task.retriesLeft -= 1
+        task.leaseID = nil
+        tasks[id] = task
+        makeReady(id, shape: task.options.shape, front: true)
+    }
+
+    /// A lease's executor or node is gone: its in-flight tasks are retried or failed.
+    private func loseLease(_ leaseID: UInt64, reason: String) {
+        guard let lease = leases.removeValue(forKey: leaseID) else { return }
+        loop.unregister(lease.socket)
+        lease.socket.close()
+        logger.warning("lost a lease", metadata: ["lease": "\(leaseID)", "reason": "\(reason)"])
+        for id in lease.inFlight.sorted().reversed() {
+            guard let task = tasks[id] else { continue }
+            if task.retriesLeft > 0 {
+                retry(id)
+            } else {
+                complete(id, .failed(TaskError(.systemFailure, task: task.name, message: "\(reason); no retries left")))
+            }
+        }
+        schedulePump()
+    }
+
+    private func failQueued(_ shape: TaskOptions.Shape, code: TaskError.Code, message: String) {
+        guard var queue = queues[shape] else { return }
+        while let id = queue.popFirst() {
+            guard let task = tasks[id] else { continue }
+            complete(id, .failed(TaskError(code, task: task.name, message: message)))
+        }
+        queues[shape] = queue
+    }
+
+    /// Records a task's outcome, wakes its waiters and moves its dependents on.
+    private func complete(_ id: UInt64, _ state: ObjectEntry.State) {
+        guard let task = tasks.removeValue(forKey: id) else { return }
+        if let leaseID = task.leaseID { leases[leaseID]?.inFlight.remove(id) }
+        finished += 1
+        guard var entry = objects[id] else { return }
+        entry.state = state
+        let waiters = entry.waiters
+        let dependents = entry.dependents
+        entry.waiters = []
+        entry.dependents = []
+        if entry.released {
+            objects[id] = nil
+        } else {
+            objects[id] = entry
+        }
+        for waiter in waiters {
+            switch state {
+            case .ready(let bytes): waiter.continuation.resume(returning: bytes)
+            case .failed(let error): waiter.continuation.resume(throwing: error)
+            case .pending: break
+            }
+        }
+        for dependent in dependents {
+            guard var next = tasks[dependent] else { continue }
+            if case .failed(let error) = state {
+                complete(dependent, .failed(TaskError(.dependencyFailed, task: next.name, message: error.description)))
+                continue
+            }
+            next.unresolved -= 1
+            tasks[dependent] = next
+            if next.unresolved == 0 { makeReady(dependent, shape: next.options.shape) }
+        }
+    }
+
+    // MARK: results
+
+    /// Waits for an object's bytes.
+    func value(of id: ObjectID, timeout: Duration?) async throws -> [UInt8] {
+        if case .ready(let bytes)? = objects[id]?.state { return bytes }
+        let token = nextWaiterToken
+        nextWaiterToken += 1
+        var timer: Int?
+        defer { if let timer { loop.cancelTimer(timer) } }
+        // Everything is checked again inside the continuation's body: it is the only place
+        // guaranteed to run in one piece with the waiter's registration.
+        return try await withCheckedThrowingContinuation { continuation in
+            guard let entry = objects[id] else {
+                continuation.resume(throwing: ClusterError.notFound("object \(id) is not owned by this driver"))
+                return
+            }
+            switch entry.state {
+            case .ready(let bytes):
+                continuation.resume(returning: bytes)
+                return
+            case .failed(let error):
+                continuation.resume(throwing: error)
+                return
+            case .pending:
+                break
+            }
+            guard !closed else {
+                continuation.resume(throwing: ClusterError.shutDown("the cluster handle was shut down"))
+                return
+            }
+            objects[id]?.waiters.append((token, continuation))
+            if let timeout {
+                timer = loop.schedule(after: timeout) { [unowned self] in
+                    self.assumeIsolated { core in
+                        guard let index = core.objects[id]?.waiters.firstIndex(where: { $0.token == token }) else { return }
+                        let waiter = core.objects[id]?.waiters.remove(at: index)
+                        waiter?.continuation.resume(throwing: ClusterError.timeout("object \(id) was not ready within \(timeout)"))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits for several objects' bytes, in order, in one call.
+    public func values(of ids: [ObjectID], timeout: Duration?) async throws -> [[UInt8]] {
+        let deadline = timeout.map { ContinuousClock.now + $0 }
+        var values: [[UInt8]] = []
+        values.reserveCapacity(ids.count)
+        for id in ids {
+            if case .ready(let bytes)? = objects[id]?.state {
+                values.append(bytes)
+            } else {
+                values.append(try await value(of: id, timeout: deadline.map { max(.zero, $0 - .now) }))
+            }
+        }
+        return values
+    }
+
+    /// Whether an object's task has finished (with a value or an error).
+    func isFinished(_ id: ObjectID) -> Bool {
+        switch objects[id]?.state {
+        case .pending?: false
+        default: true
+        }
+    }
+
+    /// Waits until `count` of `ids` are finished or `timeout` passes.
+    /// - Returns: the finished ids, in the order given.
+    public func waitFinished(_ ids: [ObjectID], count: Int, timeout: Duration?) async -> [ObjectID] {
+        let deadline = timeout.map { ContinuousClock.now + $0 }
+        while true {
+            let done = ids.filter { isFinished($0) }
+            if done.count >= count { return done }
+            if let deadline, ContinuousClock.now >= deadline { return done }
+            // Wait for the first pending one to finish, or a slice of the timeout.
+            guard let pending = ids.first(where: { !isFinished($0) }) else { return done }
+            let slice: Duration = deadline.map { min(.milliseconds(100), $0 - .now) } ?? .seconds(3600)
+            _ = try? await value(of: pending, timeout: max(slice, .milliseconds(1)))
+        }
+    }
+
+    /// Cancels a task: dropped if still queued, interrupted if running.
+    public func cancel(_ id: ObjectID) {
+        guard let task = tasks[id] else { return }
+        if let leaseID = task.leaseID, let lease = leases[leaseID] {
+            var cancel = Shoal_V1_CancelTasks()
+            cancel.taskIds = [id]
+            try? lease.socket.send(Envelope(0, .cancelTasks(cancel)))
+        } else {
+            complete(id, .failed(TaskError(.cancelled, task: task.name, message: "cancelled before it ran")))
+        }
+    }
+
+    nonisolated func releaseFromAnyThread(_ id: ObjectID) {
+        loop.execute { [self] in self.assumeIsolated { $0.release(id) } }
+    }
+
+    private func release(_ id: ObjectID) {
+        guard var entry = objects[id] else { return }
+        if case .pending = entry.state {
+            entry.released = true
+            objects[id] = entry
+        } else {
+            objects[id] = nil
+        }
+    }
+
+    // MARK: housekeeping
+
+    private func heartbeat() {
+        var beat = Shoal_V1_DriverHeartbeat()
+        let running = leases.values.reduce(0) { $0 + $1.inFlight.count }
+        beat.tasksRunning = UInt64(running)
+        beat.tasksQueued = UInt64(max(0, tasks.count - running))
+        beat.tasksFinished = finished
+        try? head.send(Envelope(0, .driverHeartbeat(beat)))
+        logger.debug(
+            "driver state",
+            metadata: [
+                "tasks": "\(tasks.count)", "objects": "\(objects.count)", "leases": "\(leases.count)",
+                "waiting": "\(objects.values.filter { !$0.waiters.isEmpty }.count)",
+                "queued": "\(queues.values.map(\.count))", "outstanding": "\(queues.values.map(\.outstandingRequests))",
+            ])
+    }
+
+    private func returnIdleLeases() {
+        let now = ContinuousClock.now
+        for lease in leases.values where lease.inFlight.isEmpty && (queues[lease.shape]?.isEmpty ?? true) {
+            guard now - lease.idleSince > config.leaseIdleTimeout else { continue }
+            leases[lease.id] = nil
+            loop.unregister(lease.socket)
+            lease.socket.close()
+            logger.debug("lease returned", metadata: ["lease": "\(lease.id)"])
+            returnLease(lease.id)
+        }
+    }
+
+    /// Numbers for `cluster status` and tests: leases held and objects owned.
+    public func counters() -> (leases: Int, objects: Int, tasks: Int) {
+        (leases.count, objects.count, tasks.count)
+    }
+
+    /// Returns every lease, tells the head the job is done, fails what still waits, and stops
+    /// the loop.
+    public func disconnect() {
+        guard !closed else { return }
+        closed = true
+        for lease in leases.values {
+            loop.unregister(lease.socket)
+            lease.socket.close()
+        }
+        leases.removeAll()
+        try? head.send(Envelope(0, .disconnectDriver(Shoal_V1_DisconnectDriver())))
+        for (id, entry) in objects {
+            for waiter in entry.waiters {
+                waiter.continuation.resume(throwing: ClusterError.shutDown("the cluster handle was shut down while object \(id) was pending"))
+            }
+            objects[id]?.waiters = []
+        }
+        for continuation in replies.values {
+            continuation.resume(throwing: ClusterError.shutDown("the cluster handle was shut down"))
+        }
+        replies.removeAll()
+        let loop = self.loop
+        // Give the disconnect a moment to leave before the socket closes with the loop.
+        loop.schedule(after: .milliseconds(20)) { loop.shutdown() }
+    }
+}

@@ -1,0 +1,224 @@
+import Foundation
+import Logging
+import ShoalTransport
+import ShoalWire
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs a job's tasks in an executor process: drivers holding a lease push tasks straight to
+/// it, and it answers with their results.
+///
+/// Tasks of one lease run one after another, on the service's own loop thread: a task that
+/// computes takes the thread, which is what its CPU lease is for, and one that awaits lets the
+/// loop serve messages meanwhile.
+public actor ExecutorService {
+    struct QueuedTask {
+        var driver: [UInt8]
+        var spec: Shoal_V1_TaskSpec
+        var input: [UInt8]
+        var resolved: ResolvedObjects
+    }
+
+    nonisolated let loop: EventLoop
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { loop.asUnownedSerialExecutor() }
+
+    /// Where drivers reach this executor.
+    public nonisolated let address: String
+    private let executorID: String
+    private let socket: Socket
+    private let node: Socket
+    private let registry: TaskRegistry
+    private var queue: [QueuedTask] = []
+    private var queueHead = 0
+    private var running = false
+    private var cancelled: Set<UInt64> = []
+    private var currentTask: (id: UInt64, handle: Task<[UInt8], any Error>)?
+    private var outbox: [[UInt8]: (results: [Shoal_V1_TaskResult], frames: [[UInt8]])] = [:]
+    private var outboxOpened = ContinuousClock.now
+    private var resultsWaiting = 0
+    private var malformed: UInt64 = 0
+    private let parent = getppid()
+    private var logger = Logger(label: "shoal.executor")
+
+    /// Starts serving and says hello to the node daemon at `nodeAddress`.
+    public init(executorID: String, nodeAddress: String, host: String, registry: TaskRegistry) async throws {
+        let loop = EventLoop(name: "shoal-executor")
+        self.loop = loop
+        self.executorID = executorID
+        self.registry = registry
+        socket = try Socket(.router)
+        try socket.setUnboundedQueues()
+        address = try socket.bind("tcp://\(host):0")
+        node = try Socket(.dealer)
+        try node.connect(nodeAddress)
+        logger[metadataKey: "executor"] = "\(executorID)"
+        await start()
+    }
+
+    private func start() {
+        loop.register(socket) { [unowned self] message in self.assumeIsolated { $0.receive(message) } }
+        loop.register(node) { [unowned self] message in self.assumeIsolated { $0.receiveFromNode(message) } }
+        loop.schedule(after: .milliseconds(200), repeating: .milliseconds(200)) { [unowned self] in
+            self.assumeIsolated { $0.watchParent() }
+        }
+        var hello = Shoal_V1_ExecutorHello()
+        hello.executorID = executorID
+        hello.address = address
+        hello.pid = getpid()
+        try? node.send(Envelope(0, .executorHello(hello)))
+    }
+
+    /// An executor lives as long as its node daemon.
+    private func watchParent() {
+        if getppid() != parent || isStopRequested {
+            exit(0)
+        }
+    }
+
+    private func receiveFromNode(_ message: ShoalTransport.Message) {
+        guard let incoming = try? Incoming(message, routed: false) else {
+            malformed += 1
+            return
+        }
+        if case .shutdownCluster = incoming.envelope.body { exit(0) }
+    }
+
+    private func receive(_ message: ShoalTransport.Message) {
+        let incoming: Incoming
+        do {
+            incoming = try Incoming(message, routed: true)
+        } catch {
+            malformed += 1
+            if let peer = message.frames.first, message.frames.count > 1 {
+                try? socket.send(.error(0, .malformed, "\(error)"), to: peer)
+            }
+            return
+        }
+        switch incoming.envelope.body {
+        case .pushTasks(let push):
+            do {
+                try enqueue(push, from: incoming)
+            } catch {
+                malformed += 1
+                try? socket.send(.error(incoming.envelope.requestID, .malformed, "\(error)"), to: incoming.sender)
+            }
+        case .cancelTasks(let cancel):
+            for id in cancel.taskIds {
+                cancelled.insert(id)
+                if currentTask?.id == id { currentTask?.handle.cancel() }
+            }
+        default:
+            malformed += 1
+            try? socket.send(.error(incoming.envelope.requestID, .malformed, "executors take PushTasks and CancelTasks"), to: incoming.sender)
+        }
+    }
+
+    private func enqueue(_ push: Shoal_V1_PushTasks, from incoming: Incoming) throws {
+        // Parse the whole batch before queueing any of it, so a bad batch leaves nothing behind.
+        var parsed: [QueuedTask] = []
+        parsed.reserveCapacity(push.tasks.count)
+        for spec in push.tasks {
+            var values: [ObjectID: [UInt8]] = [:]
+            for dependency in spec.dependencies {
+                values[dependency.objectID] = try incoming.payload(dependency.frame)
+            }
+            parsed.append(
+                QueuedTask(
+                    driver: incoming.sender, spec: spec, input: try incoming.payload(spec.inputFrame),
+                    resolved: values.isEmpty ? .empty : ResolvedObjects(values)))
+        }
+        queue.append(contentsOf: parsed)
+        if !running {
+            running = true
+            Task(executorPreference: loop) { await self.drain() }
+        }
+    }
+
+    private func drain() async {
+        while queueHead < queue.count {
+            let task = queue[queueHead]
+            queueHead += 1
+            if queueHead > 1024 && queueHead * 2 > queue.count {
+                queue.removeFirst(queueHead)
+                queueHead = 0
+            }
+            let started = ContinuousClock.now
+            let result = await run(task)
+            addResult(result.0, frame: result.1, for: task.driver)
+            // Trivial tasks' results go back in batches; anything longer goes at once, so a
+            // result never waits behind more than one following task.
+            let now = ContinuousClock.now
+            if queueHead >= queue.count || resultsWaiting >= 64 || now - started > .microseconds(100)
+                || now - outboxOpened > .milliseconds(1)
+            {
+                flush()
+            }
+        }
+        queue.removeAll(keepingCapacity: true)
+        queueHead = 0
+        running = false
+        flush()
+    }
+
+    private func run(_ task: QueuedTask) async -> (Shoal_V1_TaskResult, [UInt8]?) {
+        var result = Shoal_V1_TaskResult()
+        result.taskID = task.spec.taskID
+        func failure(_ message: String, type: String, application: Bool) -> (Shoal_V1_TaskResult, [UInt8]?) {
+            var failure = Shoal_V1_RemoteFailure()
+            failure.taskName = task.spec.name
+            failure.message = message
+            failure.errorType = type
+            failure.applicationError = application
+            result.failure = failure
+            return (result, nil)
+        }
+        if cancelled.remove(task.spec.taskID) != nil {
+            return failure("cancelled", type: "CancellationError", application: false)
+        }
+        guard let invoker = registry.invoker(named: task.spec.name) else {
+            return failure("no task named '\(task.spec.name)' is registered in this binary", type: "UnknownTask", application: false)
+        }
+        let call = invoker.call
+        let handle = Task(executorPreference: loop) { try await call(task.input, task.resolved) }
+        currentTask = (task.spec.taskID, handle)
+        defer { currentTask = nil }
+        do {
+            return (result, try await handle.value)
+        } catch is CancellationError {
+            return failure("cancelled", type: "CancellationError", application: false)
+        } catch TaskInvocationError.badInput(let message) {
+            return failure(message, type: "BadInput", application: false)
+        } catch {
+            return failure(String(describing: error), type: String(reflecting: type(of: error)), application: true)
+        }
+    }
+
+    private func addResult(_ result: Shoal_V1_TaskResult, frame: [UInt8]?, for driver: [UInt8]) {
+        if outbox.isEmpty { outboxOpened = .now }
+        var result = result
+        var entry = outbox[driver] ?? ([], [])
+        if let frame {
+            entry.frames.append(frame)
+            result.frame = UInt32(entry.frames.count)
+        }
+        entry.results.append(result)
+        outbox[driver] = entry
+        resultsWaiting += 1
+    }
+
+    private func flush() {
+        for (driver, entry) in outbox {
+            var results = Shoal_V1_TaskResults()
+            results.results = entry.results
+            do {
+                try socket.send(Envelope(0, .taskResults(results)), payloads: entry.frames, to: driver)
+            } catch {
+                logger.warning("cannot return results to a driver", metadata: ["error": "\(error)"])
+            }
+        }
+        outbox.removeAll(keepingCapacity: true)
+        resultsWaiting = 0
+    }
+}

@@ -1,0 +1,465 @@
+import Foundation
+import Logging
+import ShoalTransport
+import ShoalWire
+
+/// The head: knows the nodes, the jobs and their leases, schedules leases onto nodes, stores
+/// job binaries, and finds dead nodes and drivers. It is never on the path of a task.
+public actor Head {
+    struct NodeEntry {
+        var id: String
+        var peer: [UInt8]
+        var address: String
+        var total: Resources
+        var available: Resources
+        var alive = true
+        var lastSeen = ContinuousClock.now
+        var executors: UInt32 = 0
+        var malformed: UInt64 = 0
+        var pid: Int32 = 0
+        var executorAddresses: [String] = []
+    }
+
+    struct JobEntry {
+        var id: String
+        var peer: [UInt8]
+        var package: String
+        var alive = true
+        var lastSeen = ContinuousClock.now
+        var stats = Shoal_V1_DriverHeartbeat()
+        var leases: Set<UInt64> = []
+    }
+
+    struct LeaseEntry {
+        var id: UInt64
+        var jobPeer: [UInt8]
+        var requestID: UInt64
+        var nodeID: String
+        var resources: Resources
+        var executorID = ""
+        var granted = false
+        var gpuIDs: [UInt32] = []
+    }
+
+    struct PendingLease {
+        var peer: [UInt8]
+        var requestID: UInt64
+        var request: Shoal_V1_RequestLease
+    }
+
+    nonisolated let loop: EventLoop
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { loop.asUnownedSerialExecutor() }
+
+    /// The address nodes and drivers connect to, `tcp://host:port`.
+    public nonisolated let address: String
+    private let socket: Socket
+    private let config: RuntimeConfig
+    private let packageDirectory: String
+    private var logger: Logger
+    private let scheduler = Scheduler()
+
+    private var nodes: [String: NodeEntry] = [:]
+    private var nodeOrder: [String] = []
+    private var jobs: [[UInt8]: JobEntry] = [:]
+    private var leases: [UInt64: LeaseEntry] = [:]
+    private var pending: [PendingLease] = []
+    private var nextLeaseID: UInt64 = 1
+    private var nextJobNumber = 1
+    private var malformed: UInt64 = 0
+    private var packageWaiters: [String: [(peer: [UInt8], requestID: UInt64)]] = [:]
+    private var knownPackages: Set<String> = []
+    private var gpuInUse: [String: Set<UInt32>] = [:]
+
+    /// Starts a head listening on `bind` (`tcp://0.0.0.0:6390`, port 0 for any).
+    /// - Parameters:
+    ///   - advertisedHost: the host name others use to reach it.
+    ///   - sessionDirectory: where the package store lives.
+    public init(bind: String, advertisedHost: String, sessionDirectory: String, config: RuntimeConfig) async throws {
+        let loop = EventLoop(name: "shoal-head")
+        self.loop = loop
+        self.config = config
+        logger = Logger(label: "shoal.head")
+        packageDirectory = sessionDirectory + "/packages"
+        try FileManager.default.createDirectory(atPath: packageDirectory, withIntermediateDirectories: true)
+        let socket = try Socket(.router)
+        try socket.setUnboundedQueues()
+        let bound = try socket.bind(bind)
+        self.socket = socket
+        let port = bound.split(separator: ":").last.map(String.init) ?? "0"
+        address = "tcp://\(advertisedHost):\(port)"
+        await start()
+    }
+
+    private func start() {
+        loop.register(socket) { [unowned self] message in
+            self.assumeIsolated { $0.receive(message) }
+        }
+        loop.schedule(after: config.heartbeatInterval, repeating: config.heartbeatInterval / 2) { [unowned self] in
+            self.assumeIsolated { $0.checkLiveness() }
+        }
+        logger.info("head listening", metadata: ["address": "\(address)"])
+    }
+
+    /// Stops serving and closes the socket.
+    public nonisolated func shutdown() {
+        loop.shutdown()
+    }
+
+    // MARK: receiving
+
+    private func receive(_ message: ShoalTransport.Message) {
+        let incoming: Incoming
+        do {
+            incoming = try Incoming(message, routed: true)
+        } catch {
+            malformed += 1
+            if let peer = message.frames.first, !peer.isEmpty, message.frames.count > 1 {
+                try? socket.send(.error(0, .malformed, "\(error)"), to: peer)
+            }
+            return
+        }
+        do {
+            try handle(incoming)
+        } catch {
+            malformed += 1
+            try? socket.send(.error(incoming.envelope.requestID, .malformed, "\(error)"), to: incoming.sender)
+        }
+    }
+
+    private func handle(_ incoming: Incoming) throws {
+        let peer = incoming.sender
+        let requestID = incoming.envelope.requestID
+        switch incoming.envelope.body {
+        case .registerNode(let register): registerNode(register, peer: peer, requestID: requestID)
+        case .nodeHeartbeat(let beat):
+            guard var node = nodes[beat.nodeID], node.peer == peer else {
+                try send(.error(requestID, .unknownPeer, "node \(beat.nodeID) is not registered"), to: peer)
+                return
+            }
+            guard node.alive else {
+                try send(.error(requestID, .unknownPeer, "node \(beat.nodeID) was declared dead"), to: peer)
+                return
+            }
+            node.lastSeen = .now
+            node.executors = beat.executors
+            node.malformed = beat.malformedMessages
+            node.executorAddresses = beat.executorAddresses
+            nodes[beat.nodeID] = node
+        case .executorStarted(let started): executorStarted(started)
+        case .executorExited(let exited): executorExited(exited)
+        case .fetchPackage(let fetch): try sendPackage(fetch.sha256, to: peer, requestID: requestID)
+        case .connectDriver(let connect): connectDriver(connect, peer: peer, requestID: requestID)
+        case .uploadPackage(let upload): try storePackage(upload, data: incoming.payload(1), peer: peer, requestID: requestID)
+        case .requestLease(let request):
+            guard jobs[peer]?.alive == true else {
+                try send(.error(requestID, .unknownPeer, "driver is not connected"), to: peer)
+                return
+            }
+            requestLease(PendingLease(peer: peer, requestID: requestID, request: request))
+        case .returnLease(let returned):
+            if let lease = leases[returned.leaseID], lease.jobPeer == peer { endLease(returned.leaseID, notifyNode: true) }
+        case .driverHeartbeat(let beat):
+            if var job = jobs[peer] {
+                job.lastSeen = .now
+                job.stats = beat
+                jobs[peer] = job
+            }
+        case .disconnectDriver: endJob(peer: peer, reason: "driver disconnected")
+        case .statusRequest: try send(Envelope(requestID, .statusReply(status())), to: peer)
+        case .shutdownCluster:
+            try send(Envelope(requestID, .shutdownCluster(Shoal_V1_ShutdownCluster())), to: peer)
+            for node in nodes.values where node.alive {
+                try? send(Envelope(0, .shutdownCluster(Shoal_V1_ShutdownCluster())), to: node.peer)
+            }
+        default:
+            throw MalformedMessage(reason: "the head does not take \(String(describing: incoming.envelope.body).prefix(40))")
+        }
+    }
+
+    private func send(_ envelope: Envelope, payloads: [[UInt8]] = [], to peer: [UInt8]) throws {
+        try socket.send(envelope, payloads: payloads, to: peer)
+    }
+
+    // MARK: nodes
+
+    private func registerNode(_ register: Shoal_V1_RegisterNode, peer: [UInt8], requestID: UInt64) {
+        let total = Resources(register.total)
+        if let existing = nodes[register.nodeID], existing.alive, existing.peer != peer {
+            try? send(.error(requestID, .invalidArgument, "node id \(register.nodeID) is taken"), to: peer)
+            return
+        }
+        if nodes[register.nodeID] == nil { nodeOrder.append(register.nodeID) }
+        nodes[register.nodeID] = NodeEntry(
+            id: register.nodeID, peer: peer, address: register.address, total: total, available: total,
+            pid: register.pid)
+        gpuInUse[register.nodeID] = []
+        var reply = Shoal_V1_NodeRegistered()
+        reply.heartbeatIntervalMs = UInt32(config.heartbeatInterval.milliseconds)
+        try? send(Envelope(requestID, .nodeRegistered(reply)), to: peer)
+        logger.info("node joined", metadata: ["node": "\(register.nodeID)", "resources": "\(total)"])
+        schedulePending()
+    }
+
+    private func checkLiveness() {
+        let now = ContinuousClock.now
+        for id in nodeOrder {
+            guard let node = nodes[id], node.alive, now - node.lastSeen > config.nodeTimeout else { continue }
+            declareNodeDead(id, reason: "no heartbeat for \(config.nodeTimeout)")
+        }
+        for (peer, job) in jobs where job.alive && now - job.lastSeen > config.driverTimeout {
+            endJob(peer: peer, reason: "driver silent for \(config.driverTimeout)")
+        }
+    }
+
+    private func declareNodeDead(_ id: String, reason: String) {
+        guard var node = nodes[id] else { return }
+        node.alive = false
+        node.available = Resources()
+        nodes[id] = node
+        logger.warning("node declared dead", metadata: ["node": "\(id)", "reason": "\(reason)"])
+        for lease in leases.values where lease.nodeID == id {
+            failLease(lease.id, reason: "node \(id) died (\(reason))")
+        }
+        // Leases waiting for this node may now be infeasible.
+        schedulePending()
+    }
+
+    // MARK: drivers and packages
+
+    private func connectDriver(_ connect: Shoal_V1_ConnectDriver, peer: [UInt8], requestID: UInt64) {
+        let jobID: String
+        if !connect.jobID.isEmpty {
+            jobID = connect.jobID
+        } else {
+            jobID = String(format: "job-%04d", nextJobNumber)
+            nextJobNumber += 1
+        }
+        jobs[peer] = JobEntry(id: jobID, peer: peer, package: connect.packageSha256)
+        var accepted = Shoal_V1_DriverAccepted()
+        accepted.jobID = jobID
+        accepted.packageNeeded = !hasPackage(connect.packageSha256)
+        accepted.heartbeatIntervalMs = UInt32(config.heartbeatInterval.milliseconds)
+        try? send(Envelope(requestID, .driverAccepted(accepted)), to: peer)
+        logger.info("driver connected", metadata: ["job": "\(jobID)", "pid": "\(connect.pid)"])
+    }
+
+    private func packagePath(_ sha: String) -> String { packageDirectory + "/" + sha }
+
+    private func hasPackage(_ sha: String) -> Bool {
+        if knownPackages.contains(sha) { return true }
+        if FileManager.default.fileExists(atPath: packagePath(sha)) {
+            knownPackages.insert(sha)
+            return true
+        }
+        return false
+    }
+
+    private static func isValidDigest(_ sha: String) -> Bool {
+        sha.utf8.count == 64 && sha.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
+    }
+
+    private func storePackage(_ upload: Shoal_V1_UploadPackage, data: [UInt8], peer: [UInt8], requestID: UInt64) throws {
+        guard Self.isValidDigest(upload.sha256) else {
+            try send(.error(requestID, .invalidArgument, "'\(upload.sha256.prefix(80))' is not a SHA-256 hex digest"), to: peer)
+            return
+        }
+        let actual = SHA256.hexDigest(of: data)
+        guard actual == upload.sha256 else {
+            try send(.error(requestID, .invalidArgument, "package bytes hash to \(actual), not \(upload.sha256)"), to: peer)
+            return
+        }
+        let temporary = packagePath(upload.sha256) + ".partial-\(getpid())"
+        guard FileManager.default.createFile(atPath: temporary, contents: Data(data)) else {
+            try send(.error(requestID, .unavailable, "cannot write the package store at \(packageDirectory)"), to: peer)
+            return
+        }
+        try? FileManager.default.moveItem(atPath: temporary, toPath: packagePath(upload.sha256))
+        knownPackages.insert(upload.sha256)
+        var stored = Shoal_V1_PackageStored()
+        stored.sha256 = upload.sha256
+        try send(Envelope(requestID, .packageStored(stored)), to: peer)
+    }
+
+    private func sendPackage(_ sha: String, to peer: [UInt8], requestID: UInt64) throws {
+        guard Self.isValidDigest(sha), hasPackage(sha), let data = FileManager.default.contents(atPath: packagePath(sha)) else {
+            try send(.error(requestID, .notFound, "no package \(sha.prefix(80)) in the store"), to: peer)
+            return
+        }
+        var reply = Shoal_V1_PackageData()
+        reply.sha256 = sha
+        try send(Envelope(requestID, .packageData(reply)), payloads: [[UInt8](data)], to: peer)
+    }
+
+    private func endJob(peer: [UInt8], reason: String) {
+        guard var job = jobs[peer], job.alive else { return }
+        job.alive = false
+        jobs[peer] = job
+        for leaseID in job.leases { endLease(leaseID, notifyNode: false) }
+        pending.removeAll { $0.peer == peer }
+        var end = Shoal_V1_EndJob()
+        end.jobID = job.id
+        for node in nodes.values where node.alive {
+            try? send(Envelope(0, .endJob(end)), to: node.peer)
+        }
+        logger.info("job ended", metadata: ["job": "\(job.id)", "reason": "\(reason)"])
+        schedulePending()
+    }
+
+    // MARK: leases
+
+    private func candidates() -> [Scheduler.Candidate] {
+        nodeOrder.compactMap { id in
+            nodes[id].map { Scheduler.Candidate(nodeID: id, alive: $0.alive, total: $0.total, available: $0.available) }
+        }
+    }
+
+    private static func strategy(_ request: Shoal_V1_RequestLease) -> TaskOptions.Strategy {
+        switch request.strategy {
+        case .spread: .spread
+        case .nodeAffinity: .nodeAffinity(nodeID: request.nodeID, soft: request.soft)
+        default: .default
+        }
+    }
+
+    private func requestLease(_ lease: PendingLease) {
+        let resources = Resources(lease.request.resources)
+        do {
+            try resources.validate()
+        } catch {
+            try? send(.error(lease.requestID, .invalidArgument, "\(error)"), to: lease.peer)
+            return
+        }
+        if !tryPlace(lease) { pending.append(lease) }
+    }
+
+    /// Places a lease if a node can take it now; answers infeasible ones at once.
+    /// - Returns: false when it must wait for resources.
+    private func tryPlace(_ lease: PendingLease) -> Bool {
+        let resources = Resources(lease.request.resources)
+        switch scheduler.decide(resources, strategy: Self.strategy(lease.request), nodes: candidates()) {
+        case .infeasible(let why):
+            try? send(.error(lease.requestID, .infeasible, why), to: lease.peer)
+            return true
+        case .wait:
+            return false
+        case .place(let nodeID):
+            guard var node = nodes[nodeID], var job = jobs[lease.peer] else { return true }
+            let id = nextLeaseID
+            nextLeaseID += 1
+            node.available = node.available - resources
+            nodes[nodeID] = node
+            var entry = LeaseEntry(id: id, jobPeer: lease.peer, requestID: lease.requestID, nodeID: nodeID, resources: resources)
+            let gpus = Int(resources[Resources.gpu].rounded(.up))
+            if gpus > 0 {
+                let used = gpuInUse[nodeID, default: []]
+                let free = (0..<UInt32(node.total[Resources.gpu])).filter { !used.contains($0) }
+                entry.gpuIDs = Array(free.prefix(gpus))
+                gpuInUse[nodeID, default: []].formUnion(entry.gpuIDs)
+            }
+            leases[id] = entry
+            job.leases.insert(id)
+            jobs[lease.peer] = job
+            var start = Shoal_V1_StartExecutor()
+            start.leaseID = id
+            start.jobID = job.id
+            start.packageSha256 = job.package
+            start.resources = resources.proto
+            start.gpuIds = entry.gpuIDs
+            start.headAddress = address
+            try? send(Envelope(0, .startExecutor(start)), to: node.peer)
+            return true
+        }
+    }
+
+    private func schedulePending() {
+        guard !pending.isEmpty else { return }
+        let waiting = pending
+        pending.removeAll()
+        for lease in waiting where !tryPlace(lease) { pending.append(lease) }
+    }
+
+    private func executorStarted(_ started: Shoal_V1_ExecutorStarted) {
+        guard var lease = leases[started.leaseID] else { return }
+        lease.executorID = started.executorID
+        lease.granted = true
+        leases[started.leaseID] = lease
+        var granted = Shoal_V1_LeaseGranted()
+        granted.leaseID = lease.id
+        granted.nodeID = lease.nodeID
+        granted.executorID = started.executorID
+        granted.executorAddress = started.address
+        try? send(Envelope(lease.requestID, .leaseGranted(granted)), to: lease.jobPeer)
+    }
+
+    private func executorExited(_ exited: Shoal_V1_ExecutorExited) {
+        guard leases[exited.leaseID] != nil else { return }
+        failLease(exited.leaseID, reason: "executor \(exited.executorID) \(exited.reason)")
+    }
+
+    /// Ends a lease whose executor or node died, telling its driver.
+    private func failLease(_ id: UInt64, reason: String) {
+        guard let lease = leases[id] else { return }
+        if lease.granted {
+            var lost = Shoal_V1_LeaseLost()
+            lost.leaseID = id
+            lost.reason = reason
+            try? send(Envelope(0, .leaseLost(lost)), to: lease.jobPeer)
+        } else {
+            // The driver still waits for this lease: place its request again.
+            var request = Shoal_V1_RequestLease()
+            request.resources = lease.resources.proto
+            pending.append(PendingLease(peer: lease.jobPeer, requestID: lease.requestID, request: request))
+        }
+        endLease(id, notifyNode: false)
+    }
+
+    private func endLease(_ id: UInt64, notifyNode: Bool) {
+        guard let lease = leases.removeValue(forKey: id) else { return }
+        jobs[lease.jobPeer]?.leases.remove(id)
+        if var node = nodes[lease.nodeID], node.alive {
+            node.available = node.available + lease.resources
+            nodes[lease.nodeID] = node
+            gpuInUse[lease.nodeID]?.subtract(lease.gpuIDs)
+            if notifyNode {
+                var release = Shoal_V1_ReleaseExecutor()
+                release.leaseID = id
+                try? send(Envelope(0, .releaseExecutor(release)), to: node.peer)
+            }
+        }
+        schedulePending()
+    }
+
+    // MARK: status
+
+    private func status() -> Shoal_V1_StatusReply {
+        var reply = Shoal_V1_StatusReply()
+        reply.headAddress = address
+        reply.headMalformedMessages = malformed
+        reply.pendingLeases = UInt32(pending.count)
+        reply.nodes = nodeOrder.compactMap { id in
+            guard let node = nodes[id] else { return nil }
+            var status = Shoal_V1_NodeStatus()
+            status.nodeID = id
+            status.address = node.address
+            status.alive = node.alive
+            status.total = node.total.proto
+            status.available = node.available.proto
+            status.executors = node.executors
+            status.malformedMessages = node.malformed
+            status.pid = node.pid
+            status.executorAddresses = node.executorAddresses
+            return status
+        }
+        reply.jobs = jobs.values.sorted { $0.id < $1.id }.map { job in
+            var status = Shoal_V1_JobStatus()
+            status.jobID = job.id
+            status.alive = job.alive
+            status.tasksQueued = job.stats.tasksQueued
+            status.tasksRunning = job.stats.tasksRunning
+            status.tasksFinished = job.stats.tasksFinished
+            status.leases = UInt32(job.leases.count)
+            return status
+        }
+        return reply
+    }
+}

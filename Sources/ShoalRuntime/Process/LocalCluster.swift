@@ -1,0 +1,29 @@
+import Foundation
+
+/// A head and one node daemon inside this process, on loopback: the embedded cluster that
+/// `Cluster.connect()` starts when no cluster address is known. Executors are still separate
+/// processes, started from this binary.
+public final class LocalCluster: Sendable {
+    public let head: Head
+    public let node: NodeDaemon
+
+    /// Starts the head and a node offering `cpus` CPUs (default: this machine's).
+    public init(cpus: Int? = nil, gpus: Int? = nil, config: RuntimeConfig) async throws {
+        let session = Session(directory: NSTemporaryDirectory() + "shoal-local")
+        try session.prepare()
+        head = try await Head(bind: "tcp://127.0.0.1:0", advertisedHost: "127.0.0.1", sessionDirectory: session.directory, config: config)
+        let resources = Resources(
+            cpu: Double(cpus ?? ProcessInfo.processInfo.activeProcessorCount),
+            gpu: Double(gpus ?? GPUDetection.visibleDevices().count),
+            memory: Double(ProcessInfo.processInfo.physicalMemory) * 0.7)
+        node = try await NodeDaemon(
+            headAddress: head.address, nodeID: "local", resources: resources, host: "127.0.0.1",
+            sessionDirectory: session.directory, config: config)
+    }
+
+    /// Stops the node (and its executors) and the head.
+    public func shutdown() {
+        node.shutdown()
+        head.shutdown()
+    }
+}

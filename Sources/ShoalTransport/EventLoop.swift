@@ -1,0 +1,263 @@
+import CZeroMQ
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A thread that polls its sockets, fires its timers and runs Swift jobs, one at a time.
+///
+/// The loop is a `SerialExecutor`: an actor whose `unownedExecutor` is a loop runs all its code
+/// on the loop's thread, so it may own `Socket`s. It is also a `TaskExecutor`, so async code
+/// started with the loop as its preference runs there without thread hops.
+///
+/// Sockets, handlers and timers are touched only on the loop's thread; jobs and `execute`
+/// closures may come from any thread.
+public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable {
+    private struct Registration {
+        let socket: Socket
+        let handler: (Message) -> Void
+    }
+
+    private struct Timer {
+        let id: Int
+        var deadline: ContinuousClock.Instant
+        let interval: Duration?
+        let body: () -> Void
+    }
+
+    /// Jobs and closures share one queue, so work enqueued from one thread runs in order.
+    private enum Work {
+        case job(UnownedJob)
+        case closure(@Sendable () -> Void)
+    }
+
+    private struct Inbox {
+        var work: [Work] = []
+        var sleeping = false
+        var stopping = false
+    }
+
+    public let name: String
+    private let inbox = Mutex(Inbox())
+    /// A pipe whose read end zmq_poll watches, so other threads can wake the loop.
+    private let wakeRead: Int32
+    private let wakeWrite: Int32
+    private let threadID = Mutex<pthread_t?>(nil)
+    private let finished = Mutex(false)
+    private let started = DispatchSemaphore(value: 0)
+    private let stopped = DispatchSemaphore(value: 0)
+
+    // Loop-thread state.
+    private var registrations: [Registration] = []
+    private var timers: [Timer] = []
+    private var nextTimerID = 0
+    /// Messages read from one socket before the loop moves on, so no peer starves another.
+    private let fairnessBatch = 256
+
+    /// Starts a loop on a new thread.
+    public init(name: String) {
+        self.name = name
+        var ends: [Int32] = [0, 0]
+        guard pipe(&ends) == 0 else { preconditionFailure("pipe() failed: the process is out of file descriptors") }
+        for end in ends {
+            _ = fcntl(end, F_SETFL, fcntl(end, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(end, F_SETFD, FD_CLOEXEC)
+        }
+        wakeRead = ends[0]
+        wakeWrite = ends[1]
+        let thread = Thread { [unowned self] in self.run() }
+        thread.name = name
+        thread.stackSize = 4 << 20
+        thread.start()
+        started.wait()
+    }
+
+    deinit {
+        Glibc.close(wakeRead)
+        Glibc.close(wakeWrite)
+    }
+
+    /// Whether the caller runs on this loop's thread.
+    public var inLoop: Bool {
+        guard let owner = threadID.withLock({ $0 }) else { return false }
+        return pthread_equal(owner, pthread_self()) != 0
+    }
+
+    // MARK: executors
+
+    public func enqueue(_ job: consuming ExecutorJob) {
+        let unowned = UnownedJob(job)
+        let wake = inbox.withLock { inbox -> Bool in
+            inbox.work.append(.job(unowned))
+            defer { inbox.sleeping = false }
+            return inbox.sleeping
+        }
+        if wake { signal() }
+    }
+
+    public func asUnownedSerialExecutor() -> UnownedSerialExecutor {
+        UnownedSerialExecutor(ordinary: self)
+    }
+
+    public func checkIsolated() {
+        precondition(inLoop, "expected to run on event loop '\(name)'")
+    }
+
+    public func isIsolatingCurrentContext() -> Bool? { inLoop }
+
+    /// Runs `body` on the loop's thread, soon.
+    public func execute(_ body: @escaping @Sendable () -> Void) {
+        let wake = inbox.withLock { inbox -> Bool in
+            inbox.work.append(.closure(body))
+            defer { inbox.sleeping = false }
+            return inbox.sleeping
+        }
+        if wake { signal() }
+    }
+
+    private func signal() {
+        var one: UInt8 = 1
+        _ = Glibc.write(wakeWrite, &one, 1)
+    }
+
+    // MARK: sockets and timers (loop thread only)
+
+    /// Polls `socket` and calls `handler` with each message it receives.
+    public func register(_ socket: Socket, handler: @escaping (Message) -> Void) {
+        checkIsolated()
+        registrations.append(Registration(socket: socket, handler: handler))
+    }
+
+    /// Stops polling `socket` (it stays open).
+    public func unregister(_ socket: Socket) {
+        checkIsolated()
+        registrations.removeAll { $0.socket === socket }
+    }
+
+    /// Calls `body` after `delay`, and again every `repeating` if given.
+    /// - Returns: an id for `cancelTimer(_:)`.
+    @discardableResult
+    public func schedule(after delay: Duration, repeating: Duration? = nil, _ body: @escaping () -> Void) -> Int {
+        checkIsolated()
+        nextTimerID += 1
+        timers.append(Timer(id: nextTimerID, deadline: .now + delay, interval: repeating, body: body))
+        return nextTimerID
+    }
+
+    /// Cancels a timer from `schedule`.
+    public func cancelTimer(_ id: Int) {
+        checkIsolated()
+        timers.removeAll { $0.id == id }
+    }
+
+    /// Stops the loop after the current iteration and waits for its thread to end. Sockets still
+    /// registered are closed on the loop's thread.
+    public func shutdown() {
+        let already = finished.withLock { done -> Bool in
+            defer { done = true }
+            return done
+        }
+        guard !already else { return }
+        inbox.withLock { $0.stopping = true }
+        signal()
+        if !inLoop { stopped.wait() }
+    }
+
+    // MARK: the loop
+
+    private func run() {
+        threadID.withLock { $0 = pthread_self() }
+        started.signal()
+        var items: [zmq_pollitem_t] = []
+        var batch: [Work] = []
+        while true {
+            let stopping = inbox.withLock { inbox in
+                swap(&batch, &inbox.work)
+                return inbox.stopping
+            }
+            if stopping { break }
+            for work in batch {
+                switch work {
+                case .job(let job):
+                    job.runSynchronously(isolatedTo: asUnownedSerialExecutor(), taskExecutor: asUnownedTaskExecutor())
+                case .closure(let body):
+                    body()
+                }
+            }
+            batch.removeAll(keepingCapacity: true)
+
+            let timeout = pollTimeout()
+            items.removeAll(keepingCapacity: true)
+            items.append(zmq_pollitem_t(socket: nil, fd: wakeRead, events: Int16(ZMQ_POLLIN), revents: 0))
+            for registration in registrations {
+                items.append(zmq_pollitem_t(socket: registration.socket.handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0))
+            }
+            let count = items.count
+            let ready = items.withUnsafeMutableBufferPointer { zmq_poll($0.baseAddress, Int32(count), timeout) }
+            inbox.withLock { $0.sleeping = false }
+            if ready > 0 {
+                if items[0].revents != 0 {
+                    var drained = [UInt8](repeating: 0, count: 64)
+                    while Glibc.read(wakeRead, &drained, drained.count) > 0 {}
+                }
+                // Handlers may register or unregister sockets: walk a snapshot.
+                let snapshot = registrations
+                for (index, registration) in snapshot.enumerated() where items[index + 1].revents != 0 {
+                    drain(registration)
+                }
+            }
+            fireTimers()
+        }
+        for registration in registrations { registration.socket.close() }
+        registrations.removeAll()
+        timers.removeAll()
+        stopped.signal()
+    }
+
+    private func drain(_ registration: Registration) {
+        for _ in 0..<fairnessBatch {
+            guard registrations.contains(where: { $0.socket === registration.socket }) else { return }
+            let message: Message?
+            do {
+                message = try registration.socket.receive()
+            } catch {
+                return
+            }
+            guard let message else { return }
+            registration.handler(message)
+        }
+    }
+
+    /// Milliseconds zmq_poll may wait: 0 with work queued, else until the next timer.
+    private func pollTimeout() -> Int {
+        let idle = inbox.withLock { inbox -> Bool in
+            let empty = inbox.work.isEmpty && !inbox.stopping
+            if empty { inbox.sleeping = true }
+            return empty
+        }
+        guard idle else { return 0 }
+        guard let next = timers.map(\.deadline).min() else { return -1 }
+        let wait = next - .now
+        if wait <= .zero { return 0 }
+        let (seconds, attoseconds) = wait.components
+        return Int(seconds) * 1000 + Int((attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000)
+    }
+
+    private func fireTimers() {
+        guard !timers.isEmpty else { return }
+        let now = ContinuousClock.now
+        var due: [() -> Void] = []
+        for index in timers.indices where timers[index].deadline <= now {
+            due.append(timers[index].body)
+            if let interval = timers[index].interval {
+                timers[index].deadline = now + interval
+            } else {
+                timers[index].deadline = .now + .seconds(1 << 40)
+            }
+        }
+        timers.removeAll { $0.interval == nil && $0.deadline > now + .seconds(1 << 39) }
+        for body in due { body() }
+    }
+}

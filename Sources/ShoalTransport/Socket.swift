@@ -1,0 +1,179 @@
+import CZeroMQ
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One libzmq socket. libzmq sockets are not thread-safe: a `Socket` is used by the thread of
+/// the `EventLoop` that polls it (or by one thread alone), never by two at once.
+///
+/// `@unchecked Sendable`: the handle may be handed over once, from the thread that made it to
+/// the loop thread that owns it from then on (libzmq allows such a hand-over with a memory
+/// barrier, which the loop's queue lock provides); it is never used from two threads at once.
+public final class Socket: @unchecked Sendable {
+    /// The ZeroMQ socket types Shoal uses.
+    public enum Kind: Sendable {
+        case router, dealer, pair, pub, sub, push, pull
+
+        var rawValue: Int32 {
+            switch self {
+            case .router: ZMQ_ROUTER
+            case .dealer: ZMQ_DEALER
+            case .pair: ZMQ_PAIR
+            case .pub: ZMQ_PUB
+            case .sub: ZMQ_SUB
+            case .push: ZMQ_PUSH
+            case .pull: ZMQ_PULL
+            }
+        }
+    }
+
+    let handle: UnsafeMutableRawPointer
+    public let kind: Kind
+    private var isClosed = false
+
+    /// Opens a socket of `kind` with linger 0, so closing never blocks on unsent messages.
+    /// - Throws: `ZMQError` when libzmq cannot open one (too many open files).
+    public init(_ kind: Kind, context: ZMQContext = .shared) throws {
+        guard let socket = zmq_socket(context.handle, kind.rawValue) else {
+            throw ZMQError.last("opening a socket")
+        }
+        handle = socket
+        self.kind = kind
+        try setOption(ZMQ_LINGER, Int32(0))
+        if kind == .router {
+            // An unknown routing id is an error the caller sees instead of a silent drop.
+            try setOption(ZMQ_ROUTER_MANDATORY, Int32(1))
+        }
+    }
+
+    deinit { close() }
+
+    /// Closes the socket; later calls do nothing.
+    public func close() {
+        guard !isClosed else { return }
+        isClosed = true
+        zmq_close(handle)
+    }
+
+    /// Sets an integer option (`ZMQ_SNDHWM`, `ZMQ_LINGER` …).
+    public func setOption(_ option: Int32, _ value: Int32) throws {
+        var value = value
+        guard zmq_setsockopt(handle, option, &value, MemoryLayout<Int32>.size) == 0 else {
+            throw ZMQError.last("setting socket option \(option)")
+        }
+    }
+
+    /// Sets a bytes option (`ZMQ_ROUTING_ID`, `ZMQ_SUBSCRIBE` …).
+    public func setOption(_ option: Int32, _ value: [UInt8]) throws {
+        let result = value.withUnsafeBytes { zmq_setsockopt(handle, option, $0.baseAddress, $0.count) }
+        guard result == 0 else { throw ZMQError.last("setting socket option \(option)") }
+    }
+
+    /// Lifts the send and receive high-water marks: messages queue until memory runs out instead
+    /// of being dropped or blocking. For control sockets whose peers are few and well-behaved.
+    public func setUnboundedQueues() throws {
+        try setOption(ZMQ_SNDHWM, Int32(0))
+        try setOption(ZMQ_RCVHWM, Int32(0))
+    }
+
+    /// Sets this socket's routing id, as ROUTER peers will see it.
+    public func setRoutingID(_ id: String) throws { try setOption(ZMQ_ROUTING_ID, Array(id.utf8)) }
+
+    /// Binds to an endpoint (`tcp://127.0.0.1:0` binds an ephemeral port).
+    /// - Returns: the endpoint actually bound, with the port chosen.
+    @discardableResult
+    public func bind(_ endpoint: String) throws -> String {
+        // libzmq spells "any port" as `*`.
+        let spelled = endpoint.hasSuffix(":0") ? String(endpoint.dropLast(2)) + ":*" : endpoint
+        guard zmq_bind(handle, spelled) == 0 else { throw ZMQError.last("binding \(endpoint)") }
+        return lastEndpoint ?? endpoint
+    }
+
+    /// Connects to an endpoint; libzmq reconnects by itself if the peer goes away.
+    public func connect(_ endpoint: String) throws {
+        guard zmq_connect(handle, endpoint) == 0 else { throw ZMQError.last("connecting to \(endpoint)") }
+    }
+
+    /// Drops the connection to an endpoint.
+    public func disconnect(_ endpoint: String) {
+        _ = zmq_disconnect(handle, endpoint)
+    }
+
+    /// The endpoint the socket last bound.
+    public var lastEndpoint: String? {
+        var buffer = [CChar](repeating: 0, count: 256)
+        var size = buffer.count
+        guard zmq_getsockopt(handle, ZMQ_LAST_ENDPOINT, &buffer, &size) == 0 else { return nil }
+        let bytes = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Whether a message can be read now.
+    public var canReceive: Bool {
+        var events: Int32 = 0
+        var size = MemoryLayout<Int32>.size
+        guard zmq_getsockopt(handle, ZMQ_EVENTS, &events, &size) == 0 else { return false }
+        return events & Int32(ZMQ_POLLIN) != 0
+    }
+
+    /// Sends the frames as one message.
+    /// - Parameter blocking: when false, a full queue is an error (`wouldBlock`) instead of a wait.
+    /// - Throws: `ZMQError`, e.g. EHOSTUNREACH on a ROUTER for an unknown peer.
+    public func send(_ frames: [[UInt8]], blocking: Bool = false) throws {
+        let last = frames.count - 1
+        for (index, frame) in frames.enumerated() {
+            var flags: Int32 = index < last ? ZMQ_SNDMORE : 0
+            if !blocking { flags |= ZMQ_DONTWAIT }
+            let result = frame.withUnsafeBytes { zmq_send(handle, $0.baseAddress, $0.count, flags) }
+            guard result >= 0 else { throw ZMQError.last("sending frame \(index) of \(frames.count)") }
+        }
+    }
+
+    /// Sends a message.
+    public func send(_ message: Message, blocking: Bool = false) throws {
+        try send(message.frames, blocking: blocking)
+    }
+
+    /// Receives one whole message without waiting.
+    /// - Returns: nil when none is queued.
+    public func receive() throws -> Message? {
+        try receive(blocking: false)
+    }
+
+    /// Waits up to `timeout` for one whole message; for sockets used outside an `EventLoop`.
+    /// - Returns: nil when none came in time.
+    public func receive(timeout: Duration) throws -> Message? {
+        var item = zmq_pollitem_t(socket: handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0)
+        let (seconds, attoseconds) = timeout.components
+        let milliseconds = Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000)
+        let ready = zmq_poll(&item, 1, milliseconds)
+        guard ready >= 0 else { throw ZMQError.last("polling") }
+        guard ready > 0 else { return nil }
+        return try receive(blocking: false)
+    }
+
+    /// Receives one whole message.
+    /// - Parameter blocking: when true, waits for one (up to the socket's receive timeout).
+    public func receive(blocking: Bool) throws -> Message? {
+        var frames: [[UInt8]] = []
+        var message = zmq_msg_t()
+        zmq_msg_init(&message)
+        defer { zmq_msg_close(&message) }
+        while true {
+            let flags: Int32 = (blocking || !frames.isEmpty) ? 0 : ZMQ_DONTWAIT
+            guard zmq_msg_recv(&message, handle, flags) >= 0 else {
+                let error = ZMQError.last("receiving")
+                if error.wouldBlock && frames.isEmpty { return nil }
+                throw error
+            }
+            let size = zmq_msg_size(&message)
+            if let data = zmq_msg_data(&message), size > 0 {
+                frames.append([UInt8](UnsafeRawBufferPointer(start: data, count: size)))
+            } else {
+                frames.append([])
+            }
+            if zmq_msg_more(&message) == 0 { return Message(frames) }
+        }
+    }
+}
