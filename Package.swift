@@ -87,7 +87,10 @@ let package = Package(
         ),
         .testTarget(
             name: "ShoalRuntimeTests",
-            dependencies: ["Shoal", "ShoalTestSupport"],
+            dependencies: [
+                "Shoal", "ShoalTestSupport", "ShoalWire", "ShoalTransport",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
             swiftSettings: swiftSettings
         ),
     ]

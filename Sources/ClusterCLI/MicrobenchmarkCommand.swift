@@ -59,7 +59,9 @@ struct MicrobenchmarkCommand: AsyncParsableCommand {
         _ = try await cluster.get(try (0..<200).map { try cluster.submit(BenchmarkTasks.noop, $0) })
 
         var latencies: [Double] = []
+        let loop = cluster.core.loop
         report(try await rate("single client tasks sync") { deadline in
+          try await withTaskExecutorPreference(loop) {
             var count = 0
             while ContinuousClock.now < deadline {
                 let start = ContinuousClock.now
@@ -68,6 +70,7 @@ struct MicrobenchmarkCommand: AsyncParsableCommand {
                 count += 1
             }
             return count
+          }
         })
         report(try await rate("single client tasks async") { deadline in
             var count = 0

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Timings shared by the cluster's processes. Every value can be set from the environment
 /// (`SHOAL_HEARTBEAT_MS`, `SHOAL_NODE_TIMEOUT_MS`, `SHOAL_DRIVER_TIMEOUT_MS`) so tests can
 /// shorten them.
@@ -39,4 +41,12 @@ extension Duration {
         let (seconds, attoseconds) = components
         return seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }
+}
+
+/// How long driver and executor loops poll before sleeping (`SHOAL_SPIN_US`, default 50 µs).
+enum SpinSetting {
+    static let microseconds: Int = {
+        guard let text = ProcessInfo.processInfo.environment["SHOAL_SPIN_US"], let value = Int(text), value >= 0 else { return 50 }
+        return value
+    }()
 }

@@ -80,7 +80,9 @@ public actor DriverCore {
         }
     }
 
-    nonisolated let loop: EventLoop
+    /// The driver's event loop: it owns the driver's sockets, and code that runs on it (with it
+    /// as task executor preference) reaches the driver without a thread hop.
+    public nonisolated let loop: EventLoop
     public nonisolated var unownedExecutor: UnownedSerialExecutor { loop.asUnownedSerialExecutor() }
 
     /// The job this driver runs as.
@@ -123,7 +125,7 @@ public actor DriverCore {
         config: RuntimeConfig, timeout: Duration = .seconds(10)
     ) async throws -> DriverCore {
         let package = try SHA256.hexDigest(ofFile: executable)
-        let loop = EventLoop(name: "shoal-driver")
+        let loop = EventLoop(name: "shoal-driver", spin: .microseconds(SpinSetting.microseconds))
         let head = try Socket(.dealer)
         try head.setUnboundedQueues()
         try head.setRoutingID("driver:\(getpid()):\(UInt32.random(in: 0...UInt32.max))")

@@ -44,7 +44,7 @@ public actor ExecutorService {
 
     /// Starts serving and says hello to the node daemon at `nodeAddress`.
     public init(executorID: String, nodeAddress: String, host: String, registry: TaskRegistry) async throws {
-        let loop = EventLoop(name: "shoal-executor")
+        let loop = EventLoop(name: "shoal-executor", spin: .microseconds(SpinSetting.microseconds))
         self.loop = loop
         self.executorID = executorID
         self.registry = registry

@@ -1,0 +1,71 @@
+"""Writes Benchmarks/RESULTS.md from the JSON rows of one `make bench` run."""
+import datetime
+import json
+import platform
+import subprocess
+import sys
+
+shoal = {row["name"]: row for row in json.load(open(sys.argv[1]))}
+ray = {row["name"]: row for row in json.load(open(sys.argv[2]))}
+
+
+def cpu():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def ray_version():
+    return subprocess.run([sys.executable, "-c", "import ray; print(ray.__version__)"], capture_output=True, text=True).stdout.strip()
+
+
+def fmt(row):
+    if row is None:
+        return "—"
+    value = row["mean"]
+    text = f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+    if row.get("deviation"):
+        text += f" ± {row['deviation']:,.0f}"
+    return text
+
+
+print("# Benchmarks")
+print()
+print(f"Measured {datetime.date.today()} by `make bench` on this machine ({cpu()}, {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} vCPUs),")
+print("Shoal as a release build, one run with both systems back to back. Throughput rows are the mean ± standard")
+print("deviation over trials; latencies are percentiles over every call of the sync row.")
+print()
+print("## Tasks (issue: runtime core)")
+print()
+print(f"Shoal: `cluster microbenchmark` on an embedded cluster of 2 CPUs. Ray {ray_version()}: `Benchmarks/ray_tasks.py`, the same rows")
+print("with `ray.init(num_cpus=2)`. Higher is better for rates, lower for latencies.")
+print()
+print("| row | Shoal | Ray | Shoal / Ray |")
+print("|---|---:|---:|---:|")
+for name in ["single client tasks sync", "single client tasks async", "multi client tasks async", "single client tasks and get batch"]:
+    s, r = shoal.get(name), ray.get(name)
+    ratio = f"{s['mean'] / r['mean']:.1f}×" if s and r else "—"
+    print(f"| {name} (per second) | {fmt(s)} | {fmt(r)} | {ratio} |")
+for name in ["task round trip p50", "task round trip p99"]:
+    s, r = shoal.get(name), ray.get(name)
+    ratio = f"{r['mean'] / s['mean']:.1f}× faster" if s and r else "—"
+    print(f"| {name} (µs) | {fmt(s)} | {fmt(r)} | {ratio} |")
+print()
+bare50 = shoal.get("bare ZeroMQ DEALER/ROUTER round trip p50")
+bare99 = shoal.get("bare ZeroMQ DEALER/ROUTER round trip p99")
+p50 = shoal.get("task round trip p50")
+if bare50 and p50:
+    print(f"Bare ZeroMQ DEALER/ROUTER round trip between two processes, same run: p50 {bare50['mean']:.0f} µs, p99 {bare99['mean']:.0f} µs.")
+    print(f"Shoal's trivial-task round trip is {p50['mean'] / bare50['mean']:.2f}× the bare p50.")
+    print()
+memory = [name for name in shoal if name.endswith("tasks in waves")]
+if memory:
+    rate = shoal[memory[0]]
+    peak = shoal.get("peak RSS of all Shoal processes")
+    print(f"Memory: {memory[0]} (waves of 10,000, trivial tasks) ran at {rate['mean']:,.0f} tasks/s; the peak RSS of")
+    print(f"all Shoal processes together (driver with the embedded head and node daemon, plus every executor) was {peak['mean']:,.0f} MiB.")
+    print()

@@ -1,0 +1,20 @@
+import ArgumentParser
+import Shoal
+
+/// `trading`: the platform's jobs. Runs alone on an embedded local cluster, or as a job of a
+/// running cluster (`SHOAL_ADDRESS`, or `cluster start` on this machine).
+@main
+enum Main {
+    static func main() async {
+        await Shoal.bootstrap(tasks: MonteCarlo.tasks)
+        await TradingCommand.main()
+    }
+}
+
+struct TradingCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "trading",
+        abstract: "The trading platform's jobs on a Shoal cluster.",
+        subcommands: [DemoCommand.self]
+    )
+}
