@@ -84,6 +84,13 @@ public final class RunningProcess: Sendable {
     public func waitForExit(timeout: Duration) async throws -> Int32 {
         let deadline = ContinuousClock.now + timeout
         while process.isRunning {
+            // Foundation does not always reap a child whose own child lives on (as `cluster
+            // start` leaves a daemon behind): reap a zombie here.
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid {
+                try await Task.sleep(for: .milliseconds(50))
+                return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+            }
             guard ContinuousClock.now < deadline else {
                 throw ClusterError.timeout("process \(pid) still running after \(timeout); output:\n\(output.suffix(30).joined(separator: "\n"))")
             }

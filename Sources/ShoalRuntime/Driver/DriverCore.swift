@@ -54,8 +54,9 @@ public actor DriverCore {
         var tasks: [UInt64] = []
         var head = 0
         var outstandingRequests = 0
-        /// Mean seconds a task of this shape takes, end to end: sets the pipeline depth.
-        var meanSeconds = 0.0005
+        /// Mean seconds a task of this shape takes, end to end: sets the pipeline depth. Until
+        /// one has finished nothing is known, and nothing is pipelined.
+        var meanSeconds: Double?
         var isEmpty: Bool { head >= tasks.count }
         var count: Int { tasks.count - head }
 
@@ -290,11 +291,11 @@ public actor DriverCore {
     private func pump() {
         for shape in Array(queues.keys) {
             guard var queue = queues[shape], !queue.isEmpty else { continue }
-            let depth = max(2, min(config.pipelineDepth, Int((0.004 / queue.meanSeconds).rounded(.up))))
+            let depth = queue.meanSeconds.map { max(1, min(config.pipelineDepth, Int((0.004 / $0).rounded(.up)))) } ?? 1
             // Pipeline only onto executors that are making progress: a task queued behind a
             // long-running one would wait while another executor idles.
             let now = ContinuousClock.now
-            let stall = Duration.seconds(max(0.002, 4 * queue.meanSeconds))
+            let stall = Duration.seconds(max(0.002, 4 * (queue.meanSeconds ?? 0)))
             var open = leases.values.filter {
                 $0.shape == shape && $0.inFlight.count < depth && ($0.inFlight.isEmpty || now - $0.lastProgress < stall)
             }.map(\.id)
@@ -453,8 +454,9 @@ public actor DriverCore {
             leases[leaseID]?.idleSince = now
             leases[leaseID]?.lastProgress = now
             let seconds = Double((now - task.sentAt).milliseconds) / 1000 + 0.00005
-            if let mean = queues[task.options.shape]?.meanSeconds {
-                queues[task.options.shape]?.meanSeconds = 0.8 * mean + 0.2 * seconds
+            if queues[task.options.shape] != nil {
+                let mean = queues[task.options.shape]?.meanSeconds
+                queues[task.options.shape]?.meanSeconds = mean.map { 0.8 * $0 + 0.2 * seconds } ?? seconds
             }
             if result.hasFailure {
                 let failure = result.failure

@@ -70,10 +70,11 @@ public actor ExecutorService {
         try? node.send(Envelope(0, .executorHello(hello)))
     }
 
-    /// An executor lives as long as its node daemon.
+    /// An executor lives as long as its node daemon. `_exit`: nothing is left to flush, and
+    /// exit handlers could wait on locks held by threads that will never run again.
     private func watchParent() {
         if getppid() != parent || isStopRequested {
-            exit(0)
+            _exit(0)
         }
     }
 
@@ -82,7 +83,7 @@ public actor ExecutorService {
             malformed += 1
             return
         }
-        if case .shutdownCluster = incoming.envelope.body { exit(0) }
+        if case .shutdownCluster = incoming.envelope.body { _exit(0) }
     }
 
     private func receive(_ message: ShoalTransport.Message) {

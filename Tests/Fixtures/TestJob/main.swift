@@ -40,11 +40,16 @@ let fail = RemoteTask("test.fail") { (message: String) -> Int in
     throw Failure(description: message)
 }
 
+let gpuDevices = RemoteTask("test.gpuDevices") { (seconds: Double) -> String in
+    try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+    return ProcessInfo.processInfo.environment["CUDA_VISIBLE_DEVICES"] ?? "unset"
+}
+
 let failTally = RemoteTask("test.failTally") { (message: String) -> Tally in
     throw Failure(description: message)
 }
 
-await Shoal.bootstrap(tasks: [square, merge, slow, sleepy, fail, failTally])
+await Shoal.bootstrap(tasks: [square, merge, slow, sleepy, fail, failTally, gpuDevices])
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 let mode = arguments.first ?? "mapreduce"
@@ -128,6 +133,12 @@ case "errors":
     } catch let error as ClusterError {
         print("badoptions: isInvalidArgument=\(error.isInvalidArgument)")
     }
+
+case "gpus":
+    let options = TaskOptions(resources: Resources(cpu: 0, gpu: 1))
+    let refs = try (0..<2).map { _ in try cluster.submit(gpuDevices, 1.0, options: options) }
+    let devices = try await cluster.get(refs, timeout: .seconds(60))
+    print("gpus=\(devices.sorted().joined(separator: ","))")
 
 case "hold":
     _ = try await cluster.get(try cluster.submit(square, 1))

@@ -1,0 +1,65 @@
+import Foundation
+import Shoal
+import ShoalTestSupport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `cluster start`, `status` and `stop` as a person uses them: daemons in the background,
+/// found through the session folder.
+@Suite(.serialized) struct ClusterCommandTests {
+    func run(_ arguments: [String], environment: [String: String]) async throws -> (status: Int32, output: [String]) {
+        let process = try RunningProcess(binaryPath("cluster"), arguments, environment: environment)
+        let status = try await process.waitForExit(timeout: .seconds(60))
+        return (status, process.output)
+    }
+
+    @Test func startStatusDriverAndStopThroughTheSessionFolder() async throws {
+        let session = NSTemporaryDirectory() + "shoal-cli-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let environment = ["SHOAL_SESSION_DIR": session, "SHOAL_HEARTBEAT_MS": "200", "CUDA_VISIBLE_DEVICES": "3,5"]
+        defer {
+            // Whatever happened, leave nothing running.
+            for entry in Session(directory: session).processes() { ClusterProcesses.killTree(entry.pid) }
+            try? FileManager.default.removeItem(atPath: session)
+        }
+        let started = try await run(["start", "--head", "--port", "0", "--num-cpus", "2", "--node-id", "main"], environment: environment)
+        #expect(started.status == 0, "\(started.output)")
+        let line = try #require(started.output.first { $0.hasPrefix("Shoal head started at tcp://127.0.0.1:") })
+        let address = String(line.split(separator: " ")[4])
+
+        let joined = try await run(["start", "--address", address.replacingOccurrences(of: "tcp://", with: ""), "--num-cpus", "1", "--node-id", "extra", "--num-gpus", "0"], environment: environment)
+        #expect(joined.status == 0, "\(joined.output)")
+
+        let status = try await run(["status"], environment: environment)
+        #expect(status.status == 0)
+        #expect(status.output.contains { $0.hasPrefix("main ") && $0.contains("alive") && $0.contains("GPU 0/2") })
+        #expect(status.output.contains { $0.hasPrefix("extra ") && $0.contains("alive") && $0.contains("CPU 0/1") })
+
+        // A driver with no address finds the cluster through the session folder.
+        let driver = try RunningProcess(binaryPath("shoal-testjob"), ["gpus"], environment: environment)
+        #expect(try await driver.waitForExit(timeout: .seconds(60)) == 0)
+        #expect(driver.line(startingWith: "gpus=") == "gpus=3,5", "each GPU task gets its own device")
+
+        let pids = Session(directory: session).processes().map(\.pid)
+        #expect(pids.count == 2)
+        let stopped = try await run(["stop"], environment: environment)
+        #expect(stopped.status == 0)
+        #expect(stopped.output.filter { $0.hasPrefix("Stopped") }.count == 2, "\(stopped.output)")
+        for pid in pids { #expect(!ChildProcess.isAlive(pid), "daemon \(pid) should be gone") }
+        #expect(Session(directory: session).headAddress() == nil)
+    }
+
+    @Test func badArgumentsAreClearErrors() async throws {
+        let environment = ["SHOAL_SESSION_DIR": NSTemporaryDirectory() + "shoal-cli-bad-\(getpid())"]
+        let neither = try await run(["start"], environment: environment)
+        #expect(neither.status != 0)
+        #expect(neither.output.joined(separator: "\n").contains("exactly one of --head and --address"))
+        let badJSON = try await run(["start", "--head", "--resources", "{oops"], environment: environment)
+        #expect(badJSON.output.joined(separator: "\n").contains("--resources must be a JSON object"))
+        let nobody = try await run(["status", "--address", "127.0.0.1:1"], environment: environment)
+        #expect(nobody.status != 0)
+        #expect(nobody.output.joined(separator: "\n").contains("no head answered at tcp://127.0.0.1:1"))
+    }
+}
