@@ -44,5 +44,9 @@ proto: deps
 	protoc --plugin=protoc-gen-swift=.build/checkouts/swift-protobuf/.build/release/protoc-gen-swift \
 	  --swift_opt=Visibility=Public --swift_out=Sources/ShoalWire/Generated -I Protos Protos/*.proto
 
+## format: apply .swift-format to the sources (generated code excluded).
+format:
+	swift format -i $$(find Sources Tests -name '*.swift' -not -path '*/Generated/*')
+
 clean:
 	swift package clean

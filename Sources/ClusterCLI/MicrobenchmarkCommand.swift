@@ -4,7 +4,7 @@ import Shoal
 import ShoalTransport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `cluster microbenchmark`: Ray's `ray microbenchmark` rows, measured on Shoal.
@@ -51,45 +51,60 @@ struct MicrobenchmarkCommand: AsyncParsableCommand {
         var rows: [Row] = []
         func report(_ row: Row) {
             rows.append(row)
-            print("\(row.name.padding(toLength: 44, withPad: " ", startingAt: 0)) \(format(row.mean)) +- \(format(row.deviation)) \(row.unit)")
+            print(
+                "\(row.name.padding(toLength: 44, withPad: " ", startingAt: 0)) \(format(row.mean)) +- \(format(row.deviation)) \(row.unit)"
+            )
             flushStandardOutput()
         }
-        print("Shoal microbenchmark (\(cluster.isEmbedded ? "embedded cluster, \(cpus) CPUs" : cluster.address); \(trials) trials of \(seconds) s)")
+        print(
+            "Shoal microbenchmark (\(cluster.isEmbedded ? "embedded cluster, \(cpus) CPUs" : cluster.address); \(trials) trials of \(seconds) s)"
+        )
         // Warm up: start the executors.
         _ = try await cluster.get(try (0..<200).map { try cluster.submit(BenchmarkTasks.noop, $0) })
 
         var latencies: [Double] = []
-        let loop = cluster.core.loop
-        report(try await rate("single client tasks sync") { deadline in
-          try await withTaskExecutorPreference(loop) {
-            var count = 0
-            while ContinuousClock.now < deadline {
-                let start = ContinuousClock.now
-                _ = try await cluster.get(try cluster.submit(BenchmarkTasks.noop, count))
-                latencies.append(Double((ContinuousClock.now - start).nanoseconds) / 1000)
-                count += 1
-            }
-            return count
-          }
-        })
-        report(try await rate("single client tasks async") { deadline in
-            var count = 0
-            while ContinuousClock.now < deadline {
-                let refs = try (0..<1000).map { try cluster.submit(BenchmarkTasks.noop, $0) }
-                for ref in refs { _ = try await ref.get() }
-                count += refs.count
-            }
-            return count
-        })
+        report(
+            try await rate("single client tasks sync") { deadline in
+                try await cluster.onDriverLoop {
+                    var count = 0
+                    while ContinuousClock.now < deadline {
+                        let start = ContinuousClock.now
+                        _ = try await cluster.get(try cluster.submit(BenchmarkTasks.noop, count))
+                        latencies.append(Double((ContinuousClock.now - start).nanoseconds) / 1000)
+                        count += 1
+                    }
+                    return count
+                }
+            })
+        report(
+            try await rate("single client tasks sync, from the thread pool") { deadline in
+                var count = 0
+                while ContinuousClock.now < deadline {
+                    _ = try await cluster.get(try cluster.submit(BenchmarkTasks.noop, count))
+                    count += 1
+                }
+                return count
+            })
+        report(
+            try await rate("single client tasks async") { deadline in
+                var count = 0
+                while ContinuousClock.now < deadline {
+                    let refs = try (0..<1000).map { try cluster.submit(BenchmarkTasks.noop, $0) }
+                    for ref in refs { _ = try await ref.get() }
+                    count += refs.count
+                }
+                return count
+            })
         report(try await multiClient())
-        report(try await rate("single client tasks and get batch") { deadline in
-            var count = 0
-            while ContinuousClock.now < deadline {
-                let refs = try (0..<1000).map { try cluster.submit(BenchmarkTasks.noop, $0) }
-                count += try await cluster.get(refs).count
-            }
-            return count
-        })
+        report(
+            try await rate("single client tasks and get batch") { deadline in
+                var count = 0
+                while ContinuousClock.now < deadline {
+                    let refs = try (0..<1000).map { try cluster.submit(BenchmarkTasks.noop, $0) }
+                    count += try await cluster.get(refs).count
+                }
+                return count
+            })
         latencies.sort()
         report(Row(name: "task round trip p50", mean: percentile(latencies, 0.5), deviation: 0, unit: "us"))
         report(Row(name: "task round trip p99", mean: percentile(latencies, 0.99), deviation: 0, unit: "us"))
@@ -185,7 +200,9 @@ struct MicrobenchmarkCommand: AsyncParsableCommand {
         for index in 0..<(count + 100) {
             let start = ContinuousClock.now
             try socket.send([payload], blocking: true)
-            guard try socket.receive(timeout: .seconds(10)) != nil else { throw ValidationError("the ZeroMQ echo stopped answering") }
+            guard try socket.receive(timeout: .seconds(10)) != nil else {
+                throw ValidationError("the ZeroMQ echo stopped answering")
+            }
             if index >= 100 { times.append(Double((ContinuousClock.now - start).nanoseconds) / 1000) }
         }
         return times.sorted()
@@ -207,7 +224,9 @@ struct MicrobenchmarkCommand: AsyncParsableCommand {
             }
         }
         let elapsed = (ContinuousClock.now - start).seconds
-        let peak = ProcessMemory.peakRSS(of: getpid()) + ProcessMemory.descendants(of: getpid()).reduce(0) { $0 + ProcessMemory.peakRSS(of: $1) }
+        let peak =
+            ProcessMemory.peakRSS(of: getpid())
+            + ProcessMemory.descendants(of: getpid()).reduce(0) { $0 + ProcessMemory.peakRSS(of: $1) }
         return [
             Row(name: "\(memoryTasks) tasks in waves", mean: Double(memoryTasks) / elapsed, deviation: 0, unit: "per second"),
             Row(name: "peak RSS of all Shoal processes", mean: Double(peak) / 1_048_576, deviation: 0, unit: "MiB"),

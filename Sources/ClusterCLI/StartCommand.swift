@@ -4,7 +4,7 @@ import Logging
 import Shoal
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct StartCommand: AsyncParsableCommand {
@@ -109,7 +109,10 @@ struct StartCommand: AsyncParsableCommand {
             headAddress: headAddress, nodeID: nodeID, resources: try offered(), host: nodeIPAddress,
             sessionDirectory: session.directory, config: config)
         try session.registerProcess(role: head ? "head" : "node")
-        print(head ? "Shoal head started at \(headAddress) (node \(node.nodeID))" : "Shoal node \(node.nodeID) joined \(headAddress)")
+        print(
+            head
+                ? "Shoal head started at \(headAddress) (node \(node.nodeID))" : "Shoal node \(node.nodeID) joined \(headAddress)"
+        )
         flushStandardOutput()
         await waitForStopRequest()
         node.shutdown()

@@ -3,7 +3,7 @@ import Foundation
 import Shoal
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct StopCommand: AsyncParsableCommand {

@@ -99,6 +99,13 @@ public final class Cluster: Sendable {
         ClusterStatus(try await core.status())
     }
 
+    /// Runs `body` on the driver's own event-loop thread, where submitting a task and getting
+    /// its result need no thread hop: the lowest round-trip latency. Keep heavy computation out
+    /// of `body`, since the loop also serves the driver's sockets while `body` awaits.
+    public func onDriverLoop<Result: Sendable>(_ body: () async throws -> Result) async rethrows -> Result {
+        try await withTaskExecutorPreference(core.loop, operation: body)
+    }
+
     /// Disconnects; an embedded cluster stops with it.
     public func shutdown() async {
         await core.disconnect()

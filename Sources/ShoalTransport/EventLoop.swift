@@ -3,7 +3,7 @@ import Foundation
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A thread that polls its sockets, fires its timers and runs Swift jobs, one at a time.

@@ -1,7 +1,7 @@
 import CZeroMQ
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// One libzmq socket. libzmq sockets are not thread-safe: a `Socket` is used by the thread of

@@ -1,6 +1,6 @@
 import CZeroMQ
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// An error from libzmq or from the transport around it.

@@ -47,7 +47,10 @@ struct DemoCommand: AsyncParsableCommand {
     func run() async throws {
         let start = ContinuousClock.now
         let cluster = try await Cluster.connect()
-        print(cluster.isEmbedded ? "Started an embedded local cluster (\(cluster.address))." : "Connected to \(cluster.address) as \(cluster.jobID).")
+        print(
+            cluster.isEmbedded
+                ? "Started an embedded local cluster (\(cluster.address))."
+                : "Connected to \(cluster.address) as \(cluster.jobID).")
         let status = try await cluster.status()
         print("Nodes: " + status.nodes.filter(\.alive).map { "\($0.id) (\($0.total))" }.joined(separator: ", "))
 
@@ -78,18 +81,26 @@ struct DemoCommand: AsyncParsableCommand {
     }
 
     /// Prints a progress line while the simulation tasks finish.
-    private func showProgress(_ cluster: Cluster, _ refs: [ObjectRef<MonteCarlo.Summary>], start: ContinuousClock.Instant) async throws {
+    private func showProgress(
+        _ cluster: Cluster, _ refs: [ObjectRef<MonteCarlo.Summary>], start: ContinuousClock.Instant
+    ) async throws {
         var done = 0
         while done < refs.count {
             let (ready, _) = try await cluster.wait(refs, numReturns: min(refs.count, done + 1), timeout: .milliseconds(250))
             done = ready.count
-            let seconds = max(1e-9, Double((ContinuousClock.now - start).components.attoseconds) / 1e18 + Double((ContinuousClock.now - start).components.seconds))
+            let seconds = max(
+                1e-9,
+                Double((ContinuousClock.now - start).components.attoseconds) / 1e18
+                    + Double((ContinuousClock.now - start).components.seconds))
             let rate = Double(done * paths) / seconds
             let eta = rate > 0 ? Double((refs.count - done) * paths) / rate : 0
             let width = 30
             let filled = width * done / refs.count
             let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-            FileHandle.standardError.write(Data("\r  simulate [\(bar)] \(done)/\(refs.count) chunks  \(Int(rate).formatted()) paths/s  ETA \(String(format: "%.1f", eta)) s   ".utf8))
+            FileHandle.standardError.write(
+                Data(
+                    "\r  simulate [\(bar)] \(done)/\(refs.count) chunks  \(Int(rate).formatted()) paths/s  ETA \(String(format: "%.1f", eta)) s   "
+                        .utf8))
         }
         FileHandle.standardError.write(Data("\n".utf8))
     }
@@ -102,7 +113,8 @@ struct DemoCommand: AsyncParsableCommand {
         }
         let (european, europeanError) = meanAndError(summary.europeanSum, summary.europeanSquares)
         let (asian, asianError) = meanAndError(summary.asianSum, summary.asianSquares)
-        let exact = MonteCarlo.blackScholesCall(spot: spot, strike: strike, rate: rate, volatility: volatility, maturity: maturity)
+        let exact = MonteCarlo.blackScholesCall(
+            spot: spot, strike: strike, rate: rate, volatility: volatility, maturity: maturity)
         // Value at risk of holding the underlying to maturity, from the return histogram.
         func quantile(_ q: Double) -> Double {
             var cumulative = 0
@@ -116,18 +128,26 @@ struct DemoCommand: AsyncParsableCommand {
         }
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         print("")
-        print("Monte Carlo option pricing: \(summary.paths.formatted()) paths × \(steps) steps, \(tasks) tasks on nodes \(summary.nodes.sorted().joined(separator: ", "))")
+        print(
+            "Monte Carlo option pricing: \(summary.paths.formatted()) paths × \(steps) steps, \(tasks) tasks on nodes \(summary.nodes.sorted().joined(separator: ", "))"
+        )
         print("  spot \(spot)  strike \(strike)  rate \(rate)  volatility \(volatility)  maturity \(maturity) y")
         print("")
         print("  quantity                         estimate     ± std. error   reference")
-        print("  European call                    \(pad(european))  ± \(pad(europeanError, 10))   Black-Scholes \(String(format: "%.4f", exact))")
+        print(
+            "  European call                    \(pad(european))  ± \(pad(europeanError, 10))   Black-Scholes \(String(format: "%.4f", exact))"
+        )
         print("  Asian (arithmetic) call          \(pad(asian))  ± \(pad(asianError, 10))")
         print("  99% VaR, 1-year log return       \(pad(-quantile(0.01)))")
         print("  95% VaR, 1-year log return       \(pad(-quantile(0.05)))")
         print("")
         let deviation = abs(european - exact) / europeanError
-        print("  European estimate is \(String(format: "%.2f", deviation)) standard errors from Black-Scholes\(deviation < 4 ? " (consistent)" : " (INCONSISTENT)").")
-        print("  \(String(format: "%.2f", seconds)) s wall, \(Int(Double(summary.paths * steps) / seconds).formatted()) path steps/s.")
+        print(
+            "  European estimate is \(String(format: "%.2f", deviation)) standard errors from Black-Scholes\(deviation < 4 ? " (consistent)" : " (INCONSISTENT)")."
+        )
+        print(
+            "  \(String(format: "%.2f", seconds)) s wall, \(Int(Double(summary.paths * steps) / seconds).formatted()) path steps/s."
+        )
     }
 
     private func pad(_ value: Double, _ width: Int = 10) -> String {

@@ -4,7 +4,7 @@ import ShoalTestSupport
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `cluster start`, `status` and `stop` as a person uses them: daemons in the background,
@@ -24,12 +24,17 @@ import Glibc
             for entry in Session(directory: session).processes() { ClusterProcesses.killTree(entry.pid) }
             try? FileManager.default.removeItem(atPath: session)
         }
-        let started = try await run(["start", "--head", "--port", "0", "--num-cpus", "2", "--node-id", "main"], environment: environment)
+        let started = try await run(
+            ["start", "--head", "--port", "0", "--num-cpus", "2", "--node-id", "main"], environment: environment)
         #expect(started.status == 0, "\(started.output)")
         let line = try #require(started.output.first { $0.hasPrefix("Shoal head started at tcp://127.0.0.1:") })
         let address = String(line.split(separator: " ")[4])
 
-        let joined = try await run(["start", "--address", address.replacingOccurrences(of: "tcp://", with: ""), "--num-cpus", "1", "--node-id", "extra", "--num-gpus", "0"], environment: environment)
+        let joined = try await run(
+            [
+                "start", "--address", address.replacingOccurrences(of: "tcp://", with: ""), "--num-cpus", "1", "--node-id",
+                "extra", "--num-gpus", "0",
+            ], environment: environment)
         #expect(joined.status == 0, "\(joined.output)")
 
         let status = try await run(["status"], environment: environment)

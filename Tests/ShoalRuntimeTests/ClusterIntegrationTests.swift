@@ -4,7 +4,7 @@ import ShoalTestSupport
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The head, two node daemons and drivers as separate OS processes on loopback.

@@ -3,7 +3,7 @@ import Shoal
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Where the package's built executables are: `SHOAL_BIN_DIR` (set by `make test`), else the
@@ -77,7 +77,8 @@ public final class RunningProcess: Sendable {
             if !process.isRunning, let line = line(startingWith: prefix) { return line }
             try await Task.sleep(for: .milliseconds(20))
         }
-        throw ClusterError.timeout("no line starting with '\(prefix)' within \(timeout); output:\n\(output.suffix(30).joined(separator: "\n"))")
+        throw ClusterError.timeout(
+            "no line starting with '\(prefix)' within \(timeout); output:\n\(output.suffix(30).joined(separator: "\n"))")
     }
 
     /// Waits for the process to exit; returns its status.
@@ -92,7 +93,8 @@ public final class RunningProcess: Sendable {
                 return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
             }
             guard ContinuousClock.now < deadline else {
-                throw ClusterError.timeout("process \(pid) still running after \(timeout); output:\n\(output.suffix(30).joined(separator: "\n"))")
+                throw ClusterError.timeout(
+                    "process \(pid) still running after \(timeout); output:\n\(output.suffix(30).joined(separator: "\n"))")
             }
             try await Task.sleep(for: .milliseconds(20))
         }
@@ -157,7 +159,8 @@ public final class ClusterProcesses: Sendable {
 
     /// Runs the test job binary as a driver of this cluster.
     public func driver(_ arguments: [String]) throws -> RunningProcess {
-        try RunningProcess(binaryPath("shoal-testjob"), arguments, environment: environment.merging(["SHOAL_ADDRESS": address]) { $1 })
+        try RunningProcess(
+            binaryPath("shoal-testjob"), arguments, environment: environment.merging(["SHOAL_ADDRESS": address]) { $1 })
     }
 
     /// Kills `pid` and every process below it with SIGKILL.

@@ -111,7 +111,8 @@ struct Nested: Codable, Equatable {
     @Test func garbageInputIsAnErrorNotACrash() {
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<200 {
-            let garbage = (0..<Int.random(in: 0..<64, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let garbage = (0..<Int.random(in: 0..<64, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator)
+            }
             _ = try? BinaryDecoder().decode(Trade.self, from: garbage)
             _ = try? BinaryDecoder().decode([String].self, from: garbage)
         }

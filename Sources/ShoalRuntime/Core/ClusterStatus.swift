@@ -49,7 +49,9 @@ public struct ClusterStatus: Sendable {
     /// A table for people: nodes, resources, jobs and malformed-message counts.
     public var rendered: String {
         var lines = ["head \(headAddress)   malformed messages: \(headMalformedMessages)   pending leases: \(pendingLeases)", ""]
-        lines.append("NODE".padded(14) + "STATE".padded(7) + "EXECUTORS".padded(11) + "MALFORMED".padded(11) + "RESOURCES (in use / total)")
+        lines.append(
+            "NODE".padded(14) + "STATE".padded(7) + "EXECUTORS".padded(11) + "MALFORMED".padded(11) + "RESOURCES (in use / total)"
+        )
         for node in nodes {
             let usage = node.total.amounts.keys.sorted().map { name in
                 let used = node.total[name] - node.available[name]
@@ -62,7 +64,8 @@ public struct ClusterStatus: Sendable {
                     + String(node.malformedMessages).padded(11) + usage)
         }
         lines.append("")
-        lines.append("JOB".padded(12) + "STATE".padded(10) + "QUEUED".padded(9) + "RUNNING".padded(9) + "FINISHED".padded(10) + "LEASES")
+        lines.append(
+            "JOB".padded(12) + "STATE".padded(10) + "QUEUED".padded(9) + "RUNNING".padded(9) + "FINISHED".padded(10) + "LEASES")
         for job in jobs {
             lines.append(
                 job.id.padded(12) + (job.alive ? "running" : "ended").padded(10) + String(job.tasksQueued).padded(9)

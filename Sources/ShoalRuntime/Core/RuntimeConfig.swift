@@ -46,7 +46,9 @@ extension Duration {
 /// How long driver and executor loops poll before sleeping (`SHOAL_SPIN_US`, default 50 µs).
 enum SpinSetting {
     static let microseconds: Int = {
-        guard let text = ProcessInfo.processInfo.environment["SHOAL_SPIN_US"], let value = Int(text), value >= 0 else { return 50 }
+        guard let text = ProcessInfo.processInfo.environment["SHOAL_SPIN_US"], let value = Int(text), value >= 0 else {
+            return 50
+        }
         return value
     }()
 }

@@ -5,7 +5,7 @@ import ShoalWire
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The driver side of the runtime, behind `Cluster`: it leases executors from the head, pushes
@@ -152,7 +152,8 @@ public actor DriverCore {
         connect.jobID = jobID
         let reply = try await request(.connectDriver(connect), timeout: timeout, what: "connecting to the head at \(headAddress)")
         guard case .driverAccepted(let accepted) = reply.body else {
-            throw ClusterError.connectionFailed("the head at \(headAddress) did not accept the driver: \(reply.body.map { "\($0)" } ?? "empty reply")")
+            throw ClusterError.connectionFailed(
+                "the head at \(headAddress) did not accept the driver: \(reply.body.map { "\($0)" } ?? "empty reply")")
         }
         if accepted.packageNeeded {
             guard let bytes = FileManager.default.contents(atPath: executable) else {
@@ -160,7 +161,9 @@ public actor DriverCore {
             }
             var upload = Shoal_V1_UploadPackage()
             upload.sha256 = package
-            let stored = try await request(.uploadPackage(upload), payloads: [[UInt8](bytes)], timeout: .seconds(120), what: "uploading the job's executable")
+            let stored = try await request(
+                .uploadPackage(upload), payloads: [[UInt8](bytes)], timeout: .seconds(120), what: "uploading the job's executable"
+            )
             guard case .packageStored = stored.body else {
                 throw ClusterError.peerError("the head did not store the job's executable: \(stored.body.map { "\($0)" } ?? "")")
             }
@@ -197,7 +200,8 @@ public actor DriverCore {
             replies[id] = continuation
             timer = loop.schedule(after: timeout) { [unowned self] in
                 self.assumeIsolated { core in
-                    core.replies.removeValue(forKey: id)?.resume(throwing: ClusterError.timeout("\(what): no reply within \(timeout)"))
+                    core.replies.removeValue(forKey: id)?.resume(
+                        throwing: ClusterError.timeout("\(what): no reply within \(timeout)"))
                 }
             }
         }
@@ -209,7 +213,8 @@ public actor DriverCore {
 
     /// The head's view of the cluster.
     public func status(timeout: Duration = .seconds(5)) async throws -> Shoal_V1_StatusReply {
-        let reply = try await request(.statusRequest(Shoal_V1_StatusRequest()), timeout: timeout, what: "asking the head for status")
+        let reply = try await request(
+            .statusRequest(Shoal_V1_StatusRequest()), timeout: timeout, what: "asking the head for status")
         guard case .statusReply(let status) = reply.body else { throw ClusterError.peerError("unexpected status reply") }
         return status
     }
@@ -259,7 +264,10 @@ public actor DriverCore {
                 task.unresolved += 1
             case nil:
                 tasks[task.id] = task
-                complete(task.id, .failed(TaskError(.dependencyFailed, task: task.name, message: "object \(dependency) is unknown to this driver")))
+                complete(
+                    task.id,
+                    .failed(
+                        TaskError(.dependencyFailed, task: task.name, message: "object \(dependency) is unknown to this driver")))
                 return
             }
         }
@@ -333,7 +341,9 @@ public actor DriverCore {
         nextRequestID += 1
         leaseRequests[id] = shape
         queue.outstandingRequests += 1
-        logger.debug("lease requested", metadata: ["request": "\(id)", "queued": "\(queue.count)", "outstanding": "\(queue.outstandingRequests)"])
+        logger.debug(
+            "lease requested",
+            metadata: ["request": "\(id)", "queued": "\(queue.count)", "outstanding": "\(queue.outstandingRequests)"])
         do {
             try head.send(Envelope(id, .requestLease(request)))
         } catch {
@@ -419,7 +429,8 @@ public actor DriverCore {
             return
         }
         queues[shape]?.outstandingRequests -= 1
-        logger.debug("lease granted", metadata: ["lease": "\(granted.leaseID)", "request": "\(requestID)", "node": "\(granted.nodeID)"])
+        logger.debug(
+            "lease granted", metadata: ["lease": "\(granted.leaseID)", "request": "\(requestID)", "node": "\(granted.nodeID)"])
         do {
             let socket = try Socket(.dealer)
             try socket.setUnboundedQueues()
@@ -471,7 +482,9 @@ public actor DriverCore {
                 case "BadInput": code = .badInput
                 default: code = failure.applicationError ? .remote : .systemFailure
                 }
-                complete(result.taskID, .failed(TaskError(code, task: task.name, message: failure.message, errorType: failure.errorType)))
+                complete(
+                    result.taskID,
+                    .failed(TaskError(code, task: task.name, message: failure.message, errorType: failure.errorType)))
             } else {
                 do {
                     complete(result.taskID, .ready(try incoming.payload(result.frame)))
@@ -588,7 +601,8 @@ public actor DriverCore {
                     self.assumeIsolated { core in
                         guard let index = core.objects[id]?.waiters.firstIndex(where: { $0.token == token }) else { return }
                         let waiter = core.objects[id]?.waiters.remove(at: index)
-                        waiter?.continuation.resume(throwing: ClusterError.timeout("object \(id) was not ready within \(timeout)"))
+                        waiter?.continuation.resume(
+                            throwing: ClusterError.timeout("object \(id) was not ready within \(timeout)"))
                     }
                 }
             }
@@ -707,7 +721,8 @@ public actor DriverCore {
         try? head.send(Envelope(0, .disconnectDriver(Shoal_V1_DisconnectDriver())))
         for (id, entry) in objects {
             for waiter in entry.waiters {
-                waiter.continuation.resume(throwing: ClusterError.shutDown("the cluster handle was shut down while object \(id) was pending"))
+                waiter.continuation.resume(
+                    throwing: ClusterError.shutDown("the cluster handle was shut down while object \(id) was pending"))
             }
             objects[id]?.waiters = []
         }

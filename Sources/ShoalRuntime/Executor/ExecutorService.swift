@@ -4,7 +4,7 @@ import ShoalTransport
 import ShoalWire
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Runs a job's tasks in an executor process: drivers holding a lease push tasks straight to
@@ -54,7 +54,7 @@ public actor ExecutorService {
         node = try Socket(.dealer)
         try node.connect(nodeAddress)
         logger[metadataKey: "executor"] = "\(executorID)"
-        await start()
+        start()
     }
 
     private func start() {
@@ -112,7 +112,8 @@ public actor ExecutorService {
             }
         default:
             malformed += 1
-            try? socket.send(.error(incoming.envelope.requestID, .malformed, "executors take PushTasks and CancelTasks"), to: incoming.sender)
+            try? socket.send(
+                .error(incoming.envelope.requestID, .malformed, "executors take PushTasks and CancelTasks"), to: incoming.sender)
         }
     }
 
@@ -179,7 +180,8 @@ public actor ExecutorService {
             return failure("cancelled", type: "CancellationError", application: false)
         }
         guard let invoker = registry.invoker(named: task.spec.name) else {
-            return failure("no task named '\(task.spec.name)' is registered in this binary", type: "UnknownTask", application: false)
+            return failure(
+                "no task named '\(task.spec.name)' is registered in this binary", type: "UnknownTask", application: false)
         }
         let call = invoker.call
         let handle = Task(executorPreference: loop) { try await call(task.input, task.resolved) }

@@ -87,7 +87,7 @@ public actor Head {
         self.socket = socket
         let port = bound.split(separator: ":").last.map(String.init) ?? "0"
         address = "tcp://\(advertisedHost):\(port)"
-        await start()
+        start()
     }
 
     private func start() {

@@ -4,7 +4,7 @@ import ShoalTransport
 import ShoalWire
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A node daemon: offers one machine's resources to the head, and runs the executor processes
@@ -81,7 +81,7 @@ public actor NodeDaemon {
         try executorSocket.setUnboundedQueues()
         let bound = try executorSocket.bind("tcp://\(host):0")
         address = bound
-        await start()
+        start()
     }
 
     private func start() {
@@ -217,7 +217,8 @@ public actor NodeDaemon {
         }
         let path = packagePath(sha)
         let temporary = path + ".partial-\(getpid())"
-        guard FileManager.default.createFile(atPath: temporary, contents: Data(bytes), attributes: [.posixPermissions: 0o755]) else {
+        guard FileManager.default.createFile(atPath: temporary, contents: Data(bytes), attributes: [.posixPermissions: 0o755])
+        else {
             throw MalformedMessage(reason: "cannot write \(temporary)")
         }
         try? FileManager.default.removeItem(atPath: path)

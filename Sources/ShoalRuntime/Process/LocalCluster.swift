@@ -11,7 +11,8 @@ public final class LocalCluster: Sendable {
     public init(cpus: Int? = nil, gpus: Int? = nil, config: RuntimeConfig) async throws {
         let session = Session(directory: NSTemporaryDirectory() + "shoal-local")
         try session.prepare()
-        head = try await Head(bind: "tcp://127.0.0.1:0", advertisedHost: "127.0.0.1", sessionDirectory: session.directory, config: config)
+        head = try await Head(
+            bind: "tcp://127.0.0.1:0", advertisedHost: "127.0.0.1", sessionDirectory: session.directory, config: config)
         let resources = Resources(
             cpu: Double(cpus ?? ProcessInfo.processInfo.activeProcessorCount),
             gpu: Double(gpus ?? GPUDetection.visibleDevices().count),

@@ -1,7 +1,7 @@
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Set when the process was asked to stop (SIGTERM, SIGINT, or the head's shutdown).

@@ -297,7 +297,8 @@ struct BinaryUnkeyedDecoder: UnkeyedDecodingContainer {
         return found
     }
 
-    mutating func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type) throws -> KeyedDecodingContainer<NestedKey> {
+    mutating func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type) throws -> KeyedDecodingContainer<NestedKey>
+    {
         let key = IndexKey(currentIndex)
         return KeyedDecodingContainer(BinaryKeyedDecoder<NestedKey>(state: state.child(try region(), key: key)))
     }

@@ -120,7 +120,8 @@ case "errors":
     let slowRef = try cluster.submit(sleepy, 3)
     let (ready, pending) = try await cluster.wait([quick, slowRef], numReturns: 1, timeout: .seconds(2))
     print("wait: ready=\(ready.map(\.id) == [quick.id]) pending=\(pending.map(\.id) == [slowRef.id]) \(ready) \(pending)")
-    let dependent = try cluster.submit(merge, Pair(left: try cluster.submit(square, 2), right: try cluster.submit(failTally, "upstream")))
+    let dependent = try cluster.submit(
+        merge, Pair(left: try cluster.submit(square, 2), right: try cluster.submit(failTally, "upstream")))
     do {
         _ = try await cluster.get(dependent, timeout: .seconds(10))
         print("dependency: no error")
@@ -150,4 +151,3 @@ default:
     print("unknown mode \(mode)")
 }
 await cluster.shutdown()
-
