@@ -10,6 +10,9 @@ struct DemoCommand: AsyncParsableCommand {
         discussion: "Runs on the cluster found from SHOAL_ADDRESS or `cluster start`, else on an embedded local cluster."
     )
 
+    @Option(help: "The cluster's head, HOST:PORT (default: SHOAL_ADDRESS, the session file, or an embedded cluster).")
+    var address: String?
+
     @Option(help: "Chunks of paths, one task each.")
     var chunks = 64
 
@@ -46,7 +49,7 @@ struct DemoCommand: AsyncParsableCommand {
 
     func run() async throws {
         let start = ContinuousClock.now
-        let cluster = try await Cluster.connect()
+        let cluster = try await Cluster.connect(address: address)
         print(
             cluster.isEmbedded
                 ? "Started an embedded local cluster (\(cluster.address))."
