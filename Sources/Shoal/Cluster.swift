@@ -1,3 +1,4 @@
+import Distributed
 import Foundation
 import ShoalWire
 
@@ -16,6 +17,7 @@ public final class Cluster: Sendable {
     private init(core: DriverCore, local: LocalCluster?) {
         self.core = core
         self.local = local
+        ClusterActorSystem.shared.attach(driver: core)
     }
 
     /// The job this driver runs as.
@@ -97,6 +99,34 @@ public final class Cluster: Sendable {
     /// The cluster's nodes, resources and jobs.
     public func status() async throws -> ClusterStatus {
         ClusterStatus(try await core.status())
+    }
+
+    /// The actor system remote actor references of this driver use.
+    public var actorSystem: ClusterActorSystem { .shared }
+
+    /// Builds a distributed actor somewhere on the cluster and returns a reference to it.
+    ///
+    /// ```swift
+    /// let counter = try await cluster.spawn(counterType, 0, options: ActorOptions(name: "hits", maxRestarts: 1))
+    /// try await counter.increment()
+    /// ```
+    /// - Parameters:
+    ///   - type: an actor type registered with `Shoal.bootstrap(tasks:actors:)`.
+    ///   - arguments: what its factory gets.
+    /// - Throws: `ClusterError` when it cannot be placed (infeasible) or built, or the name is taken.
+    public func spawn<Arguments, Act>(
+        _ type: ActorType<Arguments, Act>, _ arguments: Arguments, options: ActorOptions = ActorOptions()
+    ) async throws -> Act {
+        let bytes = try BinaryEncoder().encode(arguments)
+        let id = try await core.spawnActor(typeName: type.name, arguments: bytes, options: options)
+        return try Act.resolve(id: id, using: actorSystem)
+    }
+
+    /// A reference to a living actor with the given name, spawned by any driver of the cluster.
+    /// - Throws: `ClusterError` when no living actor has that name.
+    public func actor<Act: DistributedActor>(named name: String, as type: Act.Type = Act.self) async throws -> Act
+    where Act.ActorSystem == ClusterActorSystem {
+        try Act.resolve(id: try await core.lookupActor(named: name), using: actorSystem)
     }
 
     /// Runs `body` on the driver's own event-loop thread, where submitting a task and getting

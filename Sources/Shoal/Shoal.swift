@@ -4,19 +4,23 @@
 
 import Foundation
 import Logging
+import Distributed
 import Synchronization
 
 /// Entry points for a Shoal binary.
 public enum Shoal {
     private static let loggingReady = Mutex(false)
 
-    /// Registers the binary's tasks and, in an executor process, serves them and never
-    /// returns. Call it first in `main`, before any driver work.
-    /// - Parameter tasks: every task this binary can run.
-    public static func bootstrap(tasks: [any AnyRemoteTask]) async {
+    /// Registers the binary's tasks and actor types and, in an executor process, serves them
+    /// and never returns. Call it first in `main`, before any driver work.
+    /// - Parameters:
+    ///   - tasks: every task this binary can run.
+    ///   - actors: every distributed actor type the cluster may build from this binary.
+    public static func bootstrap(tasks: [any AnyRemoteTask], actors: [any AnyActorType] = []) async {
         let environment = ProcessInfo.processInfo.environment
         setUpLogging(defaultLevel: environment["SHOAL_ROLE"] == "executor" ? .warning : .notice)
         TaskRegistry.shared.register(tasks)
+        ActorTypeRegistry.shared.register(actors)
         guard environment["SHOAL_ROLE"] == "executor" else { return }
         installStopSignalHandlers()
         guard let nodeAddress = environment["SHOAL_NODE_ADDRESS"], let executorID = environment["SHOAL_EXECUTOR_ID"] else {

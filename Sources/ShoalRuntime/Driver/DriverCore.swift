@@ -101,7 +101,11 @@ public actor DriverCore {
     private var leases: [UInt64: Lease] = [:]
     private var leaseRequests: [UInt64: TaskOptions.Shape] = [:]
     private var replies: [UInt64: CheckedContinuation<Envelope, any Error>] = [:]
-    private var nextRequestID: UInt64 = 1
+    var nextRequestID: UInt64 = 1
+    var actorRoutes: [ClusterActorID: ActorRoute] = [:]
+    var actorSockets: [String: Socket] = [:]
+    var actorCalls: [UInt64: PendingActorCall] = [:]
+    var parkedActorCalls: [ClusterActorID: [PendingActorCall]] = [:]
     private var nextWaiterToken = 1
     private var pumpScheduled = false
     private var finished: UInt64 = 0
@@ -182,7 +186,7 @@ public actor DriverCore {
     }
 
     /// Sends a request to the head and waits for its reply.
-    private func request(
+    func request(
         _ body: Envelope.OneOf_Body, payloads: [[UInt8]] = [], timeout: Duration, what: String
     ) async throws -> Envelope {
         guard !closed else { throw ClusterError.shutDown("the cluster handle was shut down") }
@@ -411,6 +415,7 @@ public actor DriverCore {
         switch envelope.body {
         case .leaseGranted(let granted): leaseGranted(granted, requestID: envelope.requestID)
         case .leaseLost(let lost): loseLease(lost.leaseID, reason: lost.reason)
+        case .actorState(let state): actorStateChanged(state)
         case .error(let error):
             if let shape = leaseRequests.removeValue(forKey: envelope.requestID) {
                 queues[shape]?.outstandingRequests -= 1
@@ -730,6 +735,16 @@ public actor DriverCore {
             continuation.resume(throwing: ClusterError.shutDown("the cluster handle was shut down"))
         }
         replies.removeAll()
+        for pending in Array(actorCalls.values) + parkedActorCalls.values.flatMap({ $0 }) {
+            pending.continuation.resume(throwing: ClusterError.shutDown("the cluster handle was shut down"))
+        }
+        actorCalls.removeAll()
+        parkedActorCalls.removeAll()
+        for socket in actorSockets.values {
+            loop.unregister(socket)
+            socket.close()
+        }
+        actorSockets.removeAll()
         let loop = self.loop
         // Give the disconnect a moment to leave before the socket closes with the loop.
         loop.schedule(after: .milliseconds(20)) { loop.shutdown() }

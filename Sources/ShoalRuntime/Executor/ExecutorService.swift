@@ -26,9 +26,9 @@ public actor ExecutorService {
 
     /// Where drivers reach this executor.
     public nonisolated let address: String
-    private let executorID: String
-    private let socket: Socket
-    private let node: Socket
+    let executorID: String
+    let socket: Socket
+    let node: Socket
     private let registry: TaskRegistry
     private var queue: [QueuedTask] = []
     private var queueHead = 0
@@ -38,7 +38,9 @@ public actor ExecutorService {
     private var outbox: [[UInt8]: (results: [Shoal_V1_TaskResult], frames: [[UInt8]])] = [:]
     private var outboxOpened = ContinuousClock.now
     private var resultsWaiting = 0
-    private var malformed: UInt64 = 0
+    var malformed: UInt64 = 0
+    /// Distributed actors hosted here, with their queued calls.
+    var hostedActors: [ClusterActorID: ActorSlot] = [:]
     private let parent = getppid()
     private var logger = Logger(label: "shoal.executor")
 
@@ -52,6 +54,8 @@ public actor ExecutorService {
         try socket.setUnboundedQueues()
         address = try socket.bind("tcp://\(host):0")
         node = try Socket(.dealer)
+        try node.setRoutingID(executorID)
+        try node.setUnboundedQueues()
         try node.connect(nodeAddress)
         logger[metadataKey: "executor"] = "\(executorID)"
         start()
@@ -83,7 +87,11 @@ public actor ExecutorService {
             malformed += 1
             return
         }
-        if case .shutdownCluster = incoming.envelope.body { _exit(0) }
+        switch incoming.envelope.body {
+        case .shutdownCluster: _exit(0)
+        case .startActor(let start): startActor(start, arguments: incoming.payloads.first ?? [])
+        default: malformed += 1
+        }
     }
 
     private func receive(_ message: ShoalTransport.Message) {
@@ -105,6 +113,8 @@ public actor ExecutorService {
                 malformed += 1
                 try? socket.send(.error(incoming.envelope.requestID, .malformed, "\(error)"), to: incoming.sender)
             }
+        case .actorCall(let call):
+            deliver(call, arguments: Array(incoming.payloads), from: incoming.sender)
         case .cancelTasks(let cancel):
             for id in cancel.taskIds {
                 cancelled.insert(id)
@@ -113,7 +123,8 @@ public actor ExecutorService {
         default:
             malformed += 1
             try? socket.send(
-                .error(incoming.envelope.requestID, .malformed, "executors take PushTasks and CancelTasks"), to: incoming.sender)
+                .error(incoming.envelope.requestID, .malformed, "executors take PushTasks, CancelTasks and ActorCall"),
+                to: incoming.sender)
         }
     }
 

@@ -52,15 +52,15 @@ public actor Head {
 
     /// The address nodes and drivers connect to, `tcp://host:port`.
     public nonisolated let address: String
-    private let socket: Socket
-    private let config: RuntimeConfig
+    let socket: Socket
+    let config: RuntimeConfig
     private let packageDirectory: String
-    private var logger: Logger
-    private let scheduler = Scheduler()
+    var logger: Logger
+    let scheduler = Scheduler()
 
-    private var nodes: [String: NodeEntry] = [:]
+    var nodes: [String: NodeEntry] = [:]
     private var nodeOrder: [String] = []
-    private var jobs: [[UInt8]: JobEntry] = [:]
+    var jobs: [[UInt8]: JobEntry] = [:]
     private var leases: [UInt64: LeaseEntry] = [:]
     private var pending: [PendingLease] = []
     private var nextLeaseID: UInt64 = 1
@@ -69,6 +69,9 @@ public actor Head {
     private var packageWaiters: [String: [(peer: [UInt8], requestID: UInt64)]] = [:]
     private var knownPackages: Set<String> = []
     private var gpuInUse: [String: Set<UInt32>] = [:]
+    var actors: [String: ActorRecord] = [:]
+    var actorNames: [String: String] = [:]
+    var pendingActors: [String] = []
 
     /// Starts a head listening on `bind` (`tcp://0.0.0.0:6390`, port 0 for any).
     /// - Parameters:
@@ -166,6 +169,10 @@ public actor Head {
             }
         case .disconnectDriver: endJob(peer: peer, reason: "driver disconnected")
         case .statusRequest: try send(Envelope(requestID, .statusReply(status())), to: peer)
+        case .createActor(let create):
+            try createActor(create, arguments: incoming.payloads.first ?? [], peer: peer, requestID: requestID)
+        case .actorStarted(let started): actorStarted(started)
+        case .lookupActor(let lookup): try lookupActor(lookup, peer: peer, requestID: requestID)
         case .shutdownCluster:
             try send(Envelope(requestID, .shutdownCluster(Shoal_V1_ShutdownCluster())), to: peer)
             for node in nodes.values where node.alive {
@@ -176,7 +183,7 @@ public actor Head {
         }
     }
 
-    private func send(_ envelope: Envelope, payloads: [[UInt8]] = [], to peer: [UInt8]) throws {
+    func send(_ envelope: Envelope, payloads: [[UInt8]] = [], to peer: [UInt8]) throws {
         try socket.send(envelope, payloads: payloads, to: peer)
     }
 
@@ -220,6 +227,7 @@ public actor Head {
         for lease in leases.values where lease.nodeID == id {
             failLease(lease.id, reason: "node \(id) died (\(reason))")
         }
+        actorsOnDeadNode(id, reason: reason)
         // Leases waiting for this node may now be infeasible.
         schedulePending()
     }
@@ -296,6 +304,7 @@ public actor Head {
         jobs[peer] = job
         for leaseID in job.leases { endLease(leaseID, notifyNode: false) }
         pending.removeAll { $0.peer == peer }
+        actorsOfEndedJob(job.id)
         var end = Shoal_V1_EndJob()
         end.jobID = job.id
         for node in nodes.values where node.alive {
@@ -307,7 +316,7 @@ public actor Head {
 
     // MARK: leases
 
-    private func candidates() -> [Scheduler.Candidate] {
+    func candidates() -> [Scheduler.Candidate] {
         nodeOrder.compactMap { id in
             nodes[id].map { Scheduler.Candidate(nodeID: id, alive: $0.alive, total: $0.total, available: $0.available) }
         }
@@ -372,6 +381,7 @@ public actor Head {
     }
 
     private func schedulePending() {
+        schedulePendingActors()
         guard !pending.isEmpty else { return }
         let waiting = pending
         pending.removeAll()
@@ -392,6 +402,10 @@ public actor Head {
     }
 
     private func executorExited(_ exited: Shoal_V1_ExecutorExited) {
+        if exited.leaseID == 0 {
+            actorHostExited(exited.executorID, reason: exited.reason)
+            return
+        }
         guard leases[exited.leaseID] != nil else { return }
         failLease(exited.leaseID, reason: "executor \(exited.executorID) \(exited.reason)")
     }

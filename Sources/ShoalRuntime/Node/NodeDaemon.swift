@@ -21,6 +21,14 @@ public actor NodeDaemon {
         var leaseID: UInt64?
         var state = State.starting
         var idleSince = ContinuousClock.now
+        /// Set for the executor that hosts a job's (or the detached) actors on this node.
+        var actorHostKey: String?
+    }
+
+    /// Work that waits for a job's binary to arrive from the head.
+    enum PendingStart {
+        case lease(Shoal_V1_StartExecutor)
+        case actor(Shoal_V1_StartActor, arguments: [UInt8])
     }
 
     nonisolated let loop: EventLoop
@@ -43,7 +51,11 @@ public actor NodeDaemon {
     private var executors: [String: ExecutorEntry] = [:]
     private var nextExecutor = 1
     private var malformed: UInt64 = 0
-    private var waitingForPackage: [String: [Shoal_V1_StartExecutor]] = [:]
+    private var waitingForPackage: [String: [PendingStart]] = [:]
+    /// Actor host executors by key (job or "detached", and package), and actors waiting for
+    /// their host to say hello.
+    private var actorHosts: [String: String] = [:]
+    private var actorsWaitingForHost: [String: [(Shoal_V1_StartActor, [UInt8])]] = [:]
     private var registered = false
     private let visibleGPUs: [String]
     /// Idle executors are kept this long for the job's next lease.
@@ -126,7 +138,8 @@ public actor NodeDaemon {
         beat.executorAddresses = executors.values.map(\.address).filter { !$0.isEmpty }.sorted()
         try? head.send(Envelope(0, .nodeHeartbeat(beat)))
         let now = ContinuousClock.now
-        for entry in executors.values where entry.state == .idle && now - entry.idleSince > idleExecutorLifetime {
+        for entry in executors.values
+        where entry.state == .idle && entry.actorHostKey == nil && now - entry.idleSince > idleExecutorLifetime {
             kill(entry.pid, SIGKILL)
         }
     }
@@ -146,6 +159,7 @@ public actor NodeDaemon {
             registered = true
             logger.info("joined the head", metadata: ["head": "\(headAddress)"])
         case .startExecutor(let start): startExecutor(start)
+        case .startActor(let start): startActor(start, arguments: incoming.payloads.first ?? [])
         case .releaseExecutor(let release):
             for (id, entry) in executors where entry.leaseID == release.leaseID {
                 executors[id]?.leaseID = nil
@@ -156,6 +170,10 @@ public actor NodeDaemon {
             // The job is over: its executors end quietly, with no lease to report lost.
             for entry in executors.values where entry.jobID == end.jobID {
                 executors[entry.id]?.leaseID = nil
+                if let key = entry.actorHostKey {
+                    actorHosts[key] = nil
+                    executors[entry.id]?.actorHostKey = nil
+                }
                 kill(entry.pid, SIGKILL)
             }
         case .packageData(let data):
@@ -190,7 +208,8 @@ public actor NodeDaemon {
     private func startExecutor(_ start: Shoal_V1_StartExecutor) {
         if start.gpuIds.isEmpty,
             let idle = executors.values.first(where: {
-                $0.state == .idle && $0.jobID == start.jobID && $0.package == start.packageSha256 && $0.gpuIDs.isEmpty
+                $0.state == .idle && $0.actorHostKey == nil && $0.jobID == start.jobID && $0.package == start.packageSha256
+                    && $0.gpuIDs.isEmpty
             })
         {
             executors[idle.id]?.state = .leased
@@ -198,17 +217,50 @@ public actor NodeDaemon {
             reportStarted(executors[idle.id]!, leaseID: start.leaseID)
             return
         }
-        guard FileManager.default.isExecutableFile(atPath: packagePath(start.packageSha256)) else {
-            let first = waitingForPackage[start.packageSha256] == nil
-            waitingForPackage[start.packageSha256, default: []].append(start)
-            if first {
-                var fetch = Shoal_V1_FetchPackage()
-                fetch.sha256 = start.packageSha256
-                try? head.send(Envelope(0, .fetchPackage(fetch)))
+        guard hasPackage(start.packageSha256, orWait: .lease(start)) else { return }
+        spawnExecutor(start)
+    }
+
+    /// Whether the job's binary is cached; if not, fetches it and parks `pending` until then.
+    private func hasPackage(_ sha: String, orWait pending: PendingStart) -> Bool {
+        if FileManager.default.isExecutableFile(atPath: packagePath(sha)) { return true }
+        let first = waitingForPackage[sha] == nil
+        waitingForPackage[sha, default: []].append(pending)
+        if first {
+            var fetch = Shoal_V1_FetchPackage()
+            fetch.sha256 = sha
+            try? head.send(Envelope(0, .fetchPackage(fetch)))
+        }
+        return false
+    }
+
+    /// Builds an actor in this node's actor host for its job, starting the host if needed.
+    private func startActor(_ start: Shoal_V1_StartActor, arguments: [UInt8]) {
+        let key = (start.detached ? "detached" : start.jobID) + "|" + start.packageSha256
+        if let hostID = actorHosts[key], let host = executors[hostID] {
+            if host.address.isEmpty {
+                actorsWaitingForHost[hostID, default: []].append((start, arguments))
+            } else {
+                try? executorSocket.send(Envelope(0, .startActor(start)), payloads: [arguments], to: Array(hostID.utf8))
             }
             return
         }
-        spawnExecutor(start)
+        guard hasPackage(start.packageSha256, orWait: .actor(start, arguments: arguments)) else { return }
+        guard
+            let hostID = launchExecutor(
+                jobID: start.detached ? "detached" : start.jobID, package: start.packageSha256, cpus: 1, gpuIDs: [],
+                headAddress: start.headAddress)
+        else {
+            var failed = Shoal_V1_ActorStarted()
+            failed.actorID = start.actorID
+            failed.error = "node \(nodeID) could not start an executor for actors"
+            try? head.send(Envelope(0, .actorStarted(failed)))
+            return
+        }
+        executors[hostID]?.actorHostKey = key
+        executors[hostID]?.leaseID = nil
+        actorHosts[key] = hostID
+        actorsWaitingForHost[hostID, default: []].append((start, arguments))
     }
 
     private func storePackage(_ sha: String, bytes: [UInt8]) throws {
@@ -223,16 +275,44 @@ public actor NodeDaemon {
         }
         try? FileManager.default.removeItem(atPath: path)
         try FileManager.default.moveItem(atPath: temporary, toPath: path)
-        for start in waitingForPackage.removeValue(forKey: sha) ?? [] { spawnExecutor(start) }
+        for pending in waitingForPackage.removeValue(forKey: sha) ?? [] {
+            switch pending {
+            case .lease(let start): spawnExecutor(start)
+            case .actor(let start, let arguments): startActor(start, arguments: arguments)
+            }
+        }
     }
 
     private func failWaiting(_ sha: String, reason: String) {
-        for start in waitingForPackage.removeValue(forKey: sha) ?? [] {
-            reportExited(executorID: "", leaseID: start.leaseID, reason: "could not start: \(reason)")
+        for pending in waitingForPackage.removeValue(forKey: sha) ?? [] {
+            switch pending {
+            case .lease(let start):
+                reportExited(executorID: "", leaseID: start.leaseID, reason: "could not start: \(reason)")
+            case .actor(let start, _):
+                var failed = Shoal_V1_ActorStarted()
+                failed.actorID = start.actorID
+                failed.error = "could not start: \(reason)"
+                try? head.send(Envelope(0, .actorStarted(failed)))
+            }
         }
     }
 
     private func spawnExecutor(_ start: Shoal_V1_StartExecutor) {
+        let cpus = max(1, Int(Resources(start.resources)[Resources.cpu].rounded(.up)))
+        guard
+            let id = launchExecutor(
+                jobID: start.jobID, package: start.packageSha256, cpus: cpus, gpuIDs: start.gpuIds, headAddress: start.headAddress
+            )
+        else {
+            reportExited(executorID: "", leaseID: start.leaseID, reason: "could not start an executor process")
+            return
+        }
+        executors[id]?.leaseID = start.leaseID
+    }
+
+    /// Starts an executor process from a job's cached binary.
+    /// - Returns: its id, or nil when the process could not start.
+    private func launchExecutor(jobID: String, package: String, cpus: Int, gpuIDs: [UInt32], headAddress: String) -> String? {
         let id = "\(nodeID)-e\(nextExecutor)"
         nextExecutor += 1
         var environment = ProcessInfo.processInfo.environment
@@ -240,28 +320,25 @@ public actor NodeDaemon {
         environment["SHOAL_NODE_ADDRESS"] = address
         environment["SHOAL_NODE_ID"] = nodeID
         environment["SHOAL_EXECUTOR_ID"] = id
-        environment["SHOAL_JOB_ID"] = start.jobID
-        environment["SHOAL_HEAD_ADDRESS"] = start.headAddress
+        environment["SHOAL_JOB_ID"] = jobID
+        environment["SHOAL_HEAD_ADDRESS"] = headAddress
         environment["SHOAL_EXECUTOR_HOST"] = host
-        let cpus = max(1, Int(Resources(start.resources)[Resources.cpu].rounded(.up)))
         for name in ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"] where environment[name] == nil {
             environment[name] = String(cpus)
         }
-        if !start.gpuIds.isEmpty {
-            environment["CUDA_VISIBLE_DEVICES"] = start.gpuIds.map { index in
+        if !gpuIDs.isEmpty {
+            environment["CUDA_VISIBLE_DEVICES"] = gpuIDs.map { index in
                 Int(index) < visibleGPUs.count ? visibleGPUs[Int(index)] : String(index)
             }.joined(separator: ",")
         }
         do {
             let pid = try ChildProcess.spawn(
-                packagePath(start.packageSha256), arguments: [], environment: environment,
-                logPath: directory + "/logs/\(id).log")
-            var entry = ExecutorEntry(id: id, pid: pid, jobID: start.jobID, package: start.packageSha256, gpuIDs: start.gpuIds)
-            entry.leaseID = start.leaseID
-            executors[id] = entry
+                packagePath(package), arguments: [], environment: environment, logPath: directory + "/logs/\(id).log")
+            executors[id] = ExecutorEntry(id: id, pid: pid, jobID: jobID, package: package, gpuIDs: gpuIDs)
+            return id
         } catch {
             logger.error("cannot start an executor", metadata: ["error": "\(error)"])
-            reportExited(executorID: id, leaseID: start.leaseID, reason: "could not start: \(error)")
+            return nil
         }
     }
 
@@ -285,7 +362,12 @@ public actor NodeDaemon {
         while let (pid, reason) = ChildProcess.reapAny() {
             guard let entry = executors.values.first(where: { $0.pid == pid }) else { continue }
             executors[entry.id] = nil
-            if let leaseID = entry.leaseID {
+            actorsWaitingForHost[entry.id] = nil
+            if let key = entry.actorHostKey {
+                actorHosts[key] = nil
+                logger.warning("actor host exited", metadata: ["executor": "\(entry.id)", "reason": "\(reason)"])
+                reportExited(executorID: entry.id, leaseID: 0, reason: reason)
+            } else if let leaseID = entry.leaseID {
                 logger.warning("executor exited", metadata: ["executor": "\(entry.id)", "reason": "\(reason)"])
                 reportExited(executorID: entry.id, leaseID: leaseID, reason: reason)
             }
@@ -302,6 +384,10 @@ public actor NodeDaemon {
             }
             return
         }
+        if case .actorStarted(let started) = incoming.envelope.body, executors[started.executorID] != nil {
+            try? head.send(Envelope(0, .actorStarted(started)))
+            return
+        }
         guard case .executorHello(let hello) = incoming.envelope.body, var entry = executors[hello.executorID] else {
             malformed += 1
             try? executorSocket.send(.error(incoming.envelope.requestID, .unknownPeer, "unknown executor"), to: incoming.sender)
@@ -311,6 +397,9 @@ public actor NodeDaemon {
         entry.state = .leased
         executors[hello.executorID] = entry
         if let leaseID = entry.leaseID { reportStarted(entry, leaseID: leaseID) }
+        for (start, arguments) in actorsWaitingForHost.removeValue(forKey: hello.executorID) ?? [] {
+            try? executorSocket.send(Envelope(0, .startActor(start)), payloads: [arguments], to: Array(hello.executorID.utf8))
+        }
     }
 }
 

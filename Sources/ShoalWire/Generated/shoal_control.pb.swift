@@ -315,6 +315,70 @@ public nonisolated struct Shoal_V1_Envelope: Sendable {
     set {body = .cancelTasks(newValue)}
   }
 
+  public var createActor: Shoal_V1_CreateActor {
+    get {
+      if case .createActor(let v)? = body {return v}
+      return Shoal_V1_CreateActor()
+    }
+    set {body = .createActor(newValue)}
+  }
+
+  public var actorLocation: Shoal_V1_ActorLocation {
+    get {
+      if case .actorLocation(let v)? = body {return v}
+      return Shoal_V1_ActorLocation()
+    }
+    set {body = .actorLocation(newValue)}
+  }
+
+  public var lookupActor: Shoal_V1_LookupActor {
+    get {
+      if case .lookupActor(let v)? = body {return v}
+      return Shoal_V1_LookupActor()
+    }
+    set {body = .lookupActor(newValue)}
+  }
+
+  public var startActor: Shoal_V1_StartActor {
+    get {
+      if case .startActor(let v)? = body {return v}
+      return Shoal_V1_StartActor()
+    }
+    set {body = .startActor(newValue)}
+  }
+
+  public var actorStarted: Shoal_V1_ActorStarted {
+    get {
+      if case .actorStarted(let v)? = body {return v}
+      return Shoal_V1_ActorStarted()
+    }
+    set {body = .actorStarted(newValue)}
+  }
+
+  public var actorState: Shoal_V1_ActorState {
+    get {
+      if case .actorState(let v)? = body {return v}
+      return Shoal_V1_ActorState()
+    }
+    set {body = .actorState(newValue)}
+  }
+
+  public var actorCall: Shoal_V1_ActorCall {
+    get {
+      if case .actorCall(let v)? = body {return v}
+      return Shoal_V1_ActorCall()
+    }
+    set {body = .actorCall(newValue)}
+  }
+
+  public var actorReply: Shoal_V1_ActorReply {
+    get {
+      if case .actorReply(let v)? = body {return v}
+      return Shoal_V1_ActorReply()
+    }
+    set {body = .actorReply(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -346,6 +410,14 @@ public nonisolated struct Shoal_V1_Envelope: Sendable {
     case pushTasks(Shoal_V1_PushTasks)
     case taskResults(Shoal_V1_TaskResults)
     case cancelTasks(Shoal_V1_CancelTasks)
+    case createActor(Shoal_V1_CreateActor)
+    case actorLocation(Shoal_V1_ActorLocation)
+    case lookupActor(Shoal_V1_LookupActor)
+    case startActor(Shoal_V1_StartActor)
+    case actorStarted(Shoal_V1_ActorStarted)
+    case actorState(Shoal_V1_ActorState)
+    case actorCall(Shoal_V1_ActorCall)
+    case actorReply(Shoal_V1_ActorReply)
 
   }
 
@@ -1000,6 +1072,233 @@ public nonisolated struct Shoal_V1_CancelTasks: Sendable {
   public init() {}
 }
 
+/// driver -> head: place and build an actor. Its constructor arguments follow as frame 1.
+public nonisolated struct Shoal_V1_CreateActor: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var typeName: String = String()
+
+  /// empty: anonymous
+  public var name: String = String()
+
+  public var resources: Shoal_V1_ResourceSet {
+    get {_resources ?? Shoal_V1_ResourceSet()}
+    set {_resources = newValue}
+  }
+  /// Returns true if `resources` has been explicitly set.
+  public var hasResources: Bool {self._resources != nil}
+  /// Clears the value of `resources`. Subsequent reads from it will return its default value.
+  public mutating func clearResources() {self._resources = nil}
+
+  public var strategy: Shoal_V1_SchedulingStrategy = .default
+
+  public var nodeID: String = String()
+
+  public var soft: Bool = false
+
+  public var maxRestarts: UInt32 = 0
+
+  public var detached: Bool = false
+
+  public var maxConcurrency: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _resources: Shoal_V1_ResourceSet? = nil
+}
+
+/// head -> driver: where an actor lives now.
+public nonisolated struct Shoal_V1_ActorLocation: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var actorID: String = String()
+
+  /// the hosting executor
+  public var address: String = String()
+
+  public var nodeID: String = String()
+
+  public var typeName: String = String()
+
+  public var maxRestarts: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// driver -> head: find an actor by name (or by id, when `name` is empty).
+public nonisolated struct Shoal_V1_LookupActor: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  public var actorID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// head -> node daemon -> executor: build an actor. Its constructor arguments follow as frame 1.
+public nonisolated struct Shoal_V1_StartActor: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var actorID: String = String()
+
+  public var typeName: String = String()
+
+  public var jobID: String = String()
+
+  public var packageSha256: String = String()
+
+  public var maxConcurrency: UInt32 = 0
+
+  public var headAddress: String = String()
+
+  public var detached: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// executor -> node daemon -> head
+public nonisolated struct Shoal_V1_ActorStarted: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var actorID: String = String()
+
+  public var executorID: String = String()
+
+  public var address: String = String()
+
+  /// non-empty when the actor could not be built
+  public var error: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// head -> drivers: an actor's state changed.
+public nonisolated struct Shoal_V1_ActorState: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var actorID: String = String()
+
+  public var state: Shoal_V1_ActorState.State = .alive
+
+  public var address: String = String()
+
+  public var reason: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum State: SwiftProtobuf.Enum, Swift.CaseIterable {
+    public typealias RawValue = Int
+    case alive // = 0
+    case restarting // = 1
+    case dead // = 2
+    case UNRECOGNIZED(Int)
+
+    public init() {
+      self = .alive
+    }
+
+    public init?(rawValue: Int) {
+      switch rawValue {
+      case 0: self = .alive
+      case 1: self = .restarting
+      case 2: self = .dead
+      default: self = .UNRECOGNIZED(rawValue)
+      }
+    }
+
+    public var rawValue: Int {
+      switch self {
+      case .alive: return 0
+      case .restarting: return 1
+      case .dead: return 2
+      case .UNRECOGNIZED(let i): return i
+      }
+    }
+
+    // The compiler won't synthesize support with the UNRECOGNIZED case.
+    public static let allCases: [Shoal_V1_ActorState.State] = [
+      .alive,
+      .restarting,
+      .dead,
+    ]
+
+  }
+
+  public init() {}
+}
+
+/// caller -> executor: one call of a distributed func. Arguments follow, one frame each.
+public nonisolated struct Shoal_V1_ActorCall: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var callID: UInt64 = 0
+
+  public var actorID: String = String()
+
+  public var target: String = String()
+
+  public var genericSubstitutions: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// executor -> caller
+public nonisolated struct Shoal_V1_ActorReply: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var callID: UInt64 = 0
+
+  /// the return value's frame; 0 for Void or a failure
+  public var frame: UInt32 = 0
+
+  public var failure: Shoal_V1_RemoteFailure {
+    get {_failure ?? Shoal_V1_RemoteFailure()}
+    set {_failure = newValue}
+  }
+  /// Returns true if `failure` has been explicitly set.
+  public var hasFailure: Bool {self._failure != nil}
+  /// Clears the value of `failure`. Subsequent reads from it will return its default value.
+  public mutating func clearFailure() {self._failure = nil}
+
+  /// no such actor here (it died or moved)
+  public var actorMissing: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _failure: Shoal_V1_RemoteFailure? = nil
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "shoal.v1"
@@ -1040,7 +1339,7 @@ nonisolated extension Shoal_V1_ResourceSet: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Shoal_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}error\0\u{4}\u{8}register_node\0\u{3}node_registered\0\u{3}node_heartbeat\0\u{3}start_executor\0\u{3}executor_started\0\u{3}executor_exited\0\u{3}release_executor\0\u{3}end_job\0\u{3}fetch_package\0\u{3}package_data\0\u{3}connect_driver\0\u{3}driver_accepted\0\u{3}upload_package\0\u{3}package_stored\0\u{3}request_lease\0\u{3}lease_granted\0\u{3}return_lease\0\u{3}driver_heartbeat\0\u{3}lease_lost\0\u{3}disconnect_driver\0\u{4}\u{b}status_request\0\u{3}status_reply\0\u{3}shutdown_cluster\0\u{4}\u{8}executor_hello\0\u{4}\u{a}push_tasks\0\u{3}task_results\0\u{3}cancel_tasks\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}error\0\u{4}\u{8}register_node\0\u{3}node_registered\0\u{3}node_heartbeat\0\u{3}start_executor\0\u{3}executor_started\0\u{3}executor_exited\0\u{3}release_executor\0\u{3}end_job\0\u{3}fetch_package\0\u{3}package_data\0\u{3}connect_driver\0\u{3}driver_accepted\0\u{3}upload_package\0\u{3}package_stored\0\u{3}request_lease\0\u{3}lease_granted\0\u{3}return_lease\0\u{3}driver_heartbeat\0\u{3}lease_lost\0\u{3}disconnect_driver\0\u{4}\u{b}status_request\0\u{3}status_reply\0\u{3}shutdown_cluster\0\u{4}\u{8}executor_hello\0\u{4}\u{a}push_tasks\0\u{3}task_results\0\u{3}cancel_tasks\0\u{4}\u{8}create_actor\0\u{3}actor_location\0\u{3}lookup_actor\0\u{3}start_actor\0\u{3}actor_started\0\u{3}actor_state\0\u{3}actor_call\0\u{3}actor_reply\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1413,6 +1712,110 @@ nonisolated extension Shoal_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._M
           self.body = .cancelTasks(v)
         }
       }()
+      case 70: try {
+        var v: Shoal_V1_CreateActor?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .createActor(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .createActor(v)
+        }
+      }()
+      case 71: try {
+        var v: Shoal_V1_ActorLocation?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .actorLocation(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .actorLocation(v)
+        }
+      }()
+      case 72: try {
+        var v: Shoal_V1_LookupActor?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .lookupActor(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .lookupActor(v)
+        }
+      }()
+      case 73: try {
+        var v: Shoal_V1_StartActor?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .startActor(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .startActor(v)
+        }
+      }()
+      case 74: try {
+        var v: Shoal_V1_ActorStarted?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .actorStarted(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .actorStarted(v)
+        }
+      }()
+      case 75: try {
+        var v: Shoal_V1_ActorState?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .actorState(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .actorState(v)
+        }
+      }()
+      case 76: try {
+        var v: Shoal_V1_ActorCall?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .actorCall(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .actorCall(v)
+        }
+      }()
+      case 77: try {
+        var v: Shoal_V1_ActorReply?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .actorReply(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .actorReply(v)
+        }
+      }()
       default: break
       }
     }
@@ -1538,6 +1941,38 @@ nonisolated extension Shoal_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._M
     case .cancelTasks?: try {
       guard case .cancelTasks(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 62)
+    }()
+    case .createActor?: try {
+      guard case .createActor(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 70)
+    }()
+    case .actorLocation?: try {
+      guard case .actorLocation(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 71)
+    }()
+    case .lookupActor?: try {
+      guard case .lookupActor(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 72)
+    }()
+    case .startActor?: try {
+      guard case .startActor(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 73)
+    }()
+    case .actorStarted?: try {
+      guard case .actorStarted(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 74)
+    }()
+    case .actorState?: try {
+      guard case .actorState(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 75)
+    }()
+    case .actorCall?: try {
+      guard case .actorCall(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 76)
+    }()
+    case .actorReply?: try {
+      guard case .actorReply(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 77)
     }()
     case nil: break
     }
@@ -2853,6 +3288,413 @@ nonisolated extension Shoal_V1_CancelTasks: SwiftProtobuf.Message, SwiftProtobuf
 
   public static func ==(lhs: Shoal_V1_CancelTasks, rhs: Shoal_V1_CancelTasks) -> Bool {
     if lhs.taskIds != rhs.taskIds {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shoal_V1_CreateActor: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CreateActor"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}type_name\0\u{1}name\0\u{1}resources\0\u{1}strategy\0\u{3}node_id\0\u{1}soft\0\u{3}max_restarts\0\u{1}detached\0\u{3}max_concurrency\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.typeName) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._resources) }()
+      case 4: try { try decoder.decodeSingularEnumField(value: &self.strategy) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.nodeID) }()
+      case 6: try { try decoder.decodeSingularBoolField(value: &self.soft) }()
+      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.maxRestarts) }()
+      case 8: try { try decoder.decodeSingularBoolField(value: &self.detached) }()
+      case 9: try { try decoder.decodeSingularUInt32Field(value: &self.maxConcurrency) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.typeName.isEmpty {
+      try visitor.visitSingularStringField(value: self.typeName, fieldNumber: 1)
+    }
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 2)
+    }
+    try { if let v = self._resources {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
+    if self.strategy != .default {
+      try visitor.visitSingularEnumField(value: self.strategy, fieldNumber: 4)
+    }
+    if !self.nodeID.isEmpty {
+      try visitor.visitSingularStringField(value: self.nodeID, fieldNumber: 5)
+    }
+    if self.soft != false {
+      try visitor.visitSingularBoolField(value: self.soft, fieldNumber: 6)
+    }
+    if self.maxRestarts != 0 {
+      try visitor.visitSingularUInt32Field(value: self.maxRestarts, fieldNumber: 7)
+    }
+    if self.detached != false {
+      try visitor.visitSingularBoolField(value: self.detached, fieldNumber: 8)
+    }
+    if self.maxConcurrency != 0 {
+      try visitor.visitSingularUInt32Field(value: self.maxConcurrency, fieldNumber: 9)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shoal_V1_CreateActor, rhs: Shoal_V1_CreateActor) -> Bool {
+    if lhs.typeName != rhs.typeName {return false}
+    if lhs.name != rhs.name {return false}
+    if lhs._resources != rhs._resources {return false}
+    if lhs.strategy != rhs.strategy {return false}
+    if lhs.nodeID != rhs.nodeID {return false}
+    if lhs.soft != rhs.soft {return false}
+    if lhs.maxRestarts != rhs.maxRestarts {return false}
+    if lhs.detached != rhs.detached {return false}
+    if lhs.maxConcurrency != rhs.maxConcurrency {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shoal_V1_ActorLocation: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ActorLocation"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}actor_id\0\u{1}address\0\u{3}node_id\0\u{3}type_name\0\u{3}max_restarts\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.actorID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.address) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.nodeID) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.typeName) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.maxRestarts) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.actorID.isEmpty {
+      try visitor.visitSingularStringField(value: self.actorID, fieldNumber: 1)
+    }
+    if !self.address.isEmpty {
+      try visitor.visitSingularStringField(value: self.address, fieldNumber: 2)
+    }
+    if !self.nodeID.isEmpty {
+      try visitor.visitSingularStringField(value: self.nodeID, fieldNumber: 3)
+    }
+    if !self.typeName.isEmpty {
+      try visitor.visitSingularStringField(value: self.typeName, fieldNumber: 4)
+    }
+    if self.maxRestarts != 0 {
+      try visitor.visitSingularUInt32Field(value: self.maxRestarts, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shoal_V1_ActorLocation, rhs: Shoal_V1_ActorLocation) -> Bool {
+    if lhs.actorID != rhs.actorID {return false}
+    if lhs.address != rhs.address {return false}
+    if lhs.nodeID != rhs.nodeID {return false}
+    if lhs.typeName != rhs.typeName {return false}
+    if lhs.maxRestarts != rhs.maxRestarts {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shoal_V1_LookupActor: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".LookupActor"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{3}actor_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.actorID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if !self.actorID.isEmpty {
+      try visitor.visitSingularStringField(value: self.actorID, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shoal_V1_LookupActor, rhs: Shoal_V1_LookupActor) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.actorID != rhs.actorID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shoal_V1_StartActor: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".StartActor"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}actor_id\0\u{3}type_name\0\u{3}job_id\0\u{3}package_sha256\0\u{3}max_concurrency\0\u{3}head_address\0\u{1}detached\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.actorID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.typeName) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.packageSha256) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.maxConcurrency) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.headAddress) }()
+      case 7: try { try decoder.decodeSingularBoolField(value: &self.detached) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.actorID.isEmpty {
+      try visitor.visitSingularStringField(value: self.actorID, fieldNumber: 1)
+    }
+    if !self.typeName.isEmpty {
+      try visitor.visitSingularStringField(value: self.typeName, fieldNumber: 2)
+    }
+    if !self.jobID.isEmpty {
+      try visitor.visitSingularStringField(value: self.jobID, fieldNumber: 3)
+    }
+    if !self.packageSha256.isEmpty {
+      try visitor.visitSingularStringField(value: self.packageSha256, fieldNumber: 4)
+    }
+    if self.maxConcurrency != 0 {
+      try visitor.visitSingularUInt32Field(value: self.maxConcurrency, fieldNumber: 5)
+    }
+    if !self.headAddress.isEmpty {
+      try visitor.visitSingularStringField(value: self.headAddress, fieldNumber: 6)
+    }
+    if self.detached != false {
+      try visitor.visitSingularBoolField(value: self.detached, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shoal_V1_StartActor, rhs: Shoal_V1_StartActor) -> Bool {
+    if lhs.actorID != rhs.actorID {return false}
+    if lhs.typeName != rhs.typeName {return false}
+    if lhs.jobID != rhs.jobID {return false}
+    if lhs.packageSha256 != rhs.packageSha256 {return false}
+    if lhs.maxConcurrency != rhs.maxConcurrency {return false}
+    if lhs.headAddress != rhs.headAddress {return false}
+    if lhs.detached != rhs.detached {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shoal_V1_ActorStarted: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ActorStarted"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}actor_id\0\u{3}executor_id\0\u{1}address\0\u{1}error\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.actorID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.executorID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.address) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.error) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.actorID.isEmpty {
+      try visitor.visitSingularStringField(value: self.actorID, fieldNumber: 1)
+    }
+    if !self.executorID.isEmpty {
+      try visitor.visitSingularStringField(value: self.executorID, fieldNumber: 2)
+    }
+    if !self.address.isEmpty {
+      try visitor.visitSingularStringField(value: self.address, fieldNumber: 3)
+    }
+    if !self.error.isEmpty {
+      try visitor.visitSingularStringField(value: self.error, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shoal_V1_ActorStarted, rhs: Shoal_V1_ActorStarted) -> Bool {
+    if lhs.actorID != rhs.actorID {return false}
+    if lhs.executorID != rhs.executorID {return false}
+    if lhs.address != rhs.address {return false}
+    if lhs.error != rhs.error {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shoal_V1_ActorState: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ActorState"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}actor_id\0\u{1}state\0\u{1}address\0\u{1}reason\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.actorID) }()
+      case 2: try { try decoder.decodeSingularEnumField(value: &self.state) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.address) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.actorID.isEmpty {
+      try visitor.visitSingularStringField(value: self.actorID, fieldNumber: 1)
+    }
+    if self.state != .alive {
+      try visitor.visitSingularEnumField(value: self.state, fieldNumber: 2)
+    }
+    if !self.address.isEmpty {
+      try visitor.visitSingularStringField(value: self.address, fieldNumber: 3)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shoal_V1_ActorState, rhs: Shoal_V1_ActorState) -> Bool {
+    if lhs.actorID != rhs.actorID {return false}
+    if lhs.state != rhs.state {return false}
+    if lhs.address != rhs.address {return false}
+    if lhs.reason != rhs.reason {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shoal_V1_ActorState.State: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ALIVE\0\u{1}RESTARTING\0\u{1}DEAD\0")
+}
+
+nonisolated extension Shoal_V1_ActorCall: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ActorCall"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}call_id\0\u{3}actor_id\0\u{1}target\0\u{3}generic_substitutions\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.callID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.actorID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.target) }()
+      case 4: try { try decoder.decodeRepeatedStringField(value: &self.genericSubstitutions) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.callID != 0 {
+      try visitor.visitSingularUInt64Field(value: self.callID, fieldNumber: 1)
+    }
+    if !self.actorID.isEmpty {
+      try visitor.visitSingularStringField(value: self.actorID, fieldNumber: 2)
+    }
+    if !self.target.isEmpty {
+      try visitor.visitSingularStringField(value: self.target, fieldNumber: 3)
+    }
+    if !self.genericSubstitutions.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.genericSubstitutions, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shoal_V1_ActorCall, rhs: Shoal_V1_ActorCall) -> Bool {
+    if lhs.callID != rhs.callID {return false}
+    if lhs.actorID != rhs.actorID {return false}
+    if lhs.target != rhs.target {return false}
+    if lhs.genericSubstitutions != rhs.genericSubstitutions {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shoal_V1_ActorReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ActorReply"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}call_id\0\u{1}frame\0\u{1}failure\0\u{3}actor_missing\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.callID) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.frame) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._failure) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.actorMissing) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.callID != 0 {
+      try visitor.visitSingularUInt64Field(value: self.callID, fieldNumber: 1)
+    }
+    if self.frame != 0 {
+      try visitor.visitSingularUInt32Field(value: self.frame, fieldNumber: 2)
+    }
+    try { if let v = self._failure {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
+    if self.actorMissing != false {
+      try visitor.visitSingularBoolField(value: self.actorMissing, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shoal_V1_ActorReply, rhs: Shoal_V1_ActorReply) -> Bool {
+    if lhs.callID != rhs.callID {return false}
+    if lhs.frame != rhs.frame {return false}
+    if lhs._failure != rhs._failure {return false}
+    if lhs.actorMissing != rhs.actorMissing {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

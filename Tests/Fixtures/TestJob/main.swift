@@ -1,7 +1,36 @@
 // A job binary for the integration tests: its tasks, and driver programs chosen by argument.
 // Each mode prints lines the tests read.
+import Distributed
 import Foundation
 import Shoal
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A counter that lives on the cluster.
+distributed actor Counter {
+    typealias ActorSystem = ClusterActorSystem
+    var count: Int
+
+    init(start: Int, actorSystem: ClusterActorSystem) {
+        self.actorSystem = actorSystem
+        count = start
+    }
+
+    distributed func increment(by amount: Int) -> Int {
+        count += amount
+        return count
+    }
+
+    distributed func node() -> String { ProcessInfo.processInfo.environment["SHOAL_NODE_ID"] ?? "?" }
+
+    distributed func pid() -> Int32 { getpid() }
+
+    distributed func fail(_ message: String) throws -> Int { throw Failure(description: message) }
+}
+
+let counterType = ActorType("test.Counter") { (start: Int, system) in Counter(start: start, actorSystem: system) }
 
 /// A partial sum and the nodes that contributed to it.
 struct Tally: Codable, Sendable {
@@ -49,7 +78,7 @@ let failTally = RemoteTask("test.failTally") { (message: String) -> Tally in
     throw Failure(description: message)
 }
 
-await Shoal.bootstrap(tasks: [square, merge, slow, sleepy, fail, failTally, gpuDevices])
+await Shoal.bootstrap(tasks: [square, merge, slow, sleepy, fail, failTally, gpuDevices], actors: [counterType])
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 let mode = arguments.first ?? "mapreduce"
@@ -140,6 +169,110 @@ case "gpus":
     let refs = try (0..<2).map { _ in try cluster.submit(gpuDevices, 1.0, options: options) }
     let devices = try await cluster.get(refs, timeout: .seconds(60))
     print("gpus=\(devices.sorted().joined(separator: ","))")
+
+case "actors":
+    let counter = try await cluster.spawn(counterType, 0)
+    var last = 0
+    for _ in 0..<1000 { last = try await counter.increment(by: 1) }
+    print("count=\(last)")
+    do {
+        _ = try await counter.fail("no such ticker")
+        print("fail: no error")
+    } catch let error as TaskError {
+        print("fail: isRemote=\(error.isRemote) message=\(error.message)")
+    }
+    do {
+        _ = try await cluster.spawn(counterType, 0, options: ActorOptions(resources: Resources(custom: ["unobtainium": 1])))
+        print("infeasible: no error")
+    } catch let error as ClusterError {
+        print("infeasible: \(error.message.contains("infeasible"))")
+    }
+
+case "detached":
+    // Spawns a detached named counter, uses it, and leaves: it must outlive this job.
+    let name = arguments.count > 2 ? arguments[2] : "shared"
+    let counter = try await cluster.spawn(counterType, 100, options: ActorOptions(name: name, lifetime: .detached))
+    for _ in 0..<count { _ = try await counter.increment(by: 1) }
+    print("spawned \(name) on \(try await counter.node())")
+
+case "lookup":
+    let name = arguments.count > 2 ? arguments[2] : "shared"
+    let counter = try await cluster.actor(named: name, as: Counter.self)
+    print("found count=\(try await counter.increment(by: count))")
+
+case "restart":
+    // Two counters on the victim node: one may restart once, the other may not.
+    let victim = arguments.count > 2 ? arguments[2] : "victim"
+    let placement = TaskOptions.Strategy.nodeAffinity(nodeID: victim, soft: true)
+    let phoenix = try await cluster.spawn(counterType, 0, options: ActorOptions(maxRestarts: 1, strategy: placement))
+    let mortal = try await cluster.spawn(counterType, 0, options: ActorOptions(maxRestarts: 0, strategy: placement))
+    for _ in 0..<5 {
+        _ = try await phoenix.increment(by: 1)
+        _ = try await mortal.increment(by: 1)
+    }
+    print("placed phoenix=\(try await phoenix.node()) mortal=\(try await mortal.node())")
+    print("ready")
+    flushStandardOutput()
+    let deadline = ContinuousClock.now + .seconds(60)
+    var restarted = false
+    while ContinuousClock.now < deadline && !restarted {
+        do {
+            let value = try await phoenix.increment(by: 1)
+            let node = try await phoenix.node()
+            if node != victim {
+                print("phoenix restarted on \(node) count=\(value)")
+                restarted = true
+            }
+        } catch let error as ActorDiedError {
+            print("phoenix call failed while restarting: \(error.reason)")
+        }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    do {
+        _ = try await mortal.increment(by: 1)
+        print("mortal: no error")
+    } catch let error as ActorDiedError {
+        print("mortal: ActorDiedError \(error.actorID == mortal.id)")
+    }
+
+case "many":
+    // count actors in one process; each answers one call; memory per actor from its host's RSS.
+    let first = try await cluster.spawn(counterType, 0)
+    let pid = try await first.pid()
+    _ = try await first.increment(by: 1)
+    try await Task.sleep(for: .milliseconds(200))
+    let before = ProcessMemory.currentRSS(of: pid)
+    let start = ContinuousClock.now
+    var counters: [Counter] = []
+    try await withThrowingTaskGroup(of: [Counter].self) { group in
+        let batches = 8
+        for batch in 0..<batches {
+            group.addTask {
+                var made: [Counter] = []
+                for _ in stride(from: batch, to: count - 1, by: batches) { made.append(try await cluster.spawn(counterType, 0)) }
+                return made
+            }
+        }
+        for try await made in group { counters.append(contentsOf: made) }
+    }
+    let created = ContinuousClock.now
+    var answered = 0
+    var pids: Set<Int32> = [pid]
+    try await withThrowingTaskGroup(of: (Int, Int32).self) { group in
+        for (index, counter) in counters.enumerated() {
+            group.addTask { (try await counter.increment(by: 1), index % 500 == 0 ? try await counter.pid() : pid) }
+        }
+        for try await (value, host) in group {
+            if value == 1 { answered += 1 }
+            pids.insert(host)
+        }
+    }
+    try await Task.sleep(for: .milliseconds(200))
+    let after = ProcessMemory.currentRSS(of: pid)
+    let seconds = Double((created - start).components.seconds) + Double((created - start).components.attoseconds) / 1e18
+    print(
+        "many actors=\(counters.count + 1) answered=\(answered + 1) processes=\(pids.count) bytesPerActor=\((after - before) / max(1, counters.count)) createdPerSecond=\(Int(Double(counters.count) / seconds))"
+    )
 
 case "hold":
     _ = try await cluster.get(try cluster.submit(square, 1))

@@ -1,0 +1,212 @@
+import Logging
+import ShoalTransport
+import ShoalWire
+
+/// What the head knows of one distributed actor.
+struct ActorRecord {
+    var id: String
+    var typeName: String
+    var name: String
+    var arguments: [UInt8]
+    var resources: Resources
+    var strategy: TaskOptions.Strategy
+    var maxRestarts: Int
+    var restartsLeft: Int
+    var detached: Bool
+    var maxConcurrency: UInt32
+    var jobPeer: [UInt8]
+    var jobID: String
+    var package: String
+    var nodeID = ""
+    var executorID = ""
+    var address = ""
+    var state = Shoal_V1_ActorState.State.restarting
+    var reason = ""
+    /// The driver waiting for the actor's first start.
+    var creator: (peer: [UInt8], requestID: UInt64)?
+
+    var location: Shoal_V1_ActorLocation {
+        var location = Shoal_V1_ActorLocation()
+        location.actorID = id
+        location.address = address
+        location.nodeID = nodeID
+        location.typeName = typeName
+        location.maxRestarts = UInt32(maxRestarts)
+        return location
+    }
+}
+
+extension Head {
+    func createActor(_ create: Shoal_V1_CreateActor, arguments: [UInt8], peer: [UInt8], requestID: UInt64) throws {
+        guard let job = jobs[peer], job.alive else {
+            try send(.error(requestID, .unknownPeer, "driver is not connected"), to: peer)
+            return
+        }
+        let resources = Resources(create.resources)
+        do {
+            try resources.validate()
+        } catch {
+            try send(.error(requestID, .invalidArgument, "\(error)"), to: peer)
+            return
+        }
+        if !create.name.isEmpty, let existing = actorNames[create.name], let other = actors[existing], other.state != .dead {
+            try send(
+                .error(requestID, .invalidArgument, "an actor named '\(create.name)' already exists (\(other.id))"), to: peer)
+            return
+        }
+        let strategy: TaskOptions.Strategy =
+            switch create.strategy {
+            case .spread: .spread
+            case .nodeAffinity: .nodeAffinity(nodeID: create.nodeID, soft: create.soft)
+            default: .default
+            }
+        let id = "actor-" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
+        var record = ActorRecord(
+            id: id, typeName: create.typeName, name: create.name, arguments: arguments, resources: resources, strategy: strategy,
+            maxRestarts: Int(create.maxRestarts), restartsLeft: Int(create.maxRestarts), detached: create.detached,
+            maxConcurrency: max(1, create.maxConcurrency), jobPeer: peer, jobID: job.id, package: job.package)
+        record.creator = (peer, requestID)
+        actors[id] = record
+        if !create.name.isEmpty { actorNames[create.name] = id }
+        placeActor(id)
+    }
+
+    /// Places an actor on a node and asks that node to build it; parks it while no node has room.
+    func placeActor(_ id: String) {
+        guard var record = actors[id] else { return }
+        switch scheduler.decide(record.resources, strategy: record.strategy, nodes: candidates()) {
+        case .infeasible(let why):
+            actorFailed(id, reason: "infeasible: \(why)", code: .infeasible)
+        case .wait:
+            if !pendingActors.contains(id) { pendingActors.append(id) }
+        case .place(let nodeID):
+            guard var node = nodes[nodeID] else { return }
+            node.available = node.available - record.resources
+            nodes[nodeID] = node
+            record.nodeID = nodeID
+            record.executorID = ""
+            record.address = ""
+            actors[id] = record
+            var start = Shoal_V1_StartActor()
+            start.actorID = id
+            start.typeName = record.typeName
+            start.jobID = record.jobID
+            start.packageSha256 = record.package
+            start.maxConcurrency = record.maxConcurrency
+            start.headAddress = address
+            start.detached = record.detached
+            try? send(Envelope(0, .startActor(start)), payloads: [record.arguments], to: node.peer)
+        }
+    }
+
+    func actorStarted(_ started: Shoal_V1_ActorStarted) {
+        guard var record = actors[started.actorID], record.state != .dead else { return }
+        guard started.error.isEmpty else {
+            actorFailed(started.actorID, reason: started.error, code: .invalidArgument)
+            return
+        }
+        record.executorID = started.executorID
+        record.address = started.address
+        record.state = .alive
+        actors[started.actorID] = record
+        if let creator = record.creator {
+            actors[started.actorID]?.creator = nil
+            try? send(Envelope(creator.requestID, .actorLocation(record.location)), to: creator.peer)
+        }
+        broadcastActorState(record)
+    }
+
+    func lookupActor(_ lookup: Shoal_V1_LookupActor, peer: [UInt8], requestID: UInt64) throws {
+        let id = lookup.name.isEmpty ? lookup.actorID : (actorNames[lookup.name] ?? "")
+        guard let record = actors[id] else {
+            let what = lookup.name.isEmpty ? "id \(lookup.actorID)" : "name '\(lookup.name)'"
+            try send(.error(requestID, .notFound, "no actor with \(what)"), to: peer)
+            return
+        }
+        guard record.state != .dead else {
+            try send(.error(requestID, .notFound, "actor \(id) is dead: \(record.reason)"), to: peer)
+            return
+        }
+        try send(Envelope(requestID, .actorLocation(record.location)), to: peer)
+    }
+
+    /// The actor's process or node is gone: rebuild it if it has restarts left.
+    func restartOrBury(_ id: String, reason: String) {
+        guard var record = actors[id], record.state != .dead else { return }
+        releaseActorResources(&record)
+        guard record.restartsLeft > 0 else {
+            actors[id] = record
+            actorFailed(id, reason: reason, code: .unavailable)
+            return
+        }
+        record.restartsLeft -= 1
+        record.state = .restarting
+        record.reason = reason
+        actors[id] = record
+        logger.warning(
+            "restarting actor", metadata: ["actor": "\(id)", "reason": "\(reason)", "restarts left": "\(record.restartsLeft)"])
+        broadcastActorState(record)
+        placeActor(id)
+    }
+
+    private func releaseActorResources(_ record: inout ActorRecord) {
+        if !record.nodeID.isEmpty, var node = nodes[record.nodeID], node.alive {
+            node.available = node.available + record.resources
+            nodes[record.nodeID] = node
+        }
+        record.nodeID = ""
+    }
+
+    func actorFailed(_ id: String, reason: String, code: Shoal_V1_ErrorReply.Code) {
+        guard var record = actors[id] else { return }
+        releaseActorResources(&record)
+        record.state = .dead
+        record.reason = reason
+        pendingActors.removeAll { $0 == id }
+        if let creator = record.creator {
+            record.creator = nil
+            try? send(.error(creator.requestID, code, "actor \(record.typeName) could not start: \(reason)"), to: creator.peer)
+        }
+        actors[id] = record
+        broadcastActorState(record)
+    }
+
+    func broadcastActorState(_ record: ActorRecord) {
+        var state = Shoal_V1_ActorState()
+        state.actorID = record.id
+        state.state = record.state
+        state.address = record.address
+        state.reason = record.reason
+        for job in jobs.values where job.alive {
+            try? send(Envelope(0, .actorState(state)), to: job.peer)
+        }
+    }
+
+    /// Actors whose host executor died.
+    func actorHostExited(_ executorID: String, reason: String) {
+        for record in actors.values where record.executorID == executorID && record.state != .dead {
+            restartOrBury(record.id, reason: "its executor \(executorID) \(reason)")
+        }
+    }
+
+    /// Actors on a node that died.
+    func actorsOnDeadNode(_ nodeID: String, reason: String) {
+        for record in actors.values where record.nodeID == nodeID && record.state != .dead {
+            restartOrBury(record.id, reason: "node \(nodeID) died (\(reason))")
+        }
+    }
+
+    /// A job ended: its actors end too, except detached ones.
+    func actorsOfEndedJob(_ jobID: String) {
+        for record in actors.values where record.jobID == jobID && !record.detached && record.state != .dead {
+            actorFailed(record.id, reason: "job \(jobID) ended", code: .unavailable)
+        }
+    }
+
+    func schedulePendingActors() {
+        guard !pendingActors.isEmpty else { return }
+        let waiting = pendingActors
+        pendingActors.removeAll()
+        for id in waiting { placeActor(id) }
+    }
+}
