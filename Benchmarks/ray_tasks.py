@@ -16,6 +16,45 @@ def noop(x):
 
 
 @ray.remote(num_cpus=0)
+class Actor:
+    def small(self):
+        return 0
+
+    def echo(self, value):
+        return value
+
+    def pid(self):
+        import os
+        return os.getpid()
+
+
+@ray.remote(num_cpus=0, max_concurrency=16)
+class ConcurrentActor:
+    def small(self):
+        return 0
+
+
+@ray.remote(num_cpus=0)
+class ActorClient:
+    """One of the n clients of the n:n rows: calls its own actor."""
+
+    def __init__(self):
+        self.actor = Actor.remote()
+        ray.get(self.actor.small.remote())
+
+    def run(self, seconds, with_argument):
+        deadline = time.perf_counter() + seconds
+        count = 0
+        while time.perf_counter() < deadline:
+            if with_argument:
+                ray.get([self.actor.echo.remote(i) for i in range(1000)])
+            else:
+                ray.get([self.actor.small.remote() for _ in range(1000)])
+            count += 1000
+        return count
+
+
+@ray.remote(num_cpus=0)
 class Client:
     def batch(self, seconds):
         deadline = time.perf_counter() + seconds
@@ -83,6 +122,59 @@ def main():
     rows.append(rate("single client tasks async", async_each, args.seconds, args.trials))
     rows.append(rate("multi client tasks async", multi, args.seconds, args.trials))
     rows.append(rate("single client tasks and get batch", get_batch, args.seconds, args.trials))
+    actor = Actor.remote()
+    ray.get(actor.small.remote())
+
+    def actor_sync(deadline):
+        count = 0
+        while time.perf_counter() < deadline:
+            ray.get(actor.small.remote())
+            count += 1
+        return count
+
+    def actor_async(deadline, target=None, actors=None):
+        count = 0
+        while time.perf_counter() < deadline:
+            if actors:
+                ray.get([actors[i % len(actors)].small.remote() for i in range(1000)])
+            else:
+                ray.get([(target or actor).small.remote() for _ in range(1000)])
+            count += 1000
+        return count
+
+    concurrent = ConcurrentActor.remote()
+    ray.get(concurrent.small.remote())
+    many = [Actor.remote() for _ in range(2)]
+    ray.get([a.small.remote() for a in many])
+    rows.append(rate("1:1 actor calls sync", actor_sync, args.seconds, args.trials))
+    rows.append(rate("1:1 actor calls async", actor_async, args.seconds, args.trials))
+    rows.append(rate("1:1 actor calls concurrent", lambda d: actor_async(d, target=concurrent), args.seconds, args.trials))
+    rows.append(rate("1:n actor calls async", lambda d: actor_async(d, actors=many), args.seconds, args.trials))
+    clients = [ActorClient.remote() for _ in range(2)]
+    ray.get([c.run.remote(0.05, False) for c in clients])
+    rows.append(rate("n:n actor calls async", lambda d: sum(ray.get([c.run.remote(d - time.perf_counter(), False) for c in clients])), args.seconds, args.trials))
+    rows.append(rate("n:n actor calls with arg async", lambda d: sum(ray.get([c.run.remote(d - time.perf_counter(), True) for c in clients])), args.seconds, args.trials))
+
+    # Creation rate and idle memory: Ray starts a process per actor.
+    def rss(pid):
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    count = 20
+    start = time.perf_counter()
+    created = [Actor.remote() for _ in range(count)]
+    pids = ray.get([a.pid.remote() for a in created])
+    elapsed = time.perf_counter() - start
+    time.sleep(0.5)
+    memory = sum(rss(pid) for pid in pids) / count / 1024
+    print(f"{'actor creations':44s} {count / elapsed:.1f} per second", flush=True)
+    print(f"{'idle memory per actor':44s} {memory:.0f} KiB", flush=True)
+    rows.append({"name": "actor creations", "mean": count / elapsed, "deviation": 0, "unit": "per second"})
+    rows.append({"name": "idle memory per actor", "mean": memory, "deviation": 0, "unit": "KiB"})
+
     latencies.sort()
     for name, q in [("task round trip p50", 0.5), ("task round trip p99", 0.99)]:
         value = latencies[min(len(latencies) - 1, int(len(latencies) * q))]

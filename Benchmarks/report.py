@@ -61,6 +61,22 @@ print("Shoal's `single client tasks sync` row runs its loop with `cluster.onDriv
 print("the `from the thread pool` row is the same loop as plain async code on Swift's cooperative pool, one thread hop")
 print("each way more. Ray's sync row is compared with both. Round-trip percentiles are from the `onDriverLoop` row.")
 print()
+print("## Actors (issue: actors, object store and placement groups)")
+print()
+print("Same run. Shoal's rows call `distributed func`s of Swift `distributed actor`s hosted in one executor process per job")
+print("and node; Ray's call actor methods, one process per actor. The n:n rows use n = 2 clients, each its own driver")
+print("connection (Shoal) or actor (Ray), each calling its own actor; Shoal's `with arg` passes an Int (no object store yet).")
+print()
+print("| row | Shoal | Ray | Shoal / Ray |")
+print("|---|---:|---:|---:|")
+for name in ["1:1 actor calls sync", "1:1 actor calls async", "1:1 actor calls concurrent", "1:n actor calls async", "n:n actor calls async", "n:n actor calls with arg async", "actor creations"]:
+    s, r = shoal.get(name), ray.get(name)
+    ratio = f"{s['mean'] / r['mean']:.1f}×" if s and r else "—"
+    print(f"| {name} (per second) | {fmt(s)} | {fmt(r)} | {ratio} |")
+s, r = shoal.get("idle memory per actor"), ray.get("idle memory per actor")
+if s and r:
+    print(f"| idle memory per actor (KiB) | {s['mean']:.1f} | {r['mean']:,.0f} | {r['mean'] / s['mean']:,.0f}× less |")
+print()
 bare50 = shoal.get("bare ZeroMQ DEALER/ROUTER round trip p50")
 bare99 = shoal.get("bare ZeroMQ DEALER/ROUTER round trip p99")
 p50 = shoal.get("task round trip p50")

@@ -6,7 +6,7 @@ import Shoal
 @main
 enum Main {
     static func main() async {
-        await Shoal.bootstrap(tasks: BenchmarkTasks.all)
+        await Shoal.bootstrap(tasks: BenchmarkTasks.all, actors: BenchmarkTasks.actors)
         await ClusterCommand.main()
     }
 }

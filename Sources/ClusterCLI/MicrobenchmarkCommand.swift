@@ -105,6 +105,7 @@ struct MicrobenchmarkCommand: AsyncParsableCommand {
                 }
                 return count
             })
+        for row in try await actorRows(cluster) { report(row) }
         latencies.sort()
         report(Row(name: "task round trip p50", mean: percentile(latencies, 0.5), deviation: 0, unit: "us"))
         report(Row(name: "task round trip p99", mean: percentile(latencies, 0.99), deviation: 0, unit: "us"))
@@ -175,6 +176,121 @@ struct MicrobenchmarkCommand: AsyncParsableCommand {
         for client in clients { await client.shutdown() }
         await embedded?.shutdown()
         return row
+    }
+
+    /// Ray's actor rows, plus actor creation rate and idle memory per actor.
+    private func actorRows(_ cluster: Cluster) async throws -> [Row] {
+        var rows: [Row] = []
+        let actor = try await cluster.spawn(BenchmarkTasks.actor, 0)
+        _ = try await actor.small()
+        rows.append(
+            try await rate("1:1 actor calls sync") { deadline in
+                try await cluster.onDriverLoop {
+                    var count = 0
+                    while ContinuousClock.now < deadline {
+                        _ = try await actor.small()
+                        count += 1
+                    }
+                    return count
+                }
+            })
+        func burst(_ actors: [BenchActor], calls: Int) async throws -> Int {
+            try await withThrowingTaskGroup(of: Int.self) { group in
+                for index in 0..<calls {
+                    let target = actors[index % actors.count]
+                    group.addTask { try await target.small() }
+                }
+                return try await group.reduce(0) { count, _ in count + 1 }
+            }
+        }
+        rows.append(
+            try await rate("1:1 actor calls async") { deadline in
+                try await cluster.onDriverLoop {
+                    var count = 0
+                    while ContinuousClock.now < deadline { count += try await burst([actor], calls: 1000) }
+                    return count
+                }
+            })
+        let concurrent = try await cluster.spawn(BenchmarkTasks.actor, 0, options: ActorOptions(maxConcurrency: 16))
+        rows.append(
+            try await rate("1:1 actor calls concurrent") { deadline in
+                try await cluster.onDriverLoop {
+                    var count = 0
+                    while ContinuousClock.now < deadline { count += try await burst([concurrent], calls: 1000) }
+                    return count
+                }
+            })
+        var many: [BenchActor] = []
+        for _ in 0..<cpus { many.append(try await cluster.spawn(BenchmarkTasks.actor, 0)) }
+        rows.append(
+            try await rate("1:n actor calls async") { deadline in
+                try await cluster.onDriverLoop {
+                    var count = 0
+                    while ContinuousClock.now < deadline { count += try await burst(many, calls: 1000) }
+                    return count
+                }
+            })
+        rows.append(contentsOf: try await nToN(cluster))
+
+        // Creation rate and idle memory: actors of one job share one executor process.
+        let pid = try await actor.pid()
+        let before = ProcessMemory.currentRSS(of: pid)
+        let count = 2000
+        let start = ContinuousClock.now
+        let created = try await withThrowingTaskGroup(of: BenchActor.self) { group in
+            for _ in 0..<count { group.addTask { try await cluster.spawn(BenchmarkTasks.actor, 0) } }
+            var made: [BenchActor] = []
+            for try await actor in group { made.append(actor) }
+            return made
+        }
+        let elapsed = (ContinuousClock.now - start).seconds
+        for created in created { _ = try await created.small() }
+        try await Task.sleep(for: .milliseconds(200))
+        let after = ProcessMemory.currentRSS(of: pid)
+        rows.append(Row(name: "actor creations", mean: Double(count) / elapsed, deviation: 0, unit: "per second"))
+        rows.append(
+            Row(name: "idle memory per actor", mean: Double(after - before) / Double(count) / 1024, deviation: 0, unit: "KiB"))
+        return rows
+    }
+
+    /// n clients, each its own driver connection, each calling its own actor.
+    private func nToN(_ cluster: Cluster) async throws -> [Row] {
+        var clients: [Cluster] = []
+        var actors: [BenchActor] = []
+        for _ in 0..<cpus {
+            let client = try await Cluster.connect(address: cluster.address)
+            clients.append(client)
+            actors.append(try await client.spawn(BenchmarkTasks.actor, 0))
+        }
+        func run(_ name: String, withArgument: Bool) async throws -> Row {
+            try await rate(name) { deadline in
+                try await withThrowingTaskGroup(of: Int.self) { group in
+                    for (client, actor) in zip(clients, actors) {
+                        group.addTask {
+                            try await client.onDriverLoop {
+                                var count = 0
+                                while ContinuousClock.now < deadline {
+                                    count += try await withThrowingTaskGroup(of: Int.self) { calls in
+                                        for index in 0..<1000 {
+                                            calls.addTask { withArgument ? try await actor.echo(index) : try await actor.small() }
+                                        }
+                                        return try await calls.reduce(0) { total, _ in total + 1 }
+                                    }
+                                }
+                                return count
+                            }
+                        }
+                    }
+                    return try await group.reduce(0, +)
+                }
+            }
+        }
+        let rows = [
+            try await run("n:n actor calls async", withArgument: false),
+            try await run("n:n actor calls with arg async", withArgument: true),
+        ]
+        for client in clients { await client.shutdown() }
+        return rows
     }
 
     /// Round trips of 64 bytes to a bare ZeroMQ ROUTER echo in another process, in microseconds.

@@ -14,10 +14,14 @@ public final class Cluster: Sendable {
     public let core: DriverCore
     private let local: LocalCluster?
 
+    /// The actor system remote actor references of this driver go through.
+    public let actorSystem: ClusterActorSystem
+
     private init(core: DriverCore, local: LocalCluster?) {
         self.core = core
         self.local = local
-        ClusterActorSystem.shared.attach(driver: core)
+        actorSystem = ClusterActorSystem()
+        actorSystem.attach(driver: core)
     }
 
     /// The job this driver runs as.
@@ -100,9 +104,6 @@ public final class Cluster: Sendable {
     public func status() async throws -> ClusterStatus {
         ClusterStatus(try await core.status())
     }
-
-    /// The actor system remote actor references of this driver use.
-    public var actorSystem: ClusterActorSystem { .shared }
 
     /// Builds a distributed actor somewhere on the cluster and returns a reference to it.
     ///

@@ -23,7 +23,8 @@ public final class ClusterActorSystem: DistributedActorSystem, Sendable {
 
     public init() {}
 
-    /// The process's actor system.
+    /// The actor system that hosts an executor's actors. Each `Cluster` connection has its own
+    /// system for the references it makes.
     public static let shared = ClusterActorSystem()
 
     /// Makes `driver` the connection remote calls go through.
