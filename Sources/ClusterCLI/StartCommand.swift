@@ -42,6 +42,11 @@ struct StartCommand: AsyncParsableCommand {
     @Option(help: #"Custom resources as JSON, e.g. '{"ssd": 1}'."#)
     var resources: String?
 
+    @Option(
+        name: .customLong("object-store-memory"),
+        help: "Bytes of shared memory for the node's object store (default: 30% of memory).")
+    var objectStoreMemory: UInt64?
+
     @Option(name: .customLong("node-id"), help: "This node's id (default: random).")
     var nodeID: String?
 
@@ -107,7 +112,8 @@ struct StartCommand: AsyncParsableCommand {
         }
         let node = try await NodeDaemon(
             headAddress: headAddress, nodeID: nodeID, resources: try offered(), host: nodeIPAddress,
-            sessionDirectory: session.directory, config: config)
+            sessionDirectory: session.directory, config: config,
+            objectStoreMemory: objectStoreMemory ?? NodeDaemon.defaultObjectStoreMemory)
         try session.registerProcess(role: head ? "head" : "node")
         print(
             head

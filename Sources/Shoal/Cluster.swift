@@ -68,6 +68,13 @@ public final class Cluster: Sendable {
         try core.submit(task, input, options: options)
     }
 
+    /// Stores a value in the cluster and returns a reference to pass to tasks. Values past
+    /// 100 KiB live in this machine's node object store, in shared memory: tasks on that node map
+    /// them without a copy, tasks elsewhere pull them from it.
+    public func put<Value: Codable & Sendable>(_ value: Value) async throws -> ObjectRef<Value> {
+        try await core.put(value)
+    }
+
     /// Waits for one result.
     /// - Throws: the task's `TaskError`, or `ClusterError.timeout`.
     public func get<Value>(_ ref: ObjectRef<Value>, timeout: Duration? = nil) async throws -> Value {
@@ -77,9 +84,7 @@ public final class Cluster: Sendable {
     /// Waits for several results, in order.
     /// - Parameter timeout: for all of them together.
     public func get<Value>(_ refs: [ObjectRef<Value>], timeout: Duration? = nil) async throws -> [Value] {
-        let bytes = try await core.values(of: refs.map(\.id), timeout: timeout)
-        let decoder = BinaryDecoder()
-        return try bytes.map { try decoder.decode(Value.self, from: $0) }
+        try await core.values(of: refs.map(\.id), as: Value.self, timeout: timeout)
     }
 
     /// Waits until `numReturns` of `refs` are finished (a value or an error), or `timeout`.

@@ -118,7 +118,7 @@ public final class ClusterProcesses: Sendable {
     private let nodes = Mutex<[String: RunningProcess]>([:])
 
     /// Starts the head with `cpus` CPUs and waits until it answers.
-    public init(cpus: Int = 2, nodeTimeoutMilliseconds: Int = 2000) async throws {
+    public init(cpus: Int = 2, nodeTimeoutMilliseconds: Int = 2000, headArguments: [String] = []) async throws {
         session = NSTemporaryDirectory() + "shoal-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         environment = [
             "SHOAL_SESSION_DIR": session,
@@ -128,7 +128,7 @@ public final class ClusterProcesses: Sendable {
         ]
         head = try RunningProcess(
             binaryPath("cluster"),
-            ["start", "--head", "--port", "0", "--num-cpus", String(cpus), "--node-id", "head", "--block"],
+            ["start", "--head", "--port", "0", "--num-cpus", String(cpus), "--node-id", "head", "--block"] + headArguments,
             environment: environment)
         let line = try await head.waitForLine(startingWith: "Shoal head started at", timeout: .seconds(30))
         address = String(line.split(separator: " ")[4])

@@ -12,6 +12,12 @@ public struct ClusterStatus: Sendable {
         public var malformedMessages: UInt64
         public var pid: Int32
         public var executorAddresses: [String]
+        /// Object store: capacity, bytes in shared memory, bytes spilled to disk, objects, spills.
+        public var objectStoreCapacity: UInt64
+        public var objectStoreUsed: UInt64
+        public var objectStoreSpilled: UInt64
+        public var objectCount: UInt64
+        public var spills: UInt64
     }
 
     public struct Job: Sendable {
@@ -37,7 +43,9 @@ public struct ClusterStatus: Sendable {
             Node(
                 id: $0.nodeID, address: $0.address, alive: $0.alive, total: Resources($0.total),
                 available: Resources($0.available), executors: Int($0.executors), malformedMessages: $0.malformedMessages,
-                pid: $0.pid, executorAddresses: $0.executorAddresses)
+                pid: $0.pid, executorAddresses: $0.executorAddresses, objectStoreCapacity: $0.objects.capacity,
+                objectStoreUsed: $0.objects.used, objectStoreSpilled: $0.objects.spilled, objectCount: $0.objects.objects,
+                spills: $0.objects.spills)
         }
         jobs = reply.jobs.map {
             Job(
@@ -61,7 +69,10 @@ public struct ClusterStatus: Sendable {
             }.joined(separator: ", ")
             lines.append(
                 node.id.padded(14) + (node.alive ? "alive" : "DEAD").padded(7) + String(node.executors).padded(11)
-                    + String(node.malformedMessages).padded(11) + usage)
+                    + String(node.malformedMessages).padded(11)
+                    + "\(node.objectCount) (\(node.objectStoreUsed >> 20)/\(node.objectStoreCapacity >> 20), \(node.objectStoreSpilled >> 20))"
+                    .padded(38)
+                    + usage)
         }
         lines.append("")
         lines.append(

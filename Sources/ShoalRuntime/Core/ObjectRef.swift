@@ -23,16 +23,40 @@ public struct ObjectRef<Value: Codable & Sendable>: Sendable, Hashable, Codable,
     /// - Parameter timeout: how long to wait; nil waits for ever.
     /// - Throws: `TaskError` when the task failed, `ClusterError.timeout` past the timeout.
     public func get(timeout: Duration? = nil) async throws -> Value {
-        let bytes: [UInt8]
         switch storage?.kind {
-        case .resolved(let resolved)?:
-            bytes = resolved
+        case .resolved(let bytes)?:
+            return try BinaryDecoder().decode(Value.self, from: bytes)
+        case .located(let location, let client)?:
+            return try await ObjectContents.stored(location).decode(Value.self, using: client)
         case .owned(let owner)?:
-            bytes = try await owner.value(of: id, timeout: timeout)
+            return try await owner.value(of: id, timeout: timeout).decode(Value.self, using: owner)
         case nil:
             throw ClusterError.notFound("object \(id) was decoded outside of a task and has no owner")
         }
-        return try BinaryDecoder().decode(Value.self, from: bytes)
+    }
+
+    /// Maps a stored object's bytes from shared memory without copying them; for values put
+    /// with `Cluster.put` past the inline limit (100 KiB). `MappedObject.elements(of:)` reads an
+    /// array of scalars in place.
+    /// - Throws: `ClusterError.invalidArgument` for small, inline values (use `get()`).
+    public func mapped(timeout: Duration? = nil) async throws -> MappedObject {
+        let contents: ObjectContents
+        let client: any ObjectStoreClient
+        switch storage?.kind {
+        case .located(let location, let access)?:
+            contents = .stored(location)
+            client = access
+        case .owned(let owner)?:
+            contents = try await owner.value(of: id, timeout: timeout)
+            client = owner
+        default:
+            contents = .inline([])
+            client = ObjectStoreUnavailable()
+        }
+        guard case .stored(let location) = contents else {
+            throw ClusterError.invalidArgument("object \(id) is small and travels inline; read it with get()")
+        }
+        return try await client.map(location)
     }
 
     public static func == (lhs: Self, rhs: Self) -> Bool { lhs.id == rhs.id }
@@ -42,8 +66,11 @@ public struct ObjectRef<Value: Codable & Sendable>: Sendable, Hashable, Codable,
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         id = try container.decode(ObjectID.self)
-        if let resolved = decoder.userInfo[.shoalResolvedObjects] as? ResolvedObjects, let bytes = resolved.values[id] {
+        let resolved = decoder.userInfo[.shoalResolvedObjects] as? ResolvedObjects
+        if let bytes = resolved?.values[id] {
             storage = RefStorage(resolved: bytes)
+        } else if let location = resolved?.locations[id], let client = resolved?.client {
+            storage = RefStorage(location: location, client: client)
         } else {
             storage = nil
         }
@@ -63,6 +90,7 @@ final class RefStorage: Sendable {
     enum Kind: Sendable {
         case owned(DriverCore)
         case resolved([UInt8])
+        case located(Shoal_V1_ObjectLocation, any ObjectStoreClient)
     }
 
     let kind: Kind
@@ -75,6 +103,11 @@ final class RefStorage: Sendable {
 
     init(resolved: [UInt8]) {
         kind = .resolved(resolved)
+        id = 0
+    }
+
+    init(location: Shoal_V1_ObjectLocation, client: any ObjectStoreClient) {
+        kind = .located(location, client)
         id = 0
     }
 
@@ -96,11 +129,29 @@ final class DependencyCollector: @unchecked Sendable {
     }
 }
 
-/// The values of a task's dependencies, shipped with it.
+/// The values of a task's dependencies, shipped with it, or where to map them from.
 public final class ResolvedObjects: Sendable {
     let values: [ObjectID: [UInt8]]
-    init(_ values: [ObjectID: [UInt8]]) { self.values = values }
+    let locations: [ObjectID: Shoal_V1_ObjectLocation]
+    let client: (any ObjectStoreClient)?
+
+    init(
+        _ values: [ObjectID: [UInt8]], locations: [ObjectID: Shoal_V1_ObjectLocation] = [:],
+        client: (any ObjectStoreClient)? = nil
+    ) {
+        self.values = values
+        self.locations = locations
+        self.client = client
+    }
+
     static let empty = ResolvedObjects([:])
+}
+
+/// Stands in where no node store is reachable.
+struct ObjectStoreUnavailable: ObjectStoreClient {
+    func map(_ location: Shoal_V1_ObjectLocation) async throws -> MappedObject {
+        throw ClusterError.notFound("object \(location.key) is stored, and this process has no node to map it from")
+    }
 }
 
 extension CodingUserInfoKey {

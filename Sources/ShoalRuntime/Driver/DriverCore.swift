@@ -11,16 +11,16 @@ import Synchronization
 /// The driver side of the runtime, behind `Cluster`: it leases executors from the head, pushes
 /// tasks to them directly in batches, resolves dependencies, retries after failures, and owns
 /// every result until the last `ObjectRef` to it is gone.
-public actor DriverCore {
+public actor DriverCore: ObjectStoreClient {
     struct ObjectEntry {
         enum State {
             case pending
-            case ready([UInt8])
+            case ready(ObjectContents)
             case failed(TaskError)
         }
 
         var state = State.pending
-        var waiters: [(token: Int, continuation: CheckedContinuation<[UInt8], any Error>)] = []
+        var waiters: [(token: Int, continuation: CheckedContinuation<ObjectContents, any Error>)] = []
         var dependents: [UInt64] = []
         var released = false
     }
@@ -95,7 +95,7 @@ public actor DriverCore {
     private var logger = Logger(label: "shoal.driver")
     private nonisolated let nextObjectID = Atomic<UInt64>(1)
 
-    private var objects: [ObjectID: ObjectEntry] = [:]
+    var objects: [ObjectID: ObjectEntry] = [:]
     private var tasks: [UInt64: TaskEntry] = [:]
     private var queues: [TaskOptions.Shape: ShapeQueue] = [:]
     private var leases: [UInt64: Lease] = [:]
@@ -110,6 +110,11 @@ public actor DriverCore {
     private var pumpScheduled = false
     private var finished: UInt64 = 0
     private var closed = false
+    /// The node daemon on this machine, whose object store holds this driver's large puts.
+    private var localNode: Socket?
+    private var localNodeID = ""
+    private var localNodeAddress = ""
+    nonisolated let objectKeyPrefix = "obj-\(getpid())-\(UInt32.random(in: 0...UInt32.max))-"
 
     private init(loop: EventLoop, head: Socket, headAddress: String, jobID: String, config: RuntimeConfig) {
         self.loop = loop
@@ -137,7 +142,9 @@ public actor DriverCore {
         try head.connect(headAddress)
         let core = DriverCore(loop: loop, head: head, headAddress: headAddress, jobID: jobID, config: config)
         let accepted = try await core.handshake(package: package, executable: executable, timeout: timeout)
-        return DriverCore(adopting: core, jobID: accepted)
+        let connected = DriverCore(adopting: core, jobID: accepted.jobID)
+        try await connected.attachLocalNode(accepted)
+        return connected
     }
 
     /// The connected core: the same loop and socket, now knowing its job id.
@@ -146,13 +153,30 @@ public actor DriverCore {
         loop.execute { [self] in self.assumeIsolated { $0.startServing() } }
     }
 
-    private func handshake(package: String, executable: String, timeout: Duration) async throws -> String {
+    private func attachLocalNode(_ accepted: Shoal_V1_DriverAccepted) throws {
+        guard !accepted.localNodeAddress.isEmpty else { return }
+        let socket = try Socket(.dealer)
+        try socket.setUnboundedQueues()
+        try socket.connect(accepted.localNodeAddress)
+        loop.register(socket) { [unowned self] message in self.assumeIsolated { $0.receiveFromLocalNode(message) } }
+        localNode = socket
+        localNodeID = accepted.localNodeID
+        localNodeAddress = accepted.localNodeAddress
+    }
+
+    private func receiveFromLocalNode(_ message: ShoalTransport.Message) {
+        guard let incoming = try? Incoming(message, routed: false) else { return }
+        replies.removeValue(forKey: incoming.envelope.requestID)?.resume(returning: incoming.envelope)
+    }
+
+    private func handshake(package: String, executable: String, timeout: Duration) async throws -> Shoal_V1_DriverAccepted {
         loop.register(head) { [unowned self] message in self.assumeIsolated { $0.receiveFromHead(message) } }
         defer { loop.unregister(head) }
         var connect = Shoal_V1_ConnectDriver()
         connect.packageSha256 = package
         connect.pid = getpid()
-        connect.host = ProcessInfo.processInfo.hostName
+        // The host this driver reaches the head at: a node daemon there shares its machine.
+        connect.host = headAddress.replacingOccurrences(of: "tcp://", with: "").split(separator: ":").first.map(String.init) ?? ""
         connect.jobID = jobID
         let reply = try await request(.connectDriver(connect), timeout: timeout, what: "connecting to the head at \(headAddress)")
         guard case .driverAccepted(let accepted) = reply.body else {
@@ -172,7 +196,7 @@ public actor DriverCore {
                 throw ClusterError.peerError("the head did not store the job's executable: \(stored.body.map { "\($0)" } ?? "")")
             }
         }
-        return accepted.jobID
+        return accepted
     }
 
     private func startServing() {
@@ -187,7 +211,7 @@ public actor DriverCore {
 
     /// Sends a request to the head and waits for its reply.
     func request(
-        _ body: Envelope.OneOf_Body, payloads: [[UInt8]] = [], timeout: Duration, what: String
+        _ body: Envelope.OneOf_Body, payloads: [[UInt8]] = [], timeout: Duration, what: String, toLocalNode: Bool = false
     ) async throws -> Envelope {
         guard !closed else { throw ClusterError.shutDown("the cluster handle was shut down") }
         let id = nextRequestID
@@ -196,7 +220,10 @@ public actor DriverCore {
         defer { if let timer { loop.cancelTimer(timer) } }
         let reply = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Envelope, any Error>) in
             do {
-                try head.send(Envelope(id, body), payloads: payloads)
+                guard let target = toLocalNode ? localNode : head else {
+                    throw ClusterError.connectionFailed("this driver has no node daemon on its machine for objects")
+                }
+                try target.send(Envelope(id, body), payloads: payloads)
             } catch {
                 continuation.resume(throwing: ClusterError.connectionFailed("\(what): \(error)"))
                 return
@@ -240,7 +267,7 @@ public actor DriverCore {
         var encoder = BinaryEncoder()
         encoder.userInfo[.shoalDependencies] = collector
         let bytes = try encoder.encode(input)
-        let id = nextObjectID.wrappingAdd(1, ordering: .relaxed).oldValue
+        let id = nextObjectIDValue()
         let storage = RefStorage(owner: self, id: id)
         let entry = TaskEntry(
             id: id, name: task.name, input: bytes, dependencies: collector.ids,
@@ -251,6 +278,20 @@ public actor DriverCore {
             loop.execute { [self] in self.assumeIsolated { $0.accept(entry) } }
         }
         return ObjectRef(id: id, storage: storage)
+    }
+
+    nonisolated func nextObjectIDValue() -> ObjectID {
+        nextObjectID.wrappingAdd(1, ordering: .relaxed).oldValue
+    }
+
+    var localNodeIDValue: String { localNodeID }
+    var localNodeAddressValue: String { localNodeAddress }
+
+    func sendToLocalNode(_ envelope: Envelope) throws {
+        guard let localNode else {
+            throw ClusterError.connectionFailed("this driver has no node daemon on its machine for objects")
+        }
+        try localNode.send(envelope)
     }
 
     private func accept(_ task: TaskEntry) {
@@ -370,7 +411,16 @@ public actor DriverCore {
             frames.append(task.input)
             spec.inputFrame = UInt32(frames.count)
             for dependency in task.dependencies {
-                guard case .ready(let value)? = objects[dependency]?.state else { continue }
+                guard case .ready(let contents)? = objects[dependency]?.state else { continue }
+                guard case .inline(let value) = contents else {
+                    if case .stored(let location) = contents {
+                        var resolved = Shoal_V1_ResolvedDependency()
+                        resolved.objectID = dependency
+                        resolved.location = location
+                        spec.dependencies.append(resolved)
+                    }
+                    continue
+                }
                 let frame: UInt32
                 if let existing = dependencyFrames[dependency] {
                     frame = existing
@@ -492,7 +542,7 @@ public actor DriverCore {
                     .failed(TaskError(code, task: task.name, message: failure.message, errorType: failure.errorType)))
             } else {
                 do {
-                    complete(result.taskID, .ready(try incoming.payload(result.frame)))
+                    complete(result.taskID, .ready(.inline(try incoming.payload(result.frame))))
                 } catch {
                     complete(result.taskID, .failed(TaskError(.systemFailure, task: task.name, message: "\(error)")))
                 }
@@ -553,7 +603,7 @@ public actor DriverCore {
         }
         for waiter in waiters {
             switch state {
-            case .ready(let bytes): waiter.continuation.resume(returning: bytes)
+            case .ready(let contents): waiter.continuation.resume(returning: contents)
             case .failed(let error): waiter.continuation.resume(throwing: error)
             case .pending: break
             }
@@ -573,8 +623,8 @@ public actor DriverCore {
     // MARK: results
 
     /// Waits for an object's bytes.
-    func value(of id: ObjectID, timeout: Duration?) async throws -> [UInt8] {
-        if case .ready(let bytes)? = objects[id]?.state { return bytes }
+    func value(of id: ObjectID, timeout: Duration?) async throws -> ObjectContents {
+        if case .ready(let contents)? = objects[id]?.state { return contents }
         let token = nextWaiterToken
         nextWaiterToken += 1
         var timer: Int?
@@ -587,8 +637,8 @@ public actor DriverCore {
                 return
             }
             switch entry.state {
-            case .ready(let bytes):
-                continuation.resume(returning: bytes)
+            case .ready(let contents):
+                continuation.resume(returning: contents)
                 return
             case .failed(let error):
                 continuation.resume(throwing: error)
@@ -615,13 +665,13 @@ public actor DriverCore {
     }
 
     /// Waits for several objects' bytes, in order, in one call.
-    public func values(of ids: [ObjectID], timeout: Duration?) async throws -> [[UInt8]] {
+    func values(of ids: [ObjectID], timeout: Duration?) async throws -> [ObjectContents] {
         let deadline = timeout.map { ContinuousClock.now + $0 }
-        var values: [[UInt8]] = []
+        var values: [ObjectContents] = []
         values.reserveCapacity(ids.count)
         for id in ids {
-            if case .ready(let bytes)? = objects[id]?.state {
-                values.append(bytes)
+            if case .ready(let contents)? = objects[id]?.state {
+                values.append(contents)
             } else {
                 values.append(try await value(of: id, timeout: deadline.map { max(.zero, $0 - .now) }))
             }
@@ -670,10 +720,16 @@ public actor DriverCore {
 
     private func release(_ id: ObjectID) {
         guard var entry = objects[id] else { return }
-        if case .pending = entry.state {
+        switch entry.state {
+        case .pending:
             entry.released = true
             objects[id] = entry
-        } else {
+        case .ready(.stored(let location)):
+            objects[id] = nil
+            var free = Shoal_V1_FreeObjects()
+            free.keys = [location.key]
+            try? localNode?.send(Envelope(0, .freeObjects(free)))
+        default:
             objects[id] = nil
         }
     }

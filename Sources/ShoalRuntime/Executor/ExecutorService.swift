@@ -13,7 +13,7 @@ import ShoalWire
 /// Tasks of one lease run one after another, on the service's own loop thread: a task that
 /// computes takes the thread, which is what its CPU lease is for, and one that awaits lets the
 /// loop serve messages meanwhile.
-public actor ExecutorService {
+public actor ExecutorService: ObjectStoreClient {
     struct QueuedTask {
         var driver: [UInt8]
         var spec: Shoal_V1_TaskSpec
@@ -41,6 +41,10 @@ public actor ExecutorService {
     var malformed: UInt64 = 0
     /// Distributed actors hosted here, with their queued calls.
     var hostedActors: [ClusterActorID: ActorSlot] = [:]
+    /// Requests to the node daemon (objects) waiting for their replies.
+    private var nodeReplies: [UInt64: CheckedContinuation<Envelope, any Error>] = [:]
+    private var nextNodeRequest: UInt64 = 1
+    private let jobID = ProcessInfo.processInfo.environment["SHOAL_JOB_ID"] ?? ""
     private let parent = getppid()
     private var logger = Logger(label: "shoal.executor")
 
@@ -85,6 +89,10 @@ public actor ExecutorService {
     private func receiveFromNode(_ message: ShoalTransport.Message) {
         guard let incoming = try? Incoming(message, routed: false) else {
             malformed += 1
+            return
+        }
+        if let continuation = nodeReplies.removeValue(forKey: incoming.envelope.requestID) {
+            continuation.resume(returning: incoming.envelope)
             return
         }
         switch incoming.envelope.body {
@@ -134,13 +142,20 @@ public actor ExecutorService {
         parsed.reserveCapacity(push.tasks.count)
         for spec in push.tasks {
             var values: [ObjectID: [UInt8]] = [:]
+            var locations: [ObjectID: Shoal_V1_ObjectLocation] = [:]
             for dependency in spec.dependencies {
-                values[dependency.objectID] = try incoming.payload(dependency.frame)
+                if dependency.frame == 0 && dependency.hasLocation {
+                    try ObjectStore.validate(dependency.location.key)
+                    locations[dependency.objectID] = dependency.location
+                } else {
+                    values[dependency.objectID] = try incoming.payload(dependency.frame)
+                }
             }
+            let resolved =
+                values.isEmpty && locations.isEmpty
+                ? ResolvedObjects.empty : ResolvedObjects(values, locations: locations, client: self)
             parsed.append(
-                QueuedTask(
-                    driver: incoming.sender, spec: spec, input: try incoming.payload(spec.inputFrame),
-                    resolved: values.isEmpty ? .empty : ResolvedObjects(values)))
+                QueuedTask(driver: incoming.sender, spec: spec, input: try incoming.payload(spec.inputFrame), resolved: resolved))
         }
         queue.append(contentsOf: parsed)
         if !running {
@@ -206,6 +221,29 @@ public actor ExecutorService {
             return failure(message, type: "BadInput", application: false)
         } catch {
             return failure(String(describing: error), type: String(reflecting: type(of: error)), application: true)
+        }
+    }
+
+    /// Maps an object through this node's store, which pulls it from its node if needed.
+    public func map(_ location: Shoal_V1_ObjectLocation) async throws -> MappedObject {
+        var get = Shoal_V1_GetObject()
+        get.key = location.key
+        get.source = location
+        get.jobID = jobID
+        let id = nextNodeRequest
+        nextNodeRequest += 1
+        let reply = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Envelope, any Error>) in
+            do {
+                try node.send(Envelope(id, .getObject(get)))
+                nodeReplies[id] = continuation
+            } catch {
+                continuation.resume(throwing: error)
+            }
+        }
+        switch reply.body {
+        case .objectPlaced(let placed): return try MappedObject(path: placed.path, count: Int(placed.size))
+        case .error(let error): throw ClusterError.peerError("mapping object \(location.key): \(error.message)")
+        default: throw ClusterError.peerError("mapping object \(location.key): unexpected reply")
         }
     }
 

@@ -18,6 +18,8 @@ public actor Head {
         var malformed: UInt64 = 0
         var pid: Int32 = 0
         var executorAddresses: [String] = []
+        var host = ""
+        var objects = Shoal_V1_ObjectStoreStats()
     }
 
     struct JobEntry {
@@ -147,6 +149,7 @@ public actor Head {
             node.executors = beat.executors
             node.malformed = beat.malformedMessages
             node.executorAddresses = beat.executorAddresses
+            node.objects = beat.objects
             nodes[beat.nodeID] = node
         case .executorStarted(let started): executorStarted(started)
         case .executorExited(let exited): executorExited(exited)
@@ -198,7 +201,7 @@ public actor Head {
         if nodes[register.nodeID] == nil { nodeOrder.append(register.nodeID) }
         nodes[register.nodeID] = NodeEntry(
             id: register.nodeID, peer: peer, address: register.address, total: total, available: total,
-            pid: register.pid)
+            pid: register.pid, host: register.host)
         gpuInUse[register.nodeID] = []
         var reply = Shoal_V1_NodeRegistered()
         reply.heartbeatIntervalMs = UInt32(config.heartbeatInterval.milliseconds)
@@ -247,6 +250,12 @@ public actor Head {
         accepted.jobID = jobID
         accepted.packageNeeded = !hasPackage(connect.packageSha256)
         accepted.heartbeatIntervalMs = UInt32(config.heartbeatInterval.milliseconds)
+        // The driver's object store: a node daemon on its machine, else the first node.
+        let living = nodeOrder.compactMap { nodes[$0] }.filter(\.alive)
+        if let local = living.first(where: { $0.host == connect.host }) ?? living.first {
+            accepted.localNodeAddress = local.address
+            accepted.localNodeID = local.id
+        }
         try? send(Envelope(requestID, .driverAccepted(accepted)), to: peer)
         logger.info("driver connected", metadata: ["job": "\(jobID)", "pid": "\(connect.pid)"])
     }
@@ -462,6 +471,7 @@ public actor Head {
             status.malformedMessages = node.malformed
             status.pid = node.pid
             status.executorAddresses = node.executorAddresses
+            status.objects = node.objects
             return status
         }
         reply.jobs = jobs.values.sorted { $0.id < $1.id }.map { job in

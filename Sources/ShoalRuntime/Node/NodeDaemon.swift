@@ -44,13 +44,13 @@ public actor NodeDaemon {
     private let headAddress: String
     private let host: String
     private let head: Socket
-    private let executorSocket: Socket
+    let executorSocket: Socket
     private let config: RuntimeConfig
     private let directory: String
     private var logger: Logger
     private var executors: [String: ExecutorEntry] = [:]
     private var nextExecutor = 1
-    private var malformed: UInt64 = 0
+    var malformed: UInt64 = 0
     private var waitingForPackage: [String: [PendingStart]] = [:]
     /// Actor host executors by key (job or "detached", and package), and actors waiting for
     /// their host to say hello.
@@ -58,6 +58,12 @@ public actor NodeDaemon {
     private var actorsWaitingForHost: [String: [(Shoal_V1_StartActor, [UInt8])]] = [:]
     private var registered = false
     private let visibleGPUs: [String]
+    /// The node's object store, objects waiting to be sealed or pulled, and sockets to other
+    /// node daemons for pulls.
+    var objects: ObjectStore
+    var objectWaiters: [String: [(peer: [UInt8], requestID: UInt64)]] = [:]
+    var pulls: [String: ObjectPull] = [:]
+    var peerNodes: [String: Socket] = [:]
     /// Idle executors are kept this long for the job's next lease.
     private let idleExecutorLifetime: Duration = .seconds(30)
 
@@ -66,9 +72,10 @@ public actor NodeDaemon {
     ///   - resources: what this node offers; GPUs default to the ones detected.
     ///   - host: the address other processes use to reach this machine.
     ///   - sessionDirectory: where the package cache and executor logs go.
+    /// - Parameter objectStoreMemory: bytes of shared memory for objects; past it, objects spill to disk.
     public init(
         headAddress: String, nodeID: String? = nil, resources: Resources, host: String,
-        sessionDirectory: String, config: RuntimeConfig
+        sessionDirectory: String, config: RuntimeConfig, objectStoreMemory: UInt64 = NodeDaemon.defaultObjectStoreMemory
     ) async throws {
         let loop = EventLoop(name: "shoal-node")
         self.loop = loop
@@ -85,6 +92,9 @@ public actor NodeDaemon {
         for sub in ["packages", "logs"] {
             try FileManager.default.createDirectory(atPath: directory + "/" + sub, withIntermediateDirectories: true)
         }
+        objects = try ObjectStore(
+            memoryDirectory: "/dev/shm/shoal-\(id)-\(getpid())", spillDirectory: directory + "/spill", capacity: objectStoreMemory
+        )
         head = try Socket(.dealer)
         try head.setRoutingID("node:" + id)
         try head.setUnboundedQueues()
@@ -118,6 +128,9 @@ public actor NodeDaemon {
         try? head.send(Envelope(0, .registerNode(register)))
     }
 
+    /// 30% of this machine's memory, like Ray's default.
+    public static var defaultObjectStoreMemory: UInt64 { ProcessInfo.processInfo.physicalMemory / 10 * 3 }
+
     /// Ends every executor and stops serving.
     public nonisolated func shutdown() {
         loop.execute { [self] in self.assumeIsolated { $0.killAllExecutors() } }
@@ -125,6 +138,7 @@ public actor NodeDaemon {
     }
 
     private func killAllExecutors() {
+        objects.removeAll()
         for entry in executors.values { kill(entry.pid, SIGKILL) }
         for entry in executors.values { _ = ChildProcess.wait(for: entry.pid, timeout: .seconds(1)) }
         executors.removeAll()
@@ -136,6 +150,12 @@ public actor NodeDaemon {
         beat.executors = UInt32(executors.count)
         beat.malformedMessages = malformed
         beat.executorAddresses = executors.values.map(\.address).filter { !$0.isEmpty }.sorted()
+        beat.objects.capacity = objects.capacity
+        beat.objects.used = objects.used
+        beat.objects.spilled = objects.spilledBytes
+        beat.objects.objects = UInt64(objects.entries.count)
+        beat.objects.spills = UInt64(objects.spills)
+        beat.objects.restores = UInt64(objects.restores)
         try? head.send(Envelope(0, .nodeHeartbeat(beat)))
         let now = ContinuousClock.now
         for entry in executors.values
@@ -167,6 +187,7 @@ public actor NodeDaemon {
                 executors[id]?.idleSince = .now
             }
         case .endJob(let end):
+            objects.free(jobID: end.jobID)
             // The job is over: its executors end quietly, with no lease to report lost.
             for entry in executors.values where entry.jobID == end.jobID {
                 executors[entry.id]?.leaseID = nil
@@ -382,6 +403,13 @@ public actor NodeDaemon {
             if let peer = message.frames.first, message.frames.count > 1 {
                 try? executorSocket.send(.error(0, .malformed, "not a Shoal message"), to: peer)
             }
+            return
+        }
+        do {
+            if try handleObjectMessage(incoming) { return }
+        } catch {
+            malformed += 1
+            try? executorSocket.send(.error(incoming.envelope.requestID, .invalidArgument, "\(error)"), to: incoming.sender)
             return
         }
         if case .actorStarted(let started) = incoming.envelope.body, executors[started.executorID] != nil {

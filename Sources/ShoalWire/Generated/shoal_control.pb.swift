@@ -379,6 +379,62 @@ public nonisolated struct Shoal_V1_Envelope: Sendable {
     set {body = .actorReply(newValue)}
   }
 
+  public var createObject: Shoal_V1_CreateObject {
+    get {
+      if case .createObject(let v)? = body {return v}
+      return Shoal_V1_CreateObject()
+    }
+    set {body = .createObject(newValue)}
+  }
+
+  public var objectPlaced: Shoal_V1_ObjectPlaced {
+    get {
+      if case .objectPlaced(let v)? = body {return v}
+      return Shoal_V1_ObjectPlaced()
+    }
+    set {body = .objectPlaced(newValue)}
+  }
+
+  public var sealObject: Shoal_V1_SealObject {
+    get {
+      if case .sealObject(let v)? = body {return v}
+      return Shoal_V1_SealObject()
+    }
+    set {body = .sealObject(newValue)}
+  }
+
+  public var getObject: Shoal_V1_GetObject {
+    get {
+      if case .getObject(let v)? = body {return v}
+      return Shoal_V1_GetObject()
+    }
+    set {body = .getObject(newValue)}
+  }
+
+  public var freeObjects: Shoal_V1_FreeObjects {
+    get {
+      if case .freeObjects(let v)? = body {return v}
+      return Shoal_V1_FreeObjects()
+    }
+    set {body = .freeObjects(newValue)}
+  }
+
+  public var pullChunk: Shoal_V1_PullChunk {
+    get {
+      if case .pullChunk(let v)? = body {return v}
+      return Shoal_V1_PullChunk()
+    }
+    set {body = .pullChunk(newValue)}
+  }
+
+  public var objectChunk: Shoal_V1_ObjectChunk {
+    get {
+      if case .objectChunk(let v)? = body {return v}
+      return Shoal_V1_ObjectChunk()
+    }
+    set {body = .objectChunk(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -418,6 +474,13 @@ public nonisolated struct Shoal_V1_Envelope: Sendable {
     case actorState(Shoal_V1_ActorState)
     case actorCall(Shoal_V1_ActorCall)
     case actorReply(Shoal_V1_ActorReply)
+    case createObject(Shoal_V1_CreateObject)
+    case objectPlaced(Shoal_V1_ObjectPlaced)
+    case sealObject(Shoal_V1_SealObject)
+    case getObject(Shoal_V1_GetObject)
+    case freeObjects(Shoal_V1_FreeObjects)
+    case pullChunk(Shoal_V1_PullChunk)
+    case objectChunk(Shoal_V1_ObjectChunk)
 
   }
 
@@ -547,6 +610,41 @@ public nonisolated struct Shoal_V1_NodeHeartbeat: Sendable {
   public var malformedMessages: UInt64 = 0
 
   public var executorAddresses: [String] = []
+
+  public var objects: Shoal_V1_ObjectStoreStats {
+    get {_objects ?? Shoal_V1_ObjectStoreStats()}
+    set {_objects = newValue}
+  }
+  /// Returns true if `objects` has been explicitly set.
+  public var hasObjects: Bool {self._objects != nil}
+  /// Clears the value of `objects`. Subsequent reads from it will return its default value.
+  public mutating func clearObjects() {self._objects = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _objects: Shoal_V1_ObjectStoreStats? = nil
+}
+
+public nonisolated struct Shoal_V1_ObjectStoreStats: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var capacity: UInt64 = 0
+
+  /// bytes in shared memory
+  public var used: UInt64 = 0
+
+  /// bytes on disk
+  public var spilled: UInt64 = 0
+
+  public var objects: UInt64 = 0
+
+  public var spills: UInt64 = 0
+
+  public var restores: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -701,6 +799,11 @@ public nonisolated struct Shoal_V1_DriverAccepted: Sendable {
   public var packageNeeded: Bool = false
 
   public var heartbeatIntervalMs: UInt32 = 0
+
+  /// the node daemon on the driver's machine: its object store
+  public var localNodeAddress: String = String()
+
+  public var localNodeID: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -879,12 +982,22 @@ public nonisolated struct Shoal_V1_NodeStatus: Sendable {
 
   public var executorAddresses: [String] = []
 
+  public var objects: Shoal_V1_ObjectStoreStats {
+    get {_objects ?? Shoal_V1_ObjectStoreStats()}
+    set {_objects = newValue}
+  }
+  /// Returns true if `objects` has been explicitly set.
+  public var hasObjects: Bool {self._objects != nil}
+  /// Clears the value of `objects`. Subsequent reads from it will return its default value.
+  public mutating func clearObjects() {self._objects = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _total: Shoal_V1_ResourceSet? = nil
   fileprivate var _available: Shoal_V1_ResourceSet? = nil
+  fileprivate var _objects: Shoal_V1_ObjectStoreStats? = nil
 }
 
 public nonisolated struct Shoal_V1_JobStatus: Sendable {
@@ -963,8 +1076,38 @@ public nonisolated struct Shoal_V1_ResolvedDependency: Sendable {
 
   public var objectID: UInt64 = 0
 
-  /// index of the frame holding the value
+  /// index of the frame holding the value; 0 when it is in a node's store
   public var frame: UInt32 = 0
+
+  public var location: Shoal_V1_ObjectLocation {
+    get {_location ?? Shoal_V1_ObjectLocation()}
+    set {_location = newValue}
+  }
+  /// Returns true if `location` has been explicitly set.
+  public var hasLocation: Bool {self._location != nil}
+  /// Clears the value of `location`. Subsequent reads from it will return its default value.
+  public mutating func clearLocation() {self._location = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _location: Shoal_V1_ObjectLocation? = nil
+}
+
+/// Where a stored object lives: the node daemon that holds it, and its key there.
+public nonisolated struct Shoal_V1_ObjectLocation: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var key: String = String()
+
+  public var nodeID: String = String()
+
+  public var nodeAddress: String = String()
+
+  public var size: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1299,6 +1442,130 @@ public nonisolated struct Shoal_V1_ActorReply: Sendable {
   fileprivate var _failure: Shoal_V1_RemoteFailure? = nil
 }
 
+/// driver or executor -> its node daemon: make room for an object and say where to write it.
+public nonisolated struct Shoal_V1_CreateObject: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var key: String = String()
+
+  public var size: UInt64 = 0
+
+  public var jobID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// node daemon -> caller: the object's file, mapped by every process on the node.
+public nonisolated struct Shoal_V1_ObjectPlaced: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var key: String = String()
+
+  public var path: String = String()
+
+  public var size: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// caller -> node daemon: the object is written and may be read.
+public nonisolated struct Shoal_V1_SealObject: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var key: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// caller -> its node daemon: where can I map this object? Pulled from `source` when it lives
+/// on another node; restored from disk when it was spilled. Answered with ObjectPlaced.
+public nonisolated struct Shoal_V1_GetObject: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var key: String = String()
+
+  public var source: Shoal_V1_ObjectLocation {
+    get {_source ?? Shoal_V1_ObjectLocation()}
+    set {_source = newValue}
+  }
+  /// Returns true if `source` has been explicitly set.
+  public var hasSource: Bool {self._source != nil}
+  /// Clears the value of `source`. Subsequent reads from it will return its default value.
+  public mutating func clearSource() {self._source = nil}
+
+  /// a pulled copy is freed with this job
+  public var jobID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _source: Shoal_V1_ObjectLocation? = nil
+}
+
+/// owner -> node daemon: no reference to these objects is left.
+public nonisolated struct Shoal_V1_FreeObjects: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var keys: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// node daemon -> node daemon: send a piece of an object.
+public nonisolated struct Shoal_V1_PullChunk: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var key: String = String()
+
+  public var offset: UInt64 = 0
+
+  public var length: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// node daemon -> node daemon; the bytes follow as frame 1.
+public nonisolated struct Shoal_V1_ObjectChunk: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var key: String = String()
+
+  public var offset: UInt64 = 0
+
+  public var total: UInt64 = 0
+
+  public var error: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "shoal.v1"
@@ -1339,7 +1606,7 @@ nonisolated extension Shoal_V1_ResourceSet: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Shoal_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}error\0\u{4}\u{8}register_node\0\u{3}node_registered\0\u{3}node_heartbeat\0\u{3}start_executor\0\u{3}executor_started\0\u{3}executor_exited\0\u{3}release_executor\0\u{3}end_job\0\u{3}fetch_package\0\u{3}package_data\0\u{3}connect_driver\0\u{3}driver_accepted\0\u{3}upload_package\0\u{3}package_stored\0\u{3}request_lease\0\u{3}lease_granted\0\u{3}return_lease\0\u{3}driver_heartbeat\0\u{3}lease_lost\0\u{3}disconnect_driver\0\u{4}\u{b}status_request\0\u{3}status_reply\0\u{3}shutdown_cluster\0\u{4}\u{8}executor_hello\0\u{4}\u{a}push_tasks\0\u{3}task_results\0\u{3}cancel_tasks\0\u{4}\u{8}create_actor\0\u{3}actor_location\0\u{3}lookup_actor\0\u{3}start_actor\0\u{3}actor_started\0\u{3}actor_state\0\u{3}actor_call\0\u{3}actor_reply\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}error\0\u{4}\u{8}register_node\0\u{3}node_registered\0\u{3}node_heartbeat\0\u{3}start_executor\0\u{3}executor_started\0\u{3}executor_exited\0\u{3}release_executor\0\u{3}end_job\0\u{3}fetch_package\0\u{3}package_data\0\u{3}connect_driver\0\u{3}driver_accepted\0\u{3}upload_package\0\u{3}package_stored\0\u{3}request_lease\0\u{3}lease_granted\0\u{3}return_lease\0\u{3}driver_heartbeat\0\u{3}lease_lost\0\u{3}disconnect_driver\0\u{4}\u{b}status_request\0\u{3}status_reply\0\u{3}shutdown_cluster\0\u{4}\u{8}executor_hello\0\u{4}\u{a}push_tasks\0\u{3}task_results\0\u{3}cancel_tasks\0\u{4}\u{8}create_actor\0\u{3}actor_location\0\u{3}lookup_actor\0\u{3}start_actor\0\u{3}actor_started\0\u{3}actor_state\0\u{3}actor_call\0\u{3}actor_reply\0\u{4}\u{3}create_object\0\u{3}object_placed\0\u{3}seal_object\0\u{3}get_object\0\u{3}free_objects\0\u{3}pull_chunk\0\u{3}object_chunk\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1816,6 +2083,97 @@ nonisolated extension Shoal_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._M
           self.body = .actorReply(v)
         }
       }()
+      case 80: try {
+        var v: Shoal_V1_CreateObject?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .createObject(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .createObject(v)
+        }
+      }()
+      case 81: try {
+        var v: Shoal_V1_ObjectPlaced?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .objectPlaced(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .objectPlaced(v)
+        }
+      }()
+      case 82: try {
+        var v: Shoal_V1_SealObject?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .sealObject(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .sealObject(v)
+        }
+      }()
+      case 83: try {
+        var v: Shoal_V1_GetObject?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .getObject(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .getObject(v)
+        }
+      }()
+      case 84: try {
+        var v: Shoal_V1_FreeObjects?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .freeObjects(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .freeObjects(v)
+        }
+      }()
+      case 85: try {
+        var v: Shoal_V1_PullChunk?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .pullChunk(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .pullChunk(v)
+        }
+      }()
+      case 86: try {
+        var v: Shoal_V1_ObjectChunk?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .objectChunk(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .objectChunk(v)
+        }
+      }()
       default: break
       }
     }
@@ -1974,6 +2332,34 @@ nonisolated extension Shoal_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._M
       guard case .actorReply(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 77)
     }()
+    case .createObject?: try {
+      guard case .createObject(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 80)
+    }()
+    case .objectPlaced?: try {
+      guard case .objectPlaced(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 81)
+    }()
+    case .sealObject?: try {
+      guard case .sealObject(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 82)
+    }()
+    case .getObject?: try {
+      guard case .getObject(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 83)
+    }()
+    case .freeObjects?: try {
+      guard case .freeObjects(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 84)
+    }()
+    case .pullChunk?: try {
+      guard case .pullChunk(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 85)
+    }()
+    case .objectChunk?: try {
+      guard case .objectChunk(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 86)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -2112,7 +2498,7 @@ nonisolated extension Shoal_V1_NodeRegistered: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Shoal_V1_NodeHeartbeat: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".NodeHeartbeat"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{1}executors\0\u{3}malformed_messages\0\u{3}executor_addresses\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{1}executors\0\u{3}malformed_messages\0\u{3}executor_addresses\0\u{1}objects\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2124,12 +2510,17 @@ nonisolated extension Shoal_V1_NodeHeartbeat: SwiftProtobuf.Message, SwiftProtob
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.executors) }()
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.malformedMessages) }()
       case 4: try { try decoder.decodeRepeatedStringField(value: &self.executorAddresses) }()
+      case 5: try { try decoder.decodeSingularMessageField(value: &self._objects) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.nodeID.isEmpty {
       try visitor.visitSingularStringField(value: self.nodeID, fieldNumber: 1)
     }
@@ -2142,6 +2533,9 @@ nonisolated extension Shoal_V1_NodeHeartbeat: SwiftProtobuf.Message, SwiftProtob
     if !self.executorAddresses.isEmpty {
       try visitor.visitRepeatedStringField(value: self.executorAddresses, fieldNumber: 4)
     }
+    try { if let v = self._objects {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2150,6 +2544,62 @@ nonisolated extension Shoal_V1_NodeHeartbeat: SwiftProtobuf.Message, SwiftProtob
     if lhs.executors != rhs.executors {return false}
     if lhs.malformedMessages != rhs.malformedMessages {return false}
     if lhs.executorAddresses != rhs.executorAddresses {return false}
+    if lhs._objects != rhs._objects {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shoal_V1_ObjectStoreStats: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ObjectStoreStats"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}capacity\0\u{1}used\0\u{1}spilled\0\u{1}objects\0\u{1}spills\0\u{1}restores\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.capacity) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.used) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.spilled) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.objects) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.spills) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.restores) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.capacity != 0 {
+      try visitor.visitSingularUInt64Field(value: self.capacity, fieldNumber: 1)
+    }
+    if self.used != 0 {
+      try visitor.visitSingularUInt64Field(value: self.used, fieldNumber: 2)
+    }
+    if self.spilled != 0 {
+      try visitor.visitSingularUInt64Field(value: self.spilled, fieldNumber: 3)
+    }
+    if self.objects != 0 {
+      try visitor.visitSingularUInt64Field(value: self.objects, fieldNumber: 4)
+    }
+    if self.spills != 0 {
+      try visitor.visitSingularUInt64Field(value: self.spills, fieldNumber: 5)
+    }
+    if self.restores != 0 {
+      try visitor.visitSingularUInt64Field(value: self.restores, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shoal_V1_ObjectStoreStats, rhs: Shoal_V1_ObjectStoreStats) -> Bool {
+    if lhs.capacity != rhs.capacity {return false}
+    if lhs.used != rhs.used {return false}
+    if lhs.spilled != rhs.spilled {return false}
+    if lhs.objects != rhs.objects {return false}
+    if lhs.spills != rhs.spills {return false}
+    if lhs.restores != rhs.restores {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2461,7 +2911,7 @@ nonisolated extension Shoal_V1_ConnectDriver: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Shoal_V1_DriverAccepted: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".DriverAccepted"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{3}package_needed\0\u{3}heartbeat_interval_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{3}package_needed\0\u{3}heartbeat_interval_ms\0\u{3}local_node_address\0\u{3}local_node_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2472,6 +2922,8 @@ nonisolated extension Shoal_V1_DriverAccepted: SwiftProtobuf.Message, SwiftProto
       case 1: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
       case 2: try { try decoder.decodeSingularBoolField(value: &self.packageNeeded) }()
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.heartbeatIntervalMs) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.localNodeAddress) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.localNodeID) }()
       default: break
       }
     }
@@ -2487,6 +2939,12 @@ nonisolated extension Shoal_V1_DriverAccepted: SwiftProtobuf.Message, SwiftProto
     if self.heartbeatIntervalMs != 0 {
       try visitor.visitSingularUInt32Field(value: self.heartbeatIntervalMs, fieldNumber: 3)
     }
+    if !self.localNodeAddress.isEmpty {
+      try visitor.visitSingularStringField(value: self.localNodeAddress, fieldNumber: 4)
+    }
+    if !self.localNodeID.isEmpty {
+      try visitor.visitSingularStringField(value: self.localNodeID, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2494,6 +2952,8 @@ nonisolated extension Shoal_V1_DriverAccepted: SwiftProtobuf.Message, SwiftProto
     if lhs.jobID != rhs.jobID {return false}
     if lhs.packageNeeded != rhs.packageNeeded {return false}
     if lhs.heartbeatIntervalMs != rhs.heartbeatIntervalMs {return false}
+    if lhs.localNodeAddress != rhs.localNodeAddress {return false}
+    if lhs.localNodeID != rhs.localNodeID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2798,7 +3258,7 @@ nonisolated extension Shoal_V1_StatusRequest: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Shoal_V1_NodeStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".NodeStatus"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{1}address\0\u{1}alive\0\u{1}total\0\u{1}available\0\u{1}executors\0\u{3}malformed_messages\0\u{1}pid\0\u{3}executor_addresses\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{1}address\0\u{1}alive\0\u{1}total\0\u{1}available\0\u{1}executors\0\u{3}malformed_messages\0\u{1}pid\0\u{3}executor_addresses\0\u{1}objects\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2815,6 +3275,7 @@ nonisolated extension Shoal_V1_NodeStatus: SwiftProtobuf.Message, SwiftProtobuf.
       case 7: try { try decoder.decodeSingularUInt64Field(value: &self.malformedMessages) }()
       case 8: try { try decoder.decodeSingularInt32Field(value: &self.pid) }()
       case 9: try { try decoder.decodeRepeatedStringField(value: &self.executorAddresses) }()
+      case 10: try { try decoder.decodeSingularMessageField(value: &self._objects) }()
       default: break
       }
     }
@@ -2852,6 +3313,9 @@ nonisolated extension Shoal_V1_NodeStatus: SwiftProtobuf.Message, SwiftProtobuf.
     if !self.executorAddresses.isEmpty {
       try visitor.visitRepeatedStringField(value: self.executorAddresses, fieldNumber: 9)
     }
+    try { if let v = self._objects {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2865,6 +3329,7 @@ nonisolated extension Shoal_V1_NodeStatus: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.malformedMessages != rhs.malformedMessages {return false}
     if lhs.pid != rhs.pid {return false}
     if lhs.executorAddresses != rhs.executorAddresses {return false}
+    if lhs._objects != rhs._objects {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3036,7 +3501,7 @@ nonisolated extension Shoal_V1_ExecutorHello: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Shoal_V1_ResolvedDependency: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ResolvedDependency"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}object_id\0\u{1}frame\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}object_id\0\u{1}frame\0\u{1}location\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3046,24 +3511,78 @@ nonisolated extension Shoal_V1_ResolvedDependency: SwiftProtobuf.Message, SwiftP
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.objectID) }()
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.frame) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._location) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if self.objectID != 0 {
       try visitor.visitSingularUInt64Field(value: self.objectID, fieldNumber: 1)
     }
     if self.frame != 0 {
       try visitor.visitSingularUInt32Field(value: self.frame, fieldNumber: 2)
     }
+    try { if let v = self._location {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Shoal_V1_ResolvedDependency, rhs: Shoal_V1_ResolvedDependency) -> Bool {
     if lhs.objectID != rhs.objectID {return false}
     if lhs.frame != rhs.frame {return false}
+    if lhs._location != rhs._location {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shoal_V1_ObjectLocation: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ObjectLocation"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{3}node_id\0\u{3}node_address\0\u{1}size\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.key) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.nodeID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.nodeAddress) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.size) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.key.isEmpty {
+      try visitor.visitSingularStringField(value: self.key, fieldNumber: 1)
+    }
+    if !self.nodeID.isEmpty {
+      try visitor.visitSingularStringField(value: self.nodeID, fieldNumber: 2)
+    }
+    if !self.nodeAddress.isEmpty {
+      try visitor.visitSingularStringField(value: self.nodeAddress, fieldNumber: 3)
+    }
+    if self.size != 0 {
+      try visitor.visitSingularUInt64Field(value: self.size, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shoal_V1_ObjectLocation, rhs: Shoal_V1_ObjectLocation) -> Bool {
+    if lhs.key != rhs.key {return false}
+    if lhs.nodeID != rhs.nodeID {return false}
+    if lhs.nodeAddress != rhs.nodeAddress {return false}
+    if lhs.size != rhs.size {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3695,6 +4214,275 @@ nonisolated extension Shoal_V1_ActorReply: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.frame != rhs.frame {return false}
     if lhs._failure != rhs._failure {return false}
     if lhs.actorMissing != rhs.actorMissing {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shoal_V1_CreateObject: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CreateObject"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}size\0\u{3}job_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.key) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.size) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.key.isEmpty {
+      try visitor.visitSingularStringField(value: self.key, fieldNumber: 1)
+    }
+    if self.size != 0 {
+      try visitor.visitSingularUInt64Field(value: self.size, fieldNumber: 2)
+    }
+    if !self.jobID.isEmpty {
+      try visitor.visitSingularStringField(value: self.jobID, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shoal_V1_CreateObject, rhs: Shoal_V1_CreateObject) -> Bool {
+    if lhs.key != rhs.key {return false}
+    if lhs.size != rhs.size {return false}
+    if lhs.jobID != rhs.jobID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shoal_V1_ObjectPlaced: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ObjectPlaced"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}path\0\u{1}size\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.key) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.path) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.size) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.key.isEmpty {
+      try visitor.visitSingularStringField(value: self.key, fieldNumber: 1)
+    }
+    if !self.path.isEmpty {
+      try visitor.visitSingularStringField(value: self.path, fieldNumber: 2)
+    }
+    if self.size != 0 {
+      try visitor.visitSingularUInt64Field(value: self.size, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shoal_V1_ObjectPlaced, rhs: Shoal_V1_ObjectPlaced) -> Bool {
+    if lhs.key != rhs.key {return false}
+    if lhs.path != rhs.path {return false}
+    if lhs.size != rhs.size {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shoal_V1_SealObject: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SealObject"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.key) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.key.isEmpty {
+      try visitor.visitSingularStringField(value: self.key, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shoal_V1_SealObject, rhs: Shoal_V1_SealObject) -> Bool {
+    if lhs.key != rhs.key {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shoal_V1_GetObject: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GetObject"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}source\0\u{3}job_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.key) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._source) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.key.isEmpty {
+      try visitor.visitSingularStringField(value: self.key, fieldNumber: 1)
+    }
+    try { if let v = self._source {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    if !self.jobID.isEmpty {
+      try visitor.visitSingularStringField(value: self.jobID, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shoal_V1_GetObject, rhs: Shoal_V1_GetObject) -> Bool {
+    if lhs.key != rhs.key {return false}
+    if lhs._source != rhs._source {return false}
+    if lhs.jobID != rhs.jobID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shoal_V1_FreeObjects: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".FreeObjects"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}keys\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedStringField(value: &self.keys) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.keys.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.keys, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shoal_V1_FreeObjects, rhs: Shoal_V1_FreeObjects) -> Bool {
+    if lhs.keys != rhs.keys {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shoal_V1_PullChunk: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PullChunk"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}offset\0\u{1}length\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.key) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.offset) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.length) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.key.isEmpty {
+      try visitor.visitSingularStringField(value: self.key, fieldNumber: 1)
+    }
+    if self.offset != 0 {
+      try visitor.visitSingularUInt64Field(value: self.offset, fieldNumber: 2)
+    }
+    if self.length != 0 {
+      try visitor.visitSingularUInt64Field(value: self.length, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shoal_V1_PullChunk, rhs: Shoal_V1_PullChunk) -> Bool {
+    if lhs.key != rhs.key {return false}
+    if lhs.offset != rhs.offset {return false}
+    if lhs.length != rhs.length {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shoal_V1_ObjectChunk: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ObjectChunk"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}offset\0\u{1}total\0\u{1}error\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.key) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.offset) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.total) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.error) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.key.isEmpty {
+      try visitor.visitSingularStringField(value: self.key, fieldNumber: 1)
+    }
+    if self.offset != 0 {
+      try visitor.visitSingularUInt64Field(value: self.offset, fieldNumber: 2)
+    }
+    if self.total != 0 {
+      try visitor.visitSingularUInt64Field(value: self.total, fieldNumber: 3)
+    }
+    if !self.error.isEmpty {
+      try visitor.visitSingularStringField(value: self.error, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shoal_V1_ObjectChunk, rhs: Shoal_V1_ObjectChunk) -> Bool {
+    if lhs.key != rhs.key {return false}
+    if lhs.offset != rhs.offset {return false}
+    if lhs.total != rhs.total {return false}
+    if lhs.error != rhs.error {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -74,11 +74,68 @@ let gpuDevices = RemoteTask("test.gpuDevices") { (seconds: Double) -> String in
     return ProcessInfo.processInfo.environment["CUDA_VISIBLE_DEVICES"] ?? "unset"
 }
 
+/// A fast 64-bit hash of bytes, eight at a time: equal hashes mean equal bytes here.
+func wordHash(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    let words = bytes.count / 8
+    for index in 0..<words {
+        hash = (hash ^ bytes.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self)) &* 0x0000_0100_0000_01b3
+    }
+    for index in (words * 8)..<bytes.count { hash = (hash ^ UInt64(bytes[index])) &* 0x0000_0100_0000_01b3 }
+    return hash
+}
+
+/// Private (anonymous) resident memory of this process, in bytes: copies show here, mapped
+/// shared memory does not.
+func anonymousRSS() -> Int {
+    guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+    for line in text.split(separator: "\n") where line.hasPrefix("RssAnon:") {
+        return (line.split(separator: " ").compactMap { Int($0) }.first ?? 0) * 1024
+    }
+    return 0
+}
+
+struct ArrayCheck: Codable, Sendable {
+    var array: ObjectRef<[Float]>
+    var mapped: Bool
+}
+
+struct ArrayReport: Codable, Sendable {
+    var node: String
+    var hash: UInt64
+    var count: Int
+    var milliseconds: Double
+    var anonymousGrowth: Int
+}
+
+let checkArray = RemoteTask("test.checkArray") { (check: ArrayCheck) -> ArrayReport in
+    let before = anonymousRSS()
+    let start = ContinuousClock.now
+    let hash: UInt64
+    let count: Int
+    let after: Int
+    if check.mapped {
+        let mapping = try await check.array.mapped()
+        let floats = try mapping.elements(of: Float.self)
+        hash = wordHash(UnsafeRawBufferPointer(floats))
+        count = floats.count
+        after = anonymousRSS()
+    } else {
+        let floats = try await check.array.get()
+        hash = floats.withUnsafeBytes { wordHash($0) }
+        count = floats.count
+        after = anonymousRSS()
+    }
+    let elapsed = ContinuousClock.now - start
+    let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+    return ArrayReport(node: nodeID(), hash: hash, count: count, milliseconds: milliseconds, anonymousGrowth: after - before)
+}
+
 let failTally = RemoteTask("test.failTally") { (message: String) -> Tally in
     throw Failure(description: message)
 }
 
-await Shoal.bootstrap(tasks: [square, merge, slow, sleepy, fail, failTally, gpuDevices], actors: [counterType])
+await Shoal.bootstrap(tasks: [square, merge, slow, sleepy, fail, failTally, gpuDevices, checkArray], actors: [counterType])
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 let mode = arguments.first ?? "mapreduce"
@@ -272,6 +329,48 @@ case "many":
     let seconds = Double((created - start).components.seconds) + Double((created - start).components.attoseconds) / 1e18
     print(
         "many actors=\(counters.count + 1) answered=\(answered + 1) processes=\(pids.count) bytesPerActor=\((after - before) / max(1, counters.count)) createdPerSecond=\(Int(Double(counters.count) / seconds))"
+    )
+
+case "bigput":
+    // A count-MiB [Float] put here, read by a task on the named node: mapped, and copied.
+    let target = arguments.count > 2 ? arguments[2] : "head"
+    let floats = [Float](unsafeUninitializedCapacity: count << 18) { buffer, initialized in
+        for index in 0..<buffer.count { buffer[index] = Float(bitPattern: UInt32(truncatingIfNeeded: index &* 2_654_435_761)) }
+        initialized = buffer.count
+    }
+    let expected = floats.withUnsafeBytes { wordHash($0) }
+    let ref = try await cluster.put(floats)
+    let options = TaskOptions(strategy: .nodeAffinity(nodeID: target, soft: false))
+    for mapped in [true, false] {
+        let report = try await cluster.get(
+            try cluster.submit(checkArray, ArrayCheck(array: ref, mapped: mapped), options: options))
+        print(
+            "bigput \(mapped ? "mapped" : "copied") node=\(report.node) match=\(report.hash == expected && report.count == floats.count)"
+                + " ms=\(Int(report.milliseconds)) anonMiB=\(report.anonymousGrowth >> 20)")
+    }
+
+case "spill":
+    // count objects of 64 MiB: first dropping each ref, then holding them all.
+    let elements = 16 << 20
+    for index in 0..<count {
+        let ref = try await cluster.put([Float](repeating: Float(index), count: elements))
+        _ = ref
+    }
+    let afterDropping = try await cluster.status().nodes.first { $0.id == "head" }
+    print("dropping spills=\(afterDropping?.spills ?? 99) ")
+    var refs: [ObjectRef<[Float]>] = []
+    for index in 0..<count { refs.append(try await cluster.put([Float](repeating: Float(index), count: elements))) }
+    var verified = 0
+    for (index, ref) in refs.enumerated() {
+        let mapping = try await ref.mapped()
+        let floats = try mapping.elements(of: Float.self)
+        let probes = stride(from: 0, to: floats.count, by: 4099).map { $0 } + [floats.count - 1]
+        if floats.count == elements && probes.allSatisfy({ floats[$0] == Float(index) }) { verified += 1 }
+    }
+    try await Task.sleep(for: .milliseconds(600))
+    let node = try await cluster.status().nodes.first { $0.id == "head" }
+    print(
+        "holding verified=\(verified) spilledSome=\((node?.spills ?? 0) > 0) underLimit=\((node?.objectStoreUsed ?? .max) <= (node?.objectStoreCapacity ?? 0))"
     )
 
 case "hold":

@@ -1,0 +1,61 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// An object's bytes mapped from its node's shared memory: reading them copies nothing.
+///
+/// The mapping stays valid for the life of this value, even if the store spills or frees the
+/// object meanwhile.
+public final class MappedObject: @unchecked Sendable {
+    // Immutable after init: a read-only mapping that only deinit unmaps.
+    private let base: UnsafeRawPointer?
+    /// The object's size in bytes.
+    public let count: Int
+
+    /// Maps the file at `path`.
+    /// - Throws: `ClusterError` naming the file when it cannot be opened or mapped.
+    init(path: String, count: Int, writable: Bool = false) throws {
+        self.count = count
+        guard count > 0 else {
+            base = nil
+            return
+        }
+        let descriptor = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            throw ClusterError.notFound("cannot open object file \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(descriptor) }
+        let protection = writable ? (PROT_READ | PROT_WRITE) : PROT_READ
+        let pointer = mmap(nil, count, protection, MAP_SHARED, descriptor, 0)
+        guard let pointer, pointer != MAP_FAILED else {
+            throw ClusterError.peerError("cannot map object file \(path): \(String(cString: strerror(errno)))")
+        }
+        base = UnsafeRawPointer(pointer)
+    }
+
+    deinit {
+        if let base { munmap(UnsafeMutableRawPointer(mutating: base), count) }
+    }
+
+    /// The bytes, valid while this value lives.
+    public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
+
+    /// Writes into a writable mapping.
+    func write(_ body: (UnsafeMutableRawBufferPointer) throws -> Void) rethrows {
+        try body(UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer(mutating: base), count: count))
+    }
+
+    /// The elements of an object holding an array of scalars (`[Float]`, `[Double]` …), read in
+    /// place: the array's count, then its elements.
+    /// - Throws: when the bytes are not an array of `Element`.
+    public func elements<Element: BitwiseCopyable>(of type: Element.Type) throws -> UnsafeBufferPointer<Element> {
+        guard count >= 8, let base else { throw ClusterError.invalidArgument("object of \(count) bytes holds no array") }
+        let elements = Int(base.loadUnaligned(as: UInt64.self))
+        guard elements * MemoryLayout<Element>.stride == count - 8,
+            Int(bitPattern: base + 8) % MemoryLayout<Element>.alignment == 0
+        else {
+            throw ClusterError.invalidArgument("object of \(count) bytes is not an array of \(elements) \(Element.self)")
+        }
+        return UnsafeBufferPointer(start: (base + 8).assumingMemoryBound(to: Element.self), count: elements)
+    }
+}
