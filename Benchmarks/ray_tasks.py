@@ -155,6 +155,56 @@ def main():
     rows.append(rate("n:n actor calls async", lambda d: sum(ray.get([c.run.remote(d - time.perf_counter(), False) for c in clients])), args.seconds, args.trials))
     rows.append(rate("n:n actor calls with arg async", lambda d: sum(ray.get([c.run.remote(d - time.perf_counter(), True) for c in clients])), args.seconds, args.trials))
 
+    import numpy
+
+    def put_calls(deadline):
+        count = 0
+        while time.perf_counter() < deadline:
+            ray.put(count)
+            count += 1
+        return count
+
+    small = ray.put(42)
+
+    def get_calls(deadline):
+        count = 0
+        while time.perf_counter() < deadline:
+            ray.get(small)
+            count += 1
+        return count
+
+    large = numpy.full(25 << 20, 1.5, dtype=numpy.float32)
+
+    def put_large(deadline):
+        count = 0
+        while time.perf_counter() < deadline:
+            ray.put(large)
+            count += 1
+        return count
+
+    @ray.remote(num_cpus=0)
+    class Putter:
+        def run(self, seconds):
+            array = numpy.full(25 << 20, 1.5, dtype=numpy.float32)
+            deadline = time.perf_counter() + seconds
+            count = 0
+            while time.perf_counter() < deadline:
+                ray.put(array)
+                count += 1
+            return count
+
+    rows.append(rate("single client put calls", put_calls, args.seconds, args.trials))
+    rows.append(rate("single client get calls", get_calls, args.seconds, args.trials))
+    row = rate("single client put gigabytes", put_large, args.seconds, args.trials)
+    gigabytes = large.nbytes / 1e9
+    row.update(mean=row["mean"] * gigabytes, deviation=row["deviation"] * gigabytes, unit="GB per second")
+    rows.append(row)
+    putters = [Putter.remote() for _ in range(2)]
+    ray.get([p.run.remote(0.05) for p in putters])
+    row = rate("multi client put gigabytes", lambda d: sum(ray.get([p.run.remote(d - time.perf_counter()) for p in putters])), args.seconds, args.trials)
+    row.update(mean=row["mean"] * gigabytes, deviation=row["deviation"] * gigabytes, unit="GB per second")
+    rows.append(row)
+
     # Creation rate and idle memory: Ray starts a process per actor.
     def rss(pid):
         with open(f"/proc/{pid}/status") as handle:

@@ -77,6 +77,17 @@ s, r = shoal.get("idle memory per actor"), ray.get("idle memory per actor")
 if s and r:
     print(f"| idle memory per actor (KiB) | {s['mean']:.1f} | {r['mean']:,.0f} | {r['mean'] / s['mean']:,.0f}× less |")
 print()
+print("Objects, same run: small values are inline; 100 MiB `[Float]` puts go to the node's shared-memory store (Shoal) or")
+print("plasma (Ray, a numpy array). Multi-client rows use 2 clients.")
+print()
+print("| row | Shoal | Ray | Shoal / Ray |")
+print("|---|---:|---:|---:|")
+for name, unit in [("single client put calls", "per second"), ("single client get calls", "per second"), ("single client put gigabytes", "GB/s"), ("multi client put gigabytes", "GB/s")]:
+    s, r = shoal.get(name), ray.get(name)
+    ratio = f"{s['mean'] / r['mean']:.1f}×" if s and r else "—"
+    value = (lambda row: "—" if row is None else (f"{row['mean']:.2f}" if unit == "GB/s" else fmt(row)))
+    print(f"| {name} ({unit}) | {value(s)} | {value(r)} | {ratio} |")
+print()
 bare50 = shoal.get("bare ZeroMQ DEALER/ROUTER round trip p50")
 bare99 = shoal.get("bare ZeroMQ DEALER/ROUTER round trip p99")
 p50 = shoal.get("task round trip p50")

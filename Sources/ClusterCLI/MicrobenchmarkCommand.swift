@@ -106,6 +106,7 @@ struct MicrobenchmarkCommand: AsyncParsableCommand {
                 return count
             })
         for row in try await actorRows(cluster) { report(row) }
+        for row in try await objectRows(cluster) { report(row) }
         latencies.sort()
         report(Row(name: "task round trip p50", mean: percentile(latencies, 0.5), deviation: 0, unit: "us"))
         report(Row(name: "task round trip p99", mean: percentile(latencies, 0.99), deviation: 0, unit: "us"))
@@ -250,6 +251,69 @@ struct MicrobenchmarkCommand: AsyncParsableCommand {
         rows.append(Row(name: "actor creations", mean: Double(count) / elapsed, deviation: 0, unit: "per second"))
         rows.append(
             Row(name: "idle memory per actor", mean: Double(after - before) / Double(count) / 1024, deviation: 0, unit: "KiB"))
+        return rows
+    }
+
+    /// Ray's object rows: small puts and gets, and large puts in gigabytes per second.
+    private func objectRows(_ cluster: Cluster) async throws -> [Row] {
+        var rows: [Row] = []
+        rows.append(try await rate("single client put calls") { deadline in
+            try await cluster.onDriverLoop {
+                var count = 0
+                while ContinuousClock.now < deadline {
+                    _ = try await cluster.put(count)
+                    count += 1
+                }
+                return count
+            }
+        })
+        let small = try await cluster.put(42)
+        rows.append(try await rate("single client get calls") { deadline in
+            try await cluster.onDriverLoop {
+                var count = 0
+                while ContinuousClock.now < deadline {
+                    _ = try await cluster.get(small)
+                    count += 1
+                }
+                return count
+            }
+        })
+        let large = [Float](repeating: 1.5, count: 25 << 20)  // 100 MiB
+        let bytes = Double(large.count * 4) / 1e9
+        var row = try await rate("single client put gigabytes") { deadline in
+            var count = 0
+            while ContinuousClock.now < deadline {
+                _ = try await cluster.put(large)
+                count += 1
+            }
+            return count
+        }
+        row.mean *= bytes
+        row.deviation *= bytes
+        row.unit = "GB per second"
+        rows.append(row)
+        var clients: [Cluster] = []
+        for _ in 0..<cpus { clients.append(try await Cluster.connect(address: cluster.address)) }
+        row = try await rate("multi client put gigabytes") { deadline in
+            try await withThrowingTaskGroup(of: Int.self) { group in
+                for client in clients {
+                    group.addTask {
+                        var count = 0
+                        while ContinuousClock.now < deadline {
+                            _ = try await client.put(large)
+                            count += 1
+                        }
+                        return count
+                    }
+                }
+                return try await group.reduce(0, +)
+            }
+        }
+        row.mean *= bytes
+        row.deviation *= bytes
+        row.unit = "GB per second"
+        rows.append(row)
+        for client in clients { await client.shutdown() }
         return rows
     }
 

@@ -28,6 +28,11 @@ struct ObjectStore {
     private(set) var spills = 0
     private(set) var restores = 0
     private var clock: UInt64 = 0
+    /// Files of freed objects kept for reuse by the same job: a new object of the same size takes
+    /// one over with its pages already allocated, instead of faulting in and zeroing fresh ones.
+    private var recycled: [(path: String, size: UInt64, jobID: String)] = []
+    private var recycledBytes: UInt64 = 0
+    private var nextRecycled = 0
 
     init(memoryDirectory: String, spillDirectory: String, capacity: UInt64) throws {
         self.memoryDirectory = memoryDirectory
@@ -64,8 +69,21 @@ struct ObjectStore {
         guard size <= capacity else {
             throw ClusterError.invalidArgument("an object of \(size) bytes is larger than the object store (\(capacity) bytes)")
         }
-        try makeRoom(for: size)
         let path = memoryPath(key)
+        if let index = recycled.firstIndex(where: { $0.size == size && $0.jobID == jobID }) {
+            let file = recycled.remove(at: index)
+            recycledBytes -= file.size
+            used -= file.size
+            if rename(file.path, path) == 0 {
+                try makeRoom(for: size)
+                clock += 1
+                entries[key] = Entry(size: size, jobID: jobID, lastUse: clock)
+                used += size
+                return path
+            }
+            unlink(file.path)
+        }
+        try makeRoom(for: size)
         let descriptor = open(path, O_CREAT | O_RDWR | O_TRUNC | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { throw ClusterError.peerError("cannot create \(path): \(String(cString: strerror(errno)))") }
         defer { close(descriptor) }
@@ -112,18 +130,45 @@ struct ObjectStore {
         if entry.spilled {
             unlink(spillPath(key))
             spilledBytes -= entry.size
+        } else if entry.sealed && entry.size >= 1 << 20 && recycledBytes + entry.size <= capacity / 4 {
+            let path = memoryDirectory + "/.recycled-\(nextRecycled)"
+            nextRecycled += 1
+            if rename(memoryPath(key), path) == 0 {
+                recycled.append((path, entry.size, entry.jobID))
+                recycledBytes += entry.size
+            } else {
+                unlink(memoryPath(key))
+                used -= entry.size
+            }
         } else {
             unlink(memoryPath(key))
             used -= entry.size
         }
     }
 
+    /// Drops kept files until `size` more bytes fit, or none are left.
+    private mutating func dropRecycled(toFit size: UInt64) {
+        while used + size > capacity, !recycled.isEmpty {
+            let file = recycled.removeFirst()
+            unlink(file.path)
+            recycledBytes -= file.size
+            used -= file.size
+        }
+    }
+
     mutating func free(jobID: String) {
         for (key, entry) in entries where entry.jobID == jobID { free(key) }
+        for file in recycled where file.jobID == jobID {
+            unlink(file.path)
+            recycledBytes -= file.size
+            used -= file.size
+        }
+        recycled.removeAll { $0.jobID == jobID }
     }
 
     mutating func removeAll() {
         for key in Array(entries.keys) { free(key) }
+        dropRecycled(toFit: .max / 2)
         try? FileManager.default.removeItem(atPath: memoryDirectory)
         try? FileManager.default.removeItem(atPath: spillDirectory)
     }
@@ -131,6 +176,7 @@ struct ObjectStore {
     /// Spills least recently used sealed objects until `size` more bytes fit. Processes that
     /// mapped a spilled object keep their mapping: unlinking a file leaves mappings intact.
     private mutating func makeRoom(for size: UInt64, sparing spared: String? = nil) throws {
+        dropRecycled(toFit: size)
         guard used + size > capacity else { return }
         let candidates = entries.filter { $0.value.sealed && !$0.value.spilled && $0.key != spared }
             .sorted { $0.value.lastUse < $1.value.lastUse }
