@@ -205,6 +205,19 @@ def main():
     row.update(mean=row["mean"] * gigabytes, deviation=row["deviation"] * gigabytes, unit="GB per second")
     rows.append(row)
 
+    from ray.util.placement_group import placement_group, remove_placement_group
+
+    def placement_groups(deadline):
+        count = 0
+        while time.perf_counter() < deadline:
+            group = placement_group([{"CPU": 1}], strategy="PACK")
+            ray.get(group.ready())
+            remove_placement_group(group)
+            count += 1
+        return count
+
+    rows.append(rate("placement group create/removal", placement_groups, args.seconds, args.trials))
+
     # Creation rate and idle memory: Ray starts a process per actor.
     def rss(pid):
         with open(f"/proc/{pid}/status") as handle:

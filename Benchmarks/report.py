@@ -69,7 +69,7 @@ print("connection (Shoal) or actor (Ray), each calling its own actor; Shoal's `w
 print()
 print("| row | Shoal | Ray | Shoal / Ray |")
 print("|---|---:|---:|---:|")
-for name in ["1:1 actor calls sync", "1:1 actor calls async", "1:1 actor calls concurrent", "1:n actor calls async", "n:n actor calls async", "n:n actor calls with arg async", "actor creations"]:
+for name in ["1:1 actor calls sync", "1:1 actor calls async", "1:1 actor calls concurrent", "1:n actor calls async", "n:n actor calls async", "n:n actor calls with arg async", "actor creations", "placement group create/removal"]:
     s, r = shoal.get(name), ray.get(name)
     ratio = f"{s['mean'] / r['mean']:.1f}×" if s and r else "—"
     print(f"| {name} (per second) | {fmt(s)} | {fmt(r)} | {ratio} |")

@@ -107,6 +107,16 @@ struct MicrobenchmarkCommand: AsyncParsableCommand {
             })
         for row in try await actorRows(cluster) { report(row) }
         for row in try await objectRows(cluster) { report(row) }
+        report(
+            try await rate("placement group create/removal") { deadline in
+                var count = 0
+                while ContinuousClock.now < deadline {
+                    let group = try await cluster.placementGroup([Resources(cpu: 1)], strategy: .pack)
+                    try await cluster.remove(group)
+                    count += 1
+                }
+                return count
+            })
         latencies.sort()
         report(Row(name: "task round trip p50", mean: percentile(latencies, 0.5), deviation: 0, unit: "us"))
         report(Row(name: "task round trip p99", mean: percentile(latencies, 0.99), deviation: 0, unit: "us"))
@@ -257,27 +267,29 @@ struct MicrobenchmarkCommand: AsyncParsableCommand {
     /// Ray's object rows: small puts and gets, and large puts in gigabytes per second.
     private func objectRows(_ cluster: Cluster) async throws -> [Row] {
         var rows: [Row] = []
-        rows.append(try await rate("single client put calls") { deadline in
-            try await cluster.onDriverLoop {
-                var count = 0
-                while ContinuousClock.now < deadline {
-                    _ = try await cluster.put(count)
-                    count += 1
+        rows.append(
+            try await rate("single client put calls") { deadline in
+                try await cluster.onDriverLoop {
+                    var count = 0
+                    while ContinuousClock.now < deadline {
+                        _ = try await cluster.put(count)
+                        count += 1
+                    }
+                    return count
                 }
-                return count
-            }
-        })
+            })
         let small = try await cluster.put(42)
-        rows.append(try await rate("single client get calls") { deadline in
-            try await cluster.onDriverLoop {
-                var count = 0
-                while ContinuousClock.now < deadline {
-                    _ = try await cluster.get(small)
-                    count += 1
+        rows.append(
+            try await rate("single client get calls") { deadline in
+                try await cluster.onDriverLoop {
+                    var count = 0
+                    while ContinuousClock.now < deadline {
+                        _ = try await cluster.get(small)
+                        count += 1
+                    }
+                    return count
                 }
-                return count
-            }
-        })
+            })
         let large = [Float](repeating: 1.5, count: 25 << 20)  // 100 MiB
         let bytes = Double(large.count * 4) / 1e9
         var row = try await rate("single client put gigabytes") { deadline in

@@ -68,6 +68,22 @@ public final class Cluster: Sendable {
         try core.submit(task, input, options: options)
     }
 
+    /// Reserves bundles of resources across nodes, atomically (Ray's placement groups).
+    ///
+    /// ```swift
+    /// let group = try await cluster.placementGroup([Resources(cpu: 1), Resources(cpu: 1)], strategy: .strictSpread)
+    /// let ref = try cluster.submit(train, shard, options: TaskOptions(strategy: group.bundle(0)))
+    /// ```
+    /// - Throws: `ClusterError` at once when the group can never fit.
+    public func placementGroup(_ bundles: [Resources], strategy: PlacementGroup.Strategy = .pack) async throws -> PlacementGroup {
+        try await core.createPlacementGroup(bundles, strategy: strategy)
+    }
+
+    /// Frees a placement group; tasks and actors inside it end.
+    public func remove(_ group: PlacementGroup) async throws {
+        try await core.removePlacementGroup(group)
+    }
+
     /// Stores a value in the cluster and returns a reference to pass to tasks. Values past
     /// 100 KiB live in this machine's node object store, in shared memory: tasks on that node map
     /// them without a copy, tasks elsewhere pull them from it.

@@ -34,11 +34,15 @@ public struct ClusterStatus: Sendable {
     public var jobs: [Job]
     public var pendingLeases: Int
     public var headMalformedMessages: UInt64
+    public var placementGroups: Int
+    public var pendingPlacementGroups: Int
 
     public init(_ reply: Shoal_V1_StatusReply) {
         headAddress = reply.headAddress
         pendingLeases = Int(reply.pendingLeases)
         headMalformedMessages = reply.headMalformedMessages
+        placementGroups = Int(reply.placementGroups)
+        pendingPlacementGroups = Int(reply.pendingPlacementGroups)
         nodes = reply.nodes.map {
             Node(
                 id: $0.nodeID, address: $0.address, alive: $0.alive, total: Resources($0.total),
@@ -56,7 +60,10 @@ public struct ClusterStatus: Sendable {
 
     /// A table for people: nodes, resources, jobs and malformed-message counts.
     public var rendered: String {
-        var lines = ["head \(headAddress)   malformed messages: \(headMalformedMessages)   pending leases: \(pendingLeases)", ""]
+        var lines = [
+            "head \(headAddress)   malformed messages: \(headMalformedMessages)   pending leases: \(pendingLeases)"
+                + "   placement groups: \(placementGroups) (\(pendingPlacementGroups) pending)", "",
+        ]
         lines.append(
             "NODE".padded(14) + "STATE".padded(7) + "EXECUTORS".padded(11) + "MALFORMED".padded(11) + "RESOURCES (in use / total)"
         )

@@ -8,6 +8,8 @@ public struct TaskOptions: Sendable, Hashable {
         case spread
         /// A named node; with `soft`, any node when that one cannot take it.
         case nodeAffinity(nodeID: String, soft: Bool)
+        /// Inside a placement group's reservation: a given bundle, or any (nil).
+        case placementGroup(id: String, bundle: Int?)
     }
 
     /// Resources held while the task runs. Default: one CPU.

@@ -34,6 +34,9 @@ extension DriverCore {
             create.strategy = .nodeAffinity
             create.nodeID = nodeID
             create.soft = soft
+        case .placementGroup(let group, let bundle):
+            create.placementGroupID = group
+            create.bundleIndex = Int32(bundle ?? -1)
         }
         create.maxRestarts = UInt32(options.maxRestarts)
         create.detached = options.lifetime == .detached

@@ -381,6 +381,9 @@ public actor DriverCore: ObjectStoreClient {
             request.strategy = .nodeAffinity
             request.nodeID = nodeID
             request.soft = soft
+        case .placementGroup(let group, let bundle):
+            request.placementGroupID = group
+            request.bundleIndex = Int32(bundle ?? -1)
         }
         let id = nextRequestID
         nextRequestID += 1

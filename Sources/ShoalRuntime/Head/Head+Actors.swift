@@ -21,6 +21,10 @@ struct ActorRecord {
     var executorID = ""
     var address = ""
     var state = Shoal_V1_ActorState.State.restarting
+    var placementGroup = ""
+    var bundleIndex: Int32 = -1
+    /// The bundle the actor's resources came from, while placed in one.
+    var bundle: Int?
     var reason = ""
     /// The driver waiting for the actor's first start.
     var creator: (peer: [UInt8], requestID: UInt64)?
@@ -66,6 +70,8 @@ extension Head {
             maxRestarts: Int(create.maxRestarts), restartsLeft: Int(create.maxRestarts), detached: create.detached,
             maxConcurrency: max(1, create.maxConcurrency), jobPeer: peer, jobID: job.id, package: job.package)
         record.creator = (peer, requestID)
+        record.placementGroup = create.placementGroupID
+        record.bundleIndex = create.bundleIndex
         actors[id] = record
         if !create.name.isEmpty { actorNames[create.name] = id }
         placeActor(id)
@@ -74,15 +80,33 @@ extension Head {
     /// Places an actor on a node and asks that node to build it; parks it while no node has room.
     func placeActor(_ id: String) {
         guard var record = actors[id] else { return }
-        switch scheduler.decide(record.resources, strategy: record.strategy, nodes: candidates()) {
+        var bundle: Int?
+        let decision: Scheduler.Decision
+        if !record.placementGroup.isEmpty {
+            switch decideInGroup(record.resources, group: record.placementGroup, bundle: record.bundleIndex) {
+            case .infeasible(let why): decision = .infeasible(why)
+            case .wait: decision = .wait
+            case .place(let nodeID, let index):
+                bundle = index
+                decision = .place(nodeID: nodeID)
+            }
+        } else {
+            decision = scheduler.decide(record.resources, strategy: record.strategy, nodes: candidates())
+        }
+        switch decision {
         case .infeasible(let why):
             actorFailed(id, reason: "infeasible: \(why)", code: .infeasible)
         case .wait:
             if !pendingActors.contains(id) { pendingActors.append(id) }
         case .place(let nodeID):
             guard var node = nodes[nodeID] else { return }
-            node.available = node.available - record.resources
-            nodes[nodeID] = node
+            if let bundle {
+                takeFromBundle(record.resources, group: record.placementGroup, bundle: bundle)
+            } else {
+                node.available = node.available - record.resources
+                nodes[nodeID] = node
+            }
+            record.bundle = bundle
             record.nodeID = nodeID
             record.executorID = ""
             record.address = ""
@@ -150,10 +174,13 @@ extension Head {
     }
 
     private func releaseActorResources(_ record: inout ActorRecord) {
-        if !record.nodeID.isEmpty, var node = nodes[record.nodeID], node.alive {
+        if let bundle = record.bundle {
+            returnToBundle(record.resources, group: record.placementGroup, bundle: bundle)
+        } else if !record.nodeID.isEmpty, var node = nodes[record.nodeID], node.alive {
             node.available = node.available + record.resources
             nodes[record.nodeID] = node
         }
+        record.bundle = nil
         record.nodeID = ""
     }
 

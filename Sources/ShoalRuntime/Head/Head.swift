@@ -41,6 +41,8 @@ public actor Head {
         var executorID = ""
         var granted = false
         var gpuIDs: [UInt32] = []
+        var placementGroup = ""
+        var bundle = 0
     }
 
     struct PendingLease {
@@ -61,9 +63,9 @@ public actor Head {
     let scheduler = Scheduler()
 
     var nodes: [String: NodeEntry] = [:]
-    private var nodeOrder: [String] = []
+    var nodeOrder: [String] = []
     var jobs: [[UInt8]: JobEntry] = [:]
-    private var leases: [UInt64: LeaseEntry] = [:]
+    var leases: [UInt64: LeaseEntry] = [:]
     private var pending: [PendingLease] = []
     private var nextLeaseID: UInt64 = 1
     private var nextJobNumber = 1
@@ -74,6 +76,8 @@ public actor Head {
     var actors: [String: ActorRecord] = [:]
     var actorNames: [String: String] = [:]
     var pendingActors: [String] = []
+    var placementGroups: [String: PlacementGroupRecord] = [:]
+    var pendingGroups: [String] = []
 
     /// Starts a head listening on `bind` (`tcp://0.0.0.0:6390`, port 0 for any).
     /// - Parameters:
@@ -176,6 +180,15 @@ public actor Head {
             try createActor(create, arguments: incoming.payloads.first ?? [], peer: peer, requestID: requestID)
         case .actorStarted(let started): actorStarted(started)
         case .lookupActor(let lookup): try lookupActor(lookup, peer: peer, requestID: requestID)
+        case .createPlacementGroup(let create): try createPlacementGroup(create, peer: peer, requestID: requestID)
+        case .removePlacementGroup(let remove):
+            guard placementGroups[remove.placementGroupID] != nil else {
+                try send(.error(requestID, .notFound, "no placement group \(remove.placementGroupID)"), to: peer)
+                return
+            }
+            removePlacementGroup(remove.placementGroupID, reason: "was removed")
+            try send(Envelope(requestID, .removePlacementGroup(remove)), to: peer)
+            schedulePending()
         case .shutdownCluster:
             try send(Envelope(requestID, .shutdownCluster(Shoal_V1_ShutdownCluster())), to: peer)
             for node in nodes.values where node.alive {
@@ -314,6 +327,7 @@ public actor Head {
         for leaseID in job.leases { endLease(leaseID, notifyNode: false) }
         pending.removeAll { $0.peer == peer }
         actorsOfEndedJob(job.id)
+        removeGroups(of: peer)
         var end = Shoal_V1_EndJob()
         end.jobID = job.id
         for node in nodes.values where node.alive {
@@ -354,7 +368,20 @@ public actor Head {
     /// - Returns: false when it must wait for resources.
     private func tryPlace(_ lease: PendingLease) -> Bool {
         let resources = Resources(lease.request.resources)
-        switch scheduler.decide(resources, strategy: Self.strategy(lease.request), nodes: candidates()) {
+        var bundle: (group: String, index: Int)?
+        let decision: Scheduler.Decision
+        if !lease.request.placementGroupID.isEmpty {
+            switch decideInGroup(resources, group: lease.request.placementGroupID, bundle: lease.request.bundleIndex) {
+            case .infeasible(let why): decision = .infeasible(why)
+            case .wait: decision = .wait
+            case .place(let nodeID, let index):
+                bundle = (lease.request.placementGroupID, index)
+                decision = .place(nodeID: nodeID)
+            }
+        } else {
+            decision = scheduler.decide(resources, strategy: Self.strategy(lease.request), nodes: candidates())
+        }
+        switch decision {
         case .infeasible(let why):
             try? send(.error(lease.requestID, .infeasible, why), to: lease.peer)
             return true
@@ -364,9 +391,15 @@ public actor Head {
             guard var node = nodes[nodeID], var job = jobs[lease.peer] else { return true }
             let id = nextLeaseID
             nextLeaseID += 1
-            node.available = node.available - resources
-            nodes[nodeID] = node
             var entry = LeaseEntry(id: id, jobPeer: lease.peer, requestID: lease.requestID, nodeID: nodeID, resources: resources)
+            if let bundle {
+                takeFromBundle(resources, group: bundle.group, bundle: bundle.index)
+                entry.placementGroup = bundle.group
+                entry.bundle = bundle.index
+            } else {
+                node.available = node.available - resources
+                nodes[nodeID] = node
+            }
             let gpus = Int(resources[Resources.gpu].rounded(.up))
             if gpus > 0 {
                 let used = gpuInUse[nodeID, default: []]
@@ -389,7 +422,8 @@ public actor Head {
         }
     }
 
-    private func schedulePending() {
+    func schedulePending() {
+        schedulePendingGroups()
         schedulePendingActors()
         guard !pending.isEmpty else { return }
         let waiting = pending
@@ -420,7 +454,7 @@ public actor Head {
     }
 
     /// Ends a lease whose executor or node died, telling its driver.
-    private func failLease(_ id: UInt64, reason: String) {
+    func failLease(_ id: UInt64, reason: String) {
         guard let lease = leases[id] else { return }
         if lease.granted {
             var lost = Shoal_V1_LeaseLost()
@@ -431,6 +465,8 @@ public actor Head {
             // The driver still waits for this lease: place its request again.
             var request = Shoal_V1_RequestLease()
             request.resources = lease.resources.proto
+            request.placementGroupID = lease.placementGroup
+            request.bundleIndex = lease.placementGroup.isEmpty ? -1 : Int32(lease.bundle)
             pending.append(PendingLease(peer: lease.jobPeer, requestID: lease.requestID, request: request))
         }
         endLease(id, notifyNode: false)
@@ -440,7 +476,11 @@ public actor Head {
         guard let lease = leases.removeValue(forKey: id) else { return }
         jobs[lease.jobPeer]?.leases.remove(id)
         if var node = nodes[lease.nodeID], node.alive {
-            node.available = node.available + lease.resources
+            if lease.placementGroup.isEmpty {
+                node.available = node.available + lease.resources
+            } else {
+                returnToBundle(lease.resources, group: lease.placementGroup, bundle: lease.bundle)
+            }
             nodes[lease.nodeID] = node
             gpuInUse[lease.nodeID]?.subtract(lease.gpuIDs)
             if notifyNode {
@@ -459,6 +499,8 @@ public actor Head {
         reply.headAddress = address
         reply.headMalformedMessages = malformed
         reply.pendingLeases = UInt32(pending.count)
+        reply.placementGroups = UInt32(placementGroups.count)
+        reply.pendingPlacementGroups = UInt32(pendingGroups.count)
         reply.nodes = nodeOrder.compactMap { id in
             guard let node = nodes[id] else { return nil }
             var status = Shoal_V1_NodeStatus()

@@ -46,7 +46,7 @@ struct Scheduler {
         switch strategy {
         case .spread:
             return .place(nodeID: fitting.min { utilisation($0, after: false) < utilisation($1, after: false) }!.nodeID)
-        case .default, .nodeAffinity:
+        case .default, .nodeAffinity, .placementGroup:
             // Pack: the busiest node that stays under the threshold; else spread.
             let packable = fitting.filter { utilisation($0, after: true) <= spreadThreshold + 1e-9 }
             if let busiest = packable.max(by: { utilisation($0, after: false) < utilisation($1, after: false) }) {

@@ -68,6 +68,56 @@ public nonisolated enum Shoal_V1_SchedulingStrategy: SwiftProtobuf.Enum, Swift.C
 
 }
 
+public nonisolated enum Shoal_V1_PlacementStrategy: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+
+  /// as few nodes as possible, spreading only when needed
+  case bundlesPack // = 0
+
+  /// as many nodes as possible, sharing only when needed
+  case bundlesSpread // = 1
+
+  /// all bundles on one node
+  case bundlesStrictPack // = 2
+
+  /// every bundle on its own node
+  case bundlesStrictSpread // = 3
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .bundlesPack
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .bundlesPack
+    case 1: self = .bundlesSpread
+    case 2: self = .bundlesStrictPack
+    case 3: self = .bundlesStrictSpread
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .bundlesPack: return 0
+    case .bundlesSpread: return 1
+    case .bundlesStrictPack: return 2
+    case .bundlesStrictSpread: return 3
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Shoal_V1_PlacementStrategy] = [
+    .bundlesPack,
+    .bundlesSpread,
+    .bundlesStrictPack,
+    .bundlesStrictSpread,
+  ]
+
+}
+
 /// Amounts of named resources: "CPU", "GPU", "memory" (bytes) and custom names.
 public nonisolated struct Shoal_V1_ResourceSet: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
@@ -435,6 +485,30 @@ public nonisolated struct Shoal_V1_Envelope: Sendable {
     set {body = .objectChunk(newValue)}
   }
 
+  public var createPlacementGroup: Shoal_V1_CreatePlacementGroup {
+    get {
+      if case .createPlacementGroup(let v)? = body {return v}
+      return Shoal_V1_CreatePlacementGroup()
+    }
+    set {body = .createPlacementGroup(newValue)}
+  }
+
+  public var placementGroupCreated: Shoal_V1_PlacementGroupCreated {
+    get {
+      if case .placementGroupCreated(let v)? = body {return v}
+      return Shoal_V1_PlacementGroupCreated()
+    }
+    set {body = .placementGroupCreated(newValue)}
+  }
+
+  public var removePlacementGroup: Shoal_V1_RemovePlacementGroup {
+    get {
+      if case .removePlacementGroup(let v)? = body {return v}
+      return Shoal_V1_RemovePlacementGroup()
+    }
+    set {body = .removePlacementGroup(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -481,6 +555,9 @@ public nonisolated struct Shoal_V1_Envelope: Sendable {
     case freeObjects(Shoal_V1_FreeObjects)
     case pullChunk(Shoal_V1_PullChunk)
     case objectChunk(Shoal_V1_ObjectChunk)
+    case createPlacementGroup(Shoal_V1_CreatePlacementGroup)
+    case placementGroupCreated(Shoal_V1_PlacementGroupCreated)
+    case removePlacementGroup(Shoal_V1_RemovePlacementGroup)
 
   }
 
@@ -857,6 +934,12 @@ public nonisolated struct Shoal_V1_RequestLease: Sendable {
   /// NODE_AFFINITY: fall back to any node
   public var soft: Bool = false
 
+  /// run inside this placement group's reservation
+  public var placementGroupID: String = String()
+
+  /// which bundle; -1 for any
+  public var bundleIndex: Int32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1032,6 +1115,10 @@ public nonisolated struct Shoal_V1_StatusReply: Sendable {
   public var jobs: [Shoal_V1_JobStatus] = []
 
   public var pendingLeases: UInt32 = 0
+
+  public var placementGroups: UInt32 = 0
+
+  public var pendingPlacementGroups: UInt32 = 0
 
   public var headMalformedMessages: UInt64 = 0
 
@@ -1246,6 +1333,10 @@ public nonisolated struct Shoal_V1_CreateActor: Sendable {
   public var detached: Bool = false
 
   public var maxConcurrency: UInt32 = 0
+
+  public var placementGroupID: String = String()
+
+  public var bundleIndex: Int32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1566,12 +1657,62 @@ public nonisolated struct Shoal_V1_ObjectChunk: Sendable {
   public init() {}
 }
 
+/// driver -> head: reserve bundles of resources across nodes, all or nothing.
+public nonisolated struct Shoal_V1_CreatePlacementGroup: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var bundles: [Shoal_V1_ResourceSet] = []
+
+  public var strategy: Shoal_V1_PlacementStrategy = .bundlesPack
+
+  public var name: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// head -> driver, once every bundle is reserved.
+public nonisolated struct Shoal_V1_PlacementGroupCreated: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var placementGroupID: String = String()
+
+  /// the node of each bundle
+  public var bundleNodes: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// driver -> head: free the reservation; tasks and actors inside it end.
+public nonisolated struct Shoal_V1_RemovePlacementGroup: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var placementGroupID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "shoal.v1"
 
 nonisolated extension Shoal_V1_SchedulingStrategy: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0DEFAULT\0\u{1}SPREAD\0\u{1}NODE_AFFINITY\0")
+}
+
+nonisolated extension Shoal_V1_PlacementStrategy: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0BUNDLES_PACK\0\u{1}BUNDLES_SPREAD\0\u{1}BUNDLES_STRICT_PACK\0\u{1}BUNDLES_STRICT_SPREAD\0")
 }
 
 nonisolated extension Shoal_V1_ResourceSet: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -1606,7 +1747,7 @@ nonisolated extension Shoal_V1_ResourceSet: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Shoal_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}error\0\u{4}\u{8}register_node\0\u{3}node_registered\0\u{3}node_heartbeat\0\u{3}start_executor\0\u{3}executor_started\0\u{3}executor_exited\0\u{3}release_executor\0\u{3}end_job\0\u{3}fetch_package\0\u{3}package_data\0\u{3}connect_driver\0\u{3}driver_accepted\0\u{3}upload_package\0\u{3}package_stored\0\u{3}request_lease\0\u{3}lease_granted\0\u{3}return_lease\0\u{3}driver_heartbeat\0\u{3}lease_lost\0\u{3}disconnect_driver\0\u{4}\u{b}status_request\0\u{3}status_reply\0\u{3}shutdown_cluster\0\u{4}\u{8}executor_hello\0\u{4}\u{a}push_tasks\0\u{3}task_results\0\u{3}cancel_tasks\0\u{4}\u{8}create_actor\0\u{3}actor_location\0\u{3}lookup_actor\0\u{3}start_actor\0\u{3}actor_started\0\u{3}actor_state\0\u{3}actor_call\0\u{3}actor_reply\0\u{4}\u{3}create_object\0\u{3}object_placed\0\u{3}seal_object\0\u{3}get_object\0\u{3}free_objects\0\u{3}pull_chunk\0\u{3}object_chunk\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}error\0\u{4}\u{8}register_node\0\u{3}node_registered\0\u{3}node_heartbeat\0\u{3}start_executor\0\u{3}executor_started\0\u{3}executor_exited\0\u{3}release_executor\0\u{3}end_job\0\u{3}fetch_package\0\u{3}package_data\0\u{3}connect_driver\0\u{3}driver_accepted\0\u{3}upload_package\0\u{3}package_stored\0\u{3}request_lease\0\u{3}lease_granted\0\u{3}return_lease\0\u{3}driver_heartbeat\0\u{3}lease_lost\0\u{3}disconnect_driver\0\u{4}\u{b}status_request\0\u{3}status_reply\0\u{3}shutdown_cluster\0\u{4}\u{8}executor_hello\0\u{4}\u{a}push_tasks\0\u{3}task_results\0\u{3}cancel_tasks\0\u{4}\u{8}create_actor\0\u{3}actor_location\0\u{3}lookup_actor\0\u{3}start_actor\0\u{3}actor_started\0\u{3}actor_state\0\u{3}actor_call\0\u{3}actor_reply\0\u{4}\u{3}create_object\0\u{3}object_placed\0\u{3}seal_object\0\u{3}get_object\0\u{3}free_objects\0\u{3}pull_chunk\0\u{3}object_chunk\0\u{4}\u{4}create_placement_group\0\u{3}placement_group_created\0\u{3}remove_placement_group\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2174,6 +2315,45 @@ nonisolated extension Shoal_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._M
           self.body = .objectChunk(v)
         }
       }()
+      case 90: try {
+        var v: Shoal_V1_CreatePlacementGroup?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .createPlacementGroup(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .createPlacementGroup(v)
+        }
+      }()
+      case 91: try {
+        var v: Shoal_V1_PlacementGroupCreated?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .placementGroupCreated(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .placementGroupCreated(v)
+        }
+      }()
+      case 92: try {
+        var v: Shoal_V1_RemovePlacementGroup?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .removePlacementGroup(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .removePlacementGroup(v)
+        }
+      }()
       default: break
       }
     }
@@ -2359,6 +2539,18 @@ nonisolated extension Shoal_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._M
     case .objectChunk?: try {
       guard case .objectChunk(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 86)
+    }()
+    case .createPlacementGroup?: try {
+      guard case .createPlacementGroup(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 90)
+    }()
+    case .placementGroupCreated?: try {
+      guard case .placementGroupCreated(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 91)
+    }()
+    case .removePlacementGroup?: try {
+      guard case .removePlacementGroup(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 92)
     }()
     case nil: break
     }
@@ -3021,7 +3213,7 @@ nonisolated extension Shoal_V1_PackageStored: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Shoal_V1_RequestLease: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RequestLease"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}resources\0\u{1}strategy\0\u{3}node_id\0\u{1}soft\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}resources\0\u{1}strategy\0\u{3}node_id\0\u{1}soft\0\u{3}placement_group_id\0\u{3}bundle_index\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3033,6 +3225,8 @@ nonisolated extension Shoal_V1_RequestLease: SwiftProtobuf.Message, SwiftProtobu
       case 2: try { try decoder.decodeSingularEnumField(value: &self.strategy) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.nodeID) }()
       case 4: try { try decoder.decodeSingularBoolField(value: &self.soft) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.placementGroupID) }()
+      case 6: try { try decoder.decodeSingularInt32Field(value: &self.bundleIndex) }()
       default: break
       }
     }
@@ -3055,6 +3249,12 @@ nonisolated extension Shoal_V1_RequestLease: SwiftProtobuf.Message, SwiftProtobu
     if self.soft != false {
       try visitor.visitSingularBoolField(value: self.soft, fieldNumber: 4)
     }
+    if !self.placementGroupID.isEmpty {
+      try visitor.visitSingularStringField(value: self.placementGroupID, fieldNumber: 5)
+    }
+    if self.bundleIndex != 0 {
+      try visitor.visitSingularInt32Field(value: self.bundleIndex, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3063,6 +3263,8 @@ nonisolated extension Shoal_V1_RequestLease: SwiftProtobuf.Message, SwiftProtobu
     if lhs.strategy != rhs.strategy {return false}
     if lhs.nodeID != rhs.nodeID {return false}
     if lhs.soft != rhs.soft {return false}
+    if lhs.placementGroupID != rhs.placementGroupID {return false}
+    if lhs.bundleIndex != rhs.bundleIndex {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3392,7 +3594,7 @@ nonisolated extension Shoal_V1_JobStatus: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Shoal_V1_StatusReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StatusReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}nodes\0\u{1}jobs\0\u{3}pending_leases\0\u{3}head_malformed_messages\0\u{3}head_address\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}nodes\0\u{1}jobs\0\u{3}pending_leases\0\u{3}head_malformed_messages\0\u{3}head_address\0\u{3}placement_groups\0\u{3}pending_placement_groups\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3405,6 +3607,8 @@ nonisolated extension Shoal_V1_StatusReply: SwiftProtobuf.Message, SwiftProtobuf
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.pendingLeases) }()
       case 4: try { try decoder.decodeSingularUInt64Field(value: &self.headMalformedMessages) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.headAddress) }()
+      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.placementGroups) }()
+      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.pendingPlacementGroups) }()
       default: break
       }
     }
@@ -3426,6 +3630,12 @@ nonisolated extension Shoal_V1_StatusReply: SwiftProtobuf.Message, SwiftProtobuf
     if !self.headAddress.isEmpty {
       try visitor.visitSingularStringField(value: self.headAddress, fieldNumber: 5)
     }
+    if self.placementGroups != 0 {
+      try visitor.visitSingularUInt32Field(value: self.placementGroups, fieldNumber: 6)
+    }
+    if self.pendingPlacementGroups != 0 {
+      try visitor.visitSingularUInt32Field(value: self.pendingPlacementGroups, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3433,6 +3643,8 @@ nonisolated extension Shoal_V1_StatusReply: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.nodes != rhs.nodes {return false}
     if lhs.jobs != rhs.jobs {return false}
     if lhs.pendingLeases != rhs.pendingLeases {return false}
+    if lhs.placementGroups != rhs.placementGroups {return false}
+    if lhs.pendingPlacementGroups != rhs.pendingPlacementGroups {return false}
     if lhs.headMalformedMessages != rhs.headMalformedMessages {return false}
     if lhs.headAddress != rhs.headAddress {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
@@ -3814,7 +4026,7 @@ nonisolated extension Shoal_V1_CancelTasks: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Shoal_V1_CreateActor: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CreateActor"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}type_name\0\u{1}name\0\u{1}resources\0\u{1}strategy\0\u{3}node_id\0\u{1}soft\0\u{3}max_restarts\0\u{1}detached\0\u{3}max_concurrency\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}type_name\0\u{1}name\0\u{1}resources\0\u{1}strategy\0\u{3}node_id\0\u{1}soft\0\u{3}max_restarts\0\u{1}detached\0\u{3}max_concurrency\0\u{3}placement_group_id\0\u{3}bundle_index\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3831,6 +4043,8 @@ nonisolated extension Shoal_V1_CreateActor: SwiftProtobuf.Message, SwiftProtobuf
       case 7: try { try decoder.decodeSingularUInt32Field(value: &self.maxRestarts) }()
       case 8: try { try decoder.decodeSingularBoolField(value: &self.detached) }()
       case 9: try { try decoder.decodeSingularUInt32Field(value: &self.maxConcurrency) }()
+      case 10: try { try decoder.decodeSingularStringField(value: &self.placementGroupID) }()
+      case 11: try { try decoder.decodeSingularInt32Field(value: &self.bundleIndex) }()
       default: break
       }
     }
@@ -3868,6 +4082,12 @@ nonisolated extension Shoal_V1_CreateActor: SwiftProtobuf.Message, SwiftProtobuf
     if self.maxConcurrency != 0 {
       try visitor.visitSingularUInt32Field(value: self.maxConcurrency, fieldNumber: 9)
     }
+    if !self.placementGroupID.isEmpty {
+      try visitor.visitSingularStringField(value: self.placementGroupID, fieldNumber: 10)
+    }
+    if self.bundleIndex != 0 {
+      try visitor.visitSingularInt32Field(value: self.bundleIndex, fieldNumber: 11)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3881,6 +4101,8 @@ nonisolated extension Shoal_V1_CreateActor: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.maxRestarts != rhs.maxRestarts {return false}
     if lhs.detached != rhs.detached {return false}
     if lhs.maxConcurrency != rhs.maxConcurrency {return false}
+    if lhs.placementGroupID != rhs.placementGroupID {return false}
+    if lhs.bundleIndex != rhs.bundleIndex {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4483,6 +4705,111 @@ nonisolated extension Shoal_V1_ObjectChunk: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.offset != rhs.offset {return false}
     if lhs.total != rhs.total {return false}
     if lhs.error != rhs.error {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shoal_V1_CreatePlacementGroup: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CreatePlacementGroup"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}bundles\0\u{1}strategy\0\u{1}name\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.bundles) }()
+      case 2: try { try decoder.decodeSingularEnumField(value: &self.strategy) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.bundles.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.bundles, fieldNumber: 1)
+    }
+    if self.strategy != .bundlesPack {
+      try visitor.visitSingularEnumField(value: self.strategy, fieldNumber: 2)
+    }
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shoal_V1_CreatePlacementGroup, rhs: Shoal_V1_CreatePlacementGroup) -> Bool {
+    if lhs.bundles != rhs.bundles {return false}
+    if lhs.strategy != rhs.strategy {return false}
+    if lhs.name != rhs.name {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shoal_V1_PlacementGroupCreated: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PlacementGroupCreated"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}placement_group_id\0\u{3}bundle_nodes\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.placementGroupID) }()
+      case 2: try { try decoder.decodeRepeatedStringField(value: &self.bundleNodes) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.placementGroupID.isEmpty {
+      try visitor.visitSingularStringField(value: self.placementGroupID, fieldNumber: 1)
+    }
+    if !self.bundleNodes.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.bundleNodes, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shoal_V1_PlacementGroupCreated, rhs: Shoal_V1_PlacementGroupCreated) -> Bool {
+    if lhs.placementGroupID != rhs.placementGroupID {return false}
+    if lhs.bundleNodes != rhs.bundleNodes {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shoal_V1_RemovePlacementGroup: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RemovePlacementGroup"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}placement_group_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.placementGroupID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.placementGroupID.isEmpty {
+      try visitor.visitSingularStringField(value: self.placementGroupID, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shoal_V1_RemovePlacementGroup, rhs: Shoal_V1_RemovePlacementGroup) -> Bool {
+    if lhs.placementGroupID != rhs.placementGroupID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -131,11 +131,14 @@ let checkArray = RemoteTask("test.checkArray") { (check: ArrayCheck) -> ArrayRep
     return ArrayReport(node: nodeID(), hash: hash, count: count, milliseconds: milliseconds, anonymousGrowth: after - before)
 }
 
+let nodeOf = RemoteTask("test.nodeOf") { (_: Int) in nodeID() }
+
 let failTally = RemoteTask("test.failTally") { (message: String) -> Tally in
     throw Failure(description: message)
 }
 
-await Shoal.bootstrap(tasks: [square, merge, slow, sleepy, fail, failTally, gpuDevices, checkArray], actors: [counterType])
+await Shoal.bootstrap(
+    tasks: [square, merge, slow, sleepy, fail, failTally, gpuDevices, checkArray, nodeOf], actors: [counterType])
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 let mode = arguments.first ?? "mapreduce"
@@ -372,6 +375,55 @@ case "spill":
     print(
         "holding verified=\(verified) spilledSome=\((node?.spills ?? 0) > 0) underLimit=\((node?.objectStoreUsed ?? .max) <= (node?.objectStoreCapacity ?? 0))"
     )
+
+case "pg":
+    let spread = try await cluster.placementGroup([Resources(cpu: 1), Resources(cpu: 1)], strategy: .strictSpread)
+    print("strictSpread nodes=\(Set(spread.bundleNodes).count)")
+    var ran: [String] = []
+    for bundle in 0..<2 {
+        ran.append(try await cluster.get(try cluster.submit(nodeOf, 0, options: TaskOptions(strategy: spread.bundle(bundle)))))
+    }
+    print("bundles ran on their nodes=\(ran == spread.bundleNodes)")
+    let counter = try await cluster.spawn(
+        counterType, 0, options: ActorOptions(resources: Resources(cpu: 1), strategy: spread.bundle(1)))
+    print("actor in bundle 1 on its node=\(try await counter.node() == spread.bundleNodes[1])")
+    let busy = try await cluster.status()
+    let cpusInUse = busy.nodes.reduce(0.0) { $0 + $1.total[Resources.cpu] - $1.available[Resources.cpu] }
+    print("cpus reserved=\(Int(cpusInUse)) groups=\(busy.placementGroups)")
+    do {
+        _ = try await cluster.placementGroup([Resources(cpu: 1), Resources(cpu: 1), Resources(cpu: 1)], strategy: .strictSpread)
+        print("three on two nodes: no error")
+    } catch let error as ClusterError {
+        print("three on two nodes: infeasible=\(error.message.contains("can never fit"))")
+    }
+    do {
+        _ = try await cluster.placementGroup([Resources(cpu: 2), Resources(cpu: 2)], strategy: .strictPack)
+        print("strictPack too big: no error")
+    } catch let error as ClusterError {
+        print("strictPack too big: infeasible=\(error.message.contains("can never fit"))")
+    }
+    do {
+        _ = try await cluster.get(
+            try cluster.submit(nodeOf, 0, options: TaskOptions(resources: Resources(cpu: 2), strategy: spread.bundle(0))),
+            timeout: .seconds(10))
+        print("too big for its bundle: no error")
+    } catch let error as TaskError {
+        print("too big for its bundle: infeasible=\(error.isInfeasible)")
+    }
+    try await cluster.remove(spread)
+    do {
+        _ = try await counter.increment(by: 1)
+        print("actor after removal: no error")
+    } catch let error as ActorDiedError {
+        print("actor after removal: died=\(error.reason.contains("placement group"))")
+    }
+    try await Task.sleep(for: .milliseconds(600))
+    let freed = try await cluster.status()
+    let cpusAfter = freed.nodes.reduce(0.0) { $0 + $1.total[Resources.cpu] - $1.available[Resources.cpu] }
+    print("after removal cpus reserved=\(Int(cpusAfter)) groups=\(freed.placementGroups)")
+    let packed = try await cluster.placementGroup([Resources(cpu: 1), Resources(cpu: 1)], strategy: .strictPack)
+    print("strictPack nodes=\(Set(packed.bundleNodes).count)")
+    try await cluster.remove(packed)
 
 case "hold":
     _ = try await cluster.get(try cluster.submit(square, 1))

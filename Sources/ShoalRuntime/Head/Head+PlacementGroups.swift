@@ -1,0 +1,156 @@
+import Logging
+import ShoalTransport
+import ShoalWire
+
+/// A placement group: bundles of resources reserved on nodes, all or nothing.
+struct PlacementGroupRecord {
+    var id: String
+    var bundles: [Resources]
+    var strategy: BundlePlacer.Strategy
+    var jobPeer: [UInt8]
+    /// The node of each bundle, once placed.
+    var nodes: [String] = []
+    /// What each bundle has left for leases and actors.
+    var available: [Resources] = []
+    var creator: (peer: [UInt8], requestID: UInt64)?
+    var placed: Bool { !nodes.isEmpty }
+}
+
+extension Head {
+    func createPlacementGroup(_ create: Shoal_V1_CreatePlacementGroup, peer: [UInt8], requestID: UInt64) throws {
+        guard jobs[peer]?.alive == true else {
+            try send(.error(requestID, .unknownPeer, "driver is not connected"), to: peer)
+            return
+        }
+        let bundles = create.bundles.map(Resources.init)
+        do {
+            guard !bundles.isEmpty else { throw ClusterError.invalidArgument("a placement group needs at least one bundle") }
+            for bundle in bundles { try bundle.validate() }
+        } catch {
+            try send(.error(requestID, .invalidArgument, "\(error)"), to: peer)
+            return
+        }
+        let strategy: BundlePlacer.Strategy =
+            switch create.strategy {
+            case .bundlesSpread: .spread
+            case .bundlesStrictPack: .strictPack
+            case .bundlesStrictSpread: .strictSpread
+            default: .pack
+            }
+        let id = "pg-" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
+        var record = PlacementGroupRecord(id: id, bundles: bundles, strategy: strategy, jobPeer: peer)
+        record.creator = (peer, requestID)
+        placementGroups[id] = record
+        placeGroup(id)
+    }
+
+    /// Reserves every bundle now, or parks the group; answers infeasible groups at once.
+    func placeGroup(_ id: String) {
+        guard var record = placementGroups[id], !record.placed else { return }
+        let alive = nodeOrder.compactMap { nodes[$0] }.filter(\.alive)
+        let now = alive.map { BundlePlacer.Node(id: $0.id, available: $0.available) }
+        guard let chosen = BundlePlacer.place(record.bundles, strategy: record.strategy, on: now) else {
+            let empty = alive.map { BundlePlacer.Node(id: $0.id, available: $0.total) }
+            if BundlePlacer.place(record.bundles, strategy: record.strategy, on: empty) == nil {
+                placementGroups[id] = nil
+                pendingGroups.removeAll { $0 == id }
+                if let creator = record.creator {
+                    let shapes = record.bundles.map(\.description).joined(separator: "; ")
+                    try? send(
+                        .error(
+                            creator.requestID, .infeasible,
+                            "placement group \(record.strategy) of [\(shapes)] can never fit the \(alive.count) alive nodes"),
+                        to: creator.peer)
+                }
+            } else if !pendingGroups.contains(id) {
+                pendingGroups.append(id)
+            }
+            return
+        }
+        for (bundle, nodeID) in zip(record.bundles, chosen) {
+            guard var node = nodes[nodeID] else { continue }
+            node.available = node.available - bundle
+            nodes[nodeID] = node
+        }
+        record.nodes = chosen
+        record.available = record.bundles
+        pendingGroups.removeAll { $0 == id }
+        if let creator = record.creator {
+            record.creator = nil
+            var created = Shoal_V1_PlacementGroupCreated()
+            created.placementGroupID = id
+            created.bundleNodes = chosen
+            try? send(Envelope(creator.requestID, .placementGroupCreated(created)), to: creator.peer)
+        }
+        placementGroups[id] = record
+    }
+
+    func removePlacementGroup(_ id: String, reason: String) {
+        guard let record = placementGroups.removeValue(forKey: id) else { return }
+        pendingGroups.removeAll { $0 == id }
+        for lease in leases.values where lease.placementGroup == id {
+            failLease(lease.id, reason: "placement group \(id) \(reason)")
+        }
+        for actor in actors.values where actor.placementGroup == id && actor.state != .dead {
+            actorFailed(actor.id, reason: "placement group \(id) \(reason)", code: .unavailable)
+        }
+        for (bundle, nodeID) in zip(record.bundles, record.nodes) {
+            guard var node = nodes[nodeID], node.alive else { continue }
+            node.available = node.available + bundle
+            nodes[nodeID] = node
+        }
+        logger.info("placement group removed", metadata: ["group": "\(id)", "reason": "\(reason)"])
+    }
+
+    /// Where a lease or actor inside a placement group goes.
+    enum BundleDecision {
+        case place(nodeID: String, bundle: Int)
+        case wait
+        case infeasible(String)
+    }
+
+    func decideInGroup(_ request: Resources, group id: String, bundle: Int32) -> BundleDecision {
+        guard let record = placementGroups[id] else { return .infeasible("no placement group \(id)") }
+        guard record.placed else { return .wait }
+        let indices: [Int]
+        if bundle >= 0 {
+            guard Int(bundle) < record.bundles.count else {
+                return .infeasible("placement group \(id) has \(record.bundles.count) bundles, not \(bundle + 1)")
+            }
+            indices = [Int(bundle)]
+        } else {
+            indices = Array(record.bundles.indices)
+        }
+        guard indices.contains(where: { record.bundles[$0].covers(request) }) else {
+            return .infeasible("no bundle of placement group \(id) can ever hold \(request)")
+        }
+        guard
+            let chosen = indices.first(where: { record.available[$0].covers(request) && nodes[record.nodes[$0]]?.alive == true })
+        else {
+            return .wait
+        }
+        return .place(nodeID: record.nodes[chosen], bundle: chosen)
+    }
+
+    func takeFromBundle(_ resources: Resources, group: String, bundle: Int) {
+        guard var record = placementGroups[group], bundle < record.available.count else { return }
+        record.available[bundle] = record.available[bundle] - resources
+        placementGroups[group] = record
+    }
+
+    func returnToBundle(_ resources: Resources, group: String, bundle: Int) {
+        guard var record = placementGroups[group], bundle < record.available.count else { return }
+        record.available[bundle] = record.available[bundle] + resources
+        placementGroups[group] = record
+    }
+
+    func schedulePendingGroups() {
+        for id in pendingGroups { placeGroup(id) }
+    }
+
+    func removeGroups(of peer: [UInt8]) {
+        for record in placementGroups.values where record.jobPeer == peer {
+            removePlacementGroup(record.id, reason: "ended with its job")
+        }
+    }
+}

@@ -1,0 +1,57 @@
+import Foundation
+import Shoal
+import ShoalTestSupport
+import Testing
+
+@testable import ShoalRuntime
+
+@Suite struct BundlePlacerTests {
+    let nodes = [
+        BundlePlacer.Node(id: "a", available: Resources(cpu: 4)),
+        BundlePlacer.Node(id: "b", available: Resources(cpu: 2)),
+    ]
+    let one = Resources(cpu: 1)
+
+    @Test func strictPackPutsEveryBundleOnOneNode() {
+        #expect(BundlePlacer.place([one, one, one], strategy: .strictPack, on: nodes) == ["a", "a", "a"])
+        #expect(BundlePlacer.place([Resources(cpu: 3), Resources(cpu: 3)], strategy: .strictPack, on: nodes) == nil)
+    }
+
+    @Test func packSpillsOverOnlyWhenItMust() {
+        #expect(BundlePlacer.place([Resources(cpu: 3), Resources(cpu: 2)], strategy: .pack, on: nodes) == ["a", "b"])
+        #expect(BundlePlacer.place([one, one], strategy: .pack, on: nodes) == ["a", "a"])
+    }
+
+    @Test func strictSpreadNeedsADistinctNodePerBundle() {
+        let placed = BundlePlacer.place([one, one], strategy: .strictSpread, on: nodes)
+        #expect(placed.map(Set.init) == ["a", "b"])
+        #expect(BundlePlacer.place([one, one, one], strategy: .strictSpread, on: nodes) == nil)
+        #expect(BundlePlacer.place([Resources(cpu: 3), Resources(cpu: 3)], strategy: .strictSpread, on: nodes) == nil)
+    }
+
+    @Test func spreadUsesEveryNodeThenShares() {
+        let placed = BundlePlacer.place([one, one, one], strategy: .spread, on: nodes) ?? []
+        #expect(Set(placed) == ["a", "b"])
+        #expect(placed.count == 3)
+    }
+}
+
+@Suite(.serialized) struct PlacementGroupIntegrationTests {
+    @Test func bundlesReserveAtomicallyRunTheirTasksAndActorsAndFreeOnRemoval() async throws {
+        let cluster = try await ClusterProcesses(cpus: 2)
+        defer { cluster.stop() }
+        try await cluster.addNode("second", cpus: 2)
+        let driver = try cluster.driver(["pg"])
+        #expect(try await driver.waitForExit(timeout: .seconds(120)) == 0)
+        #expect(driver.line(startingWith: "strictSpread") == "strictSpread nodes=2")
+        #expect(driver.line(startingWith: "bundles ran") == "bundles ran on their nodes=true")
+        #expect(driver.line(startingWith: "actor in bundle") == "actor in bundle 1 on its node=true")
+        #expect(driver.line(startingWith: "cpus reserved") == "cpus reserved=2 groups=1")
+        #expect(driver.line(startingWith: "three on two nodes") == "three on two nodes: infeasible=true")
+        #expect(driver.line(startingWith: "strictPack too big") == "strictPack too big: infeasible=true")
+        #expect(driver.line(startingWith: "too big for its bundle") == "too big for its bundle: infeasible=true")
+        #expect(driver.line(startingWith: "actor after removal") == "actor after removal: died=true")
+        #expect(driver.line(startingWith: "after removal") == "after removal cpus reserved=0 groups=0")
+        #expect(driver.line(startingWith: "strictPack nodes") == "strictPack nodes=1")
+    }
+}
