@@ -42,6 +42,8 @@ import Testing
         // Rebuilt through its initialiser: the count starts again.
         #expect(driver.line(startingWith: "phoenix restarted") == "phoenix restarted on head count=1")
         #expect(driver.line(startingWith: "mortal:") == "mortal: ActorDiedError true")
+        // maxTaskRetries: the call in flight when its node died ran again on the rebuilt actor.
+        #expect(driver.line(startingWith: "patient") == "patient retried call returned 1")
     }
 
     @Test func tenThousandActorsShareOneExecutorProcess() async throws {

@@ -40,6 +40,9 @@ public struct ActorOptions: Sendable {
     public var lifetime: Lifetime
     /// Times the actor is rebuilt (through its initialiser) after its process or node dies.
     public var maxRestarts: Int
+    /// Times a call in flight when the actor died is sent again to its rebuilt self (Ray's
+    /// `max_task_retries`); 0 fails such calls with `ActorDiedError`.
+    public var maxTaskRetries: Int
     /// Calls it may run at once; 1 keeps each caller's calls in order.
     public var maxConcurrency: Int
     /// The placement strategy.
@@ -47,8 +50,9 @@ public struct ActorOptions: Sendable {
 
     public init(
         resources: Resources = Resources(), name: String? = nil, lifetime: Lifetime = .job, maxRestarts: Int = 0,
-        maxConcurrency: Int = 1, strategy: TaskOptions.Strategy = .default
+        maxTaskRetries: Int = 0, maxConcurrency: Int = 1, strategy: TaskOptions.Strategy = .default
     ) {
+        self.maxTaskRetries = maxTaskRetries
         self.resources = resources
         self.name = name
         self.lifetime = lifetime

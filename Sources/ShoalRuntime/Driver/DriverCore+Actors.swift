@@ -6,6 +6,7 @@ struct ActorRoute {
     var address: String
     var state: Shoal_V1_ActorState.State
     var reason = ""
+    var maxTaskRetries = 0
 }
 
 /// A call waiting for its reply, or for its actor to come back.
@@ -14,6 +15,7 @@ struct PendingActorCall {
     var call: Shoal_V1_ActorCall
     var arguments: [[UInt8]]
     var continuation: CheckedContinuation<[UInt8]?, any Error>
+    var retriesLeft: Int
 }
 
 extension DriverCore {
@@ -39,6 +41,7 @@ extension DriverCore {
             create.bundleIndex = Int32(bundle ?? -1)
         }
         create.maxRestarts = UInt32(options.maxRestarts)
+        create.maxTaskRetries = UInt32(max(0, options.maxTaskRetries))
         create.detached = options.lifetime == .detached
         create.maxConcurrency = UInt32(options.maxConcurrency)
         let reply = try await request(
@@ -62,7 +65,7 @@ extension DriverCore {
 
     private func learn(_ location: Shoal_V1_ActorLocation) -> ClusterActorID {
         let id = ClusterActorID(location.actorID)
-        actorRoutes[id] = ActorRoute(address: location.address, state: .alive)
+        actorRoutes[id] = ActorRoute(address: location.address, state: .alive, maxTaskRetries: Int(location.maxTaskRetries))
         return id
     }
 
@@ -86,7 +89,10 @@ extension DriverCore {
         call.target = target
         call.genericSubstitutions = substitutions
         return try await withCheckedThrowingContinuation { continuation in
-            dispatch(PendingActorCall(actorID: id, call: call, arguments: arguments, continuation: continuation))
+            dispatch(
+                PendingActorCall(
+                    actorID: id, call: call, arguments: arguments, continuation: continuation,
+                    retriesLeft: actorRoutes[id]?.maxTaskRetries ?? 0))
         }
     }
 
@@ -148,14 +154,22 @@ extension DriverCore {
     func actorStateChanged(_ state: Shoal_V1_ActorState) {
         let id = ClusterActorID(state.actorID)
         let previous = actorRoutes[id]
-        actorRoutes[id] = ActorRoute(address: state.address, state: state.state, reason: state.reason)
+        actorRoutes[id] = ActorRoute(
+            address: state.address, state: state.state, reason: state.reason, maxTaskRetries: previous?.maxTaskRetries ?? 0)
         if state.state != .alive || previous?.address != state.address {
-            // Calls sent to the old process will not be answered.
+            // Calls sent to the old process will not be answered: sent again once the actor is
+            // back if it allows retries, else failed.
             for (callID, pending) in actorCalls where pending.actorID == id {
                 actorCalls[callID] = nil
-                pending.continuation.resume(
-                    throwing: ActorDiedError(
-                        actorID: id, reason: state.reason.isEmpty ? "it moved while the call was in flight" : state.reason))
+                if pending.retriesLeft > 0 && state.state != .dead {
+                    var retry = pending
+                    retry.retriesLeft -= 1
+                    parkedActorCalls[id, default: []].append(retry)
+                } else {
+                    pending.continuation.resume(
+                        throwing: ActorDiedError(
+                            actorID: id, reason: state.reason.isEmpty ? "it moved while the call was in flight" : state.reason))
+                }
             }
         }
         if state.state != .restarting {

@@ -92,7 +92,7 @@ public actor DriverCore: ObjectStoreClient {
     public nonisolated let headAddress: String
     private let head: Socket
     private let config: RuntimeConfig
-    private var logger = Logger(label: "shoal.driver")
+    var logger = Logger(label: "shoal.driver")
     private nonisolated let nextObjectID = Atomic<UInt64>(1)
 
     var objects: [ObjectID: ObjectEntry] = [:]

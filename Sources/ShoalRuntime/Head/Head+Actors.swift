@@ -12,6 +12,7 @@ struct ActorRecord {
     var strategy: TaskOptions.Strategy
     var maxRestarts: Int
     var restartsLeft: Int
+    var maxTaskRetries: UInt32 = 0
     var detached: Bool
     var maxConcurrency: UInt32
     var jobPeer: [UInt8]
@@ -36,6 +37,7 @@ struct ActorRecord {
         location.nodeID = nodeID
         location.typeName = typeName
         location.maxRestarts = UInt32(maxRestarts)
+        location.maxTaskRetries = maxTaskRetries
         return location
     }
 }
@@ -70,6 +72,7 @@ extension Head {
             maxRestarts: Int(create.maxRestarts), restartsLeft: Int(create.maxRestarts), detached: create.detached,
             maxConcurrency: max(1, create.maxConcurrency), jobPeer: peer, jobID: job.id, package: job.package)
         record.creator = (peer, requestID)
+        record.maxTaskRetries = create.maxTaskRetries
         record.placementGroup = create.placementGroupID
         record.bundleIndex = create.bundleIndex
         actors[id] = record

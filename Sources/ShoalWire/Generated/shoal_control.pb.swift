@@ -1338,6 +1338,8 @@ public nonisolated struct Shoal_V1_CreateActor: Sendable {
 
   public var bundleIndex: Int32 = 0
 
+  public var maxTaskRetries: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1361,6 +1363,8 @@ public nonisolated struct Shoal_V1_ActorLocation: Sendable {
   public var typeName: String = String()
 
   public var maxRestarts: UInt32 = 0
+
+  public var maxTaskRetries: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -4026,7 +4030,7 @@ nonisolated extension Shoal_V1_CancelTasks: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Shoal_V1_CreateActor: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CreateActor"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}type_name\0\u{1}name\0\u{1}resources\0\u{1}strategy\0\u{3}node_id\0\u{1}soft\0\u{3}max_restarts\0\u{1}detached\0\u{3}max_concurrency\0\u{3}placement_group_id\0\u{3}bundle_index\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}type_name\0\u{1}name\0\u{1}resources\0\u{1}strategy\0\u{3}node_id\0\u{1}soft\0\u{3}max_restarts\0\u{1}detached\0\u{3}max_concurrency\0\u{3}placement_group_id\0\u{3}bundle_index\0\u{3}max_task_retries\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4045,6 +4049,7 @@ nonisolated extension Shoal_V1_CreateActor: SwiftProtobuf.Message, SwiftProtobuf
       case 9: try { try decoder.decodeSingularUInt32Field(value: &self.maxConcurrency) }()
       case 10: try { try decoder.decodeSingularStringField(value: &self.placementGroupID) }()
       case 11: try { try decoder.decodeSingularInt32Field(value: &self.bundleIndex) }()
+      case 12: try { try decoder.decodeSingularUInt32Field(value: &self.maxTaskRetries) }()
       default: break
       }
     }
@@ -4088,6 +4093,9 @@ nonisolated extension Shoal_V1_CreateActor: SwiftProtobuf.Message, SwiftProtobuf
     if self.bundleIndex != 0 {
       try visitor.visitSingularInt32Field(value: self.bundleIndex, fieldNumber: 11)
     }
+    if self.maxTaskRetries != 0 {
+      try visitor.visitSingularUInt32Field(value: self.maxTaskRetries, fieldNumber: 12)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4103,6 +4111,7 @@ nonisolated extension Shoal_V1_CreateActor: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.maxConcurrency != rhs.maxConcurrency {return false}
     if lhs.placementGroupID != rhs.placementGroupID {return false}
     if lhs.bundleIndex != rhs.bundleIndex {return false}
+    if lhs.maxTaskRetries != rhs.maxTaskRetries {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4110,7 +4119,7 @@ nonisolated extension Shoal_V1_CreateActor: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Shoal_V1_ActorLocation: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ActorLocation"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}actor_id\0\u{1}address\0\u{3}node_id\0\u{3}type_name\0\u{3}max_restarts\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}actor_id\0\u{1}address\0\u{3}node_id\0\u{3}type_name\0\u{3}max_restarts\0\u{3}max_task_retries\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4123,6 +4132,7 @@ nonisolated extension Shoal_V1_ActorLocation: SwiftProtobuf.Message, SwiftProtob
       case 3: try { try decoder.decodeSingularStringField(value: &self.nodeID) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.typeName) }()
       case 5: try { try decoder.decodeSingularUInt32Field(value: &self.maxRestarts) }()
+      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.maxTaskRetries) }()
       default: break
       }
     }
@@ -4144,6 +4154,9 @@ nonisolated extension Shoal_V1_ActorLocation: SwiftProtobuf.Message, SwiftProtob
     if self.maxRestarts != 0 {
       try visitor.visitSingularUInt32Field(value: self.maxRestarts, fieldNumber: 5)
     }
+    if self.maxTaskRetries != 0 {
+      try visitor.visitSingularUInt32Field(value: self.maxTaskRetries, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4153,6 +4166,7 @@ nonisolated extension Shoal_V1_ActorLocation: SwiftProtobuf.Message, SwiftProtob
     if lhs.nodeID != rhs.nodeID {return false}
     if lhs.typeName != rhs.typeName {return false}
     if lhs.maxRestarts != rhs.maxRestarts {return false}
+    if lhs.maxTaskRetries != rhs.maxTaskRetries {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -25,6 +25,12 @@ distributed actor Counter {
 
     distributed func node() -> String { ProcessInfo.processInfo.environment["SHOAL_NODE_ID"] ?? "?" }
 
+    distributed func slowIncrement(by amount: Int, seconds: Double) async throws -> Int {
+        try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+        count += amount
+        return count
+    }
+
     distributed func pid() -> Int32 { getpid() }
 
     distributed func fail(_ message: String) throws -> Int { throw Failure(description: message) }
@@ -266,11 +272,17 @@ case "restart":
     let placement = TaskOptions.Strategy.nodeAffinity(nodeID: victim, soft: true)
     let phoenix = try await cluster.spawn(counterType, 0, options: ActorOptions(maxRestarts: 1, strategy: placement))
     let mortal = try await cluster.spawn(counterType, 0, options: ActorOptions(maxRestarts: 0, strategy: placement))
+    let patient = try await cluster.spawn(
+        counterType, 0, options: ActorOptions(maxRestarts: 1, maxTaskRetries: 2, strategy: placement))
     for _ in 0..<5 {
         _ = try await phoenix.increment(by: 1)
         _ = try await mortal.increment(by: 1)
+        _ = try await patient.increment(by: 1)
     }
     print("placed phoenix=\(try await phoenix.node()) mortal=\(try await mortal.node())")
+    // In flight when the node dies: sent again to the rebuilt actor, which starts from 0.
+    let inFlight = Task { try await patient.slowIncrement(by: 1, seconds: 3) }
+    try await Task.sleep(for: .milliseconds(300))
     print("ready")
     flushStandardOutput()
     let deadline = ContinuousClock.now + .seconds(60)
@@ -287,6 +299,11 @@ case "restart":
             print("phoenix call failed while restarting: \(error.reason)")
         }
         try await Task.sleep(for: .milliseconds(100))
+    }
+    do {
+        print("patient retried call returned \(try await inFlight.value)")
+    } catch {
+        print("patient retried call failed: \(error)")
     }
     do {
         _ = try await mortal.increment(by: 1)
