@@ -29,6 +29,16 @@ import Testing
         #expect(copiedGrowth >= 200, "copying grew private memory by only \(copiedGrowth) MiB")
     }
 
+    @Test func aLargeTaskOutputStaysOnItsNodeAndIsReadFromThere() async throws {
+        let cluster = try await ClusterProcesses(cpus: 2)
+        defer { cluster.stop() }
+        try await cluster.addNode("second", cpus: 2)
+        let driver = try cluster.driver(["bigresult", "16", "second"])
+        #expect(try await driver.waitForExit(timeout: .seconds(120)) == 0)
+        #expect(driver.line(startingWith: "bigresult driver") == "bigresult driver match=true")
+        #expect(driver.line(startingWith: "bigresult task") == "bigresult task node=head match=true")
+    }
+
     @Test func aHundred64MiBObjectsThroughA1GiBStoreSpillAndComeBack() async throws {
         let cluster = try await ClusterProcesses(cpus: 2, headArguments: ["--object-store-memory", String(1 << 30)])
         defer { cluster.stop() }

@@ -114,6 +114,8 @@ public actor DriverCore: ObjectStoreClient {
     private var localNode: Socket?
     private var localNodeID = ""
     private var localNodeAddress = ""
+    /// Node daemons elsewhere that hold objects this driver owns (large task outputs).
+    private var otherNodes: [String: Socket] = [:]
     nonisolated let objectKeyPrefix = "obj-\(getpid())-\(UInt32.random(in: 0...UInt32.max))-"
 
     private init(loop: EventLoop, head: Socket, headAddress: String, jobID: String, config: RuntimeConfig) {
@@ -286,6 +288,17 @@ public actor DriverCore: ObjectStoreClient {
 
     var localNodeIDValue: String { localNodeID }
     var localNodeAddressValue: String { localNodeAddress }
+
+    /// A socket to the node daemon at `address`: the local one, or one opened for frees.
+    private func nodeSocket(for address: String) -> Socket? {
+        if address == localNodeAddress || address.isEmpty { return localNode }
+        if let socket = otherNodes[address] { return socket }
+        guard let socket = try? Socket(.dealer) else { return nil }
+        try? socket.setUnboundedQueues()
+        guard (try? socket.connect(address)) != nil else { return nil }
+        otherNodes[address] = socket
+        return socket
+    }
 
     func sendToLocalNode(_ envelope: Envelope) throws {
         guard let localNode else {
@@ -543,6 +556,8 @@ public actor DriverCore: ObjectStoreClient {
                 complete(
                     result.taskID,
                     .failed(TaskError(code, task: task.name, message: failure.message, errorType: failure.errorType)))
+            } else if result.frame == 0 && result.hasLocation {
+                complete(result.taskID, .ready(.stored(result.location)))
             } else {
                 do {
                     complete(result.taskID, .ready(.inline(try incoming.payload(result.frame))))
@@ -731,7 +746,7 @@ public actor DriverCore: ObjectStoreClient {
             objects[id] = nil
             var free = Shoal_V1_FreeObjects()
             free.keys = [location.key]
-            try? localNode?.send(Envelope(0, .freeObjects(free)))
+            try? nodeSocket(for: location.nodeAddress)?.send(Envelope(0, .freeObjects(free)))
         default:
             objects[id] = nil
         }

@@ -27,6 +27,7 @@ public actor ExecutorService: ObjectStoreClient {
     /// Where drivers reach this executor.
     public nonisolated let address: String
     let executorID: String
+    let nodeAddress: String
     let socket: Socket
     let node: Socket
     private let registry: TaskRegistry
@@ -52,6 +53,7 @@ public actor ExecutorService: ObjectStoreClient {
     public init(executorID: String, nodeAddress: String, host: String, registry: TaskRegistry) async throws {
         let loop = EventLoop(name: "shoal-executor", spin: .microseconds(SpinSetting.microseconds))
         self.loop = loop
+        self.nodeAddress = nodeAddress
         self.executorID = executorID
         self.registry = registry
         socket = try Socket(.router)
@@ -173,7 +175,17 @@ public actor ExecutorService: ObjectStoreClient {
                 queueHead = 0
             }
             let started = ContinuousClock.now
-            let result = await run(task)
+            var result = await run(task)
+            if let output = result.1, output.count > inlineObjectLimit {
+                // Large outputs stay on this node; the driver gets where to find them.
+                do {
+                    result.0.location = try await storeLocally(
+                        output, key: "res-\(executorID)-\(task.spec.taskID)-\(UInt32.random(in: 0...UInt32.max))")
+                    result.1 = nil
+                } catch {
+                    logger.warning("cannot store a large task output; sending it inline", metadata: ["error": "\(error)"])
+                }
+            }
             addResult(result.0, frame: result.1, for: task.driver)
             // Trivial tasks' results go back in batches; anything longer goes at once, so a
             // result never waits behind more than one following task.
@@ -224,22 +236,49 @@ public actor ExecutorService: ObjectStoreClient {
         }
     }
 
+    /// Puts bytes into this node's store and returns their location.
+    private func storeLocally(_ bytes: [UInt8], key: String) async throws -> Shoal_V1_ObjectLocation {
+        var create = Shoal_V1_CreateObject()
+        create.key = key
+        create.size = UInt64(bytes.count)
+        create.jobID = jobID
+        let reply = try await requestFromNode(.createObject(create))
+        guard case .objectPlaced(let placed) = reply.body else {
+            throw ClusterError.peerError("placing object \(key): \(reply.body.map { "\($0)" } ?? "no reply")")
+        }
+        let mapping = try MappedObject(path: placed.path, count: bytes.count, writable: true)
+        mapping.write { target in bytes.withUnsafeBytes { target.copyMemory(from: $0) } }
+        var seal = Shoal_V1_SealObject()
+        seal.key = key
+        try node.send(Envelope(0, .sealObject(seal)))
+        var location = Shoal_V1_ObjectLocation()
+        location.key = key
+        location.nodeID = ProcessInfo.processInfo.environment["SHOAL_NODE_ID"] ?? ""
+        location.nodeAddress = nodeAddress
+        location.size = UInt64(bytes.count)
+        return location
+    }
+
+    private func requestFromNode(_ body: Envelope.OneOf_Body) async throws -> Envelope {
+        let id = nextNodeRequest
+        nextNodeRequest += 1
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Envelope, any Error>) in
+            do {
+                try node.send(Envelope(id, body))
+                nodeReplies[id] = continuation
+            } catch {
+                continuation.resume(throwing: error)
+            }
+        }
+    }
+
     /// Maps an object through this node's store, which pulls it from its node if needed.
     public func map(_ location: Shoal_V1_ObjectLocation) async throws -> MappedObject {
         var get = Shoal_V1_GetObject()
         get.key = location.key
         get.source = location
         get.jobID = jobID
-        let id = nextNodeRequest
-        nextNodeRequest += 1
-        let reply = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Envelope, any Error>) in
-            do {
-                try node.send(Envelope(id, .getObject(get)))
-                nodeReplies[id] = continuation
-            } catch {
-                continuation.resume(throwing: error)
-            }
-        }
+        let reply = try await requestFromNode(.getObject(get))
         switch reply.body {
         case .objectPlaced(let placed): return try MappedObject(path: placed.path, count: Int(placed.size))
         case .error(let error): throw ClusterError.peerError("mapping object \(location.key): \(error.message)")

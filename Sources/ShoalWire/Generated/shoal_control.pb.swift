@@ -1258,7 +1258,7 @@ public nonisolated struct Shoal_V1_TaskResult: Sendable {
 
   public var taskID: UInt64 = 0
 
-  /// index of the frame holding the output; 0 when failed
+  /// index of the frame holding the output; 0 when failed or stored
   public var frame: UInt32 = 0
 
   public var failure: Shoal_V1_RemoteFailure {
@@ -1270,11 +1270,22 @@ public nonisolated struct Shoal_V1_TaskResult: Sendable {
   /// Clears the value of `failure`. Subsequent reads from it will return its default value.
   public mutating func clearFailure() {self._failure = nil}
 
+  /// a large output, left in the executor's node store
+  public var location: Shoal_V1_ObjectLocation {
+    get {_location ?? Shoal_V1_ObjectLocation()}
+    set {_location = newValue}
+  }
+  /// Returns true if `location` has been explicitly set.
+  public var hasLocation: Bool {self._location != nil}
+  /// Clears the value of `location`. Subsequent reads from it will return its default value.
+  public mutating func clearLocation() {self._location = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _failure: Shoal_V1_RemoteFailure? = nil
+  fileprivate var _location: Shoal_V1_ObjectLocation? = nil
 }
 
 /// executor -> driver
@@ -3926,7 +3937,7 @@ nonisolated extension Shoal_V1_RemoteFailure: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Shoal_V1_TaskResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TaskResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}task_id\0\u{1}frame\0\u{1}failure\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}task_id\0\u{1}frame\0\u{1}failure\0\u{1}location\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3937,6 +3948,7 @@ nonisolated extension Shoal_V1_TaskResult: SwiftProtobuf.Message, SwiftProtobuf.
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.taskID) }()
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.frame) }()
       case 3: try { try decoder.decodeSingularMessageField(value: &self._failure) }()
+      case 4: try { try decoder.decodeSingularMessageField(value: &self._location) }()
       default: break
       }
     }
@@ -3956,6 +3968,9 @@ nonisolated extension Shoal_V1_TaskResult: SwiftProtobuf.Message, SwiftProtobuf.
     try { if let v = self._failure {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
     } }()
+    try { if let v = self._location {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3963,6 +3978,7 @@ nonisolated extension Shoal_V1_TaskResult: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.taskID != rhs.taskID {return false}
     if lhs.frame != rhs.frame {return false}
     if lhs._failure != rhs._failure {return false}
+    if lhs._location != rhs._location {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -137,6 +137,15 @@ let checkArray = RemoteTask("test.checkArray") { (check: ArrayCheck) -> ArrayRep
     return ArrayReport(node: nodeID(), hash: hash, count: count, milliseconds: milliseconds, anonymousGrowth: after - before)
 }
 
+func pattern(_ count: Int) -> [Float] {
+    [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+        for index in 0..<buffer.count { buffer[index] = Float(bitPattern: UInt32(truncatingIfNeeded: index &* 2_654_435_761)) }
+        initialized = buffer.count
+    }
+}
+
+let makeArray = RemoteTask("test.makeArray") { (count: Int) in pattern(count) }
+
 let nodeOf = RemoteTask("test.nodeOf") { (_: Int) in nodeID() }
 
 let failTally = RemoteTask("test.failTally") { (message: String) -> Tally in
@@ -144,7 +153,7 @@ let failTally = RemoteTask("test.failTally") { (message: String) -> Tally in
 }
 
 await Shoal.bootstrap(
-    tasks: [square, merge, slow, sleepy, fail, failTally, gpuDevices, checkArray, nodeOf], actors: [counterType])
+    tasks: [square, merge, slow, sleepy, fail, failTally, gpuDevices, checkArray, nodeOf, makeArray], actors: [counterType])
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 let mode = arguments.first ?? "mapreduce"
@@ -392,6 +401,21 @@ case "spill":
     print(
         "holding verified=\(verified) spilledSome=\((node?.spills ?? 0) > 0) underLimit=\((node?.objectStoreUsed ?? .max) <= (node?.objectStoreCapacity ?? 0))"
     )
+
+case "bigresult":
+    // A count-MiB output made on the named node stays in that node's store; the driver and a
+    // task on the head's node read it from there.
+    let maker = arguments.count > 2 ? arguments[2] : "second"
+    let expected = pattern(count << 18).withUnsafeBytes { wordHash($0) }
+    let made = try cluster.submit(
+        makeArray, count << 18, options: TaskOptions(strategy: .nodeAffinity(nodeID: maker, soft: false)))
+    let fetched = try await cluster.get(made)
+    print("bigresult driver match=\(fetched.withUnsafeBytes { wordHash($0) } == expected)")
+    let report = try await cluster.get(
+        try cluster.submit(
+            checkArray, ArrayCheck(array: made, mapped: false),
+            options: TaskOptions(strategy: .nodeAffinity(nodeID: "head", soft: false))))
+    print("bigresult task node=\(report.node) match=\(report.hash == expected)")
 
 case "pg":
     let spread = try await cluster.placementGroup([Resources(cpu: 1), Resources(cpu: 1)], strategy: .strictSpread)
