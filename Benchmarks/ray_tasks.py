@@ -39,6 +39,7 @@ class ActorClient:
     """One of the n clients of the n:n rows: calls its own actor."""
 
     def __init__(self):
+        self.argument = ray.put(0)
         self.actor = Actor.remote()
         ray.get(self.actor.small.remote())
 
@@ -47,7 +48,7 @@ class ActorClient:
         count = 0
         while time.perf_counter() < deadline:
             if with_argument:
-                ray.get([self.actor.echo.remote(i) for i in range(1000)])
+                ray.get([self.actor.echo.remote(self.argument) for _ in range(1000)])
             else:
                 ray.get([self.actor.small.remote() for _ in range(1000)])
             count += 1000

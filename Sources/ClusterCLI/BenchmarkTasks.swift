@@ -25,5 +25,7 @@ distributed actor BenchActor {
 
     distributed func echo(_ value: Int) -> Int { value }
 
+    distributed func take(_ value: ObjectRef<Int>) async throws -> Int { try await value.get() }
+
     distributed func pid() -> Int32 { getpid() }
 }

@@ -338,17 +338,22 @@ struct MicrobenchmarkCommand: AsyncParsableCommand {
             clients.append(client)
             actors.append(try await client.spawn(BenchmarkTasks.actor, 0))
         }
+        var arguments: [ObjectRef<Int>] = []
+        for client in clients { arguments.append(try await client.put(0)) }
         func run(_ name: String, withArgument: Bool) async throws -> Row {
             try await rate(name) { deadline in
                 try await withThrowingTaskGroup(of: Int.self) { group in
-                    for (client, actor) in zip(clients, actors) {
+                    for (index, (client, actor)) in zip(clients, actors).enumerated() {
+                        let argument = arguments[index]
                         group.addTask {
                             try await client.onDriverLoop {
                                 var count = 0
                                 while ContinuousClock.now < deadline {
                                     count += try await withThrowingTaskGroup(of: Int.self) { calls in
                                         for index in 0..<1000 {
-                                            calls.addTask { withArgument ? try await actor.echo(index) : try await actor.small() }
+                                            calls.addTask {
+                                                withArgument ? try await actor.take(argument) : try await actor.small()
+                                            }
                                         }
                                         return try await calls.reduce(0) { total, _ in total + 1 }
                                     }

@@ -11,6 +11,8 @@ import Testing
         let driver = try cluster.driver(["actors"])
         #expect(try await driver.waitForExit(timeout: .seconds(120)) == 0)
         #expect(driver.line(startingWith: "count=") == "count=1000")
+        // ObjectRefs as arguments: a small one inline, a large one mapped from the store.
+        #expect(driver.line(startingWith: "refs:") == "refs: small=500.0 large=262144.0")
         #expect(driver.line(startingWith: "fail:") == "fail: isRemote=true message=no such ticker")
         #expect(driver.line(startingWith: "infeasible:") == "infeasible: true")
     }

@@ -84,7 +84,8 @@ public final class ClusterActorSystem: DistributedActorSystem, Sendable {
             )
         }
         return try await driver.callActor(
-            id, target: target.identifier, substitutions: invocation.genericSubstitutions, arguments: invocation.arguments)
+            id, target: target.identifier, substitutions: invocation.genericSubstitutions, arguments: invocation.arguments,
+            dependencies: invocation.dependencies)
     }
 }
 
@@ -93,6 +94,8 @@ public struct ClusterInvocationEncoder: DistributedTargetInvocationEncoder {
     public typealias SerializationRequirement = any Codable
     var genericSubstitutions: [String] = []
     var arguments: [[UInt8]] = []
+    /// `ObjectRef`s met in the arguments: resolved before the call is sent.
+    let dependencies = DependencyCollector()
 
     public mutating func recordGenericSubstitution<T>(_ type: T.Type) throws {
         guard let name = _mangledTypeName(type) else {
@@ -102,7 +105,9 @@ public struct ClusterInvocationEncoder: DistributedTargetInvocationEncoder {
     }
 
     public mutating func recordArgument<Value: Codable>(_ argument: RemoteCallArgument<Value>) throws {
-        arguments.append(try BinaryEncoder().encode(argument.value))
+        var encoder = BinaryEncoder()
+        encoder.userInfo[.shoalDependencies] = dependencies
+        arguments.append(try encoder.encode(argument.value))
     }
 
     public mutating func recordErrorType<E: Error>(_ type: E.Type) throws {}
@@ -115,6 +120,7 @@ public struct ClusterInvocationDecoder: DistributedTargetInvocationDecoder {
     public typealias SerializationRequirement = any Codable
     let substitutions: [String]
     let arguments: [[UInt8]]
+    var resolved = ResolvedObjects.empty
     var next = 0
 
     public mutating func decodeGenericSubstitutions() throws -> [any Any.Type] {
@@ -131,7 +137,9 @@ public struct ClusterInvocationDecoder: DistributedTargetInvocationDecoder {
             throw ClusterError.invalidArgument("the call has \(arguments.count) arguments; the target wants more")
         }
         defer { next += 1 }
-        return try BinaryDecoder().decode(Argument.self, from: arguments[next])
+        var decoder = BinaryDecoder()
+        decoder.userInfo[.shoalResolvedObjects] = resolved
+        return try decoder.decode(Argument.self, from: arguments[next])
     }
 
     public mutating func decodeErrorType() throws -> (any Any.Type)? { nil }

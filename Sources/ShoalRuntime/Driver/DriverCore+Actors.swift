@@ -16,6 +16,8 @@ struct PendingActorCall {
     var arguments: [[UInt8]]
     var continuation: CheckedContinuation<[UInt8]?, any Error>
     var retriesLeft: Int
+    /// Keeps the objects passed in the arguments alive until the call is done.
+    var dependencies: [RefStorage] = []
 }
 
 extension DriverCore {
@@ -71,7 +73,9 @@ extension DriverCore {
 
     /// Sends one call to the executor hosting the actor and waits for its reply.
     /// - Returns: the encoded return value, nil for `Void`.
-    func callActor(_ id: ClusterActorID, target: String, substitutions: [String], arguments: [[UInt8]]) async throws -> [UInt8]? {
+    func callActor(
+        _ id: ClusterActorID, target: String, substitutions: [String], arguments: [[UInt8]], dependencies: DependencyCollector
+    ) async throws -> [UInt8]? {
         if actorRoutes[id] == nil {
             var lookup = Shoal_V1_LookupActor()
             lookup.actorID = id.rawValue
@@ -88,11 +92,28 @@ extension DriverCore {
         call.actorID = id.rawValue
         call.target = target
         call.genericSubstitutions = substitutions
+        call.argumentCount = UInt32(arguments.count)
+        // ObjectRefs in the arguments: wait for them, then ship small values along and tell
+        // where large ones are.
+        var frames = arguments
+        for dependency in dependencies.ids {
+            var resolved = Shoal_V1_ResolvedDependency()
+            resolved.objectID = dependency
+            switch try await value(of: dependency, timeout: nil) {
+            case .inline(let bytes):
+                frames.append(bytes)
+                resolved.frame = UInt32(frames.count)
+            case .stored(let location):
+                resolved.location = location
+            }
+            call.dependencies.append(resolved)
+        }
+        let payload = frames
         return try await withCheckedThrowingContinuation { continuation in
             dispatch(
                 PendingActorCall(
-                    actorID: id, call: call, arguments: arguments, continuation: continuation,
-                    retriesLeft: actorRoutes[id]?.maxTaskRetries ?? 0))
+                    actorID: id, call: call, arguments: payload, continuation: continuation,
+                    retriesLeft: actorRoutes[id]?.maxTaskRetries ?? 0, dependencies: dependencies.storages))
         }
     }
 

@@ -80,8 +80,9 @@ extension ExecutorService {
             slot.head += 1
             slot.running += 1
             let actor = slot.actor
+            let (arguments, resolved) = resolveArguments(pending)
             Task(executorPreference: loop) {
-                let outcome = await Self.execute(on: actor, pending.call, arguments: pending.arguments)
+                let outcome = await Self.execute(on: actor, pending.call, arguments: arguments, resolved: resolved)
                 await self.finish(id, pending, outcome)
             }
         }
@@ -90,6 +91,22 @@ extension ExecutorService {
             slot.head = 0
         }
         hostedActors[id] = slot
+    }
+
+    /// Splits a call's frames into its arguments and the values of the ObjectRefs inside them.
+    private func resolveArguments(_ pending: ActorSlot.PendingCall) -> ([[UInt8]], ResolvedObjects) {
+        let count = min(Int(pending.call.argumentCount), pending.arguments.count)
+        guard !pending.call.dependencies.isEmpty else { return (Array(pending.arguments.prefix(count)), .empty) }
+        var values: [ObjectID: [UInt8]] = [:]
+        var locations: [ObjectID: Shoal_V1_ObjectLocation] = [:]
+        for dependency in pending.call.dependencies {
+            if dependency.frame >= 1 && Int(dependency.frame) <= pending.arguments.count {
+                values[dependency.objectID] = pending.arguments[Int(dependency.frame) - 1]
+            } else if dependency.hasLocation, (try? ObjectStore.validate(dependency.location.key)) != nil {
+                locations[dependency.objectID] = dependency.location
+            }
+        }
+        return (Array(pending.arguments.prefix(count)), ResolvedObjects(values, locations: locations, client: self))
     }
 
     private func finish(_ id: ClusterActorID, _ pending: ActorSlot.PendingCall, _ outcome: Result<[UInt8]?, any Error>) {
@@ -117,11 +134,12 @@ extension ExecutorService {
 
     /// Runs one call through the compiler's distributed-target machinery.
     private static func execute(
-        on actor: any DistributedActor, _ call: Shoal_V1_ActorCall, arguments: [[UInt8]]
+        on actor: any DistributedActor, _ call: Shoal_V1_ActorCall, arguments: [[UInt8]], resolved: ResolvedObjects
     ) async -> Result<[UInt8]?, any Error> {
         func run<Act: DistributedActor>(_ actor: Act) async -> Result<[UInt8]?, any Error> {
             let outcome = CallOutcome()
-            var decoder = ClusterInvocationDecoder(substitutions: call.genericSubstitutions, arguments: arguments)
+            var decoder = ClusterInvocationDecoder(
+                substitutions: call.genericSubstitutions, arguments: arguments, resolved: resolved)
             let handler = ClusterResultHandler { result in outcome.result.withLock { $0 = result } }
             do {
                 try await ClusterActorSystem.shared.executeDistributedTarget(

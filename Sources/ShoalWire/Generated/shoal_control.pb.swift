@@ -1513,6 +1513,12 @@ public nonisolated struct Shoal_V1_ActorCall: Sendable {
 
   public var genericSubstitutions: [String] = []
 
+  /// frames 1...argument_count are the arguments
+  public var argumentCount: UInt32 = 0
+
+  /// ObjectRefs inside the arguments
+  public var dependencies: [Shoal_V1_ResolvedDependency] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -4379,7 +4385,7 @@ nonisolated extension Shoal_V1_ActorState.State: SwiftProtobuf._ProtoNameProvidi
 
 nonisolated extension Shoal_V1_ActorCall: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ActorCall"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}call_id\0\u{3}actor_id\0\u{1}target\0\u{3}generic_substitutions\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}call_id\0\u{3}actor_id\0\u{1}target\0\u{3}generic_substitutions\0\u{3}argument_count\0\u{1}dependencies\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4391,6 +4397,8 @@ nonisolated extension Shoal_V1_ActorCall: SwiftProtobuf.Message, SwiftProtobuf._
       case 2: try { try decoder.decodeSingularStringField(value: &self.actorID) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.target) }()
       case 4: try { try decoder.decodeRepeatedStringField(value: &self.genericSubstitutions) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.argumentCount) }()
+      case 6: try { try decoder.decodeRepeatedMessageField(value: &self.dependencies) }()
       default: break
       }
     }
@@ -4409,6 +4417,12 @@ nonisolated extension Shoal_V1_ActorCall: SwiftProtobuf.Message, SwiftProtobuf._
     if !self.genericSubstitutions.isEmpty {
       try visitor.visitRepeatedStringField(value: self.genericSubstitutions, fieldNumber: 4)
     }
+    if self.argumentCount != 0 {
+      try visitor.visitSingularUInt32Field(value: self.argumentCount, fieldNumber: 5)
+    }
+    if !self.dependencies.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.dependencies, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4417,6 +4431,8 @@ nonisolated extension Shoal_V1_ActorCall: SwiftProtobuf.Message, SwiftProtobuf._
     if lhs.actorID != rhs.actorID {return false}
     if lhs.target != rhs.target {return false}
     if lhs.genericSubstitutions != rhs.genericSubstitutions {return false}
+    if lhs.argumentCount != rhs.argumentCount {return false}
+    if lhs.dependencies != rhs.dependencies {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

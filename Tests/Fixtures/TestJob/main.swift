@@ -33,6 +33,10 @@ distributed actor Counter {
 
     distributed func pid() -> Int32 { getpid() }
 
+    distributed func total(_ values: ObjectRef<[Float]>) async throws -> Double {
+        try await values.get().reduce(0) { $0 + Double($1) }
+    }
+
     distributed func fail(_ message: String) throws -> Int { throw Failure(description: message) }
 }
 
@@ -250,6 +254,9 @@ case "actors":
     var last = 0
     for _ in 0..<1000 { last = try await counter.increment(by: 1) }
     print("count=\(last)")
+    let small = try await cluster.put([Float](repeating: 0.5, count: 1000))
+    let large = try await cluster.put([Float](repeating: 0.25, count: 1 << 20))
+    print("refs: small=\(try await counter.total(small)) large=\(try await counter.total(large))")
     do {
         _ = try await counter.fail("no such ticker")
         print("fail: no error")
