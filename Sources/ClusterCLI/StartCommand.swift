@@ -24,11 +24,14 @@ struct StartCommand: AsyncParsableCommand {
     @Option(help: "The head to join, HOST:PORT (for a node daemon).")
     var address: String?
 
-    @Option(help: "The head's port (0 picks a free one).")
-    var port: Int = 6390
+    @Option(help: "The head's port (0 picks a free one; default 6390).")
+    var port: Int?
 
-    @Option(name: .customLong("node-ip-address"), help: "The address other machines reach this one at.")
-    var nodeIPAddress = "127.0.0.1"
+    @Option(name: .customLong("node-ip-address"), help: "The address other machines reach this one at (default 127.0.0.1).")
+    var nodeIPAddress: String?
+
+    @Option(help: "A cluster file (cluster.yaml) with the head's address and each node's resources; flags win over it.")
+    var config: String?
 
     @Option(name: .customLong("num-cpus"), help: "CPUs to offer (default: all).")
     var numCPUs: Double?
@@ -57,11 +60,14 @@ struct StartCommand: AsyncParsableCommand {
         guard head != (address != nil) else {
             throw ValidationError("give exactly one of --head and --address HOST:PORT")
         }
-        guard (0...65535).contains(port) else { throw ValidationError("--port \(port) is not a TCP port (0 picks a free one)") }
+        if let port, !(0...65535).contains(port) {
+            throw ValidationError("--port \(port) is not a TCP port (0 picks a free one)")
+        }
         for (name, value) in [("--num-cpus", numCPUs), ("--num-gpus", numGPUs), ("--memory", memory)] {
             if let value, !(value >= 0 && value.isFinite) { throw ValidationError("\(name) must be a number >= 0") }
         }
         _ = try customResources()
+        _ = try clusterFile()
     }
 
     func customResources() throws -> [String: Double] {
@@ -73,12 +79,25 @@ struct StartCommand: AsyncParsableCommand {
         }
     }
 
-    func offered() throws -> Resources {
-        Resources(
-            cpu: numCPUs ?? Double(ProcessInfo.processInfo.activeProcessorCount),
-            gpu: numGPUs ?? Double(GPUDetection.visibleDevices().count),
-            memory: memory ?? Double(ProcessInfo.processInfo.physicalMemory) * 0.7,
-            custom: try customResources())
+    /// The cluster file's entries for this machine, when one was given.
+    func clusterFile() throws -> (head: ClusterConfig.HeadConfig, node: ClusterConfig.NodeConfig?)? {
+        guard let config else { return nil }
+        do {
+            let loaded = try ClusterConfig.load(path: config)
+            return (loaded.head, loaded.node(for: nodeIPAddress ?? (head ? loaded.head.host : "127.0.0.1")))
+        } catch let error as ClusterError {
+            throw ValidationError(error.message)
+        }
+    }
+
+    func offered(_ file: ClusterConfig.NodeConfig?) throws -> Resources {
+        var custom = file?.resources ?? [:]
+        custom.merge(try customResources()) { $1 }
+        return Resources(
+            cpu: numCPUs ?? file?.cpus ?? Double(ProcessInfo.processInfo.activeProcessorCount),
+            gpu: numGPUs ?? file?.gpus ?? Double(GPUDetection.visibleDevices().count),
+            memory: memory ?? file?.memory.map { Double($0.bytes) } ?? Double(ProcessInfo.processInfo.physicalMemory) * 0.7,
+            custom: custom)
     }
 
     func run() async throws {
@@ -95,12 +114,14 @@ struct StartCommand: AsyncParsableCommand {
         Shoal.setUpLogging(defaultLevel: .info)
         installStopSignalHandlers()
         let config = try RuntimeConfig.fromEnvironment(ProcessInfo.processInfo.environment)
+        let file = try clusterFile()
+        let host = nodeIPAddress ?? file?.node?.host ?? file?.head.host ?? "127.0.0.1"
+        let port = self.port ?? file?.head.port ?? 6390
         var headServer: Head?
         let headAddress: String
         if head {
             let server = try await Head(
-                bind: "tcp://\(nodeIPAddress):\(port)", advertisedHost: nodeIPAddress, sessionDirectory: session.directory,
-                config: config)
+                bind: "tcp://\(host):\(port)", advertisedHost: host, sessionDirectory: session.directory, config: config)
             headServer = server
             headAddress = server.address
             try session.writeHeadAddress(headAddress)
@@ -111,9 +132,9 @@ struct StartCommand: AsyncParsableCommand {
             _ = try ControlClient(address: headAddress).status(timeout: .seconds(10))
         }
         let node = try await NodeDaemon(
-            headAddress: headAddress, nodeID: nodeID, resources: try offered(), host: nodeIPAddress,
+            headAddress: headAddress, nodeID: nodeID, resources: try offered(file?.node), host: host,
             sessionDirectory: session.directory, config: config,
-            objectStoreMemory: objectStoreMemory ?? NodeDaemon.defaultObjectStoreMemory)
+            objectStoreMemory: objectStoreMemory ?? file?.node?.objectStoreMemory?.bytes ?? NodeDaemon.defaultObjectStoreMemory)
         try session.registerProcess(role: head ? "head" : "node")
         print(
             head
