@@ -53,6 +53,8 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
     private var registrations: [Registration] = []
     private var timers: [Timer] = []
     private var nextTimerID = 0
+    /// Until when the loop polls without sleeping, as its owner asked (`pollBriefly`).
+    private var busyUntil = ContinuousClock.now
     /// Messages read from one socket before the loop moves on, so no peer starves another.
     private let fairnessBatch = 256
 
@@ -159,6 +161,13 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
         timers.removeAll { $0.id == id }
     }
 
+    /// Keeps the loop polling, without sleeping, for `duration`: for an owner that expects an
+    /// answer within microseconds and would otherwise pay for waking a sleeping thread.
+    public func pollBriefly(for duration: Duration) {
+        checkIsolated()
+        busyUntil = max(busyUntil, .now + duration)
+    }
+
     /// Stops the loop after the current iteration and waits for its thread to end. Sockets still
     /// registered are closed on the loop's thread.
     public func shutdown() {
@@ -198,7 +207,7 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
             batch.removeAll(keepingCapacity: true)
 
             var timeout = pollTimeout()
-            if timeout != 0 && spin > .zero && ContinuousClock.now - lastWork < spin {
+            if timeout != 0 && ((spin > .zero && ContinuousClock.now - lastWork < spin) || ContinuousClock.now < busyUntil) {
                 timeout = 0
                 inbox.withLock { $0.sleeping = false }
             }

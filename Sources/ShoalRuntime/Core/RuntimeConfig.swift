@@ -43,8 +43,16 @@ extension Duration {
     }
 }
 
-/// How long driver and executor loops poll before sleeping (`SHOAL_SPIN_US`, default 50 µs).
+/// How long driver and executor loops poll before sleeping (`SHOAL_SPIN_US`, default 50 µs), and
+/// how long a driver polls for the answer to a lone task (`SHOAL_WAIT_SPIN_US`, default 300 µs).
 enum SpinSetting {
+    static let waitMicroseconds: Int = {
+        guard let text = ProcessInfo.processInfo.environment["SHOAL_WAIT_SPIN_US"], let value = Int(text), value >= 0 else {
+            return 300
+        }
+        return value
+    }()
+
     static let microseconds: Int = {
         guard let text = ProcessInfo.processInfo.environment["SHOAL_SPIN_US"], let value = Int(text), value >= 0 else {
             return 50

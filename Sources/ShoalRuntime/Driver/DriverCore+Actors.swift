@@ -132,6 +132,8 @@ extension DriverCore {
             do {
                 try actorSocket(route.address).send(Envelope(0, .actorCall(pending.call)), payloads: pending.arguments)
                 actorCalls[pending.call.callID] = pending
+                // A lone call's caller is waiting: poll for the reply rather than sleep.
+                if actorCalls.count <= 2 { loop.pollBriefly(for: .microseconds(SpinSetting.waitMicroseconds)) }
             } catch {
                 pending.continuation.resume(
                     throwing: ActorDiedError(actorID: pending.actorID, reason: "cannot reach its executor: \(error)"))

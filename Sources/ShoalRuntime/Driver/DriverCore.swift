@@ -459,6 +459,11 @@ public actor DriverCore: ObjectStoreClient {
         }
         leases[leaseID] = lease
         if batch.count < 4 { logger.trace("tasks sent", metadata: ["lease": "\(leaseID)", "tasks": "\(batch)"]) }
+        // With a task or two in flight a caller is most likely waiting on its result: poll for
+        // the answer instead of paying to wake this thread when it comes.
+        if leases.values.reduce(0, { $0 + $1.inFlight.count }) <= 2 {
+            loop.pollBriefly(for: .microseconds(SpinSetting.waitMicroseconds))
+        }
         do {
             try lease.socket.send(Envelope(0, .pushTasks(push)), payloads: frames)
         } catch {
