@@ -1,3 +1,5 @@
+import ShoalWire
+
 /// How a task is scheduled and retried.
 public struct TaskOptions: Sendable, Hashable {
     /// Where a task may run.
@@ -38,4 +40,16 @@ public struct TaskOptions: Sendable, Hashable {
     }
 
     var shape: Shape { Shape(resources: resources, strategy: strategy) }
+}
+
+extension TaskOptions.Strategy {
+    /// The strategy's fields, as lease and actor requests carry them.
+    var wire: (strategy: Shoal_V1_SchedulingStrategy, nodeID: String, soft: Bool, placementGroup: String, bundle: Int32) {
+        switch self {
+        case .default: (.default, "", false, "", -1)
+        case .spread: (.spread, "", false, "", -1)
+        case .nodeAffinity(let nodeID, let soft): (.nodeAffinity, nodeID, soft, "", -1)
+        case .placementGroup(let group, let bundle): (.default, "", false, group, Int32(bundle ?? -1))
+        }
+    }
 }

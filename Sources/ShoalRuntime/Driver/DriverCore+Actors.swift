@@ -31,17 +31,12 @@ extension DriverCore {
         create.typeName = typeName
         create.name = options.name ?? ""
         create.resources = options.resources.proto
-        switch options.strategy {
-        case .default: create.strategy = .default
-        case .spread: create.strategy = .spread
-        case .nodeAffinity(let nodeID, let soft):
-            create.strategy = .nodeAffinity
-            create.nodeID = nodeID
-            create.soft = soft
-        case .placementGroup(let group, let bundle):
-            create.placementGroupID = group
-            create.bundleIndex = Int32(bundle ?? -1)
-        }
+        let wire = options.strategy.wire
+        create.strategy = wire.strategy
+        create.nodeID = wire.nodeID
+        create.soft = wire.soft
+        create.placementGroupID = wire.placementGroup
+        create.bundleIndex = wire.bundle
         create.maxRestarts = UInt32(options.maxRestarts)
         create.maxTaskRetries = UInt32(max(0, options.maxTaskRetries))
         create.detached = options.lifetime == .detached

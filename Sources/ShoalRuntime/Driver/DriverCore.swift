@@ -365,9 +365,9 @@ public actor DriverCore: ObjectStoreClient {
             var open = leases.values.filter {
                 $0.shape == shape && $0.inFlight.count < depth && ($0.inFlight.isEmpty || now - $0.lastProgress < stall)
             }.map(\.id)
-            open.sort { leases[$0]!.inFlight.count < leases[$1]!.inFlight.count }
+            open.sort { (leases[$0]?.inFlight.count ?? 0) < (leases[$1]?.inFlight.count ?? 0) }
             for (index, leaseID) in open.enumerated() where !queue.isEmpty {
-                let capacity = depth - leases[leaseID]!.inFlight.count
+                let capacity = depth - (leases[leaseID]?.inFlight.count ?? depth)
                 let fairShare = (queue.count + open.count - index - 1) / (open.count - index)
                 var batch: [UInt64] = []
                 while batch.count < min(capacity, max(1, fairShare)), let id = queue.popFirst() {
@@ -387,17 +387,12 @@ public actor DriverCore: ObjectStoreClient {
     private func requestLease(for shape: TaskOptions.Shape, queue: inout ShapeQueue) {
         var request = Shoal_V1_RequestLease()
         request.resources = shape.resources.proto
-        switch shape.strategy {
-        case .default: request.strategy = .default
-        case .spread: request.strategy = .spread
-        case .nodeAffinity(let nodeID, let soft):
-            request.strategy = .nodeAffinity
-            request.nodeID = nodeID
-            request.soft = soft
-        case .placementGroup(let group, let bundle):
-            request.placementGroupID = group
-            request.bundleIndex = Int32(bundle ?? -1)
-        }
+        let wire = shape.strategy.wire
+        request.strategy = wire.strategy
+        request.nodeID = wire.nodeID
+        request.soft = wire.soft
+        request.placementGroupID = wire.placementGroup
+        request.bundleIndex = wire.bundle
         let id = nextRequestID
         nextRequestID += 1
         leaseRequests[id] = shape

@@ -43,16 +43,17 @@ struct Scheduler {
             }
             return worst
         }
+        let leastLoaded = fitting.min { utilisation($0, after: false) < utilisation($1, after: false) } ?? fitting[0]
         switch strategy {
         case .spread:
-            return .place(nodeID: fitting.min { utilisation($0, after: false) < utilisation($1, after: false) }!.nodeID)
+            return .place(nodeID: leastLoaded.nodeID)
         case .default, .nodeAffinity, .placementGroup:
             // Pack: the busiest node that stays under the threshold; else spread.
             let packable = fitting.filter { utilisation($0, after: true) <= spreadThreshold + 1e-9 }
             if let busiest = packable.max(by: { utilisation($0, after: false) < utilisation($1, after: false) }) {
                 return .place(nodeID: busiest.nodeID)
             }
-            return .place(nodeID: fitting.min { utilisation($0, after: false) < utilisation($1, after: false) }!.nodeID)
+            return .place(nodeID: leastLoaded.nodeID)
         }
     }
 }

@@ -233,9 +233,11 @@ public actor NodeDaemon {
                     && $0.gpuIDs.isEmpty
             })
         {
-            executors[idle.id]?.state = .leased
-            executors[idle.id]?.leaseID = start.leaseID
-            reportStarted(executors[idle.id]!, leaseID: start.leaseID)
+            var reused = idle
+            reused.state = .leased
+            reused.leaseID = start.leaseID
+            executors[idle.id] = reused
+            reportStarted(reused, leaseID: start.leaseID)
             return
         }
         guard hasPackage(start.packageSha256, orWait: .lease(start)) else { return }
