@@ -194,7 +194,6 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
                 swap(&batch, &inbox.work)
                 return inbox.stopping
             }
-            if stopping { break }
             for work in batch {
                 switch work {
                 case .job(let job):
@@ -205,6 +204,8 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
             }
             if !batch.isEmpty { lastWork = .now }
             batch.removeAll(keepingCapacity: true)
+            // Work queued before the stop (a last clean-up) has run; now stop.
+            if stopping { break }
 
             var timeout = pollTimeout()
             if timeout != 0 && ((spin > .zero && ContinuousClock.now - lastWork < spin) || ContinuousClock.now < busyUntil) {

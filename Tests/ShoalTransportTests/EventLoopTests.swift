@@ -117,3 +117,18 @@ final class Recorder: Sendable {
         #expect(throws: ZMQError.self) { try socket.bind("tcp://256.1.1.1:1") }
     }
 }
+
+@Suite struct IPCTests {
+    @Test func ipcSocketsCarryMessagesBetweenLoops() async throws {
+        let server = EchoServer()
+        let path = NSTemporaryDirectory() + "shoal-ipc-\(UInt32.random(in: 0...UInt32.max))"
+        let endpoint = try await server.start(endpoint: "ipc://" + path)
+        let client = try Socket(.dealer)
+        try client.connect(endpoint)
+        try client.send([Array("over ipc".utf8)], blocking: true)
+        let reply = try #require(try client.receive(timeout: .seconds(5)))
+        #expect(reply.frames == [Array("over ipc".utf8)])
+        server.loop.shutdown()
+        try? FileManager.default.removeItem(atPath: path)
+    }
+}

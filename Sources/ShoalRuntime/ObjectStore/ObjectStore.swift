@@ -38,9 +38,22 @@ struct ObjectStore {
         self.memoryDirectory = memoryDirectory
         self.spillDirectory = spillDirectory
         self.capacity = capacity
+        Self.removeAbandonedStores()
         for directory in [memoryDirectory, spillDirectory] {
             try? FileManager.default.removeItem(atPath: directory)
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        }
+    }
+
+    /// Removes the shared-memory folders of node daemons that died without cleaning up
+    /// (`/dev/shm/shoal-<node>-<pid>` whose pid is gone), so a crash does not hold memory for ever.
+    static func removeAbandonedStores(in directory: String = "/dev/shm") {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        for name in names where name.hasPrefix("shoal-") {
+            guard let pid = name.split(separator: "-").last.flatMap({ Int32($0) }), pid > 0, !ChildProcess.isAlive(pid) else {
+                continue
+            }
+            try? FileManager.default.removeItem(atPath: directory + "/" + name)
         }
     }
 
