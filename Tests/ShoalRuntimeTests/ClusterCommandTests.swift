@@ -46,6 +46,7 @@ import Testing
         let driver = try RunningProcess(binaryPath("shoal-testjob"), ["gpus"], environment: environment)
         #expect(try await driver.waitForExit(timeout: .seconds(60)) == 0)
         #expect(driver.line(startingWith: "gpus=") == "gpus=3,5", "each GPU task gets its own device")
+        #expect(driver.line(startingWith: "actor gpus=") == "actor gpus=3,5", "each GPU actor gets its own process and device")
 
         let pids = Session(directory: session).processes().map(\.pid)
         #expect(pids.count == 2)

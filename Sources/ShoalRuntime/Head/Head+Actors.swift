@@ -26,6 +26,8 @@ struct ActorRecord {
     var bundleIndex: Int32 = -1
     /// The bundle the actor's resources came from, while placed in one.
     var bundle: Int?
+    /// The node's GPUs the actor holds, while placed.
+    var gpuIDs: [UInt32] = []
     var reason = ""
     /// The driver waiting for the actor's first start.
     var creator: (peer: [UInt8], requestID: UInt64)?
@@ -111,6 +113,12 @@ extension Head {
             }
             record.bundle = bundle
             record.nodeID = nodeID
+            let gpus = Int(record.resources[Resources.gpu].rounded(.up))
+            if gpus > 0 {
+                let used = gpuInUse[nodeID, default: []]
+                record.gpuIDs = Array((0..<UInt32(node.total[Resources.gpu])).filter { !used.contains($0) }.prefix(gpus))
+                gpuInUse[nodeID, default: []].formUnion(record.gpuIDs)
+            }
             record.executorID = ""
             record.address = ""
             actors[id] = record
@@ -122,6 +130,7 @@ extension Head {
             start.maxConcurrency = record.maxConcurrency
             start.headAddress = address
             start.detached = record.detached
+            start.gpuIds = record.gpuIDs
             try? send(Envelope(0, .startActor(start)), payloads: [record.arguments], to: node.peer)
         }
     }
@@ -183,6 +192,8 @@ extension Head {
             node.available = node.available + record.resources
             nodes[record.nodeID] = node
         }
+        if !record.gpuIDs.isEmpty { gpuInUse[record.nodeID]?.subtract(record.gpuIDs) }
+        record.gpuIDs = []
         record.bundle = nil
         record.nodeID = ""
     }

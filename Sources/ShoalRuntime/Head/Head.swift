@@ -72,7 +72,7 @@ public actor Head {
     private var malformed: UInt64 = 0
     private var packageWaiters: [String: [(peer: [UInt8], requestID: UInt64)]] = [:]
     private var knownPackages: Set<String> = []
-    private var gpuInUse: [String: Set<UInt32>] = [:]
+    var gpuInUse: [String: Set<UInt32>] = [:]
     var actors: [String: ActorRecord] = [:]
     var actorNames: [String: String] = [:]
     var pendingActors: [String] = []

@@ -259,7 +259,9 @@ public actor NodeDaemon {
 
     /// Builds an actor in this node's actor host for its job, starting the host if needed.
     private func startActor(_ start: Shoal_V1_StartActor, arguments: [UInt8]) {
-        let key = (start.detached ? "detached" : start.jobID) + "|" + start.packageSha256
+        // Actors holding GPUs get a process of their own, which sees only those GPUs.
+        let gpuKey = start.gpuIds.isEmpty ? "" : "|gpu:" + start.gpuIds.map(String.init).joined(separator: ",")
+        let key = (start.detached ? "detached" : start.jobID) + "|" + start.packageSha256 + gpuKey
         if let hostID = actorHosts[key], let host = executors[hostID] {
             if host.address.isEmpty {
                 actorsWaitingForHost[hostID, default: []].append((start, arguments))
@@ -271,8 +273,8 @@ public actor NodeDaemon {
         guard hasPackage(start.packageSha256, orWait: .actor(start, arguments: arguments)) else { return }
         guard
             let hostID = launchExecutor(
-                jobID: start.detached ? "detached" : start.jobID, package: start.packageSha256, cpus: 1, gpuIDs: [],
-                headAddress: start.headAddress)
+                jobID: start.detached ? "detached" : start.jobID, package: start.packageSha256, cpus: 1,
+                gpuIDs: start.gpuIds, headAddress: start.headAddress)
         else {
             var failed = Shoal_V1_ActorStarted()
             failed.actorID = start.actorID

@@ -1417,6 +1417,9 @@ public nonisolated struct Shoal_V1_StartActor: Sendable {
 
   public var detached: Bool = false
 
+  /// the node's GPUs this actor holds: it gets a process of its own
+  public var gpuIds: [UInt32] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -4231,7 +4234,7 @@ nonisolated extension Shoal_V1_LookupActor: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Shoal_V1_StartActor: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StartActor"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}actor_id\0\u{3}type_name\0\u{3}job_id\0\u{3}package_sha256\0\u{3}max_concurrency\0\u{3}head_address\0\u{1}detached\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}actor_id\0\u{3}type_name\0\u{3}job_id\0\u{3}package_sha256\0\u{3}max_concurrency\0\u{3}head_address\0\u{1}detached\0\u{3}gpu_ids\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4246,6 +4249,7 @@ nonisolated extension Shoal_V1_StartActor: SwiftProtobuf.Message, SwiftProtobuf.
       case 5: try { try decoder.decodeSingularUInt32Field(value: &self.maxConcurrency) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self.headAddress) }()
       case 7: try { try decoder.decodeSingularBoolField(value: &self.detached) }()
+      case 8: try { try decoder.decodeRepeatedUInt32Field(value: &self.gpuIds) }()
       default: break
       }
     }
@@ -4273,6 +4277,9 @@ nonisolated extension Shoal_V1_StartActor: SwiftProtobuf.Message, SwiftProtobuf.
     if self.detached != false {
       try visitor.visitSingularBoolField(value: self.detached, fieldNumber: 7)
     }
+    if !self.gpuIds.isEmpty {
+      try visitor.visitPackedUInt32Field(value: self.gpuIds, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4284,6 +4291,7 @@ nonisolated extension Shoal_V1_StartActor: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.maxConcurrency != rhs.maxConcurrency {return false}
     if lhs.headAddress != rhs.headAddress {return false}
     if lhs.detached != rhs.detached {return false}
+    if lhs.gpuIds != rhs.gpuIds {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -33,6 +33,8 @@ distributed actor Counter {
 
     distributed func pid() -> Int32 { getpid() }
 
+    distributed func devices() -> String { ProcessInfo.processInfo.environment["CUDA_VISIBLE_DEVICES"] ?? "unset" }
+
     distributed func total(_ values: ObjectRef<[Float]>) async throws -> Double {
         try await values.get().reduce(0) { $0 + Double($1) }
     }
@@ -248,6 +250,13 @@ case "gpus":
     let refs = try (0..<2).map { _ in try cluster.submit(gpuDevices, 1.0, options: options) }
     let devices = try await cluster.get(refs, timeout: .seconds(60))
     print("gpus=\(devices.sorted().joined(separator: ","))")
+    let gpuActors = [
+        try await cluster.spawn(counterType, 0, options: ActorOptions(resources: Resources(gpu: 1))),
+        try await cluster.spawn(counterType, 0, options: ActorOptions(resources: Resources(gpu: 1))),
+    ]
+    var actorDevices: [String] = []
+    for actor in gpuActors { actorDevices.append(try await actor.devices()) }
+    print("actor gpus=\(actorDevices.sorted().joined(separator: ","))")
 
 case "actors":
     let counter = try await cluster.spawn(counterType, 0)
