@@ -151,6 +151,12 @@ public final class Cluster: Sendable {
         try Act.resolve(id: try await core.lookupActor(named: name), using: actorSystem)
     }
 
+    /// Ends an actor (Ray's `ray.kill`). Its callers get `ActorDiedError`; with `noRestart` false
+    /// and restarts left, it is rebuilt through its initialiser instead.
+    public func kill<Act: DistributedActor>(_ actor: Act, noRestart: Bool = true) async throws where Act.ID == ClusterActorID {
+        try await core.killActor(actor.id, noRestart: noRestart)
+    }
+
     /// Runs `body` on the driver's own event-loop thread, where submitting a task and getting
     /// its result need no thread hop: the lowest round-trip latency. Keep heavy computation out
     /// of `body`, since the loop also serves the driver's sockets while `body` awaits.

@@ -15,6 +15,7 @@ import Testing
         #expect(driver.line(startingWith: "refs:") == "refs: small=500.0 large=262144.0")
         #expect(driver.line(startingWith: "fail:") == "fail: isRemote=true message=no such ticker")
         #expect(driver.line(startingWith: "infeasible:") == "infeasible: true")
+        #expect(driver.line(startingWith: "killed:") == "killed: killed")
     }
 
     @Test func aSecondDriverFindsADetachedActorByName() async throws {

@@ -49,6 +49,15 @@ extension DriverCore {
         return learn(location)
     }
 
+    /// Ends an actor now; with `noRestart` false it is rebuilt like after a crash (if it has
+    /// restarts left).
+    public func killActor(_ id: ClusterActorID, noRestart: Bool) async throws {
+        var kill = Shoal_V1_KillActor()
+        kill.actorID = id.rawValue
+        kill.noRestart = noRestart
+        _ = try await request(.killActor(kill), timeout: .seconds(10), what: "killing actor \(id)")
+    }
+
     /// Finds a living actor by name.
     public func lookupActor(named name: String) async throws -> ClusterActorID {
         var lookup = Shoal_V1_LookupActor()

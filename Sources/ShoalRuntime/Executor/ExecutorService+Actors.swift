@@ -59,6 +59,17 @@ extension ExecutorService {
         try? node.send(Envelope(0, .actorStarted(started)))
     }
 
+    /// Drops a hosted actor; calls still queued for it are answered as if it were gone.
+    func stopActor(_ id: ClusterActorID) {
+        guard let slot = hostedActors.removeValue(forKey: id) else { return }
+        for pending in slot.queue[slot.head...] {
+            var reply = Shoal_V1_ActorReply()
+            reply.callID = pending.call.callID
+            reply.actorMissing = true
+            try? socket.send(Envelope(0, .actorReply(reply)), to: pending.caller)
+        }
+    }
+
     /// Queues a call for its actor; calls run in arrival order, `maxConcurrency` at a time.
     func deliver(_ call: Shoal_V1_ActorCall, arguments: [[UInt8]], from caller: [UInt8]) {
         let id = ClusterActorID(call.actorID)

@@ -100,6 +100,7 @@ public actor ExecutorService: ObjectStoreClient {
         switch incoming.envelope.body {
         case .shutdownCluster: _exit(0)
         case .startActor(let start): startActor(start, arguments: incoming.payloads.first ?? [])
+        case .stopActor(let stop): stopActor(ClusterActorID(stop.actorID))
         default: malformed += 1
         }
     }

@@ -166,6 +166,26 @@ extension Head {
         try send(Envelope(requestID, .actorLocation(record.location)), to: peer)
     }
 
+    func killActor(_ kill: Shoal_V1_KillActor, peer: [UInt8], requestID: UInt64) throws {
+        guard let record = actors[kill.actorID], record.state != .dead else {
+            try send(.error(requestID, .notFound, "no living actor \(kill.actorID)"), to: peer)
+            return
+        }
+        // The hosting executor drops it; callers then see it dead or rebuilt.
+        if !record.executorID.isEmpty, let node = nodes[record.nodeID], node.alive {
+            var stop = Shoal_V1_StopActor()
+            stop.actorID = record.id
+            stop.executorID = record.executorID
+            try? send(Envelope(0, .stopActor(stop)), to: node.peer)
+        }
+        if kill.noRestart {
+            actorFailed(record.id, reason: "killed", code: .unavailable)
+        } else {
+            restartOrBury(record.id, reason: "killed")
+        }
+        try send(Envelope(requestID, .killActor(kill)), to: peer)
+    }
+
     /// The actor's process or node is gone: rebuild it if it has restarts left.
     func restartOrBury(_ id: String, reason: String) {
         guard var record = actors[id], record.state != .dead else { return }

@@ -180,6 +180,7 @@ public actor Head {
             try createActor(create, arguments: incoming.payloads.first ?? [], peer: peer, requestID: requestID)
         case .actorStarted(let started): actorStarted(started)
         case .lookupActor(let lookup): try lookupActor(lookup, peer: peer, requestID: requestID)
+        case .killActor(let kill): try killActor(kill, peer: peer, requestID: requestID)
         case .createPlacementGroup(let create): try createPlacementGroup(create, peer: peer, requestID: requestID)
         case .removePlacementGroup(let remove):
             guard placementGroups[remove.placementGroupID] != nil else {

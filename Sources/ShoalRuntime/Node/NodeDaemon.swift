@@ -180,6 +180,10 @@ public actor NodeDaemon {
             logger.info("joined the head", metadata: ["head": "\(headAddress)"])
         case .startExecutor(let start): startExecutor(start)
         case .startActor(let start): startActor(start, arguments: incoming.payloads.first ?? [])
+        case .stopActor(let stop):
+            if executors[stop.executorID] != nil {
+                try? executorSocket.send(Envelope(0, .stopActor(stop)), to: Array(stop.executorID.utf8))
+            }
         case .releaseExecutor(let release):
             for (id, entry) in executors where entry.leaseID == release.leaseID {
                 executors[id]?.leaseID = nil

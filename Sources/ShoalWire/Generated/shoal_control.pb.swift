@@ -429,6 +429,22 @@ public nonisolated struct Shoal_V1_Envelope: Sendable {
     set {body = .actorReply(newValue)}
   }
 
+  public var killActor: Shoal_V1_KillActor {
+    get {
+      if case .killActor(let v)? = body {return v}
+      return Shoal_V1_KillActor()
+    }
+    set {body = .killActor(newValue)}
+  }
+
+  public var stopActor: Shoal_V1_StopActor {
+    get {
+      if case .stopActor(let v)? = body {return v}
+      return Shoal_V1_StopActor()
+    }
+    set {body = .stopActor(newValue)}
+  }
+
   public var createObject: Shoal_V1_CreateObject {
     get {
       if case .createObject(let v)? = body {return v}
@@ -548,6 +564,8 @@ public nonisolated struct Shoal_V1_Envelope: Sendable {
     case actorState(Shoal_V1_ActorState)
     case actorCall(Shoal_V1_ActorCall)
     case actorReply(Shoal_V1_ActorReply)
+    case killActor(Shoal_V1_KillActor)
+    case stopActor(Shoal_V1_StopActor)
     case createObject(Shoal_V1_CreateObject)
     case objectPlaced(Shoal_V1_ObjectPlaced)
     case sealObject(Shoal_V1_SealObject)
@@ -1502,6 +1520,36 @@ public nonisolated struct Shoal_V1_ActorState: Sendable {
   public init() {}
 }
 
+/// driver -> head: end an actor now; with restarts allowed, it is rebuilt as after a crash.
+public nonisolated struct Shoal_V1_KillActor: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var actorID: String = String()
+
+  public var noRestart: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// head -> node daemon -> executor: drop a hosted actor.
+public nonisolated struct Shoal_V1_StopActor: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var actorID: String = String()
+
+  public var executorID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 /// caller -> executor: one call of a distributed func. Arguments follow, one frame each.
 public nonisolated struct Shoal_V1_ActorCall: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
@@ -1771,7 +1819,7 @@ nonisolated extension Shoal_V1_ResourceSet: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Shoal_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}error\0\u{4}\u{8}register_node\0\u{3}node_registered\0\u{3}node_heartbeat\0\u{3}start_executor\0\u{3}executor_started\0\u{3}executor_exited\0\u{3}release_executor\0\u{3}end_job\0\u{3}fetch_package\0\u{3}package_data\0\u{3}connect_driver\0\u{3}driver_accepted\0\u{3}upload_package\0\u{3}package_stored\0\u{3}request_lease\0\u{3}lease_granted\0\u{3}return_lease\0\u{3}driver_heartbeat\0\u{3}lease_lost\0\u{3}disconnect_driver\0\u{4}\u{b}status_request\0\u{3}status_reply\0\u{3}shutdown_cluster\0\u{4}\u{8}executor_hello\0\u{4}\u{a}push_tasks\0\u{3}task_results\0\u{3}cancel_tasks\0\u{4}\u{8}create_actor\0\u{3}actor_location\0\u{3}lookup_actor\0\u{3}start_actor\0\u{3}actor_started\0\u{3}actor_state\0\u{3}actor_call\0\u{3}actor_reply\0\u{4}\u{3}create_object\0\u{3}object_placed\0\u{3}seal_object\0\u{3}get_object\0\u{3}free_objects\0\u{3}pull_chunk\0\u{3}object_chunk\0\u{4}\u{4}create_placement_group\0\u{3}placement_group_created\0\u{3}remove_placement_group\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}error\0\u{4}\u{8}register_node\0\u{3}node_registered\0\u{3}node_heartbeat\0\u{3}start_executor\0\u{3}executor_started\0\u{3}executor_exited\0\u{3}release_executor\0\u{3}end_job\0\u{3}fetch_package\0\u{3}package_data\0\u{3}connect_driver\0\u{3}driver_accepted\0\u{3}upload_package\0\u{3}package_stored\0\u{3}request_lease\0\u{3}lease_granted\0\u{3}return_lease\0\u{3}driver_heartbeat\0\u{3}lease_lost\0\u{3}disconnect_driver\0\u{4}\u{b}status_request\0\u{3}status_reply\0\u{3}shutdown_cluster\0\u{4}\u{8}executor_hello\0\u{4}\u{a}push_tasks\0\u{3}task_results\0\u{3}cancel_tasks\0\u{4}\u{8}create_actor\0\u{3}actor_location\0\u{3}lookup_actor\0\u{3}start_actor\0\u{3}actor_started\0\u{3}actor_state\0\u{3}actor_call\0\u{3}actor_reply\0\u{3}kill_actor\0\u{3}stop_actor\0\u{3}create_object\0\u{3}object_placed\0\u{3}seal_object\0\u{3}get_object\0\u{3}free_objects\0\u{3}pull_chunk\0\u{3}object_chunk\0\u{4}\u{4}create_placement_group\0\u{3}placement_group_created\0\u{3}remove_placement_group\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2248,6 +2296,32 @@ nonisolated extension Shoal_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._M
           self.body = .actorReply(v)
         }
       }()
+      case 78: try {
+        var v: Shoal_V1_KillActor?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .killActor(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .killActor(v)
+        }
+      }()
+      case 79: try {
+        var v: Shoal_V1_StopActor?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .stopActor(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .stopActor(v)
+        }
+      }()
       case 80: try {
         var v: Shoal_V1_CreateObject?
         var hadOneofValue = false
@@ -2535,6 +2609,14 @@ nonisolated extension Shoal_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._M
     case .actorReply?: try {
       guard case .actorReply(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 77)
+    }()
+    case .killActor?: try {
+      guard case .killActor(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 78)
+    }()
+    case .stopActor?: try {
+      guard case .stopActor(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 79)
     }()
     case .createObject?: try {
       guard case .createObject(let v)? = self.body else { preconditionFailure() }
@@ -4389,6 +4471,76 @@ nonisolated extension Shoal_V1_ActorState: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Shoal_V1_ActorState.State: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ALIVE\0\u{1}RESTARTING\0\u{1}DEAD\0")
+}
+
+nonisolated extension Shoal_V1_KillActor: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".KillActor"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}actor_id\0\u{3}no_restart\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.actorID) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.noRestart) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.actorID.isEmpty {
+      try visitor.visitSingularStringField(value: self.actorID, fieldNumber: 1)
+    }
+    if self.noRestart != false {
+      try visitor.visitSingularBoolField(value: self.noRestart, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shoal_V1_KillActor, rhs: Shoal_V1_KillActor) -> Bool {
+    if lhs.actorID != rhs.actorID {return false}
+    if lhs.noRestart != rhs.noRestart {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shoal_V1_StopActor: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".StopActor"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}actor_id\0\u{3}executor_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.actorID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.executorID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.actorID.isEmpty {
+      try visitor.visitSingularStringField(value: self.actorID, fieldNumber: 1)
+    }
+    if !self.executorID.isEmpty {
+      try visitor.visitSingularStringField(value: self.executorID, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shoal_V1_StopActor, rhs: Shoal_V1_StopActor) -> Bool {
+    if lhs.actorID != rhs.actorID {return false}
+    if lhs.executorID != rhs.executorID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
 }
 
 nonisolated extension Shoal_V1_ActorCall: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {

@@ -272,6 +272,15 @@ case "actors":
     } catch let error as TaskError {
         print("fail: isRemote=\(error.isRemote) message=\(error.message)")
     }
+    let doomed = try await cluster.spawn(counterType, 0)
+    _ = try await doomed.increment(by: 1)
+    try await cluster.kill(doomed)
+    do {
+        _ = try await doomed.increment(by: 1)
+        print("killed: no error")
+    } catch let error as ActorDiedError {
+        print("killed: \(error.reason)")
+    }
     do {
         _ = try await cluster.spawn(counterType, 0, options: ActorOptions(resources: Resources(custom: ["unobtainium": 1])))
         print("infeasible: no error")
