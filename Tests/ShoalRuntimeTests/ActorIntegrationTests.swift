@@ -16,6 +16,9 @@ import Testing
         #expect(driver.line(startingWith: "fail:") == "fail: isRemote=true message=no such ticker")
         #expect(driver.line(startingWith: "infeasible:") == "infeasible: true")
         #expect(driver.line(startingWith: "killed:") == "killed: killed")
+        // Borrowed references: the object outlives the driver's reference while the actor keeps it.
+        #expect(driver.line(startingWith: "kept total=") == "kept total=2097152.0")
+        #expect(driver.line(startingWith: "kept freed=") == "kept freed=1")
     }
 
     @Test func aSecondDriverFindsADetachedActorByName() async throws {

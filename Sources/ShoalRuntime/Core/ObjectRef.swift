@@ -1,4 +1,5 @@
 import ShoalWire
+import Synchronization
 
 /// The id of an object (a task's result) within its owner, the driver that submitted the task.
 public typealias ObjectID = UInt64
@@ -70,7 +71,9 @@ public struct ObjectRef<Value: Codable & Sendable>: Sendable, Hashable, Codable,
         if let bytes = resolved?.values[id] {
             storage = RefStorage(resolved: bytes)
         } else if let location = resolved?.locations[id], let client = resolved?.client {
-            storage = RefStorage(location: location, client: client)
+            let located = RefStorage(location: location, client: client, id: id)
+            resolved?.borrows?.track(located)
+            storage = located
         } else {
             storage = nil
         }
@@ -106,13 +109,18 @@ final class RefStorage: Sendable {
         id = 0
     }
 
-    init(location: Shoal_V1_ObjectLocation, client: any ObjectStoreClient) {
+    init(location: Shoal_V1_ObjectLocation, client: any ObjectStoreClient, id: ObjectID) {
         kind = .located(location, client)
-        id = 0
+        self.id = id
     }
+
+    /// Set when an executor kept this reference past the call that brought it: tells the owner
+    /// when the reference is gone.
+    let onRelease = Mutex<(@Sendable (ObjectID) -> Void)?>(nil)
 
     deinit {
         if case .owned(let owner) = kind { owner.releaseFromAnyThread(id) }
+        if let release = onRelease.withLock({ $0 }) { release(id) }
     }
 }
 
@@ -134,6 +142,8 @@ public final class ResolvedObjects: Sendable {
     let values: [ObjectID: [UInt8]]
     let locations: [ObjectID: Shoal_V1_ObjectLocation]
     let client: (any ObjectStoreClient)?
+    /// Watches the stored objects' references made while decoding, to find those kept.
+    let borrows: BorrowTracker?
 
     init(
         _ values: [ObjectID: [UInt8]], locations: [ObjectID: Shoal_V1_ObjectLocation] = [:],
@@ -142,6 +152,7 @@ public final class ResolvedObjects: Sendable {
         self.values = values
         self.locations = locations
         self.client = client
+        borrows = locations.isEmpty ? nil : BorrowTracker()
     }
 
     static let empty = ResolvedObjects([:])
@@ -157,4 +168,26 @@ struct ObjectStoreUnavailable: ObjectStoreClient {
 extension CodingUserInfoKey {
     static let shoalDependencies = CodingUserInfoKey(rawValue: "shoal.dependencies")!
     static let shoalResolvedObjects = CodingUserInfoKey(rawValue: "shoal.resolvedObjects")!
+}
+
+/// The references to stored objects that a task or actor call decoded, held weakly: those still
+/// alive once the call is over were kept (in an actor's state, say), and their owner must not free
+/// the objects until they are gone.
+final class BorrowTracker: Sendable {
+    private final class Weak: @unchecked Sendable {
+        // Written once at creation; read after the call, on the executor's loop.
+        weak var storage: RefStorage?
+        init(_ storage: RefStorage) { self.storage = storage }
+    }
+
+    private let seen = Mutex<[Weak]>([])
+
+    func track(_ storage: RefStorage) { seen.withLock { $0.append(Weak(storage)) } }
+
+    /// References still alive, each told how to report its end.
+    func kept(onRelease: @escaping @Sendable (ObjectID) -> Void) -> [ObjectID] {
+        let alive = seen.withLock { seen in seen.compactMap(\.storage) }
+        for storage in alive { storage.onRelease.withLock { $0 = onRelease } }
+        return Array(Set(alive.map(\.id)))
+    }
 }

@@ -156,9 +156,16 @@ extension DriverCore {
     }
 
     private func receiveActorReply(_ message: ShoalTransport.Message) {
-        guard let incoming = try? Incoming(message, routed: false), case .actorReply(let reply) = incoming.envelope.body,
-            let pending = actorCalls.removeValue(forKey: reply.callID)
-        else { return }
+        guard let incoming = try? Incoming(message, routed: false) else { return }
+        if case .releaseBorrows(let release) = incoming.envelope.body {
+            releaseBorrows(release.objectIds)
+            return
+        }
+        guard case .actorReply(let reply) = incoming.envelope.body, let pending = actorCalls.removeValue(forKey: reply.callID)
+        else {
+            return
+        }
+        for id in reply.borrowed { borrowCounts[id, default: 0] += 1 }
         if reply.actorMissing {
             pending.continuation.resume(
                 throwing: ActorDiedError(actorID: pending.actorID, reason: "its executor no longer hosts it"))

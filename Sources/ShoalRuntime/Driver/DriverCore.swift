@@ -96,6 +96,9 @@ public actor DriverCore: ObjectStoreClient {
     private nonisolated let nextObjectID = Atomic<UInt64>(1)
 
     var objects: [ObjectID: ObjectEntry] = [:]
+    /// References executors kept to objects this driver owns (in actors' state, say): such an
+    /// object is freed only once they are gone too.
+    var borrowCounts: [ObjectID: Int] = [:]
     private var tasks: [UInt64: TaskEntry] = [:]
     private var queues: [TaskOptions.Shape: ShapeQueue] = [:]
     private var leases: [UInt64: Lease] = [:]
@@ -524,14 +527,23 @@ public actor DriverCore: ObjectStoreClient {
     }
 
     private func receiveResults(_ message: ShoalTransport.Message, leaseID: UInt64) {
-        guard let incoming = try? Incoming(message, routed: false), case .taskResults(let results) = incoming.envelope.body else {
+        guard let incoming = try? Incoming(message, routed: false) else {
             logger.warning("malformed message from an executor", metadata: ["lease": "\(leaseID)"])
+            return
+        }
+        if case .releaseBorrows(let release) = incoming.envelope.body {
+            releaseBorrows(release.objectIds)
+            return
+        }
+        guard case .taskResults(let results) = incoming.envelope.body else {
+            logger.warning("unexpected message from an executor", metadata: ["lease": "\(leaseID)"])
             return
         }
         let now = ContinuousClock.now
         for result in results.results {
             // A late answer from an executor already given up on is dropped: each result once.
             guard let task = tasks[result.taskID], task.leaseID == leaseID else { continue }
+            for id in result.borrowed { borrowCounts[id, default: 0] += 1 }
             leases[leaseID]?.inFlight.remove(result.taskID)
             leases[leaseID]?.idleSince = now
             leases[leaseID]?.lastProgress = now
@@ -736,8 +748,27 @@ public actor DriverCore: ObjectStoreClient {
         loop.execute { [self] in self.assumeIsolated { $0.release(id) } }
     }
 
+    /// Executors dropped references they had kept.
+    func releaseBorrows(_ ids: [ObjectID]) {
+        for id in ids {
+            guard let count = borrowCounts[id] else { continue }
+            if count > 1 {
+                borrowCounts[id] = count - 1
+            } else {
+                borrowCounts[id] = nil
+                if objects[id]?.released == true { release(id) }
+            }
+        }
+    }
+
     private func release(_ id: ObjectID) {
         guard var entry = objects[id] else { return }
+        if borrowCounts[id] != nil {
+            // Still referenced from an executor: freed when the last borrow is released.
+            entry.released = true
+            objects[id] = entry
+            return
+        }
         switch entry.state {
         case .pending:
             entry.released = true

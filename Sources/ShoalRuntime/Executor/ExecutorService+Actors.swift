@@ -94,7 +94,7 @@ extension ExecutorService {
             let (arguments, resolved) = resolveArguments(pending)
             Task(executorPreference: loop) {
                 let outcome = await Self.execute(on: actor, pending.call, arguments: arguments, resolved: resolved)
-                await self.finish(id, pending, outcome)
+                await self.finish(id, pending, outcome, borrowed: self.keptReferences(resolved, owner: pending.caller))
             }
         }
         if slot.head == slot.queue.count {
@@ -120,9 +120,12 @@ extension ExecutorService {
         return (Array(pending.arguments.prefix(count)), ResolvedObjects(values, locations: locations, client: self))
     }
 
-    private func finish(_ id: ClusterActorID, _ pending: ActorSlot.PendingCall, _ outcome: Result<[UInt8]?, any Error>) {
+    private func finish(
+        _ id: ClusterActorID, _ pending: ActorSlot.PendingCall, _ outcome: Result<[UInt8]?, any Error>, borrowed: [ObjectID]
+    ) {
         var reply = Shoal_V1_ActorReply()
         reply.callID = pending.call.callID
+        reply.borrowed = borrowed
         var frames: [[UInt8]] = []
         switch outcome {
         case .success(let bytes?):

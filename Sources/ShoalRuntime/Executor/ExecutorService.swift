@@ -177,6 +177,7 @@ public actor ExecutorService: ObjectStoreClient {
             }
             let started = ContinuousClock.now
             var result = await run(task)
+            result.0.borrowed = keptReferences(task.resolved, owner: task.driver)
             if let output = result.1, output.count > inlineObjectLimit {
                 // Large outputs stay on this node; the driver gets where to find them.
                 do {
@@ -235,6 +236,21 @@ public actor ExecutorService: ObjectStoreClient {
         } catch {
             return failure(String(describing: error), type: String(reflecting: type(of: error)), application: true)
         }
+    }
+
+    /// The stored objects a finished call kept references to; each reports its end to `owner`.
+    func keptReferences(_ resolved: ResolvedObjects, owner: [UInt8]) -> [ObjectID] {
+        guard let borrows = resolved.borrows else { return [] }
+        let loop = self.loop
+        return borrows.kept { [self] id in
+            loop.execute { self.assumeIsolated { $0.releaseBorrow(id, owner: owner) } }
+        }
+    }
+
+    private func releaseBorrow(_ id: ObjectID, owner: [UInt8]) {
+        var release = Shoal_V1_ReleaseBorrows()
+        release.objectIds = [id]
+        try? socket.send(Envelope(0, .releaseBorrows(release)), to: owner)
     }
 
     /// Puts bytes into this node's store and returns their location.

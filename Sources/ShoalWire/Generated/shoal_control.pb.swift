@@ -365,6 +365,14 @@ public nonisolated struct Shoal_V1_Envelope: Sendable {
     set {body = .cancelTasks(newValue)}
   }
 
+  public var releaseBorrows: Shoal_V1_ReleaseBorrows {
+    get {
+      if case .releaseBorrows(let v)? = body {return v}
+      return Shoal_V1_ReleaseBorrows()
+    }
+    set {body = .releaseBorrows(newValue)}
+  }
+
   public var createActor: Shoal_V1_CreateActor {
     get {
       if case .createActor(let v)? = body {return v}
@@ -556,6 +564,7 @@ public nonisolated struct Shoal_V1_Envelope: Sendable {
     case pushTasks(Shoal_V1_PushTasks)
     case taskResults(Shoal_V1_TaskResults)
     case cancelTasks(Shoal_V1_CancelTasks)
+    case releaseBorrows(Shoal_V1_ReleaseBorrows)
     case createActor(Shoal_V1_CreateActor)
     case actorLocation(Shoal_V1_ActorLocation)
     case lookupActor(Shoal_V1_LookupActor)
@@ -1298,6 +1307,9 @@ public nonisolated struct Shoal_V1_TaskResult: Sendable {
   /// Clears the value of `location`. Subsequent reads from it will return its default value.
   public mutating func clearLocation() {self._location = nil}
 
+  /// objects of the input the executor kept references to
+  public var borrowed: [UInt64] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1598,11 +1610,27 @@ public nonisolated struct Shoal_V1_ActorReply: Sendable {
   /// no such actor here (it died or moved)
   public var actorMissing: Bool = false
 
+  /// objects of the arguments the actor kept references to
+  public var borrowed: [UInt64] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _failure: Shoal_V1_RemoteFailure? = nil
+}
+
+/// executor -> owner: references it had kept to these objects are gone.
+public nonisolated struct Shoal_V1_ReleaseBorrows: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var objectIds: [UInt64] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 /// driver or executor -> its node daemon: make room for an object and say where to write it.
@@ -1819,7 +1847,7 @@ nonisolated extension Shoal_V1_ResourceSet: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Shoal_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}error\0\u{4}\u{8}register_node\0\u{3}node_registered\0\u{3}node_heartbeat\0\u{3}start_executor\0\u{3}executor_started\0\u{3}executor_exited\0\u{3}release_executor\0\u{3}end_job\0\u{3}fetch_package\0\u{3}package_data\0\u{3}connect_driver\0\u{3}driver_accepted\0\u{3}upload_package\0\u{3}package_stored\0\u{3}request_lease\0\u{3}lease_granted\0\u{3}return_lease\0\u{3}driver_heartbeat\0\u{3}lease_lost\0\u{3}disconnect_driver\0\u{4}\u{b}status_request\0\u{3}status_reply\0\u{3}shutdown_cluster\0\u{4}\u{8}executor_hello\0\u{4}\u{a}push_tasks\0\u{3}task_results\0\u{3}cancel_tasks\0\u{4}\u{8}create_actor\0\u{3}actor_location\0\u{3}lookup_actor\0\u{3}start_actor\0\u{3}actor_started\0\u{3}actor_state\0\u{3}actor_call\0\u{3}actor_reply\0\u{3}kill_actor\0\u{3}stop_actor\0\u{3}create_object\0\u{3}object_placed\0\u{3}seal_object\0\u{3}get_object\0\u{3}free_objects\0\u{3}pull_chunk\0\u{3}object_chunk\0\u{4}\u{4}create_placement_group\0\u{3}placement_group_created\0\u{3}remove_placement_group\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}error\0\u{4}\u{8}register_node\0\u{3}node_registered\0\u{3}node_heartbeat\0\u{3}start_executor\0\u{3}executor_started\0\u{3}executor_exited\0\u{3}release_executor\0\u{3}end_job\0\u{3}fetch_package\0\u{3}package_data\0\u{3}connect_driver\0\u{3}driver_accepted\0\u{3}upload_package\0\u{3}package_stored\0\u{3}request_lease\0\u{3}lease_granted\0\u{3}return_lease\0\u{3}driver_heartbeat\0\u{3}lease_lost\0\u{3}disconnect_driver\0\u{4}\u{b}status_request\0\u{3}status_reply\0\u{3}shutdown_cluster\0\u{4}\u{8}executor_hello\0\u{4}\u{a}push_tasks\0\u{3}task_results\0\u{3}cancel_tasks\0\u{3}release_borrows\0\u{4}\u{7}create_actor\0\u{3}actor_location\0\u{3}lookup_actor\0\u{3}start_actor\0\u{3}actor_started\0\u{3}actor_state\0\u{3}actor_call\0\u{3}actor_reply\0\u{3}kill_actor\0\u{3}stop_actor\0\u{3}create_object\0\u{3}object_placed\0\u{3}seal_object\0\u{3}get_object\0\u{3}free_objects\0\u{3}pull_chunk\0\u{3}object_chunk\0\u{4}\u{4}create_placement_group\0\u{3}placement_group_created\0\u{3}remove_placement_group\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2190,6 +2218,19 @@ nonisolated extension Shoal_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._M
         if let v = v {
           if hadOneofValue {try decoder.handleConflictingOneOf()}
           self.body = .cancelTasks(v)
+        }
+      }()
+      case 63: try {
+        var v: Shoal_V1_ReleaseBorrows?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .releaseBorrows(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .releaseBorrows(v)
         }
       }()
       case 70: try {
@@ -2577,6 +2618,10 @@ nonisolated extension Shoal_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._M
     case .cancelTasks?: try {
       guard case .cancelTasks(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 62)
+    }()
+    case .releaseBorrows?: try {
+      guard case .releaseBorrows(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 63)
     }()
     case .createActor?: try {
       guard case .createActor(let v)? = self.body else { preconditionFailure() }
@@ -4028,7 +4073,7 @@ nonisolated extension Shoal_V1_RemoteFailure: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Shoal_V1_TaskResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TaskResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}task_id\0\u{1}frame\0\u{1}failure\0\u{1}location\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}task_id\0\u{1}frame\0\u{1}failure\0\u{1}location\0\u{1}borrowed\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4040,6 +4085,7 @@ nonisolated extension Shoal_V1_TaskResult: SwiftProtobuf.Message, SwiftProtobuf.
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.frame) }()
       case 3: try { try decoder.decodeSingularMessageField(value: &self._failure) }()
       case 4: try { try decoder.decodeSingularMessageField(value: &self._location) }()
+      case 5: try { try decoder.decodeRepeatedUInt64Field(value: &self.borrowed) }()
       default: break
       }
     }
@@ -4062,6 +4108,9 @@ nonisolated extension Shoal_V1_TaskResult: SwiftProtobuf.Message, SwiftProtobuf.
     try { if let v = self._location {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
     } }()
+    if !self.borrowed.isEmpty {
+      try visitor.visitPackedUInt64Field(value: self.borrowed, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4070,6 +4119,7 @@ nonisolated extension Shoal_V1_TaskResult: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.frame != rhs.frame {return false}
     if lhs._failure != rhs._failure {return false}
     if lhs._location != rhs._location {return false}
+    if lhs.borrowed != rhs.borrowed {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4600,7 +4650,7 @@ nonisolated extension Shoal_V1_ActorCall: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Shoal_V1_ActorReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ActorReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}call_id\0\u{1}frame\0\u{1}failure\0\u{3}actor_missing\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}call_id\0\u{1}frame\0\u{1}failure\0\u{3}actor_missing\0\u{1}borrowed\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4612,6 +4662,7 @@ nonisolated extension Shoal_V1_ActorReply: SwiftProtobuf.Message, SwiftProtobuf.
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.frame) }()
       case 3: try { try decoder.decodeSingularMessageField(value: &self._failure) }()
       case 4: try { try decoder.decodeSingularBoolField(value: &self.actorMissing) }()
+      case 5: try { try decoder.decodeRepeatedUInt64Field(value: &self.borrowed) }()
       default: break
       }
     }
@@ -4634,6 +4685,9 @@ nonisolated extension Shoal_V1_ActorReply: SwiftProtobuf.Message, SwiftProtobuf.
     if self.actorMissing != false {
       try visitor.visitSingularBoolField(value: self.actorMissing, fieldNumber: 4)
     }
+    if !self.borrowed.isEmpty {
+      try visitor.visitPackedUInt64Field(value: self.borrowed, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4642,6 +4696,37 @@ nonisolated extension Shoal_V1_ActorReply: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.frame != rhs.frame {return false}
     if lhs._failure != rhs._failure {return false}
     if lhs.actorMissing != rhs.actorMissing {return false}
+    if lhs.borrowed != rhs.borrowed {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shoal_V1_ReleaseBorrows: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ReleaseBorrows"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}object_ids\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedUInt64Field(value: &self.objectIds) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.objectIds.isEmpty {
+      try visitor.visitPackedUInt64Field(value: self.objectIds, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shoal_V1_ReleaseBorrows, rhs: Shoal_V1_ReleaseBorrows) -> Bool {
+    if lhs.objectIds != rhs.objectIds {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -12,6 +12,7 @@ import Shoal
 distributed actor Counter {
     typealias ActorSystem = ClusterActorSystem
     var count: Int
+    var kept: ObjectRef<[Float]>?
 
     init(start: Int, actorSystem: ClusterActorSystem) {
         self.actorSystem = actorSystem
@@ -32,6 +33,15 @@ distributed actor Counter {
     }
 
     distributed func pid() -> Int32 { getpid() }
+
+    distributed func keep(_ values: ObjectRef<[Float]>) { kept = values }
+
+    distributed func keptTotal() async throws -> Double {
+        guard let kept else { return -1 }
+        return try await kept.get().reduce(0) { $0 + Double($1) }
+    }
+
+    distributed func forget() { kept = nil }
 
     distributed func devices() -> String { ProcessInfo.processInfo.environment["CUDA_VISIBLE_DEVICES"] ?? "unset" }
 
@@ -272,6 +282,20 @@ case "actors":
     } catch let error as TaskError {
         print("fail: isRemote=\(error.isRemote) message=\(error.message)")
     }
+    // An actor keeps a reference to a stored object the driver then drops: the object lives on
+    // until the actor lets go of it too.
+    func storedObjects() async throws -> UInt64 {
+        try await Task.sleep(for: .milliseconds(700))
+        return try await cluster.status().nodes.reduce(0) { $0 + $1.objectCount }
+    }
+    var lent: ObjectRef<[Float]>? = try await cluster.put([Float](repeating: 2, count: 1 << 20))
+    if let lent { try await counter.keep(lent) }
+    lent = nil
+    let whileKept = try await storedObjects()
+    print("kept total=\(try await counter.keptTotal())")
+    try await counter.forget()
+    let afterForgetting = try await storedObjects()
+    print("kept freed=\(whileKept - afterForgetting)")
     let doomed = try await cluster.spawn(counterType, 0)
     _ = try await doomed.increment(by: 1)
     try await cluster.kill(doomed)
