@@ -30,6 +30,10 @@ public struct ObjectRef<Value: Codable & Sendable>: Sendable, Hashable, Codable,
         case .located(let location, let client)?:
             return try await ObjectContents.stored(location).decode(Value.self, using: client)
         case .owned(let owner)?:
+            // On the driver's own loop a finished object is read without suspending.
+            if case .inline(let bytes)? = owner.readyContentsOnLoop(of: id) {
+                return try BinaryDecoder().decode(Value.self, from: bytes)
+            }
             return try await owner.value(of: id, timeout: timeout).decode(Value.self, using: owner)
         case nil:
             throw ClusterError.notFound("object \(id) was decoded outside of a task and has no owner")

@@ -21,7 +21,7 @@ extension DriverCore {
                 bytes.withUnsafeBytes { target.copyMemory(from: $0) }
             }
             await record(id, .stored(location))
-        } else {
+        } else if !recordOnLoop(id, .inline(bytes)) {
             await record(id, .inline(bytes))
         }
         return ObjectRef(id: id, storage: storage)
@@ -39,7 +39,7 @@ extension DriverCore {
         return values
     }
 
-    private func record(_ id: ObjectID, _ contents: ObjectContents) {
+    func record(_ id: ObjectID, _ contents: ObjectContents) {
         var entry = ObjectEntry()
         entry.state = .ready(contents)
         objects[id] = entry

@@ -652,6 +652,26 @@ public actor DriverCore: ObjectStoreClient {
 
     // MARK: results
 
+    /// An object's contents if its task has finished with a value.
+    func readyContents(of id: ObjectID) -> ObjectContents? {
+        if case .ready(let contents)? = objects[id]?.state { return contents }
+        return nil
+    }
+
+    /// `readyContents(of:)` for code already on the driver's loop; nil elsewhere.
+    nonisolated func readyContentsOnLoop(of id: ObjectID) -> ObjectContents? {
+        guard loop.inLoop else { return nil }
+        return assumeIsolated { $0.readyContents(of: id) }
+    }
+
+    /// Records a put value at once when called on the driver's loop.
+    /// - Returns: false elsewhere (the caller then hops to the driver).
+    nonisolated func recordOnLoop(_ id: ObjectID, _ contents: ObjectContents) -> Bool {
+        guard loop.inLoop else { return false }
+        assumeIsolated { $0.record(id, contents) }
+        return true
+    }
+
     /// Waits for an object's bytes.
     func value(of id: ObjectID, timeout: Duration?) async throws -> ObjectContents {
         if case .ready(let contents)? = objects[id]?.state { return contents }

@@ -92,8 +92,11 @@ public actor NodeDaemon {
         for sub in ["packages", "logs"] {
             try FileManager.default.createDirectory(atPath: directory + "/" + sub, withIntermediateDirectories: true)
         }
+        // Unique per daemon: two embedded clusters in one process both name their node "local".
+        let storeToken = String(UInt32.random(in: 0...UInt32.max), radix: 16)
         objects = try ObjectStore(
-            memoryDirectory: "/dev/shm/shoal-\(id)-\(getpid())", spillDirectory: directory + "/spill", capacity: objectStoreMemory
+            memoryDirectory: "/dev/shm/shoal-\(id)-\(storeToken)-\(getpid())", spillDirectory: directory + "/spill-\(storeToken)",
+            capacity: objectStoreMemory
         )
         head = try Socket(.dealer)
         try head.setRoutingID("node:" + id)
