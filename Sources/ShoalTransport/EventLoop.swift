@@ -139,6 +139,13 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
         registrations.append(Registration(socket: socket, handler: handler))
     }
 
+    /// Opens a DEALER to `endpoint` (`Socket.dealer(connectedTo:)`) and polls it.
+    public func dealer(connectedTo endpoint: String, handler: @escaping (Message) -> Void) throws -> Socket {
+        let socket = try Socket.dealer(connectedTo: endpoint)
+        register(socket, handler: handler)
+        return socket
+    }
+
     /// Stops polling `socket` (it stays open).
     public func unregister(_ socket: Socket) {
         checkIsolated()

@@ -95,9 +95,13 @@ public final class Socket: @unchecked Sendable {
         guard zmq_connect(handle, endpoint) == 0 else { throw ZMQError.last("connecting to \(endpoint)") }
     }
 
-    /// Drops the connection to an endpoint.
-    public func disconnect(_ endpoint: String) {
-        _ = zmq_disconnect(handle, endpoint)
+    /// A DEALER with unbounded queues, connected to `endpoint`: how Shoal's processes reach
+    /// each other's ROUTERs.
+    public static func dealer(connectedTo endpoint: String, context: ZMQContext = .shared) throws -> Socket {
+        let socket = try Socket(.dealer, context: context)
+        try socket.setUnboundedQueues()
+        try socket.connect(endpoint)
+        return socket
     }
 
     /// The endpoint the socket last bound.
@@ -107,14 +111,6 @@ public final class Socket: @unchecked Sendable {
         guard zmq_getsockopt(handle, ZMQ_LAST_ENDPOINT, &buffer, &size) == 0 else { return nil }
         let bytes = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
         return String(decoding: bytes, as: UTF8.self)
-    }
-
-    /// Whether a message can be read now.
-    public var canReceive: Bool {
-        var events: Int32 = 0
-        var size = MemoryLayout<Int32>.size
-        guard zmq_getsockopt(handle, ZMQ_EVENTS, &events, &size) == 0 else { return false }
-        return events & Int32(ZMQ_POLLIN) != 0
     }
 
     /// Sends the frames as one message.

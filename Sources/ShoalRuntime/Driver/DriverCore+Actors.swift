@@ -147,10 +147,9 @@ extension DriverCore {
 
     private func actorSocket(_ address: String) throws -> Socket {
         if let socket = actorSockets[address] { return socket }
-        let socket = try Socket(.dealer)
-        try socket.setUnboundedQueues()
-        try socket.connect(address)
-        loop.register(socket) { [unowned self] message in self.assumeIsolated { $0.receiveActorReply(message) } }
+        let socket = try loop.dealer(connectedTo: address) { [unowned self] message in
+            self.assumeIsolated { $0.receiveActorReply(message) }
+        }
         actorSockets[address] = socket
         return socket
     }

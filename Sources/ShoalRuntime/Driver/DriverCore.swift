@@ -160,11 +160,9 @@ public actor DriverCore: ObjectStoreClient {
 
     private func attachLocalNode(_ accepted: Shoal_V1_DriverAccepted) throws {
         guard !accepted.localNodeAddress.isEmpty else { return }
-        let socket = try Socket(.dealer)
-        try socket.setUnboundedQueues()
-        try socket.connect(accepted.localNodeAddress)
-        loop.register(socket) { [unowned self] message in self.assumeIsolated { $0.receiveFromLocalNode(message) } }
-        localNode = socket
+        localNode = try loop.dealer(connectedTo: accepted.localNodeAddress) { [unowned self] message in
+            self.assumeIsolated { $0.receiveFromLocalNode(message) }
+        }
         localNodeID = accepted.localNodeID
         localNodeAddress = accepted.localNodeAddress
     }
@@ -296,9 +294,7 @@ public actor DriverCore: ObjectStoreClient {
     private func nodeSocket(for address: String) -> Socket? {
         if address == localNodeAddress || address.isEmpty { return localNode }
         if let socket = otherNodes[address] { return socket }
-        guard let socket = try? Socket(.dealer) else { return nil }
-        try? socket.setUnboundedQueues()
-        guard (try? socket.connect(address)) != nil else { return nil }
+        guard let socket = try? Socket.dealer(connectedTo: address) else { return nil }
         otherNodes[address] = socket
         return socket
     }
@@ -506,11 +502,8 @@ public actor DriverCore: ObjectStoreClient {
         logger.debug(
             "lease granted", metadata: ["lease": "\(granted.leaseID)", "request": "\(requestID)", "node": "\(granted.nodeID)"])
         do {
-            let socket = try Socket(.dealer)
-            try socket.setUnboundedQueues()
-            try socket.connect(granted.executorAddress)
             let leaseID = granted.leaseID
-            loop.register(socket) { [unowned self] message in
+            let socket = try loop.dealer(connectedTo: granted.executorAddress) { [unowned self] message in
                 self.assumeIsolated { $0.receiveResults(message, leaseID: leaseID) }
             }
             leases[leaseID] = Lease(id: leaseID, shape: shape, socket: socket, nodeID: granted.nodeID)
@@ -831,11 +824,6 @@ public actor DriverCore: ObjectStoreClient {
             logger.debug("lease returned", metadata: ["lease": "\(lease.id)"])
             returnLease(lease.id)
         }
-    }
-
-    /// Numbers for `cluster status` and tests: leases held and objects owned.
-    public func counters() -> (leases: Int, objects: Int, tasks: Int) {
-        (leases.count, objects.count, tasks.count)
     }
 
     /// Returns every lease, tells the head the job is done, fails what still waits, and stops

@@ -43,7 +43,6 @@ public struct BinaryCodingError: Error, CustomStringConvertible, Sendable {
         path.isEmpty ? "binary coding: \(message)" : "binary coding at \(path): \(message)"
     }
 
-    public static func == (lhs: Self, rhs: Self) -> Bool { lhs.code == rhs.code }
-    public var isTruncated: Bool { code == .truncated }
+    /// A keyed container had no entry for a key the type needs.
     public var isKeyNotFound: Bool { code == .keyNotFound }
 }
