@@ -28,6 +28,8 @@ let package = Package(
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        // glibc's posix_spawn extensions that Swift's Glibc module leaves out.
+        .systemLibrary(name: "CPosix"),
 
         // Wire formats: protobuf control messages and the binary Codable coder.
         .target(
@@ -41,11 +43,13 @@ let package = Package(
             dependencies: ["CZeroMQ", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
+        // Embedded SQLite (and, later, PostgreSQL) storage: connections, statements, migrations.
+        .target(name: "ShoalStorage", dependencies: ["CSQLite"], swiftSettings: swiftSettings),
         // Head, node daemon, executor and driver core.
         .target(
             name: "ShoalRuntime",
             dependencies: [
-                "ShoalWire", "ShoalTransport", "CCrypto",
+                "ShoalWire", "ShoalTransport", "ShoalStorage", "CCrypto", "CPosix",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
             ],
@@ -75,6 +79,13 @@ let package = Package(
             path: "Tests/Fixtures/TestJob",
             swiftSettings: swiftSettings
         ),
+        // A second job binary, with task types of its own (job isolation tests).
+        .executableTarget(
+            name: "shoal-otherjob",
+            dependencies: ["Shoal"],
+            path: "Tests/Fixtures/OtherJob",
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "ShoalTestSupport",
             dependencies: ["Shoal"],
@@ -90,7 +101,7 @@ let package = Package(
         .testTarget(
             name: "ShoalRuntimeTests",
             dependencies: [
-                "Shoal", "ShoalTestSupport", "ShoalWire", "ShoalTransport",
+                "Shoal", "ShoalTestSupport", "ShoalWire", "ShoalTransport", "ShoalStorage", "ShoalRuntime",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: swiftSettings

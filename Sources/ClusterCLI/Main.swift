@@ -15,6 +15,9 @@ struct ClusterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cluster",
         abstract: "Start, stop and inspect a Shoal cluster.",
-        subcommands: [StartCommand.self, StopCommand.self, StatusCommand.self, MicrobenchmarkCommand.self, ZMQEchoCommand.self]
+        subcommands: [
+            StartCommand.self, StopCommand.self, StatusCommand.self, SubmitCommand.self, JobCommand.self,
+            MicrobenchmarkCommand.self, ZMQEchoCommand.self,
+        ]
     )
 }

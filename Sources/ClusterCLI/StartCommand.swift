@@ -53,6 +53,13 @@ struct StartCommand: AsyncParsableCommand {
     @Option(name: .customLong("node-id"), help: "This node's id (default: random).")
     var nodeID: String?
 
+    @Option(help: "The head's state store (job table): a SQLite file (default: state/head.sqlite in the session folder).")
+    var storage: String?
+
+    @Option(
+        name: .customLong("max-working-dir-size"), help: "The largest job working directory the head accepts (default 512MiB).")
+    var maxWorkingDirSize: String?
+
     @Flag(help: "Stay in the foreground until stopped.")
     var block = false
 
@@ -68,6 +75,26 @@ struct StartCommand: AsyncParsableCommand {
         }
         _ = try customResources()
         _ = try clusterFile()
+        _ = try workingDirLimit()
+        if let storage {
+            do { _ = try ClusterConfig.sqlitePath(storage, field: "--storage") } catch let error as ClusterError {
+                throw ValidationError(error.message)
+            }
+        }
+    }
+
+    func workingDirLimit() throws -> UInt64 {
+        guard let maxWorkingDirSize else { return WorkingDirectoryArchive.defaultMaxSize }
+        guard let bytes = ByteSize.parse(maxWorkingDirSize) else {
+            throw ValidationError("--max-working-dir-size '\(maxWorkingDirSize)' is not a size (examples: 100MiB, 1GiB)")
+        }
+        return bytes
+    }
+
+    /// The head's SQLite file: the flag, the cluster file, or the session's default.
+    func statePath(session: Session, file: String?) throws -> String {
+        let given = try (storage ?? file).map { try ClusterConfig.sqlitePath($0) } ?? "state/head.sqlite"
+        return given.hasPrefix("/") ? given : session.directory + "/" + given
     }
 
     func customResources() throws -> [String: Double] {
@@ -80,11 +107,11 @@ struct StartCommand: AsyncParsableCommand {
     }
 
     /// The cluster file's entries for this machine, when one was given.
-    func clusterFile() throws -> (head: ClusterConfig.HeadConfig, node: ClusterConfig.NodeConfig?)? {
+    func clusterFile() throws -> (head: ClusterConfig.HeadConfig, node: ClusterConfig.NodeConfig?, storage: String?)? {
         guard let config else { return nil }
         do {
             let loaded = try ClusterConfig.load(path: config)
-            return (loaded.head, loaded.node(for: nodeIPAddress ?? (head ? loaded.head.host : "127.0.0.1")))
+            return (loaded.head, loaded.node(for: nodeIPAddress ?? (head ? loaded.head.host : "127.0.0.1")), loaded.storage)
         } catch let error as ClusterError {
             throw ValidationError(error.message)
         }
@@ -121,7 +148,8 @@ struct StartCommand: AsyncParsableCommand {
         let headAddress: String
         if head {
             let server = try await Head(
-                bind: "tcp://\(host):\(port)", advertisedHost: host, sessionDirectory: session.directory, config: config)
+                bind: "tcp://\(host):\(port)", advertisedHost: host, sessionDirectory: session.directory, config: config,
+                statePath: try statePath(session: session, file: file?.storage), maxWorkingDirSize: try workingDirLimit())
             headServer = server
             headAddress = server.address
             try session.writeHeadAddress(headAddress)
@@ -142,6 +170,7 @@ struct StartCommand: AsyncParsableCommand {
         )
         flushStandardOutput()
         await waitForStopRequest()
+        await headServer?.endSubmittedJobs()
         node.shutdown()
         headServer?.shutdown()
         session.unregisterProcess()

@@ -26,6 +26,9 @@ public struct ClusterConfig: Codable, Sendable, Equatable {
 
     public var head: HeadConfig
     public var nodes: [NodeConfig]
+    /// Where the head keeps its state (the job table): a SQLite file path, or `sqlite:PATH`.
+    /// Relative paths are taken from the session folder.
+    public var storage: String?
 
     /// Reads and checks a cluster file.
     /// - Throws: `ClusterError.invalidArgument` naming the file and the field that is wrong.
@@ -51,6 +54,9 @@ public struct ClusterConfig: Codable, Sendable, Equatable {
         }
         guard !head.host.isEmpty else { throw ClusterError.invalidArgument("\(path): head.host is empty") }
         guard !nodes.isEmpty else { throw ClusterError.invalidArgument("\(path): nodes lists no node") }
+        if let storage {
+            _ = try Self.sqlitePath(storage, field: "\(path): storage")
+        }
         for (index, node) in nodes.enumerated() {
             for (name, value) in [("cpus", node.cpus), ("gpus", node.gpus)] {
                 if let value, !(value >= 0 && value.isFinite) {
@@ -61,6 +67,20 @@ public struct ClusterConfig: Codable, Sendable, Equatable {
                 throw ClusterError.invalidArgument("\(path): nodes[\(index)].resources.\(name) must be >= 0, not \(amount)")
             }
         }
+    }
+
+    /// The SQLite file a storage setting names.
+    /// - Throws: `ClusterError.invalidArgument` for an empty value or another backend.
+    public static func sqlitePath(_ storage: String, field: String = "storage") throws -> String {
+        let value = storage.hasPrefix("sqlite:") ? String(storage.dropFirst("sqlite:".count)) : storage
+        if storage.hasPrefix("postgres://") || storage.hasPrefix("postgresql://") {
+            throw ClusterError.invalidArgument(
+                "\(field): the head's state store is SQLite in this version; give a file path, not \(storage.prefix(20))…")
+        }
+        guard !value.isEmpty, !value.contains("://") else {
+            throw ClusterError.invalidArgument("\(field): '\(storage)' is not a SQLite file path (example: state/head.sqlite)")
+        }
+        return value
     }
 
     /// The node listed for `host`, else the first.
@@ -109,7 +129,8 @@ public struct ByteSize: Codable, Sendable, Equatable {
         try container.encode(bytes)
     }
 
-    static func parse(_ text: String) -> UInt64? {
+    /// Parses `512MiB`, `2GiB`, `1.5GB` or a plain number of bytes.
+    public static func parse(_ text: String) -> UInt64? {
         let units: [(String, Double)] = [
             ("KiB", 1024), ("MiB", 1_048_576), ("GiB", 1_073_741_824), ("TiB", 1_099_511_627_776), ("KB", 1e3), ("MB", 1e6),
             ("GB", 1e9),

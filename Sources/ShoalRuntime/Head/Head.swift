@@ -78,18 +78,33 @@ public actor Head {
     var pendingActors: [String] = []
     var placementGroups: [String: PlacementGroupRecord] = [:]
     var pendingGroups: [String] = []
+    let jobBook: JobBook
 
     /// Starts a head listening on `bind` (`tcp://0.0.0.0:6390`, port 0 for any).
     /// - Parameters:
     ///   - advertisedHost: the host name others use to reach it.
     ///   - sessionDirectory: where the package store lives.
-    public init(bind: String, advertisedHost: String, sessionDirectory: String, config: RuntimeConfig) async throws {
+    ///   - statePath: the SQLite file that keeps the job table across restarts; nil keeps it in
+    ///     memory. Job folders (logs, working directories) go beside it, or in the session.
+    ///   - maxWorkingDirSize: the largest job working directory accepted.
+    public init(
+        bind: String, advertisedHost: String, sessionDirectory: String, config: RuntimeConfig, statePath: String? = nil,
+        maxWorkingDirSize: UInt64 = WorkingDirectoryArchive.defaultMaxSize
+    ) async throws {
         let loop = EventLoop(name: "shoal-head")
         self.loop = loop
         self.config = config
         logger = Logger(label: "shoal.head")
         packageDirectory = sessionDirectory + "/packages"
         try FileManager.default.createDirectory(atPath: packageDirectory, withIntermediateDirectories: true)
+        let stateFolder = statePath.map { ($0 as NSString).deletingLastPathComponent } ?? sessionDirectory
+        do {
+            jobBook = try JobBook(
+                statePath: statePath, directory: (stateFolder.isEmpty ? "." : stateFolder) + "/jobs",
+                maxWorkingDirSize: maxWorkingDirSize)
+        } catch {
+            throw ClusterError.invalidArgument("the head's state store: \(error)")
+        }
         let socket = try Socket(.router)
         try socket.setUnboundedQueues()
         let bound = try socket.bind(bind)
@@ -100,6 +115,7 @@ public actor Head {
     }
 
     private func start() {
+        recoverJobs()
         loop.register(socket) { [unowned self] message in
             self.assumeIsolated { $0.receive(message) }
         }
@@ -129,6 +145,8 @@ public actor Head {
         }
         do {
             try handle(incoming)
+        } catch let refused as JobRequestError {
+            try? socket.send(.error(incoming.envelope.requestID, refused.code, refused.message), to: incoming.sender)
         } catch {
             malformed += 1
             try? socket.send(.error(incoming.envelope.requestID, .malformed, "\(error)"), to: incoming.sender)
@@ -138,6 +156,7 @@ public actor Head {
     private func handle(_ incoming: Incoming) throws {
         let peer = incoming.sender
         let requestID = incoming.envelope.requestID
+        if try handleJobMessage(incoming) { return }
         switch incoming.envelope.body {
         case .registerNode(let register): registerNode(register, peer: peer, requestID: requestID)
         case .nodeHeartbeat(let beat):
@@ -285,7 +304,7 @@ public actor Head {
         return false
     }
 
-    private static func isValidDigest(_ sha: String) -> Bool {
+    static func isValidDigest(_ sha: String) -> Bool {
         sha.utf8.count == 64 && sha.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
     }
 
@@ -319,6 +338,11 @@ public actor Head {
         var reply = Shoal_V1_PackageData()
         reply.sha256 = sha
         try send(Envelope(requestID, .packageData(reply)), payloads: [[UInt8](data)], to: peer)
+    }
+
+    /// Ends every driver connection of job `id`.
+    func endJob(id: String, reason: String) {
+        for (peer, job) in jobs where job.id == id && job.alive { endJob(peer: peer, reason: reason) }
     }
 
     private func endJob(peer: [UInt8], reason: String) {

@@ -391,8 +391,10 @@ public actor NodeDaemon {
     }
 
     private func reapExecutors() {
-        while let (pid, reason) = ChildProcess.reapAny() {
-            guard let entry = executors.values.first(where: { $0.pid == pid }) else { continue }
+        // Each executor by its pid: other children of this process (a head's job drivers) are
+        // not ours to reap.
+        for entry in executors.values {
+            guard let reason = ChildProcess.reap(entry.pid) else { continue }
             executors[entry.id] = nil
             actorsWaitingForHost[entry.id] = nil
             if let key = entry.actorHostKey {

@@ -1,3 +1,4 @@
+import CPosix
 import Foundation
 
 #if canImport(Glibc)
@@ -13,16 +14,25 @@ public enum ChildProcess {
     ///   - newSession: detach into a new session, so the child outlives our terminal.
     /// - Returns: the child's pid.
     /// - Throws: `ClusterError.connectionFailed` with the errno when the spawn fails.
+    ///   - errorPath: a separate file for stderr (appended), when `logPath` is for stdout alone.
+    ///   - workingDirectory: the child's current folder (ours when nil).
     public static func spawn(
         _ path: String, arguments: [String], environment: [String: String], logPath: String? = nil,
-        newSession: Bool = false
+        errorPath: String? = nil, workingDirectory: String? = nil, newSession: Bool = false
     ) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         if let logPath {
             posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+            if let errorPath {
+                posix_spawn_file_actions_addopen(&actions, 2, errorPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+            } else {
+                posix_spawn_file_actions_adddup2(&actions, 1, 2)
+            }
+        }
+        if let workingDirectory {
+            posix_spawn_file_actions_addchdir_np(&actions, workingDirectory)
         }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
 
@@ -55,15 +65,6 @@ public enum ChildProcess {
         return pid
     }
 
-    /// Reaps one exited child without waiting.
-    /// - Returns: its pid and a description of how it ended, or nil when none has exited.
-    public static func reapAny() -> (pid: pid_t, reason: String)? {
-        var status: Int32 = 0
-        let pid = waitpid(-1, &status, WNOHANG)
-        guard pid > 0 else { return nil }
-        return (pid, describe(status))
-    }
-
     /// Waits up to `timeout` for `pid` to exit and reaps it.
     /// - Returns: how it ended, or nil if it still runs.
     public static func wait(for pid: pid_t, timeout: Duration) -> String? {
@@ -81,6 +82,29 @@ public enum ChildProcess {
     /// Whether a process with this pid exists.
     public static func isAlive(_ pid: pid_t) -> Bool {
         kill(pid, 0) == 0 || errno == EPERM
+    }
+
+    /// Waits, blocking the calling thread, until `pid` (our child) exits, and reaps it.
+    /// - Returns: its exit code (128 + the signal when a signal ended it) and a description.
+    public static func waitForExit(of pid: pid_t) -> (code: Int32, reason: String) {
+        var status: Int32 = 0
+        while true {
+            let result = waitpid(pid, &status, 0)
+            if result == pid { break }
+            if result < 0 && errno != EINTR { return (-1, "could not be waited for: \(String(cString: strerror(errno)))") }
+        }
+        let signal = status & 0x7f
+        return (signal == 0 ? (status >> 8) & 0xff : 128 + signal, describe(status))
+    }
+
+    /// Reaps `pid` if it has exited, without waiting.
+    /// - Returns: how it ended, or nil while it runs.
+    public static func reap(_ pid: pid_t) -> String? {
+        var status: Int32 = 0
+        let result = waitpid(pid, &status, WNOHANG)
+        if result == pid { return describe(status) }
+        if result < 0 && errno == ECHILD { return isAlive(pid) ? nil : "gone" }
+        return nil
     }
 
     static func describe(_ status: Int32) -> String {

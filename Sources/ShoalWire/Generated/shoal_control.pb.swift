@@ -118,6 +118,63 @@ public nonisolated enum Shoal_V1_PlacementStrategy: SwiftProtobuf.Enum, Swift.Ca
 
 }
 
+/// Jobs started by `cluster submit`: the head runs their entrypoint as the job's driver.
+public nonisolated enum Shoal_V1_JobState: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+
+  /// accepted; its working directory is being prepared
+  case jobPending // = 0
+
+  /// its entrypoint runs
+  case jobRunning // = 1
+
+  /// the entrypoint exited with status 0
+  case jobSucceeded // = 2
+
+  /// it exited otherwise, could not start, or the head lost it
+  case jobFailed // = 3
+
+  /// ended by `cluster job stop`
+  case jobStopped // = 4
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .jobPending
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .jobPending
+    case 1: self = .jobRunning
+    case 2: self = .jobSucceeded
+    case 3: self = .jobFailed
+    case 4: self = .jobStopped
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .jobPending: return 0
+    case .jobRunning: return 1
+    case .jobSucceeded: return 2
+    case .jobFailed: return 3
+    case .jobStopped: return 4
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Shoal_V1_JobState] = [
+    .jobPending,
+    .jobRunning,
+    .jobSucceeded,
+    .jobFailed,
+    .jobStopped,
+  ]
+
+}
+
 /// Amounts of named resources: "CPU", "GPU", "memory" (bytes) and custom names.
 public nonisolated struct Shoal_V1_ResourceSet: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
@@ -533,6 +590,94 @@ public nonisolated struct Shoal_V1_Envelope: Sendable {
     set {body = .removePlacementGroup(newValue)}
   }
 
+  public var submitJob: Shoal_V1_SubmitJob {
+    get {
+      if case .submitJob(let v)? = body {return v}
+      return Shoal_V1_SubmitJob()
+    }
+    set {body = .submitJob(newValue)}
+  }
+
+  public var jobReply: Shoal_V1_JobReply {
+    get {
+      if case .jobReply(let v)? = body {return v}
+      return Shoal_V1_JobReply()
+    }
+    set {body = .jobReply(newValue)}
+  }
+
+  public var listJobs: Shoal_V1_ListJobs {
+    get {
+      if case .listJobs(let v)? = body {return v}
+      return Shoal_V1_ListJobs()
+    }
+    set {body = .listJobs(newValue)}
+  }
+
+  public var jobList: Shoal_V1_JobList {
+    get {
+      if case .jobList(let v)? = body {return v}
+      return Shoal_V1_JobList()
+    }
+    set {body = .jobList(newValue)}
+  }
+
+  public var getJob: Shoal_V1_GetJob {
+    get {
+      if case .getJob(let v)? = body {return v}
+      return Shoal_V1_GetJob()
+    }
+    set {body = .getJob(newValue)}
+  }
+
+  public var readJobLogs: Shoal_V1_ReadJobLogs {
+    get {
+      if case .readJobLogs(let v)? = body {return v}
+      return Shoal_V1_ReadJobLogs()
+    }
+    set {body = .readJobLogs(newValue)}
+  }
+
+  public var jobLogs: Shoal_V1_JobLogs {
+    get {
+      if case .jobLogs(let v)? = body {return v}
+      return Shoal_V1_JobLogs()
+    }
+    set {body = .jobLogs(newValue)}
+  }
+
+  public var stopJob: Shoal_V1_StopJob {
+    get {
+      if case .stopJob(let v)? = body {return v}
+      return Shoal_V1_StopJob()
+    }
+    set {body = .stopJob(newValue)}
+  }
+
+  public var checkWorkingDir: Shoal_V1_CheckWorkingDir {
+    get {
+      if case .checkWorkingDir(let v)? = body {return v}
+      return Shoal_V1_CheckWorkingDir()
+    }
+    set {body = .checkWorkingDir(newValue)}
+  }
+
+  public var uploadWorkingDir: Shoal_V1_UploadWorkingDir {
+    get {
+      if case .uploadWorkingDir(let v)? = body {return v}
+      return Shoal_V1_UploadWorkingDir()
+    }
+    set {body = .uploadWorkingDir(newValue)}
+  }
+
+  public var workingDirState: Shoal_V1_WorkingDirState {
+    get {
+      if case .workingDirState(let v)? = body {return v}
+      return Shoal_V1_WorkingDirState()
+    }
+    set {body = .workingDirState(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -585,6 +730,17 @@ public nonisolated struct Shoal_V1_Envelope: Sendable {
     case createPlacementGroup(Shoal_V1_CreatePlacementGroup)
     case placementGroupCreated(Shoal_V1_PlacementGroupCreated)
     case removePlacementGroup(Shoal_V1_RemovePlacementGroup)
+    case submitJob(Shoal_V1_SubmitJob)
+    case jobReply(Shoal_V1_JobReply)
+    case listJobs(Shoal_V1_ListJobs)
+    case jobList(Shoal_V1_JobList)
+    case getJob(Shoal_V1_GetJob)
+    case readJobLogs(Shoal_V1_ReadJobLogs)
+    case jobLogs(Shoal_V1_JobLogs)
+    case stopJob(Shoal_V1_StopJob)
+    case checkWorkingDir(Shoal_V1_CheckWorkingDir)
+    case uploadWorkingDir(Shoal_V1_UploadWorkingDir)
+    case workingDirState(Shoal_V1_WorkingDirState)
 
   }
 
@@ -1803,6 +1959,225 @@ public nonisolated struct Shoal_V1_RemovePlacementGroup: Sendable {
   public init() {}
 }
 
+public nonisolated struct Shoal_V1_JobInfo: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var jobID: String = String()
+
+  public var state: Shoal_V1_JobState = .jobPending
+
+  public var entrypoint: [String] = []
+
+  /// seconds since 1970; 0 when not reached
+  public var submittedAt: Double = 0
+
+  public var startedAt: Double = 0
+
+  public var endedAt: Double = 0
+
+  public var hasExitCode_p: Bool = false
+
+  /// 128 + the signal when a signal ended it
+  public var exitCode: Int32 = 0
+
+  /// why it ended, with the tail of its stderr when it failed
+  public var message: String = String()
+
+  public var workingDirSha256: String = String()
+
+  public var driverPid: Int32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// client -> head: run `entrypoint` as a new job.
+public nonisolated struct Shoal_V1_SubmitJob: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// empty: the head picks one
+  public var jobID: String = String()
+
+  public var entrypoint: [String] = []
+
+  public var env: Dictionary<String,String> = [:]
+
+  /// uploaded before; empty for none
+  public var workingDirSha256: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// head -> client: a job's record (answers SubmitJob, GetJob and StopJob).
+public nonisolated struct Shoal_V1_JobReply: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var job: Shoal_V1_JobInfo {
+    get {_job ?? Shoal_V1_JobInfo()}
+    set {_job = newValue}
+  }
+  /// Returns true if `job` has been explicitly set.
+  public var hasJob: Bool {self._job != nil}
+  /// Clears the value of `job`. Subsequent reads from it will return its default value.
+  public mutating func clearJob() {self._job = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _job: Shoal_V1_JobInfo? = nil
+}
+
+public nonisolated struct Shoal_V1_ListJobs: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Shoal_V1_JobList: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var jobs: [Shoal_V1_JobInfo] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Shoal_V1_GetJob: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var jobID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// client -> head: the job's output from these offsets on. With wait_ms, the head holds the
+/// request until there is new output, the job ends, or the time is up.
+public nonisolated struct Shoal_V1_ReadJobLogs: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var jobID: String = String()
+
+  public var stdoutOffset: UInt64 = 0
+
+  public var stderrOffset: UInt64 = 0
+
+  public var waitMs: UInt32 = 0
+
+  /// per stream; 0 for the default
+  public var maxBytes: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// head -> client; frame 1 holds stdout bytes, frame 2 stderr bytes. The offsets are where the
+/// next read starts.
+public nonisolated struct Shoal_V1_JobLogs: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var job: Shoal_V1_JobInfo {
+    get {_job ?? Shoal_V1_JobInfo()}
+    set {_job = newValue}
+  }
+  /// Returns true if `job` has been explicitly set.
+  public var hasJob: Bool {self._job != nil}
+  /// Clears the value of `job`. Subsequent reads from it will return its default value.
+  public mutating func clearJob() {self._job = nil}
+
+  public var stdoutOffset: UInt64 = 0
+
+  public var stderrOffset: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _job: Shoal_V1_JobInfo? = nil
+}
+
+public nonisolated struct Shoal_V1_StopJob: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var jobID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// client -> head: is this working directory archive stored already?
+public nonisolated struct Shoal_V1_CheckWorkingDir: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var sha256: String = String()
+
+  public var size: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// client -> head; the archive follows as frame 1.
+public nonisolated struct Shoal_V1_UploadWorkingDir: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var sha256: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Shoal_V1_WorkingDirState: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var sha256: String = String()
+
+  public var present: Bool = false
+
+  /// the largest archive the head accepts
+  public var maxSize: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "shoal.v1"
@@ -1813,6 +2188,10 @@ nonisolated extension Shoal_V1_SchedulingStrategy: SwiftProtobuf._ProtoNameProvi
 
 nonisolated extension Shoal_V1_PlacementStrategy: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0BUNDLES_PACK\0\u{1}BUNDLES_SPREAD\0\u{1}BUNDLES_STRICT_PACK\0\u{1}BUNDLES_STRICT_SPREAD\0")
+}
+
+nonisolated extension Shoal_V1_JobState: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0JOB_PENDING\0\u{1}JOB_RUNNING\0\u{1}JOB_SUCCEEDED\0\u{1}JOB_FAILED\0\u{1}JOB_STOPPED\0")
 }
 
 nonisolated extension Shoal_V1_ResourceSet: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -1847,7 +2226,7 @@ nonisolated extension Shoal_V1_ResourceSet: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Shoal_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}error\0\u{4}\u{8}register_node\0\u{3}node_registered\0\u{3}node_heartbeat\0\u{3}start_executor\0\u{3}executor_started\0\u{3}executor_exited\0\u{3}release_executor\0\u{3}end_job\0\u{3}fetch_package\0\u{3}package_data\0\u{3}connect_driver\0\u{3}driver_accepted\0\u{3}upload_package\0\u{3}package_stored\0\u{3}request_lease\0\u{3}lease_granted\0\u{3}return_lease\0\u{3}driver_heartbeat\0\u{3}lease_lost\0\u{3}disconnect_driver\0\u{4}\u{b}status_request\0\u{3}status_reply\0\u{3}shutdown_cluster\0\u{4}\u{8}executor_hello\0\u{4}\u{a}push_tasks\0\u{3}task_results\0\u{3}cancel_tasks\0\u{3}release_borrows\0\u{4}\u{7}create_actor\0\u{3}actor_location\0\u{3}lookup_actor\0\u{3}start_actor\0\u{3}actor_started\0\u{3}actor_state\0\u{3}actor_call\0\u{3}actor_reply\0\u{3}kill_actor\0\u{3}stop_actor\0\u{3}create_object\0\u{3}object_placed\0\u{3}seal_object\0\u{3}get_object\0\u{3}free_objects\0\u{3}pull_chunk\0\u{3}object_chunk\0\u{4}\u{4}create_placement_group\0\u{3}placement_group_created\0\u{3}remove_placement_group\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}error\0\u{4}\u{8}register_node\0\u{3}node_registered\0\u{3}node_heartbeat\0\u{3}start_executor\0\u{3}executor_started\0\u{3}executor_exited\0\u{3}release_executor\0\u{3}end_job\0\u{3}fetch_package\0\u{3}package_data\0\u{3}connect_driver\0\u{3}driver_accepted\0\u{3}upload_package\0\u{3}package_stored\0\u{3}request_lease\0\u{3}lease_granted\0\u{3}return_lease\0\u{3}driver_heartbeat\0\u{3}lease_lost\0\u{3}disconnect_driver\0\u{4}\u{b}status_request\0\u{3}status_reply\0\u{3}shutdown_cluster\0\u{4}\u{8}executor_hello\0\u{4}\u{a}push_tasks\0\u{3}task_results\0\u{3}cancel_tasks\0\u{3}release_borrows\0\u{4}\u{7}create_actor\0\u{3}actor_location\0\u{3}lookup_actor\0\u{3}start_actor\0\u{3}actor_started\0\u{3}actor_state\0\u{3}actor_call\0\u{3}actor_reply\0\u{3}kill_actor\0\u{3}stop_actor\0\u{3}create_object\0\u{3}object_placed\0\u{3}seal_object\0\u{3}get_object\0\u{3}free_objects\0\u{3}pull_chunk\0\u{3}object_chunk\0\u{4}\u{4}create_placement_group\0\u{3}placement_group_created\0\u{3}remove_placement_group\0\u{4}\u{8}submit_job\0\u{3}job_reply\0\u{3}list_jobs\0\u{3}job_list\0\u{3}get_job\0\u{3}read_job_logs\0\u{3}job_logs\0\u{3}stop_job\0\u{3}check_working_dir\0\u{3}upload_working_dir\0\u{3}working_dir_state\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2493,6 +2872,149 @@ nonisolated extension Shoal_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._M
           self.body = .removePlacementGroup(v)
         }
       }()
+      case 100: try {
+        var v: Shoal_V1_SubmitJob?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .submitJob(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .submitJob(v)
+        }
+      }()
+      case 101: try {
+        var v: Shoal_V1_JobReply?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .jobReply(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .jobReply(v)
+        }
+      }()
+      case 102: try {
+        var v: Shoal_V1_ListJobs?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .listJobs(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .listJobs(v)
+        }
+      }()
+      case 103: try {
+        var v: Shoal_V1_JobList?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .jobList(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .jobList(v)
+        }
+      }()
+      case 104: try {
+        var v: Shoal_V1_GetJob?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .getJob(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .getJob(v)
+        }
+      }()
+      case 105: try {
+        var v: Shoal_V1_ReadJobLogs?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .readJobLogs(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .readJobLogs(v)
+        }
+      }()
+      case 106: try {
+        var v: Shoal_V1_JobLogs?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .jobLogs(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .jobLogs(v)
+        }
+      }()
+      case 107: try {
+        var v: Shoal_V1_StopJob?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .stopJob(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .stopJob(v)
+        }
+      }()
+      case 108: try {
+        var v: Shoal_V1_CheckWorkingDir?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .checkWorkingDir(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .checkWorkingDir(v)
+        }
+      }()
+      case 109: try {
+        var v: Shoal_V1_UploadWorkingDir?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .uploadWorkingDir(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .uploadWorkingDir(v)
+        }
+      }()
+      case 110: try {
+        var v: Shoal_V1_WorkingDirState?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .workingDirState(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .workingDirState(v)
+        }
+      }()
       default: break
       }
     }
@@ -2702,6 +3224,50 @@ nonisolated extension Shoal_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._M
     case .removePlacementGroup?: try {
       guard case .removePlacementGroup(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 92)
+    }()
+    case .submitJob?: try {
+      guard case .submitJob(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 100)
+    }()
+    case .jobReply?: try {
+      guard case .jobReply(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 101)
+    }()
+    case .listJobs?: try {
+      guard case .listJobs(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 102)
+    }()
+    case .jobList?: try {
+      guard case .jobList(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 103)
+    }()
+    case .getJob?: try {
+      guard case .getJob(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 104)
+    }()
+    case .readJobLogs?: try {
+      guard case .readJobLogs(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 105)
+    }()
+    case .jobLogs?: try {
+      guard case .jobLogs(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 106)
+    }()
+    case .stopJob?: try {
+      guard case .stopJob(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 107)
+    }()
+    case .checkWorkingDir?: try {
+      guard case .checkWorkingDir(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 108)
+    }()
+    case .uploadWorkingDir?: try {
+      guard case .uploadWorkingDir(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 109)
+    }()
+    case .workingDirState?: try {
+      guard case .workingDirState(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 110)
     }()
     case nil: break
     }
@@ -5101,6 +5667,473 @@ nonisolated extension Shoal_V1_RemovePlacementGroup: SwiftProtobuf.Message, Swif
 
   public static func ==(lhs: Shoal_V1_RemovePlacementGroup, rhs: Shoal_V1_RemovePlacementGroup) -> Bool {
     if lhs.placementGroupID != rhs.placementGroupID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shoal_V1_JobInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".JobInfo"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}state\0\u{1}entrypoint\0\u{3}submitted_at\0\u{3}started_at\0\u{3}ended_at\0\u{3}has_exit_code\0\u{3}exit_code\0\u{1}message\0\u{3}working_dir_sha256\0\u{3}driver_pid\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
+      case 2: try { try decoder.decodeSingularEnumField(value: &self.state) }()
+      case 3: try { try decoder.decodeRepeatedStringField(value: &self.entrypoint) }()
+      case 4: try { try decoder.decodeSingularDoubleField(value: &self.submittedAt) }()
+      case 5: try { try decoder.decodeSingularDoubleField(value: &self.startedAt) }()
+      case 6: try { try decoder.decodeSingularDoubleField(value: &self.endedAt) }()
+      case 7: try { try decoder.decodeSingularBoolField(value: &self.hasExitCode_p) }()
+      case 8: try { try decoder.decodeSingularInt32Field(value: &self.exitCode) }()
+      case 9: try { try decoder.decodeSingularStringField(value: &self.message) }()
+      case 10: try { try decoder.decodeSingularStringField(value: &self.workingDirSha256) }()
+      case 11: try { try decoder.decodeSingularInt32Field(value: &self.driverPid) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.jobID.isEmpty {
+      try visitor.visitSingularStringField(value: self.jobID, fieldNumber: 1)
+    }
+    if self.state != .jobPending {
+      try visitor.visitSingularEnumField(value: self.state, fieldNumber: 2)
+    }
+    if !self.entrypoint.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.entrypoint, fieldNumber: 3)
+    }
+    if self.submittedAt.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.submittedAt, fieldNumber: 4)
+    }
+    if self.startedAt.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.startedAt, fieldNumber: 5)
+    }
+    if self.endedAt.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.endedAt, fieldNumber: 6)
+    }
+    if self.hasExitCode_p != false {
+      try visitor.visitSingularBoolField(value: self.hasExitCode_p, fieldNumber: 7)
+    }
+    if self.exitCode != 0 {
+      try visitor.visitSingularInt32Field(value: self.exitCode, fieldNumber: 8)
+    }
+    if !self.message.isEmpty {
+      try visitor.visitSingularStringField(value: self.message, fieldNumber: 9)
+    }
+    if !self.workingDirSha256.isEmpty {
+      try visitor.visitSingularStringField(value: self.workingDirSha256, fieldNumber: 10)
+    }
+    if self.driverPid != 0 {
+      try visitor.visitSingularInt32Field(value: self.driverPid, fieldNumber: 11)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shoal_V1_JobInfo, rhs: Shoal_V1_JobInfo) -> Bool {
+    if lhs.jobID != rhs.jobID {return false}
+    if lhs.state != rhs.state {return false}
+    if lhs.entrypoint != rhs.entrypoint {return false}
+    if lhs.submittedAt != rhs.submittedAt {return false}
+    if lhs.startedAt != rhs.startedAt {return false}
+    if lhs.endedAt != rhs.endedAt {return false}
+    if lhs.hasExitCode_p != rhs.hasExitCode_p {return false}
+    if lhs.exitCode != rhs.exitCode {return false}
+    if lhs.message != rhs.message {return false}
+    if lhs.workingDirSha256 != rhs.workingDirSha256 {return false}
+    if lhs.driverPid != rhs.driverPid {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shoal_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SubmitJob"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}entrypoint\0\u{1}env\0\u{3}working_dir_sha256\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
+      case 2: try { try decoder.decodeRepeatedStringField(value: &self.entrypoint) }()
+      case 3: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.env) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.workingDirSha256) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.jobID.isEmpty {
+      try visitor.visitSingularStringField(value: self.jobID, fieldNumber: 1)
+    }
+    if !self.entrypoint.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.entrypoint, fieldNumber: 2)
+    }
+    if !self.env.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.env, fieldNumber: 3)
+    }
+    if !self.workingDirSha256.isEmpty {
+      try visitor.visitSingularStringField(value: self.workingDirSha256, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shoal_V1_SubmitJob, rhs: Shoal_V1_SubmitJob) -> Bool {
+    if lhs.jobID != rhs.jobID {return false}
+    if lhs.entrypoint != rhs.entrypoint {return false}
+    if lhs.env != rhs.env {return false}
+    if lhs.workingDirSha256 != rhs.workingDirSha256 {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shoal_V1_JobReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".JobReply"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}job\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._job) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._job {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shoal_V1_JobReply, rhs: Shoal_V1_JobReply) -> Bool {
+    if lhs._job != rhs._job {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shoal_V1_ListJobs: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListJobs"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shoal_V1_ListJobs, rhs: Shoal_V1_ListJobs) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shoal_V1_JobList: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".JobList"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}jobs\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.jobs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.jobs.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.jobs, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shoal_V1_JobList, rhs: Shoal_V1_JobList) -> Bool {
+    if lhs.jobs != rhs.jobs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shoal_V1_GetJob: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GetJob"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.jobID.isEmpty {
+      try visitor.visitSingularStringField(value: self.jobID, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shoal_V1_GetJob, rhs: Shoal_V1_GetJob) -> Bool {
+    if lhs.jobID != rhs.jobID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shoal_V1_ReadJobLogs: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ReadJobLogs"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{3}stdout_offset\0\u{3}stderr_offset\0\u{3}wait_ms\0\u{3}max_bytes\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.stdoutOffset) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.stderrOffset) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.waitMs) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.maxBytes) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.jobID.isEmpty {
+      try visitor.visitSingularStringField(value: self.jobID, fieldNumber: 1)
+    }
+    if self.stdoutOffset != 0 {
+      try visitor.visitSingularUInt64Field(value: self.stdoutOffset, fieldNumber: 2)
+    }
+    if self.stderrOffset != 0 {
+      try visitor.visitSingularUInt64Field(value: self.stderrOffset, fieldNumber: 3)
+    }
+    if self.waitMs != 0 {
+      try visitor.visitSingularUInt32Field(value: self.waitMs, fieldNumber: 4)
+    }
+    if self.maxBytes != 0 {
+      try visitor.visitSingularUInt32Field(value: self.maxBytes, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shoal_V1_ReadJobLogs, rhs: Shoal_V1_ReadJobLogs) -> Bool {
+    if lhs.jobID != rhs.jobID {return false}
+    if lhs.stdoutOffset != rhs.stdoutOffset {return false}
+    if lhs.stderrOffset != rhs.stderrOffset {return false}
+    if lhs.waitMs != rhs.waitMs {return false}
+    if lhs.maxBytes != rhs.maxBytes {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shoal_V1_JobLogs: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".JobLogs"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}job\0\u{3}stdout_offset\0\u{3}stderr_offset\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._job) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.stdoutOffset) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.stderrOffset) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._job {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if self.stdoutOffset != 0 {
+      try visitor.visitSingularUInt64Field(value: self.stdoutOffset, fieldNumber: 2)
+    }
+    if self.stderrOffset != 0 {
+      try visitor.visitSingularUInt64Field(value: self.stderrOffset, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shoal_V1_JobLogs, rhs: Shoal_V1_JobLogs) -> Bool {
+    if lhs._job != rhs._job {return false}
+    if lhs.stdoutOffset != rhs.stdoutOffset {return false}
+    if lhs.stderrOffset != rhs.stderrOffset {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shoal_V1_StopJob: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".StopJob"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.jobID.isEmpty {
+      try visitor.visitSingularStringField(value: self.jobID, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shoal_V1_StopJob, rhs: Shoal_V1_StopJob) -> Bool {
+    if lhs.jobID != rhs.jobID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shoal_V1_CheckWorkingDir: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CheckWorkingDir"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sha256\0\u{1}size\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.sha256) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.size) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.sha256.isEmpty {
+      try visitor.visitSingularStringField(value: self.sha256, fieldNumber: 1)
+    }
+    if self.size != 0 {
+      try visitor.visitSingularUInt64Field(value: self.size, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shoal_V1_CheckWorkingDir, rhs: Shoal_V1_CheckWorkingDir) -> Bool {
+    if lhs.sha256 != rhs.sha256 {return false}
+    if lhs.size != rhs.size {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shoal_V1_UploadWorkingDir: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".UploadWorkingDir"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sha256\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.sha256) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.sha256.isEmpty {
+      try visitor.visitSingularStringField(value: self.sha256, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shoal_V1_UploadWorkingDir, rhs: Shoal_V1_UploadWorkingDir) -> Bool {
+    if lhs.sha256 != rhs.sha256 {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shoal_V1_WorkingDirState: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".WorkingDirState"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sha256\0\u{1}present\0\u{3}max_size\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.sha256) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.present) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.maxSize) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.sha256.isEmpty {
+      try visitor.visitSingularStringField(value: self.sha256, fieldNumber: 1)
+    }
+    if self.present != false {
+      try visitor.visitSingularBoolField(value: self.present, fieldNumber: 2)
+    }
+    if self.maxSize != 0 {
+      try visitor.visitSingularUInt64Field(value: self.maxSize, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shoal_V1_WorkingDirState, rhs: Shoal_V1_WorkingDirState) -> Bool {
+    if lhs.sha256 != rhs.sha256 {return false}
+    if lhs.present != rhs.present {return false}
+    if lhs.maxSize != rhs.maxSize {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

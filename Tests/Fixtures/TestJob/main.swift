@@ -164,12 +164,19 @@ let makeArray = RemoteTask("test.makeArray") { (count: Int) in pattern(count) }
 
 let nodeOf = RemoteTask("test.nodeOf") { (_: Int) in nodeID() }
 
+/// Which binary and which job this task ran in: for the job isolation tests.
+let whoami = RemoteTask("test.whoami") { (milliseconds: Int) -> String in
+    try await Task.sleep(for: .milliseconds(milliseconds))
+    return ChildProcess.currentExecutable + "|" + (ProcessInfo.processInfo.environment["SHOAL_JOB_ID"] ?? "?")
+}
+
 let failTally = RemoteTask("test.failTally") { (message: String) -> Tally in
     throw Failure(description: message)
 }
 
 await Shoal.bootstrap(
-    tasks: [square, merge, slow, sleepy, fail, failTally, gpuDevices, checkArray, nodeOf, makeArray], actors: [counterType])
+    tasks: [square, merge, slow, sleepy, fail, failTally, gpuDevices, checkArray, nodeOf, makeArray, whoami],
+    actors: [counterType])
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 let mode = arguments.first ?? "mapreduce"
@@ -514,6 +521,20 @@ case "pg":
     let packed = try await cluster.placementGroup([Resources(cpu: 1), Resources(cpu: 1)], strategy: .strictPack)
     print("strictPack nodes=\(Set(packed.bundleNodes).count)")
     try await cluster.remove(packed)
+
+case "whoami":
+    // `count` tasks of 30 ms each; reports the executables and job ids that ran them.
+    let refs = try (0..<count).map { _ in try cluster.submit(whoami, 30) }
+    var seen: Set<String> = []
+    for ref in refs { seen.insert(try await ref.get(timeout: .seconds(120))) }
+    print("executables=\(Set(seen.map { $0.split(separator: "|")[0] }).sorted().joined(separator: ","))")
+    print("jobs=\(Set(seen.map { $0.split(separator: "|")[1] }).sorted().joined(separator: ","))")
+
+case "fail-after-output":
+    print("about to fail")
+    flushStandardOutput()
+    FileHandle.standardError.write(Data("fatal: the data file is corrupt\n".utf8))
+    exit(4)
 
 case "hold":
     _ = try await cluster.get(try cluster.submit(square, 1))

@@ -1,0 +1,3 @@
+#include <spawn.h>
+// glibc declares this only under _GNU_SOURCE (glibc 2.29 and later).
+extern int posix_spawn_file_actions_addchdir_np(posix_spawn_file_actions_t *__restrict actions, const char *__restrict path);

@@ -1,0 +1,204 @@
+import CSQLite
+import Foundation
+
+/// An error from the storage layer, with the statement or file it concerns.
+public struct StorageError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// A value bound to a statement parameter or read from a column.
+public enum SQLValue: Sendable, Equatable {
+    case null
+    case integer(Int64)
+    case real(Double)
+    case text(String)
+    case blob([UInt8])
+
+    public var integer: Int64? { if case .integer(let value) = self { value } else { nil } }
+    public var real: Double? {
+        switch self {
+        case .real(let value): value
+        case .integer(let value): Double(value)
+        default: nil
+        }
+    }
+    public var text: String? { if case .text(let value) = self { value } else { nil } }
+    public var blob: [UInt8]? { if case .blob(let value) = self { value } else { nil } }
+}
+
+/// One row of a query's result, its columns by name.
+public struct SQLRow: Sendable {
+    public let columns: [String: SQLValue]
+    public subscript(_ name: String) -> SQLValue { columns[name] ?? .null }
+}
+
+/// An embedded SQLite database in a file (or in memory), in WAL mode.
+///
+/// Not thread-safe: one owner (an actor, or one thread) uses it. Statements are prepared once
+/// and cached by their text.
+public final class SQLiteDatabase {
+    private var handle: OpaquePointer?
+    private var statements: [String: OpaquePointer] = [:]
+    /// The file, or `:memory:`.
+    public let path: String
+
+    /// Opens (creating if needed) the database at `path`; `:memory:` for one that lives in memory.
+    /// - Throws: `StorageError` naming the file when it cannot be opened.
+    public init(path: String) throws {
+        self.path = path
+        if path != ":memory:" {
+            let folder = (path as NSString).deletingLastPathComponent
+            if !folder.isEmpty {
+                try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            }
+        }
+        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
+        let result = sqlite3_open_v2(path, &handle, flags, nil)
+        guard result == SQLITE_OK else {
+            let reason = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "error \(result)"
+            sqlite3_close(handle)
+            handle = nil
+            throw StorageError("cannot open the SQLite database \(path): \(reason)")
+        }
+        sqlite3_busy_timeout(handle, 5000)
+        if path != ":memory:" {
+            try execute("PRAGMA journal_mode=WAL")
+            try execute("PRAGMA synchronous=NORMAL")
+        }
+        try execute("PRAGMA foreign_keys=ON")
+    }
+
+    deinit {
+        for statement in statements.values { sqlite3_finalize(statement) }
+        sqlite3_close(handle)
+    }
+
+    /// Runs statements that take no parameters and return no rows (several, `;`-separated).
+    public func execute(_ sql: String) throws {
+        var message: UnsafeMutablePointer<CChar>?
+        guard sqlite3_exec(handle, sql, nil, nil, &message) == SQLITE_OK else {
+            let reason = message.map { String(cString: $0) } ?? "unknown error"
+            sqlite3_free(message)
+            throw StorageError("SQLite (\(path)): \(reason) in: \(sql.prefix(200))")
+        }
+    }
+
+    /// Runs one statement with `parameters` bound to `?1`, `?2`…
+    /// - Returns: the number of rows it changed.
+    @discardableResult
+    public func run(_ sql: String, _ parameters: [SQLValue] = []) throws -> Int {
+        let statement = try prepared(sql, parameters)
+        defer { sqlite3_reset(statement) }
+        let result = sqlite3_step(statement)
+        guard result == SQLITE_DONE || result == SQLITE_ROW else { throw failure(sql) }
+        return Int(sqlite3_changes(handle))
+    }
+
+    /// Runs a query and returns its rows.
+    public func query(_ sql: String, _ parameters: [SQLValue] = []) throws -> [SQLRow] {
+        let statement = try prepared(sql, parameters)
+        defer { sqlite3_reset(statement) }
+        var rows: [SQLRow] = []
+        let count = sqlite3_column_count(statement)
+        let names = (0..<count).map { String(cString: sqlite3_column_name(statement, $0)) }
+        while true {
+            let result = sqlite3_step(statement)
+            if result == SQLITE_DONE { break }
+            guard result == SQLITE_ROW else { throw failure(sql) }
+            var columns: [String: SQLValue] = [:]
+            for index in 0..<count {
+                columns[names[Int(index)]] = Self.column(statement, index)
+            }
+            rows.append(SQLRow(columns: columns))
+        }
+        return rows
+    }
+
+    /// Runs `body` in one transaction: committed when it returns, rolled back when it throws.
+    public func transaction<T>(_ body: () throws -> T) throws -> T {
+        try execute("BEGIN IMMEDIATE")
+        do {
+            let value = try body()
+            try execute("COMMIT")
+            return value
+        } catch {
+            try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    /// Applies the migrations not applied yet, in order, each in its own transaction; the
+    /// applied ones are recorded in `schema_migrations`.
+    /// - Parameter migrations: SQL scripts; the first is version 1.
+    public func migrate(_ migrations: [String]) throws {
+        try execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
+        let applied = try query("SELECT COALESCE(MAX(version), 0) AS version FROM schema_migrations")
+        let current = Int(applied.first?["version"].integer ?? 0)
+        guard current <= migrations.count else {
+            throw StorageError(
+                "the database \(path) has schema version \(current), newer than this program's \(migrations.count)")
+        }
+        for (index, script) in migrations.enumerated() where index + 1 > current {
+            try transaction {
+                try execute(script)
+                try run(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+                    [.integer(Int64(index + 1)), .real(Date().timeIntervalSince1970)])
+            }
+        }
+    }
+
+    private func prepared(_ sql: String, _ parameters: [SQLValue]) throws -> OpaquePointer {
+        let statement: OpaquePointer
+        if let cached = statements[sql] {
+            statement = cached
+        } else {
+            var created: OpaquePointer?
+            guard sqlite3_prepare_v2(handle, sql, -1, &created, nil) == SQLITE_OK, let created else {
+                throw failure(sql)
+            }
+            statements[sql] = created
+            statement = created
+        }
+        sqlite3_clear_bindings(statement)
+        for (offset, value) in parameters.enumerated() {
+            let index = Int32(offset + 1)
+            let result: Int32
+            switch value {
+            case .null: result = sqlite3_bind_null(statement, index)
+            case .integer(let number): result = sqlite3_bind_int64(statement, index, number)
+            case .real(let number): result = sqlite3_bind_double(statement, index, number)
+            case .text(let text): result = sqlite3_bind_text(statement, index, text, -1, Self.transient)
+            case .blob(let bytes):
+                result = bytes.withUnsafeBytes {
+                    sqlite3_bind_blob64(statement, index, $0.baseAddress, sqlite3_uint64($0.count), Self.transient)
+                }
+            }
+            guard result == SQLITE_OK else { throw failure(sql) }
+        }
+        return statement
+    }
+
+    private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+
+    private static func column(_ statement: OpaquePointer, _ index: Int32) -> SQLValue {
+        switch sqlite3_column_type(statement, index) {
+        case SQLITE_INTEGER: return .integer(sqlite3_column_int64(statement, index))
+        case SQLITE_FLOAT: return .real(sqlite3_column_double(statement, index))
+        case SQLITE_TEXT:
+            guard let text = sqlite3_column_text(statement, index) else { return .text("") }
+            return .text(String(cString: text))
+        case SQLITE_BLOB:
+            let count = Int(sqlite3_column_bytes(statement, index))
+            guard count > 0, let bytes = sqlite3_column_blob(statement, index) else { return .blob([]) }
+            return .blob([UInt8](UnsafeRawBufferPointer(start: bytes, count: count)))
+        default: return .null
+        }
+    }
+
+    private func failure(_ sql: String) -> StorageError {
+        StorageError("SQLite (\(path)): \(String(cString: sqlite3_errmsg(handle))) in: \(sql.prefix(200))")
+    }
+}
