@@ -1,11 +1,12 @@
 # Shoal's two commands are `make demo` and `make test`; both install what they need first.
 SHELL := /bin/bash
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := libzmq3-dev libopenblas-dev libpq-dev libsqlite3-dev libssl-dev pkg-config protobuf-compiler
+APT_PACKAGES := libzmq3-dev libopenblas-dev libpq-dev libsqlite3-dev libssl-dev pkg-config protobuf-compiler \
+  openssh-client openssh-server
 SWIFT_FLAGS ?=
 RELEASE := swift build -c release $(SWIFT_FLAGS)
 
-.PHONY: all deps build test demo bench bench-tasks proto clean format
+.PHONY: all deps build test demo bench bench-jobs bench-tasks proto clean format container
 
 all: build
 
@@ -35,7 +36,27 @@ demo: deps
 ## bench: release microbenchmarks beside Ray on this machine; writes Benchmarks/RESULTS.md.
 bench: deps
 	$(RELEASE) --product cluster
+	$(RELEASE) --product trading
 	Benchmarks/run.sh
+	$(MAKE) bench-jobs
+
+## bench-jobs: `cluster submit` beside `ray job submit`; updates the Jobs section of Benchmarks/RESULTS.md.
+bench-jobs: deps
+	$(RELEASE) --product cluster
+	$(RELEASE) --product trading
+	python3 -c 'import ray, aiohttp' 2>/dev/null || pip install -q "ray[default]==2.60.0"
+	mkdir -p Benchmarks/out
+	python3 Benchmarks/jobs.py $$(swift build -c release --show-bin-path) Benchmarks/out/jobs.json
+	python3 Benchmarks/jobs_report.py Benchmarks/out/jobs.json Benchmarks/RESULTS.md
+
+## container: the Shoal image (Deploy/Containerfile) from static release binaries.
+container: deps
+	swift build -c release --static-swift-stdlib --product cluster $(SWIFT_FLAGS)
+	swift build -c release --static-swift-stdlib --product trading $(SWIFT_FLAGS)
+	rm -rf Deploy/container && mkdir -p Deploy/container/bin
+	cp $$(swift build -c release --show-bin-path)/{cluster,trading} Deploy/container/bin/
+	cp Deploy/container-entrypoint.sh Deploy/container/
+	docker build -t shoal -f Deploy/Containerfile Deploy/container
 
 ## proto: regenerate Sources/ShoalWire/Generated from Protos/ (builds protoc-gen-swift once).
 proto: deps

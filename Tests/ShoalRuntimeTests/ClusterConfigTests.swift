@@ -48,6 +48,12 @@ import Testing
             ("head: {host: a, port: 1}\nnodes: [{host: a, cpus: -2}]", "nodes[0].cpus"),
             ("head: {host: a, port: 1}\nnodes: [{host: a, memory: lots}]", "'lots' is not a size"),
             ("nodes: [{host: a}]", "head"),
+            ("head: {host: a, port: 1}\nnodes: [{host: a}, {host: a}]", "nodes[1].host a is listed twice"),
+            ("head: {host: a, port: 1}\nssh: {port: 0}\nnodes: [{host: a}]", "ssh.port 0"),
+            (
+                "head: {host: a, port: 1}\nstorage: postgres://db/shoal\nnodes: [{host: a}]",
+                "storage: the head's state store is SQLite"
+            ),
         ]
         for (text, expected) in cases {
             let path = try write(text)

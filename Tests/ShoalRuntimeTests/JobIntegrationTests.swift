@@ -62,6 +62,15 @@ import Testing
         let logs = try await cli(["job", "logs", "--address", cluster.address, "squares-1"], cluster)
         #expect(logs.status == 0)
         #expect(logs.output.contains("sum=\(sum) nodes=head,second"), "\(logs.output)")
+        // Its leases, held and still requested, are all given back once it ends.
+        var idle = false
+        let settle = ContinuousClock.now + .seconds(5)
+        while !idle && ContinuousClock.now < settle {
+            idle = try cluster.status().nodes.allSatisfy { $0.available[Resources.cpu] == $0.total[Resources.cpu] }
+            if !idle { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        let rendered = try cluster.status().rendered
+        #expect(idle, "CPUs still leased after the job ended: \(rendered)")
         let status = try JobClient(address: cluster.address).status("squares-1")
         #expect(status.state == .succeeded)
         #expect(status.exitCode == 0)
@@ -91,6 +100,31 @@ import Testing
         let list = try await cli(["job", "list", "--address", cluster.address], cluster)
         #expect(list.output.contains { $0.hasPrefix("squares-1 ") && $0.contains("SUCCEEDED") }, "\(list.output)")
         #expect(list.output.contains { $0.hasPrefix("broken ") && $0.contains("FAILED") }, "\(list.output)")
+    }
+
+    @Test func aJobThatEndsWithTasksStillQueuedGivesBackEveryLease() async throws {
+        let cluster = try await ClusterProcesses()
+        defer { cluster.stop() }
+        for round in 0..<2 {
+            let ended = try await cli(
+                ["submit", "--address", cluster.address, "--", binaryPath("shoal-testjob"), "abandon", "20"], cluster)
+            #expect(ended.status == 0, "\(ended.output)")
+            var idle = false
+            let settle = ContinuousClock.now + .seconds(5)
+            while !idle && ContinuousClock.now < settle {
+                let status = try cluster.status()
+                idle =
+                    status.pendingLeases == 0
+                    && status.nodes.allSatisfy { $0.available[Resources.cpu] == $0.total[Resources.cpu] }
+                if !idle { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            let rendered = try cluster.status().rendered
+            #expect(idle, "round \(round): resources still held for an ended job:\n\(rendered)")
+        }
+        // And the cluster still serves the next job.
+        let next = try await cli(
+            ["submit", "--address", cluster.address, "--", binaryPath("shoal-testjob"), "mapreduce", "10"], cluster)
+        #expect(next.output.contains("sum=285 nodes=head"), "\(next.output)")
     }
 
     @Test func stoppingARunningJobEndsItAndEveryProcessOfItWithinFiveSeconds() async throws {

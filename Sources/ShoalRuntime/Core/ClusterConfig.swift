@@ -24,8 +24,35 @@ public struct ClusterConfig: Codable, Sendable, Equatable {
         }
     }
 
+    /// How `cluster up` and `cluster down` reach the hosts.
+    public struct SSHConfig: Codable, Sendable, Equatable {
+        /// The remote user (default: ssh's own choice).
+        public var user: String?
+        public var port: Int?
+        /// A private key file.
+        public var identityFile: String?
+        /// Extra `-o` options, such as `StrictHostKeyChecking=accept-new`.
+        public var options: [String]?
+
+        enum CodingKeys: String, CodingKey {
+            case user, port
+            case identityFile = "identity_file"
+            case options
+        }
+    }
+
     public var head: HeadConfig
     public var nodes: [NodeConfig]
+    public var ssh: SSHConfig?
+    /// The `cluster` executable's path on every host (default: this one's path).
+    public var binary: String?
+    /// The session folder on every host (default: SHOAL_SESSION_DIR there, else /tmp/shoal).
+    public var sessionDir: String?
+
+    enum CodingKeys: String, CodingKey {
+        case head, nodes, ssh, binary, storage
+        case sessionDir = "session_dir"
+    }
     /// Where the head keeps its state (the job table): a SQLite file path, or `sqlite:PATH`.
     /// Relative paths are taken from the session folder.
     public var storage: String?
@@ -56,6 +83,17 @@ public struct ClusterConfig: Codable, Sendable, Equatable {
         guard !nodes.isEmpty else { throw ClusterError.invalidArgument("\(path): nodes lists no node") }
         if let storage {
             _ = try Self.sqlitePath(storage, field: "\(path): storage")
+        }
+        if let port = ssh?.port, !(1...65535).contains(port) {
+            throw ClusterError.invalidArgument("\(path): ssh.port \(port) is not a TCP port")
+        }
+        var seen: Set<String> = []
+        for (index, node) in nodes.enumerated() {
+            guard !node.host.isEmpty else { throw ClusterError.invalidArgument("\(path): nodes[\(index)].host is empty") }
+            guard seen.insert(node.host).inserted else {
+                throw ClusterError.invalidArgument(
+                    "\(path): nodes[\(index)].host \(node.host) is listed twice (one node daemon per host)")
+            }
         }
         for (index, node) in nodes.enumerated() {
             for (name, value) in [("cpus", node.cpus), ("gpus", node.gpus)] {

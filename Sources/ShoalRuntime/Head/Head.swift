@@ -349,8 +349,9 @@ public actor Head {
         guard var job = jobs[peer], job.alive else { return }
         job.alive = false
         jobs[peer] = job
-        for leaseID in job.leases { endLease(leaseID, notifyNode: false) }
+        // Its waiting requests go first: ending a lease places waiting requests at once.
         pending.removeAll { $0.peer == peer }
+        for leaseID in job.leases { endLease(leaseID, notifyNode: false) }
         actorsOfEndedJob(job.id)
         removeGroups(of: peer)
         var end = Shoal_V1_EndJob()
@@ -413,7 +414,8 @@ public actor Head {
         case .wait:
             return false
         case .place(let nodeID):
-            guard var node = nodes[nodeID], var job = jobs[lease.peer] else { return true }
+            // A request of a job that has ended is dropped, never placed.
+            guard var node = nodes[nodeID], var job = jobs[lease.peer], job.alive else { return true }
             let id = nextLeaseID
             nextLeaseID += 1
             var entry = LeaseEntry(id: id, jobPeer: lease.peer, requestID: lease.requestID, nodeID: nodeID, resources: resources)

@@ -530,6 +530,13 @@ case "whoami":
     print("executables=\(Set(seen.map { $0.split(separator: "|")[0] }).sorted().joined(separator: ","))")
     print("jobs=\(Set(seen.map { $0.split(separator: "|")[1] }).sorted().joined(separator: ","))")
 
+case "abandon":
+    // Leaves `count` half-second tasks queued and disconnects: the head must drop their lease
+    // requests, not place them for a job that has ended.
+    for _ in 0..<count { _ = try cluster.submit(sleepy, 0.5) }
+    try await Task.sleep(for: .milliseconds(100))
+    print("abandoning")
+
 case "fail-after-output":
     print("about to fail")
     flushStandardOutput()
