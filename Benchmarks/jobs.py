@@ -90,9 +90,8 @@ def ray(runs):
         }
 
         def submit(entrypoint, marker):
-            # `ray job submit` takes the entrypoint as one shell string.
-            command = " ".join("'" + part.replace("'", "'\\''") + "'" for part in entrypoint)
-            return timed_submit(["ray", "job", "submit", "--address", "http://127.0.0.1:8265", "--", command], marker, env)
+            # `ray job submit` quotes each argument after -- into its shell entrypoint.
+            return timed_submit(["ray", "job", "submit", "--address", "http://127.0.0.1:8265", "--"] + entrypoint, marker, env)
 
         return measure("ray", submit, kinds, runs)
     finally:
