@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := libzmq3-dev libopenblas-dev libpq-dev libsqlite3-dev libssl-dev pkg-config protobuf-compiler \
-  openssh-client openssh-server
+  openssh-client openssh-server postgresql
 SWIFT_FLAGS ?=
 RELEASE := swift build -c release $(SWIFT_FLAGS)
 
@@ -24,9 +24,12 @@ build: deps
 	swift build $(SWIFT_FLAGS)
 
 ## test: build everything (debug) and run the whole suite, integration tests included.
+## The storage tests run against a real PostgreSQL server started here (scripts/test-postgres.sh).
 test: deps
 	swift build --build-tests $(SWIFT_FLAGS)
-	SHOAL_BIN_DIR=$$(swift build --show-bin-path) swift test --skip-build $(SWIFT_FLAGS)
+	scripts/test-postgres.sh start
+	SHOAL_BIN_DIR=$$(swift build --show-bin-path) SHOAL_TEST_POSTGRES=$$(scripts/test-postgres.sh url) \
+	  swift test --skip-build $(SWIFT_FLAGS)
 
 ## demo: a Monte Carlo option pricing map-reduce on an embedded local cluster (release build).
 demo: deps

@@ -43,8 +43,8 @@ let package = Package(
             dependencies: ["CZeroMQ", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
-        // Embedded SQLite (and, later, PostgreSQL) storage: connections, statements, migrations.
-        .target(name: "ShoalStorage", dependencies: ["CSQLite"], swiftSettings: swiftSettings),
+        // Storage: embedded SQLite and PostgreSQL behind one protocol; migrations, pooling.
+        .target(name: "ShoalStorage", dependencies: ["CSQLite", "CLibPQ"], swiftSettings: swiftSettings),
         // Head, node daemon, executor and driver core.
         .target(
             name: "ShoalRuntime",
@@ -56,7 +56,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // The driver library users import.
-        .target(name: "Shoal", dependencies: ["ShoalRuntime", "ShoalWire"], swiftSettings: swiftSettings),
+        .target(name: "Shoal", dependencies: ["ShoalRuntime", "ShoalWire", "ShoalStorage"], swiftSettings: swiftSettings),
         .executableTarget(
             name: "ClusterCLI",
             dependencies: [
@@ -88,7 +88,7 @@ let package = Package(
         ),
         .target(
             name: "ShoalTestSupport",
-            dependencies: ["Shoal"],
+            dependencies: ["Shoal", "ShoalStorage"],
             path: "Tests/ShoalTestSupport",
             swiftSettings: swiftSettings
         ),

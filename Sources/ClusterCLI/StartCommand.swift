@@ -53,7 +53,10 @@ struct StartCommand: AsyncParsableCommand {
     @Option(name: .customLong("node-id"), help: "This node's id (default: random).")
     var nodeID: String?
 
-    @Option(help: "The head's state store (job table): a SQLite file (default: state/head.sqlite in the session folder).")
+    @Option(
+        help:
+            "The head's store (job table, model registry): a SQLite file (default: state/head.sqlite in the session folder) or a postgres:// URL."
+    )
     var storage: String?
 
     @Option(
@@ -77,8 +80,8 @@ struct StartCommand: AsyncParsableCommand {
         _ = try clusterFile()
         _ = try workingDirLimit()
         if let storage {
-            do { _ = try ClusterConfig.sqlitePath(storage, field: "--storage") } catch let error as ClusterError {
-                throw ValidationError(error.message)
+            do { _ = try StorageLocation(parsing: storage) } catch let error as StorageError {
+                throw ValidationError("--storage: \(error.message)")
             }
         }
     }
@@ -91,10 +94,13 @@ struct StartCommand: AsyncParsableCommand {
         return bytes
     }
 
-    /// The head's SQLite file: the flag, the cluster file, or the session's default.
-    func statePath(session: Session, file: String?) throws -> String {
-        let given = try (storage ?? file).map { try ClusterConfig.sqlitePath($0) } ?? "state/head.sqlite"
-        return given.hasPrefix("/") ? given : session.directory + "/" + given
+    /// The head's store: the flag, the cluster file, or the session's default SQLite file.
+    func storageLocation(session: Session, file: String?) throws -> StorageLocation {
+        let location = try StorageLocation(parsing: storage ?? file ?? "state/head.sqlite")
+        if case .sqlite(let path) = location, !path.hasPrefix("/") {
+            return .sqlite(path: session.directory + "/" + path)
+        }
+        return location
     }
 
     func customResources() throws -> [String: Double] {
@@ -149,7 +155,7 @@ struct StartCommand: AsyncParsableCommand {
         if head {
             let server = try await Head(
                 bind: "tcp://\(host):\(port)", advertisedHost: host, sessionDirectory: session.directory, config: config,
-                statePath: try statePath(session: session, file: file?.storage), maxWorkingDirSize: try workingDirLimit())
+                storage: try storageLocation(session: session, file: file?.storage), maxWorkingDirSize: try workingDirLimit())
             headServer = server
             headAddress = server.address
             try session.writeHeadAddress(headAddress)

@@ -1,6 +1,7 @@
 // Shoal: the driver library. `import Shoal` is all a job needs: declare `RemoteTask`s, call
 // `Shoal.bootstrap(tasks:)` first thing in `main`, then `Cluster.connect()`.
 @_exported import ShoalRuntime
+@_exported import ShoalStorage
 
 import Foundation
 import Logging

@@ -4,8 +4,16 @@ import Foundation
 /// An error from the storage layer, with the statement or file it concerns.
 public struct StorageError: Error, CustomStringConvertible, Sendable {
     public let message: String
-    public init(_ message: String) { self.message = message }
+    /// The backend's error code: PostgreSQL's SQLSTATE, or SQLite's extended result code.
+    public let code: String
+    public init(_ message: String, code: String = "") {
+        self.message = message
+        self.code = code
+    }
     public var description: String { message }
+
+    /// A unique or primary key constraint refused the write.
+    public var isUniqueViolation: Bool { code == "23505" || code == "sqlite:2067" || code == "sqlite:1555" }
 }
 
 /// A value bound to a statement parameter or read from a column.
@@ -38,7 +46,8 @@ public struct SQLRow: Sendable {
 ///
 /// Not thread-safe: one owner (an actor, or one thread) uses it. Statements are prepared once
 /// and cached by their text.
-public final class SQLiteDatabase {
+public final class SQLiteDatabase: SQLDatabase {
+    public var backend: StorageBackend { .sqlite }
     private var handle: OpaquePointer?
     private var statements: [String: OpaquePointer] = [:]
     /// The file, or `:memory:`.
@@ -62,7 +71,8 @@ public final class SQLiteDatabase {
             handle = nil
             throw StorageError("cannot open the SQLite database \(path): \(reason)")
         }
-        sqlite3_busy_timeout(handle, 5000)
+        sqlite3_busy_timeout(handle, 10_000)
+        sqlite3_extended_result_codes(handle, 1)
         if path != ":memory:" {
             try execute("PRAGMA journal_mode=WAL")
             try execute("PRAGMA synchronous=NORMAL")
@@ -129,34 +139,14 @@ public final class SQLiteDatabase {
         }
     }
 
-    /// Applies the migrations not applied yet, in order, each in its own transaction; the
-    /// applied ones are recorded in `schema_migrations`.
-    /// - Parameter migrations: SQL scripts; the first is version 1.
-    public func migrate(_ migrations: [String]) throws {
-        try execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
-        let applied = try query("SELECT COALESCE(MAX(version), 0) AS version FROM schema_migrations")
-        let current = Int(applied.first?["version"].integer ?? 0)
-        guard current <= migrations.count else {
-            throw StorageError(
-                "the database \(path) has schema version \(current), newer than this program's \(migrations.count)")
-        }
-        for (index, script) in migrations.enumerated() where index + 1 > current {
-            try transaction {
-                try execute(script)
-                try run(
-                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
-                    [.integer(Int64(index + 1)), .real(Date().timeIntervalSince1970)])
-            }
-        }
-    }
-
     private func prepared(_ sql: String, _ parameters: [SQLValue]) throws -> OpaquePointer {
         let statement: OpaquePointer
         if let cached = statements[sql] {
             statement = cached
         } else {
             var created: OpaquePointer?
-            guard sqlite3_prepare_v2(handle, sql, -1, &created, nil) == SQLITE_OK, let created else {
+            // `$1` parameters (the dialect both backends share) become SQLite's `?1`.
+            guard sqlite3_prepare_v2(handle, Self.numberedParameters(sql), -1, &created, nil) == SQLITE_OK, let created else {
                 throw failure(sql)
             }
             statements[sql] = created
@@ -181,6 +171,29 @@ public final class SQLiteDatabase {
         return statement
     }
 
+    /// `$N` outside quotes rewritten as `?N`.
+    static func numberedParameters(_ sql: String) -> String {
+        var output = ""
+        output.reserveCapacity(sql.utf8.count)
+        var quote: Character?
+        var previous: Character = " "
+        for character in sql {
+            if let open = quote {
+                if character == open { quote = nil }
+                output.append(character)
+            } else if character == "'" || character == "\"" {
+                quote = character
+                output.append(character)
+            } else if character == "$" && !(previous.isLetter || previous.isNumber || previous == "_") {
+                output.append("?")
+            } else {
+                output.append(character)
+            }
+            previous = character
+        }
+        return output
+    }
+
     private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
     private static func column(_ statement: OpaquePointer, _ index: Int32) -> SQLValue {
@@ -199,6 +212,8 @@ public final class SQLiteDatabase {
     }
 
     private func failure(_ sql: String) -> StorageError {
-        StorageError("SQLite (\(path)): \(String(cString: sqlite3_errmsg(handle))) in: \(sql.prefix(200))")
+        StorageError(
+            "SQLite (\(path)): \(String(cString: sqlite3_errmsg(handle))) in: \(sql.prefix(200))",
+            code: "sqlite:\(sqlite3_extended_errcode(handle))")
     }
 }

@@ -1,6 +1,4 @@
 import Foundation
-import ShoalStorage
-import ShoalWire
 import Testing
 
 @testable import ShoalRuntime
@@ -68,29 +66,5 @@ struct WorkingDirectoryArchiveTests {
         #expect(throws: ClusterError.self) { try WorkingDirectoryArchive.unpack(Array(whole.dropLast(2)), into: target + "/cut") }
         #expect(throws: ClusterError.self) { try WorkingDirectoryArchive.unpack(Array("garbage".utf8), into: target + "/junk") }
         #expect(throws: ClusterError.self) { try WorkingDirectoryArchive.pack(directory: target + "/missing") }
-    }
-
-    @Test func theJobStoreKeepsRecordsAcrossReopening() throws {
-        let folder = try temporaryFolder()
-        defer { try? FileManager.default.removeItem(atPath: folder) }
-        var job = JobInfo()
-        job.jobID = "a"
-        job.state = .jobRunning
-        job.entrypoint = ["./train", "--epochs", "3"]
-        job.submittedAt = 1000
-        job.driverPid = 42
-        try JobStore(path: folder + "/state.sqlite").save(job)
-        job.state = .jobFailed
-        job.hasExitCode_p = true
-        job.exitCode = 3
-        job.message = "exited with status 3"
-        try JobStore(path: folder + "/state.sqlite").save(job)
-        let reopened = try JobStore(path: folder + "/state.sqlite").all()
-        #expect(reopened == [job])
-
-        let database = try SQLiteDatabase(path: folder + "/state.sqlite")
-        #expect(try database.query("SELECT MAX(version) AS v FROM schema_migrations").first?["v"].integer == 1)
-        #expect(throws: StorageError.self) { try database.run("INSERT INTO nowhere VALUES (1)") }
-        #expect(throws: StorageError.self) { try SQLiteDatabase(path: "/proc/no/such/folder/x.sqlite") }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import ShoalStorage
 import Yams
 
 /// A cluster's description, as `cluster.yaml` gives it: the head's address and each node's
@@ -53,8 +54,9 @@ public struct ClusterConfig: Codable, Sendable, Equatable {
         case head, nodes, ssh, binary, storage
         case sessionDir = "session_dir"
     }
-    /// Where the head keeps its state (the job table): a SQLite file path, or `sqlite:PATH`.
-    /// Relative paths are taken from the session folder.
+    /// Where the head keeps its state (the job table, the model registry): a SQLite file path
+    /// (`sqlite:PATH` also), relative paths taken from the session folder, or a
+    /// `postgres://user@host:port/database` URL.
     public var storage: String?
 
     /// Reads and checks a cluster file.
@@ -82,7 +84,11 @@ public struct ClusterConfig: Codable, Sendable, Equatable {
         guard !head.host.isEmpty else { throw ClusterError.invalidArgument("\(path): head.host is empty") }
         guard !nodes.isEmpty else { throw ClusterError.invalidArgument("\(path): nodes lists no node") }
         if let storage {
-            _ = try Self.sqlitePath(storage, field: "\(path): storage")
+            do {
+                _ = try StorageLocation(parsing: storage)
+            } catch let error as StorageError {
+                throw ClusterError.invalidArgument("\(path): storage: \(error.message)")
+            }
         }
         if let port = ssh?.port, !(1...65535).contains(port) {
             throw ClusterError.invalidArgument("\(path): ssh.port \(port) is not a TCP port")
@@ -105,20 +111,6 @@ public struct ClusterConfig: Codable, Sendable, Equatable {
                 throw ClusterError.invalidArgument("\(path): nodes[\(index)].resources.\(name) must be >= 0, not \(amount)")
             }
         }
-    }
-
-    /// The SQLite file a storage setting names.
-    /// - Throws: `ClusterError.invalidArgument` for an empty value or another backend.
-    public static func sqlitePath(_ storage: String, field: String = "storage") throws -> String {
-        let value = storage.hasPrefix("sqlite:") ? String(storage.dropFirst("sqlite:".count)) : storage
-        if storage.hasPrefix("postgres://") || storage.hasPrefix("postgresql://") {
-            throw ClusterError.invalidArgument(
-                "\(field): the head's state store is SQLite in this version; give a file path, not \(storage.prefix(20))…")
-        }
-        guard !value.isEmpty, !value.contains("://") else {
-            throw ClusterError.invalidArgument("\(field): '\(storage)' is not a SQLite file path (example: state/head.sqlite)")
-        }
-        return value
     }
 
     /// The node listed for `host`, else the first.

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ShoalStorage
 import ShoalTransport
 import ShoalWire
 
@@ -29,8 +30,8 @@ final class JobBook {
     var logWaiters: [LogWaiter] = []
     var logTimerArmed = false
 
-    init(statePath: String?, directory: String, maxWorkingDirSize: UInt64) throws {
-        store = try JobStore(path: statePath ?? ":memory:")
+    init(storage: StorageLocation, directory: String, maxWorkingDirSize: UInt64) throws {
+        store = try JobStore(storage)
         self.directory = directory
         archiveDirectory = directory + "/archives"
         self.maxWorkingDirSize = maxWorkingDirSize

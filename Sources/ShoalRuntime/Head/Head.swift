@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ShoalStorage
 import ShoalTransport
 import ShoalWire
 
@@ -84,11 +85,12 @@ public actor Head {
     /// - Parameters:
     ///   - advertisedHost: the host name others use to reach it.
     ///   - sessionDirectory: where the package store lives.
-    ///   - statePath: the SQLite file that keeps the job table across restarts; nil keeps it in
-    ///     memory. Job folders (logs, working directories) go beside it, or in the session.
+    ///   - storage: the store that keeps the job table across restarts (a SQLite file or
+    ///     PostgreSQL); nil keeps it in memory. Job folders (logs, working directories) go beside
+    ///     a SQLite file, else in the session folder.
     ///   - maxWorkingDirSize: the largest job working directory accepted.
     public init(
-        bind: String, advertisedHost: String, sessionDirectory: String, config: RuntimeConfig, statePath: String? = nil,
+        bind: String, advertisedHost: String, sessionDirectory: String, config: RuntimeConfig, storage: StorageLocation? = nil,
         maxWorkingDirSize: UInt64 = WorkingDirectoryArchive.defaultMaxSize
     ) async throws {
         let loop = EventLoop(name: "shoal-head")
@@ -97,10 +99,15 @@ public actor Head {
         logger = Logger(label: "shoal.head")
         packageDirectory = sessionDirectory + "/packages"
         try FileManager.default.createDirectory(atPath: packageDirectory, withIntermediateDirectories: true)
-        let stateFolder = statePath.map { ($0 as NSString).deletingLastPathComponent } ?? sessionDirectory
+        let stateFolder: String
+        if case .sqlite(let path) = storage {
+            stateFolder = (path as NSString).deletingLastPathComponent
+        } else {
+            stateFolder = sessionDirectory
+        }
         do {
             jobBook = try JobBook(
-                statePath: statePath, directory: (stateFolder.isEmpty ? "." : stateFolder) + "/jobs",
+                storage: storage ?? .sqlite(path: ":memory:"), directory: (stateFolder.isEmpty ? "." : stateFolder) + "/jobs",
                 maxWorkingDirSize: maxWorkingDirSize)
         } catch {
             throw ClusterError.invalidArgument("the head's state store: \(error)")

@@ -8,31 +8,32 @@ typealias JobInfo = Shoal_V1_JobInfo
 /// The head's table of submitted jobs, in its SQLite store, so that a restarted head still
 /// knows them.
 final class JobStore {
-    private let database: SQLiteDatabase
+    private let database: any SQLDatabase
 
     /// The schema, one script per version.
     static let migrations = [
-        """
-        CREATE TABLE jobs (
-            id TEXT PRIMARY KEY,
-            state TEXT NOT NULL,
-            entrypoint TEXT NOT NULL,
-            working_dir_sha256 TEXT NOT NULL,
-            submitted_at REAL NOT NULL,
-            started_at REAL NOT NULL DEFAULT 0,
-            ended_at REAL NOT NULL DEFAULT 0,
-            exit_code INTEGER,
-            message TEXT NOT NULL DEFAULT '',
-            driver_pid INTEGER NOT NULL DEFAULT 0
-        );
-        CREATE INDEX jobs_by_submission ON jobs (submitted_at);
-        """
+        Migration(
+            """
+            CREATE TABLE jobs (
+                id TEXT PRIMARY KEY,
+                state TEXT NOT NULL,
+                entrypoint TEXT NOT NULL,
+                working_dir_sha256 TEXT NOT NULL,
+                submitted_at DOUBLE PRECISION NOT NULL,
+                started_at DOUBLE PRECISION NOT NULL DEFAULT 0,
+                ended_at DOUBLE PRECISION NOT NULL DEFAULT 0,
+                exit_code INTEGER,
+                message TEXT NOT NULL DEFAULT '',
+                driver_pid INTEGER NOT NULL DEFAULT 0
+            );
+            CREATE INDEX jobs_by_submission ON jobs (submitted_at);
+            """)
     ]
 
-    /// Opens the store at `path` (`:memory:` for one that ends with the process).
-    init(path: String) throws {
-        database = try SQLiteDatabase(path: path)
-        try database.migrate(Self.migrations)
+    /// Opens the store at `location`.
+    init(_ location: StorageLocation) throws {
+        database = try location.open()
+        try database.migrate(Self.migrations, component: "jobs")
     }
 
     /// Writes a job's record, replacing the one with its id.
@@ -42,9 +43,9 @@ final class JobStore {
             """
             INSERT INTO jobs (id, state, entrypoint, working_dir_sha256, submitted_at, started_at, ended_at,
                               exit_code, message, driver_pid)
-            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-            ON CONFLICT (id) DO UPDATE SET state = ?2, started_at = ?6, ended_at = ?7, exit_code = ?8,
-                                           message = ?9, driver_pid = ?10
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+            ON CONFLICT (id) DO UPDATE SET state = $2, started_at = $6, ended_at = $7, exit_code = $8,
+                                           message = $9, driver_pid = $10
             """,
             [
                 .text(job.jobID), .text(Self.name(of: job.state)), .text(entrypoint), .text(job.workingDirSha256),
