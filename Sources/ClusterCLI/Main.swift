@@ -17,7 +17,7 @@ struct ClusterCommand: AsyncParsableCommand {
         abstract: "Start, stop and inspect a Shoal cluster.",
         subcommands: [
             StartCommand.self, StopCommand.self, StatusCommand.self, SubmitCommand.self, JobCommand.self,
-            UpCommand.self, DownCommand.self,
+            UpCommand.self, DownCommand.self, ModelsCommand.self, RegistryCommand.self,
             MicrobenchmarkCommand.self, ZMQEchoCommand.self,
         ]
     )

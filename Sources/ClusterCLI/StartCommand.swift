@@ -63,6 +63,12 @@ struct StartCommand: AsyncParsableCommand {
         name: .customLong("max-working-dir-size"), help: "The largest job working directory the head accepts (default 512MiB).")
     var maxWorkingDirSize: String?
 
+    @Option(help: "The model registry's artifact folder (default: artifacts/ beside a SQLite store, else in the session folder).")
+    var artifacts: String?
+
+    @Flag(name: .customLong("no-registry"), help: "Do not host the model registry in the head.")
+    var noRegistry = false
+
     @Flag(help: "Stay in the foreground until stopped.")
     var block = false
 
@@ -153,9 +159,11 @@ struct StartCommand: AsyncParsableCommand {
         var headServer: Head?
         let headAddress: String
         if head {
+            let storage = try storageLocation(session: session, file: file?.storage)
+            let registry = noRegistry ? nil : try openRegistry(storage: storage, artifacts: artifacts, session: session)
             let server = try await Head(
                 bind: "tcp://\(host):\(port)", advertisedHost: host, sessionDirectory: session.directory, config: config,
-                storage: try storageLocation(session: session, file: file?.storage), maxWorkingDirSize: try workingDirLimit())
+                storage: storage, maxWorkingDirSize: try workingDirLimit(), registry: registry)
             headServer = server
             headAddress = server.address
             try session.writeHeadAddress(headAddress)
@@ -209,5 +217,24 @@ struct StartCommand: AsyncParsableCommand {
         }
         kill(pid, SIGKILL)
         throw ValidationError("the \(role) daemon was not ready within 30 s; see \(logPath)")
+    }
+}
+
+/// The registry on `storage`, its artifacts in `artifacts` or beside the store.
+func openRegistry(storage: StorageLocation, artifacts: String?, session: Session) throws -> RegistryService {
+    let folder: String
+    if let artifacts {
+        folder = artifacts
+    } else if case .sqlite(let path) = storage {
+        folder = (path as NSString).deletingLastPathComponent + "/artifacts"
+    } else {
+        folder = session.directory + "/artifacts"
+    }
+    do {
+        return try RegistryService(storage: storage, artifacts: try ArtifactStore(root: folder))
+    } catch let error as RegistryError {
+        throw ValidationError("the model registry: \(error.message)")
+    } catch let error as StorageError {
+        throw ValidationError("the model registry's store \(storage): \(error.message)")
     }
 }

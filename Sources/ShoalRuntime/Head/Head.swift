@@ -80,6 +80,8 @@ public actor Head {
     var placementGroups: [String: PlacementGroupRecord] = [:]
     var pendingGroups: [String] = []
     let jobBook: JobBook
+    /// The model registry this head hosts, if any.
+    public nonisolated let registry: RegistryService?
 
     /// Starts a head listening on `bind` (`tcp://0.0.0.0:6390`, port 0 for any).
     /// - Parameters:
@@ -91,8 +93,9 @@ public actor Head {
     ///   - maxWorkingDirSize: the largest job working directory accepted.
     public init(
         bind: String, advertisedHost: String, sessionDirectory: String, config: RuntimeConfig, storage: StorageLocation? = nil,
-        maxWorkingDirSize: UInt64 = WorkingDirectoryArchive.defaultMaxSize
+        maxWorkingDirSize: UInt64 = WorkingDirectoryArchive.defaultMaxSize, registry: RegistryService? = nil
     ) async throws {
+        self.registry = registry
         let loop = EventLoop(name: "shoal-head")
         self.loop = loop
         self.config = config
@@ -164,6 +167,20 @@ public actor Head {
         let peer = incoming.sender
         let requestID = incoming.envelope.requestID
         if try handleJobMessage(incoming) { return }
+        if case .registryRequest(let request) = incoming.envelope.body {
+            guard let registry else {
+                try send(.error(requestID, .unavailable, "this head hosts no model registry"), to: peer)
+                return
+            }
+            let loop = self.loop
+            registry.dispatch(request, artifact: try? incoming.payload(1), requestID: requestID) {
+                [weak self] envelope, payloads in
+                loop.execute { [weak self] in
+                    self?.assumeIsolated { try? $0.send(envelope, payloads: payloads, to: peer) }
+                }
+            }
+            return
+        }
         switch incoming.envelope.body {
         case .registerNode(let register): registerNode(register, peer: peer, requestID: requestID)
         case .nodeHeartbeat(let beat):

@@ -1,0 +1,317 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Shoal
+
+struct RegistryCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "registry", abstract: "Run the model registry on its own.", subcommands: [Serve.self])
+
+    struct Serve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Serve the model registry alone (the head hosts one by default).",
+            discussion: "Clients reach it with `cluster models --address HOST:PORT …`.")
+        @Option(help: "The port (0 picks a free one).") var port = 6391
+        @Option(name: .customLong("node-ip-address"), help: "The address clients reach it at.") var host = "127.0.0.1"
+        @Option(help: "Its store: a SQLite file or a postgres:// URL (default: registry.sqlite in the session folder).")
+        var storage: String?
+        @Option(help: "The artifact folder (a shared path serves several hosts).") var artifacts: String?
+
+        func run() async throws {
+            Shoal.setUpLogging(defaultLevel: .info)
+            installStopSignalHandlers()
+            let session = Session()
+            try session.prepare()
+            var location = try StorageLocation(parsing: storage ?? "registry.sqlite")
+            if case .sqlite(let path) = location, !path.hasPrefix("/") {
+                location = .sqlite(path: session.directory + "/" + path)
+            }
+            let service = try openRegistry(storage: location, artifacts: artifacts, session: session)
+            let server = try RegistryServer(service: service, bind: "tcp://\(host):\(port)", advertisedHost: host)
+            print("Shoal model registry at \(server.address) (store \(location), artifacts \(service.artifacts.root))")
+            flushStandardOutput()
+            await waitForStopRequest()
+            server.shutdown()
+        }
+    }
+}
+
+struct ModelsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "models",
+        abstract: "The model registry: list, show, register, approve, alias, download, compare, audit.",
+        discussion: "Changes are recorded as SHOAL_IDENTITY (default user@host), or --identity.",
+        subcommands: [
+            List.self, Show.self, Register.self, Approve.self, Alias.self, Download.self, Compare.self, Audit.self, Tag.self,
+            Archive.self,
+        ]
+    )
+
+    struct Connection: ParsableArguments {
+        @Option(help: "The head (or registry server), HOST:PORT.") var address: String?
+        @Option(help: "Who you are, for the audit log and approvals (default: SHOAL_IDENTITY or user@host).") var identity:
+            String?
+
+        func registry() throws -> ModelRegistry {
+            try ModelRegistry(address: try headAddress(address), identity: identity ?? ModelRegistry.defaultIdentity)
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Registered models (optionally with a tag).")
+        @OptionGroup var connection: Connection
+        @Option(help: "Only models with this tag, KEY or KEY=VALUE.") var tag: String?
+
+        func run() async throws {
+            let parts = tag?.split(separator: "=", maxSplits: 1).map(String.init)
+            let models = try connection.registry().models(tag: parts?.first, value: parts.flatMap { $0.count > 1 ? $0[1] : nil })
+            guard !models.isEmpty else {
+                print("No models.")
+                return
+            }
+            var rows = [["MODEL", "VERSIONS", "ALIASES", "TAGS", "CREATED BY", "DESCRIPTION"]]
+            for model in models {
+                rows.append([
+                    model.name, String(model.latestVersion),
+                    model.aliases.sorted { $0.key < $1.key }.map { "\($0.key)→\($0.value)" }.joined(separator: " "),
+                    model.tags.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "), model.createdBy,
+                    String(model.description.prefix(50)),
+                ])
+            }
+            print(table(rows))
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "A model's versions, or one version with its model card.")
+        @OptionGroup var connection: Connection
+        @Argument(help: "The model.") var model: String
+        @Argument(help: "A version number (default: the model's versions).") var version: Int?
+        @Option(help: "The version an alias points at.") var alias: String?
+
+        func run() async throws {
+            let registry = try connection.registry()
+            if version == nil && alias == nil {
+                let model = try registry.model(self.model)
+                print("Model \(model.name): \(model.latestVersion) versions; created by \(model.createdBy)")
+                if !model.description.isEmpty { print(model.description) }
+                var rows = [["VERSION", "STATUS", "ALIASES", "CREATED BY", "ARTIFACT", "METRICS"]]
+                for found in try registry.search(VersionFilter(model: model.name, includeArchived: true, limit: 1000)) {
+                    rows.append([
+                        String(found.version), found.status, found.aliases.joined(separator: ","), found.createdBy,
+                        "\(found.artifactSHA256.prefix(12)) \(found.artifactSize) B",
+                        found.metrics.keys.sorted().prefix(4).map { "\($0)=\(format(found.lastValue(of: $0)))" }.joined(
+                            separator: " "),
+                    ])
+                }
+                print(table(rows))
+                return
+            }
+            let found = try registry.version(model, number: version, alias: alias)
+            print("\(found.model) version \(found.version) [\(found.status)] by \(found.createdBy)")
+            if !found.aliases.isEmpty { print("Aliases: \(found.aliases.joined(separator: ", "))") }
+            for approval in found.approvals { print("Approved for \(approval.alias) by \(approval.by): \(approval.reason)") }
+            print("Model card:")
+            print(found.modelCard)
+        }
+    }
+
+    struct Register: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Register a new version from a weights file.")
+        @OptionGroup var connection: Connection
+        @Argument(help: "The model (created if new).") var model: String
+        @Option(help: "The artifact file (safetensors unless --format binary).") var artifact: String
+        @Option(help: "safetensors or binary.") var format = "safetensors"
+        @Option(help: "A metric, NAME=VALUE (repeatable).") var metric: [String] = []
+        @Option(help: "A parameter, NAME=VALUE (repeatable).") var param: [String] = []
+        @Option(help: "A tag, KEY=VALUE (repeatable).") var tag: [String] = []
+        @Option(help: "What this version is.") var description = ""
+        @Option(help: "The version it was fine-tuned or derived from.") var parent: Int?
+        @Option(help: "A JSON file with the model's configuration, for the model card.") var config: String?
+        @Option(name: .customLong("data-sha256"), help: "The training data's hash.") var dataSHA256 = ""
+        @Option(name: .customLong("code-sha256"), help: "The code's hash.") var codeSHA256 = ""
+
+        func pairs(_ entries: [String], _ flag: String) throws -> [String: String] {
+            var result: [String: String] = [:]
+            for entry in entries {
+                let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+                guard parts.count == 2, !parts[0].isEmpty else { throw ValidationError("--\(flag) '\(entry)' is not NAME=VALUE") }
+                result[parts[0]] = parts[1]
+            }
+            return result
+        }
+
+        func run() async throws {
+            guard let bytes = FileManager.default.contents(atPath: artifact) else {
+                throw ValidationError("cannot read the artifact file \(artifact)")
+            }
+            var metrics: [String: Double] = [:]
+            for (name, text) in try pairs(metric, "metric") {
+                guard let value = Double(text), value.isFinite else {
+                    throw ValidationError("--metric \(name)=\(text): not a number")
+                }
+                metrics[name] = value
+            }
+            var configJSON = ""
+            if let config {
+                guard let data = FileManager.default.contents(atPath: config) else {
+                    throw ValidationError("cannot read --config \(config)")
+                }
+                configJSON = String(decoding: data, as: UTF8.self)
+            }
+            let environment = ProcessInfo.processInfo.environment
+            let version = try connection.registry().register(
+                model: model, artifact: [UInt8](bytes), format: format, description: description,
+                parameters: try pairs(param, "param"),
+                metrics: metrics, tags: try pairs(tag, "tag"),
+                lineage: .init(
+                    jobID: environment["SHOAL_JOB_ID"] ?? "", dataSHA256: dataSHA256, codeSHA256: codeSHA256,
+                    parentVersion: parent),
+                configJSON: configJSON)
+            print(
+                "Registered \(version.model) version \(version.version) (artifact \(version.artifactSHA256.prefix(16)), \(version.artifactSize) bytes)."
+            )
+        }
+    }
+
+    struct Approve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Approve a version for an alias (not your own).")
+        @OptionGroup var connection: Connection
+        @Argument var model: String
+        @Argument var version: Int
+        @Option(help: "The alias the approval is for.") var alias = "production"
+        @Option(help: "Why.") var reason = ""
+
+        func run() async throws {
+            try connection.registry().approve(model, version: version, for: alias, reason: reason)
+            print("Approved \(model) version \(version) for '\(alias)'.")
+        }
+    }
+
+    struct Alias: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Point an alias at a version (production needs an approval).")
+        @OptionGroup var connection: Connection
+        @Argument var model: String
+        @Argument var alias: String
+        @Argument(help: "The version; leave out with --remove.") var version: Int?
+        @Flag(help: "Remove the alias.") var remove = false
+        @Option(help: "Why.") var reason = ""
+
+        func validate() throws {
+            guard remove == (version == nil) else { throw ValidationError("give a version, or --remove") }
+        }
+
+        func run() async throws {
+            try connection.registry().moveAlias(model, alias, to: version, reason: reason)
+            print(remove ? "Removed \(model)@\(alias)." : "\(model)@\(alias) → version \(version ?? 0).")
+        }
+    }
+
+    struct Download: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Fetch a version's artifact (checked against its hash) and model card.")
+        @OptionGroup var connection: Connection
+        @Argument var model: String
+        @Argument(help: "A version number (default: latest, or --alias).") var version: Int?
+        @Option(help: "The version an alias points at.") var alias: String?
+        @Option(help: "The folder to write <model>-v<version>.<format> and its .card.json into.") var output = "."
+
+        func run() async throws {
+            let (found, bytes) = try connection.registry().load(name: model, version: version, alias: alias)
+            try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+            let base = "\(output)/\(found.model)-v\(found.version)"
+            let file = base + (found.artifactFormat == "safetensors" ? ".safetensors" : ".bin")
+            try Data(bytes).write(to: URL(fileURLWithPath: file))
+            try Data(found.modelCard.utf8).write(to: URL(fileURLWithPath: base + ".card.json"))
+            print("Wrote \(file) (\(bytes.count) bytes, sha256 \(found.artifactSHA256.prefix(16))…) and \(base).card.json")
+        }
+    }
+
+    struct Compare: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Two versions' metrics and parameters side by side.")
+        @OptionGroup var connection: Connection
+        @Argument var model: String
+        @Argument var left: Int
+        @Argument var right: Int
+
+        func run() async throws {
+            let comparison = try connection.registry().compare(model, left, right)
+            var rows = [["", "v\(left)", "v\(right)", "Δ"]]
+            for metric in comparison.metrics {
+                let delta = metric.left.flatMap { l in metric.right.map { format($0 - l) } } ?? ""
+                rows.append(["metric \(metric.name)", format(metric.left), format(metric.right), delta])
+            }
+            for parameter in comparison.parameters {
+                rows.append([
+                    "param \(parameter.name)", parameter.left ?? "—", parameter.right ?? "—",
+                    parameter.left == parameter.right ? "" : "≠",
+                ])
+            }
+            print(table(rows))
+        }
+    }
+
+    struct Audit: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The append-only audit log: who changed what, when and why.")
+        @OptionGroup var connection: Connection
+        @Argument(help: "A model (default: all).") var model: String?
+        @Option(help: "The most entries to show.") var limit = 1000
+
+        func run() async throws {
+            let entries = try connection.registry().audit(model: model, limit: limit)
+            let formatter = ISO8601DateFormatter()
+            var rows = [["#", "WHEN", "WHO", "ACTION", "MODEL", "VERSION", "DETAILS", "WHY"]]
+            for entry in entries {
+                rows.append([
+                    String(entry.id), formatter.string(from: entry.at), entry.actor, entry.action, entry.model,
+                    entry.version == 0 ? "" : String(entry.version), entry.details, entry.reason,
+                ])
+            }
+            print(table(rows))
+        }
+    }
+
+    struct Tag: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Set (KEY=VALUE) or remove (-KEY) tags of a model or a version.")
+        @OptionGroup var connection: Connection
+        @Argument var model: String
+        @Option(help: "The version (default: the model itself).") var version: Int?
+        @Argument(help: "KEY=VALUE to set, -KEY to remove.") var changes: [String]
+        @Option(help: "Why.") var reason = ""
+
+        func run() async throws {
+            var set: [String: String] = [:]
+            var remove: [String] = []
+            for change in changes {
+                if change.hasPrefix("-") {
+                    remove.append(String(change.dropFirst()))
+                } else {
+                    let parts = change.split(separator: "=", maxSplits: 1).map(String.init)
+                    guard parts.count == 2 else { throw ValidationError("'\(change)' is neither KEY=VALUE nor -KEY") }
+                    set[parts[0]] = parts[1]
+                }
+            }
+            try connection.registry().setTags(model, version: version, set, removing: remove, reason: reason)
+            print("Tags of \(model)\(version.map { " version \($0)" } ?? "") updated.")
+        }
+    }
+
+    struct Archive: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Archive a version (it stays, and stays downloadable).")
+        @OptionGroup var connection: Connection
+        @Argument var model: String
+        @Argument var version: Int
+        @Option(help: "Why.") var reason = ""
+
+        func run() async throws {
+            try connection.registry().archive(model, version: version, reason: reason)
+            print("Archived \(model) version \(version).")
+        }
+    }
+}
+
+private func format(_ value: Double?) -> String {
+    guard let value else { return "—" }
+    return String(format: "%.6g", value)
+}

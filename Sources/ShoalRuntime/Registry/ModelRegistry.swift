@@ -1,0 +1,378 @@
+import Foundation
+import ShoalTransport
+import ShoalWire
+
+/// One version of a registered model.
+public struct ModelVersion: Sendable, Equatable {
+    public var model: String
+    public var version: Int
+    /// READY or ARCHIVED.
+    public var status: String
+    public var createdAt: Date
+    public var createdBy: String
+    public var description: String
+    public var parameters: [String: String]
+    /// Every logged point, by metric name, in step order.
+    public var metrics: [String: [(step: Int64, value: Double)]]
+    public var tags: [String: String]
+    public var lineage: Lineage
+    public var artifactSHA256: String
+    public var artifactSize: UInt64
+    public var artifactFormat: String
+    /// JSON: configuration, parameters, last metrics, lineage, artifact.
+    public var modelCard: String
+    public var aliases: [String]
+    public var approvals: [(alias: String, by: String, at: Date, reason: String)]
+
+    /// Where a version came from.
+    public struct Lineage: Sendable, Equatable {
+        public var jobID: String
+        public var taskID: String
+        public var dataSHA256: String
+        public var codeSHA256: String
+        public var parentVersion: Int?
+
+        public init(
+            jobID: String = "", taskID: String = "", dataSHA256: String = "", codeSHA256: String = "", parentVersion: Int? = nil
+        ) {
+            self.jobID = jobID
+            self.taskID = taskID
+            self.dataSHA256 = dataSHA256
+            self.codeSHA256 = codeSHA256
+            self.parentVersion = parentVersion
+        }
+    }
+
+    /// A metric's value at its last step.
+    public func lastValue(of metric: String) -> Double? { metrics[metric]?.last?.value }
+
+    init(_ info: Shoal_V1_VersionInfo) {
+        model = info.model
+        version = Int(info.version)
+        status = info.status
+        createdAt = Date(timeIntervalSince1970: info.createdAt)
+        createdBy = info.createdBy
+        description = info.description_p
+        parameters = info.parameters
+        metrics = Dictionary(grouping: info.metrics, by: \.key).mapValues { $0.map { ($0.step, $0.value) } }
+        tags = info.tags
+        lineage = Lineage(
+            jobID: info.lineage.jobID, taskID: info.lineage.taskID, dataSHA256: info.lineage.dataSha256,
+            codeSHA256: info.lineage.codeSha256,
+            parentVersion: info.lineage.parentVersion == 0 ? nil : Int(info.lineage.parentVersion))
+        artifactSHA256 = info.artifactSha256
+        artifactSize = info.artifactSize
+        artifactFormat = info.artifactFormat
+        modelCard = info.modelCard
+        aliases = info.aliases
+        approvals = info.approvals.map { ($0.alias, $0.approvedBy, Date(timeIntervalSince1970: $0.approvedAt), $0.reason) }
+    }
+
+    public static func == (a: ModelVersion, b: ModelVersion) -> Bool {
+        a.model == b.model && a.version == b.version && a.status == b.status && a.artifactSHA256 == b.artifactSHA256
+            && a.aliases == b.aliases && a.tags == b.tags && a.parameters == b.parameters
+    }
+}
+
+/// A registered model.
+public struct RegisteredModel: Sendable, Equatable {
+    public var name: String
+    public var description: String
+    public var tags: [String: String]
+    public var createdAt: Date
+    public var createdBy: String
+    public var latestVersion: Int
+    /// Alias → version.
+    public var aliases: [String: Int]
+
+    init(_ info: Shoal_V1_ModelInfo) {
+        name = info.name
+        description = info.description_p
+        tags = info.tags
+        createdAt = Date(timeIntervalSince1970: info.createdAt)
+        createdBy = info.createdBy
+        latestVersion = Int(info.latestVersion)
+        aliases = info.aliases.mapValues { Int($0) }
+    }
+}
+
+/// One entry of the registry's append-only audit log.
+public struct AuditRecord: Sendable, Equatable {
+    public var id: Int64
+    public var at: Date
+    public var actor: String
+    /// create-model, register, tag, approve, alias, archive.
+    public var action: String
+    public var model: String
+    public var version: Int
+    public var details: String
+    public var reason: String
+}
+
+/// Filters for `ModelRegistry.search`.
+public struct VersionFilter: Sendable {
+    public var model: String?
+    public var tag: (key: String, value: String?)?
+    public var metric: String?
+    public var minimum: Double?
+    public var maximum: Double?
+    public var alias: String?
+    public var includeArchived = false
+    public var limit = 100
+
+    public init(
+        model: String? = nil, tag: (key: String, value: String?)? = nil, metric: String? = nil, minimum: Double? = nil,
+        maximum: Double? = nil, alias: String? = nil, includeArchived: Bool = false, limit: Int = 100
+    ) {
+        self.model = model
+        self.tag = tag
+        self.metric = metric
+        self.minimum = minimum
+        self.maximum = maximum
+        self.alias = alias
+        self.includeArchived = includeArchived
+        self.limit = limit
+    }
+}
+
+/// Two versions side by side: each metric's last value and each parameter, where they differ.
+public struct VersionComparison: Sendable {
+    public var left: ModelVersion
+    public var right: ModelVersion
+    /// Metric → (left, right) last values; nil where a side lacks it.
+    public var metrics: [(name: String, left: Double?, right: Double?)]
+    /// Parameter → (left, right).
+    public var parameters: [(name: String, left: String?, right: String?)]
+}
+
+/// The client of a model registry (hosted by the head, or by `cluster registry serve`). One
+/// user at a time: it owns a socket.
+public final class ModelRegistry {
+    public let address: String
+    /// Who this client acts as: recorded with every change, and checked by approvals.
+    public let identity: String
+    private let socket: Socket
+    private var nextRequestID: UInt64 = 1
+    private let timeout: Duration
+
+    /// `SHOAL_IDENTITY`, else `user@host`.
+    public static var defaultIdentity: String {
+        let environment = ProcessInfo.processInfo.environment
+        if let identity = environment["SHOAL_IDENTITY"], !identity.isEmpty { return identity }
+        return "\(environment["USER"] ?? NSUserName())@\(ProcessInfo.processInfo.hostName)"
+    }
+
+    public init(address: String, identity: String = ModelRegistry.defaultIdentity, timeout: Duration = .seconds(60)) throws {
+        self.address = address.hasPrefix("tcp://") ? address : "tcp://" + address
+        self.identity = identity
+        self.timeout = timeout
+        socket = try Socket.dealer(connectedTo: self.address)
+    }
+
+    deinit { socket.close() }
+
+    /// Creates a model (versions can also create it on first registration).
+    @discardableResult
+    public func createModel(_ name: String, description: String = "", tags: [String: String] = [:]) throws -> RegisteredModel {
+        var create = Shoal_V1_CreateModel()
+        create.name = name
+        create.description_p = description
+        create.tags = tags
+        return RegisteredModel(try request(.createModel(create)).0.model)
+    }
+
+    /// Registers a new version: numbered 1, 2, 3… per model, in one transaction with its
+    /// metrics, tags and lineage; the artifact is stored by its SHA-256.
+    /// - Parameters:
+    ///   - format: `safetensors` (checked) or `binary`.
+    ///   - metrics: final values (step 0); `history` adds per-step points.
+    ///   - configJSON: the model's configuration, for its model card.
+    public func register(
+        model: String, artifact: [UInt8], format: String = "safetensors", description: String = "",
+        parameters: [String: String] = [:], metrics: [String: Double] = [:],
+        history: [(key: String, step: Int64, value: Double)] = [],
+        tags: [String: String] = [:], lineage: ModelVersion.Lineage = .init(), configJSON: String = "", createModel: Bool = true
+    ) throws -> ModelVersion {
+        var register = Shoal_V1_RegisterVersion()
+        register.model = model
+        register.description_p = description
+        register.parameters = parameters
+        register.metrics =
+            metrics.map { point($0.key, 0, $0.value) } + history.map { point($0.key, $0.step, $0.value) }
+        register.tags = tags
+        register.lineage.jobID = lineage.jobID
+        register.lineage.taskID = lineage.taskID
+        register.lineage.dataSha256 = lineage.dataSHA256
+        register.lineage.codeSha256 = lineage.codeSHA256
+        register.lineage.parentVersion = UInt32(lineage.parentVersion ?? 0)
+        register.artifactSha256 = SHA256.hexDigest(of: artifact)
+        register.artifactFormat = format
+        register.configJson = configJSON
+        register.createModel = createModel
+        return ModelVersion(try request(.registerVersion(register), artifact: artifact).0.version)
+    }
+
+    private func point(_ key: String, _ step: Int64, _ value: Double) -> Shoal_V1_MetricPoint {
+        var point = Shoal_V1_MetricPoint()
+        point.key = key
+        point.step = step
+        point.value = value
+        return point
+    }
+
+    public func model(_ name: String) throws -> RegisteredModel {
+        var get = Shoal_V1_GetModel()
+        get.name = name
+        return RegisteredModel(try request(.getModel(get)).0.model)
+    }
+
+    /// Models, optionally those with a tag (and value).
+    public func models(tag: String? = nil, value: String? = nil) throws -> [RegisteredModel] {
+        var list = Shoal_V1_ListModels()
+        list.tagKey = tag ?? ""
+        list.tagValue = value ?? ""
+        return try request(.listModels(list)).0.models.map(RegisteredModel.init)
+    }
+
+    /// A version by number, else by alias, else the latest.
+    public func version(_ model: String, number: Int? = nil, alias: String? = nil) throws -> ModelVersion {
+        var get = Shoal_V1_GetVersion()
+        get.model = model
+        get.version = UInt32(number ?? 0)
+        get.alias = alias ?? ""
+        return ModelVersion(try request(.getVersion(get)).0.version)
+    }
+
+    /// A version and its artifact's bytes (checked against their hash by the registry).
+    public func load(
+        name: String, version number: Int? = nil, alias: String? = nil
+    ) throws -> (version: ModelVersion, artifact: [UInt8]) {
+        var download = Shoal_V1_DownloadArtifact()
+        download.model = name
+        download.version = UInt32(number ?? 0)
+        download.alias = alias ?? ""
+        let (reply, bytes) = try request(.downloadArtifact(download))
+        let version = ModelVersion(reply.version)
+        let artifact = bytes ?? []
+        // Checked again here: a copy damaged on the way is caught too.
+        guard SHA256.hexDigest(of: artifact) == version.artifactSHA256 else {
+            throw ClusterError.peerError(
+                "the artifact of \(name) version \(version.version) arrived damaged (its hash does not match)")
+        }
+        return (version, artifact)
+    }
+
+    public func search(_ filter: VersionFilter) throws -> [ModelVersion] {
+        var search = Shoal_V1_SearchVersions()
+        search.model = filter.model ?? ""
+        search.tagKey = filter.tag?.key ?? ""
+        search.tagValue = filter.tag?.value ?? ""
+        search.metric = filter.metric ?? ""
+        if let minimum = filter.minimum {
+            search.hasMin_p = true
+            search.minValue = minimum
+        }
+        if let maximum = filter.maximum {
+            search.hasMax_p = true
+            search.maxValue = maximum
+        }
+        search.alias = filter.alias ?? ""
+        search.includeArchived = filter.includeArchived
+        search.limit = UInt32(max(1, filter.limit))
+        return try request(.searchVersions(search)).0.versions.map(ModelVersion.init)
+    }
+
+    /// Sets or removes tags of a version (or of the model, with `version` nil).
+    public func setTags(
+        _ model: String, version: Int? = nil, _ tags: [String: String], removing: [String] = [], reason: String = ""
+    ) throws {
+        var set = Shoal_V1_SetTags()
+        set.model = model
+        set.version = UInt32(version ?? 0)
+        set.tags = tags
+        set.remove = removing
+        set.reason = reason
+        _ = try request(.setTags(set))
+    }
+
+    /// Records this identity's approval of a version for an alias.
+    @discardableResult
+    public func approve(_ model: String, version: Int, for alias: String, reason: String = "") throws -> ModelVersion {
+        var approve = Shoal_V1_ApproveVersion()
+        approve.model = model
+        approve.version = UInt32(version)
+        approve.alias = alias
+        approve.reason = reason
+        return ModelVersion(try request(.approveVersion(approve)).0.version)
+    }
+
+    /// Points `alias` at a version (nil removes it). Protected aliases (`production`) need an
+    /// approval by someone other than the version's registrant.
+    public func moveAlias(_ model: String, _ alias: String, to version: Int?, reason: String = "") throws {
+        var move = Shoal_V1_MoveAlias()
+        move.model = model
+        move.alias = alias
+        move.version = UInt32(version ?? 0)
+        move.reason = reason
+        _ = try request(.moveAlias(move))
+    }
+
+    @discardableResult
+    public func archive(_ model: String, version: Int, reason: String = "") throws -> ModelVersion {
+        var archive = Shoal_V1_ArchiveVersion()
+        archive.model = model
+        archive.version = UInt32(version)
+        archive.reason = reason
+        return ModelVersion(try request(.archiveVersion(archive)).0.version)
+    }
+
+    /// The audit log, oldest first (of one model, or all).
+    public func audit(model: String? = nil, limit: Int = 1000) throws -> [AuditRecord] {
+        var read = Shoal_V1_ReadAudit()
+        read.model = model ?? ""
+        read.limit = UInt32(max(1, limit))
+        return try request(.readAudit(read)).0.audit.map {
+            AuditRecord(
+                id: $0.id, at: Date(timeIntervalSince1970: $0.at), actor: $0.actor, action: $0.action, model: $0.model,
+                version: Int($0.version), details: $0.details, reason: $0.reason)
+        }
+    }
+
+    /// Two versions' metrics (last values) and parameters side by side.
+    public func compare(_ model: String, _ left: Int, _ right: Int) throws -> VersionComparison {
+        let a = try version(model, number: left)
+        let b = try version(model, number: right)
+        let metricNames = Set(a.metrics.keys).union(b.metrics.keys).sorted()
+        let parameterNames = Set(a.parameters.keys).union(b.parameters.keys).sorted()
+        return VersionComparison(
+            left: a, right: b, metrics: metricNames.map { ($0, a.lastValue(of: $0), b.lastValue(of: $0)) },
+            parameters: parameterNames.map { ($0, a.parameters[$0], b.parameters[$0]) })
+    }
+
+    private func request(
+        _ operation: Shoal_V1_RegistryRequest.OneOf_Op, artifact: [UInt8]? = nil
+    ) throws -> (
+        Shoal_V1_RegistryReply, [UInt8]?
+    ) {
+        var request = Shoal_V1_RegistryRequest()
+        request.identity = identity
+        request.op = operation
+        let requestID = nextRequestID
+        nextRequestID += 1
+        try socket.send(Envelope(requestID, .registryRequest(request)), payloads: artifact.map { [$0] } ?? [])
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let left = deadline - .now
+            guard left > .zero, let message = try socket.receive(timeout: left) else {
+                throw ClusterError.connectionFailed("no registry answered at \(address) within \(timeout)")
+            }
+            let incoming = try Incoming(message, routed: false)
+            guard incoming.envelope.requestID == requestID else { continue }
+            switch incoming.envelope.body {
+            case .registryReply(let reply): return (reply, try? incoming.payload(1))
+            case .error(let error): throw ClusterError.peerError(error.message)
+            default: throw ClusterError.peerError("the registry at \(address) answered with something else")
+            }
+        }
+    }
+}

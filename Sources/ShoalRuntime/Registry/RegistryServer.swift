@@ -1,0 +1,78 @@
+import Dispatch
+import Foundation
+import Logging
+import ShoalTransport
+import ShoalWire
+
+extension RegistryService {
+    /// Runs a registry request off the caller's thread and hands the reply (or the error) to
+    /// `reply`, which the owner of the socket sends from its own loop.
+    func dispatch(
+        _ request: Shoal_V1_RegistryRequest, artifact: [UInt8]?, requestID: UInt64,
+        reply: @escaping @Sendable (Envelope, [[UInt8]]) -> Void
+    ) {
+        DispatchQueue.global().async { [self] in
+            do {
+                let (answer, bytes) = try handle(request, artifact: artifact)
+                reply(Envelope(requestID, .registryReply(answer)), bytes.map { [$0] } ?? [])
+            } catch let error as RegistryError {
+                let code: Shoal_V1_ErrorReply.Code =
+                    switch error.kind {
+                    case .invalid, .denied: .invalidArgument
+                    case .notFound: .notFound
+                    case .corrupted, .unavailable: .unavailable
+                    }
+                reply(.error(requestID, code, error.message), [])
+            } catch {
+                reply(.error(requestID, .unavailable, "the registry's store failed: \(error)"), [])
+            }
+        }
+    }
+}
+
+/// The registry served alone (`cluster registry serve`): a ROUTER socket on its own loop.
+public final class RegistryServer: Sendable {
+    public let service: RegistryService
+    /// `tcp://host:port`.
+    public let address: String
+    private let loop: EventLoop
+    private let socket: Socket
+
+    public init(service: RegistryService, bind: String, advertisedHost: String) throws {
+        self.service = service
+        loop = EventLoop(name: "shoal-registry")
+        let socket = try Socket(.router)
+        try socket.setUnboundedQueues()
+        let bound = try socket.bind(bind)
+        self.socket = socket
+        address = "tcp://\(advertisedHost):\(bound.split(separator: ":").last.map(String.init) ?? "0")"
+        let loop = self.loop
+        loop.execute { [socket, service] in
+            loop.register(socket) { message in
+                Self.receive(message, socket: socket, loop: loop, service: service)
+            }
+        }
+    }
+
+    private static func receive(_ message: ShoalTransport.Message, socket: Socket, loop: EventLoop, service: RegistryService) {
+        guard let incoming = try? Incoming(message, routed: true) else {
+            if let peer = message.frames.first, !peer.isEmpty, message.frames.count > 1 {
+                try? socket.send(.error(0, .malformed, "not a Shoal message"), to: peer)
+            }
+            return
+        }
+        guard case .registryRequest(let request) = incoming.envelope.body else {
+            try? socket.send(
+                .error(incoming.envelope.requestID, .invalidArgument, "this is a registry server: only registry requests"),
+                to: incoming.sender)
+            return
+        }
+        let sender = incoming.sender
+        service.dispatch(request, artifact: try? incoming.payload(1), requestID: incoming.envelope.requestID) {
+            envelope, payloads in
+            loop.execute { try? socket.send(envelope, payloads: payloads, to: sender) }
+        }
+    }
+
+    public func shutdown() { loop.shutdown() }
+}

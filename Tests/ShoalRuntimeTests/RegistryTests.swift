@@ -1,0 +1,152 @@
+import Foundation
+import ShoalStorage
+import ShoalTestSupport
+import Testing
+
+@testable import ShoalRuntime
+
+/// The model registry over real sockets, the same suite on SQLite and on PostgreSQL.
+@Suite struct RegistryTests {
+    /// A registry server on loopback with a fresh store, and a way to reach it as anyone.
+    final class Fixture {
+        let store: TestStore
+        let artifacts: String
+        let server: RegistryServer
+
+        init(_ backend: StorageBackend, maxArtifact: UInt64 = ArtifactStore.defaultMaxSize) throws {
+            store = try TestStore.make(backend)
+            artifacts = NSTemporaryDirectory() + "shoal-artifacts-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+            let service = try RegistryService(
+                storage: store.location, artifacts: try ArtifactStore(root: artifacts, maxSize: maxArtifact))
+            server = try RegistryServer(service: service, bind: "tcp://127.0.0.1:0", advertisedHost: "127.0.0.1")
+        }
+
+        func client(_ identity: String) throws -> ModelRegistry { try ModelRegistry(address: server.address, identity: identity) }
+
+        func remove() {
+            server.shutdown()
+            store.remove()
+            try? FileManager.default.removeItem(atPath: artifacts)
+        }
+    }
+
+    /// A small, valid safetensors file: one float32 tensor.
+    static func safetensors(_ values: [Float]) -> [UInt8] {
+        let header = #"{"w":{"dtype":"F32","shape":[\#(values.count)],"data_offsets":[0,\#(values.count * 4)]}}"#
+        var bytes: [UInt8] = []
+        withUnsafeBytes(of: UInt64(header.utf8.count).littleEndian) { bytes += $0 }
+        bytes += Array(header.utf8)
+        values.withUnsafeBytes { bytes += $0 }
+        return bytes
+    }
+
+    func expectError(_ contains: String, _ body: () throws -> Void) {
+        do {
+            try body()
+            Issue.record("expected an error containing '\(contains)'")
+        } catch {
+            #expect("\(error)".contains(contains), "\(error)")
+        }
+    }
+
+    @Test(arguments: [StorageBackend.sqlite, .postgres])
+    func versionsAliasesApprovalsSearchAndAudit(_ backend: StorageBackend) throws {
+        let fixture = try Fixture(backend)
+        defer { fixture.remove() }
+        let alice = try fixture.client("alice")
+        let bob = try fixture.client("bob")
+        try alice.createModel("hybrid", description: "CNN+LSTM", tags: ["team": "quant"])
+        let v1 = try alice.register(
+            model: "hybrid", artifact: Self.safetensors([1, 2, 3]), parameters: ["lr": "0.001"], metrics: ["accuracy": 0.61],
+            history: [("loss", 1, 0.9), ("loss", 2, 0.7)], tags: ["stage": "dev"],
+            lineage: .init(jobID: "job-1", taskID: "7", dataSHA256: String(repeating: "a", count: 64)),
+            configJSON: #"{"hidden": 64}"#)
+        let v2 = try alice.register(
+            model: "hybrid", artifact: Self.safetensors([4, 5]), parameters: ["lr": "0.0005"], metrics: ["accuracy": 0.67],
+            tags: ["stage": "candidate"], lineage: .init(parentVersion: 1))
+        let v3 = try bob.register(model: "hybrid", artifact: Self.safetensors([6]), metrics: ["accuracy": 0.58])
+        #expect([v1.version, v2.version, v3.version] == [Int](1...3))
+        #expect(v1.metrics["loss"]?.map(\.value) == [Double]([0.9, 0.7]))
+        #expect(v1.lineage.jobID == "job-1" && v2.lineage.parentVersion == 1)
+        #expect(v1.modelCard.contains("\"hidden\" : 64"), "\(v1.modelCard)")
+
+        // production moves only to a version someone else approved.
+        expectError("needs an approval") { try alice.moveAlias("hybrid", "production", to: 2) }
+        expectError("cannot approve it") { try alice.approve("hybrid", version: 2, for: "production") }
+        try bob.approve("hybrid", version: 2, for: "production", reason: "backtest Sharpe 1.4")
+        try alice.moveAlias("hybrid", "production", to: 2, reason: "release")
+        try bob.moveAlias("hybrid", "staging", to: 3)
+        let loaded = try bob.load(name: "hybrid", alias: "production")
+        #expect(loaded.version.version == 2)
+        #expect(loaded.artifact == Self.safetensors([4, 5]))
+        #expect(try alice.model("hybrid").aliases == ["production": 2, "staging": 3])
+
+        // Search by tag, metric threshold and alias; compare.
+        #expect(try alice.search(VersionFilter(model: "hybrid", tag: ("stage", "candidate"))).map(\.version) == [2])
+        #expect(try alice.search(VersionFilter(metric: "accuracy", minimum: 0.6)).map(\.version) == [2, 1])
+        #expect(try alice.search(VersionFilter(metric: "loss", maximum: 0.8)).map(\.version) == [1])
+        #expect(try alice.search(VersionFilter(alias: "staging")).map(\.version) == [3])
+        #expect(try alice.models(tag: "team", value: "quant").map(\.name) == ["hybrid"])
+        let comparison = try alice.compare("hybrid", 1, 2)
+        #expect(comparison.metrics.first { $0.name == "accuracy" }.map { [$0.left, $0.right] } == [0.61, 0.67])
+        #expect(comparison.parameters.first { $0.name == "lr" }.map { [$0.left, $0.right] } == ["0.001", "0.0005"])
+
+        // Archiving: not while aliased.
+        expectError("still aliased as staging") { try bob.archive("hybrid", version: 3) }
+        try bob.moveAlias("hybrid", "staging", to: nil)
+        #expect(try bob.archive("hybrid", version: 3, reason: "worse").status == "ARCHIVED")
+        #expect(try alice.search(VersionFilter(model: "hybrid")).map(\.version) == [2, 1])
+        try alice.setTags("hybrid", version: 1, ["stage": "retired"], reason: "superseded")
+
+        let audit = try alice.audit(model: "hybrid")
+        #expect(
+            audit.map(\.action) == [
+                "create-model", "register", "register", "register", "approve", "alias", "alias", "alias", "archive", "tag",
+            ])
+        #expect(audit[4].actor == "bob" && audit[4].reason == "backtest Sharpe 1.4")
+        #expect(audit[5].details == "production: nothing → version 2" && audit[5].actor == "alice")
+        #expect(audit.map(\.id) == audit.map(\.id).sorted())
+
+        // The log is append-only, even to someone with the database.
+        let database = try fixture.store.location.open()
+        #expect(throws: StorageError.self) { try database.run("UPDATE audit_log SET actor = 'mallory'") }
+        #expect(throws: StorageError.self) { try database.run("DELETE FROM audit_log") }
+    }
+
+    @Test(arguments: [StorageBackend.sqlite, .postgres])
+    func badRequestsGetClearErrors(_ backend: StorageBackend) throws {
+        let fixture = try Fixture(backend, maxArtifact: 1 << 20)
+        defer { fixture.remove() }
+        let alice = try fixture.client("alice")
+        let v1 = try alice.register(model: "m", artifact: Self.safetensors([1]))
+        expectError("no model 'ghost'") { _ = try alice.version("ghost") }
+        expectError("has no version 9") { _ = try alice.version("m", number: 9) }
+        expectError("has no alias 'champion'") { _ = try alice.load(name: "m", alias: "champion") }
+        expectError("is not a valid model name") { _ = try alice.register(model: "../etc", artifact: [1]) }
+        expectError("is not a valid alias") { try alice.moveAlias("m", "prod uction", to: 1) }
+        expectError("is not a valid tag key") { try alice.setTags("m", ["bad key": "x"]) }
+        expectError("over the registry's limit of 1.0 MiB") {
+            _ = try alice.register(model: "m", artifact: [UInt8](repeating: 0, count: 2 << 20), format: "binary")
+        }
+        expectError("not a safetensors file") { _ = try alice.register(model: "m", artifact: [1, 2, 3, 4, 5, 6, 7, 8, 9]) }
+        expectError("parent version 5") {
+            _ = try alice.register(model: "m", artifact: Self.safetensors([2]), lineage: .init(parentVersion: 5))
+        }
+        expectError("not a finite number") {
+            _ = try alice.register(model: "m", artifact: Self.safetensors([2]), metrics: ["x": .nan])
+        }
+        expectError("needs an identity") { _ = try fixture.client(" ").models() }
+        // Refused registrations took no number: the next one is 2.
+        #expect(try alice.register(model: "m", artifact: Self.safetensors([3])).version == 2)
+
+        // One flipped byte in the stored artifact is caught on download.
+        let path = "\(fixture.artifacts)/\(v1.artifactSHA256.prefix(2))/\(v1.artifactSHA256)"
+        var bytes = try #require(FileManager.default.contents(atPath: path))
+        bytes[bytes.count - 1] ^= 0x01
+        try bytes.write(to: URL(fileURLWithPath: path))
+        expectError("m version 1: artifact \(v1.artifactSHA256) in \(fixture.artifacts) is corrupted") {
+            _ = try alice.load(name: "m", version: 1)
+        }
+        #expect(try alice.load(name: "m", version: 2).artifact == Self.safetensors([3]))
+    }
+}
