@@ -52,8 +52,16 @@ struct ModelsCommand: AsyncParsableCommand {
         @Option(help: "Who you are, for the audit log and approvals (default: SHOAL_IDENTITY or user@host).") var identity:
             String?
 
+        @Option(help: "Seconds to wait for the registry's answer.") var timeout: Double = 60
+
+        func validate() throws {
+            guard timeout > 0, timeout.isFinite else { throw ValidationError("--timeout must be a number of seconds above 0") }
+        }
+
         func registry() throws -> ModelRegistry {
-            try ModelRegistry(address: try headAddress(address), identity: identity ?? ModelRegistry.defaultIdentity)
+            try ModelRegistry(
+                address: try headAddress(address), identity: identity ?? ModelRegistry.defaultIdentity,
+                timeout: .milliseconds(Int(timeout * 1000)))
         }
     }
 
