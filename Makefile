@@ -6,7 +6,7 @@ APT_PACKAGES := libzmq3-dev libopenblas-dev libpq-dev libsqlite3-dev libssl-dev 
 SWIFT_FLAGS ?=
 RELEASE := swift build -c release $(SWIFT_FLAGS)
 
-.PHONY: all deps build test demo bench bench-jobs bench-tasks proto clean format container
+.PHONY: all deps build test demo bench bench-jobs bench-registry bench-tasks proto clean format container
 
 all: build
 
@@ -42,6 +42,16 @@ bench: deps
 	$(RELEASE) --product trading
 	Benchmarks/run.sh
 	$(MAKE) bench-jobs
+	$(MAKE) bench-registry
+
+## bench-registry: the model registry beside MLflow; updates its section of Benchmarks/RESULTS.md.
+bench-registry: deps
+	$(RELEASE) --product cluster
+	python3 -c 'import mlflow' 2>/dev/null || pip install -q mlflow
+	mkdir -p Benchmarks/out
+	$$(swift build -c release --show-bin-path)/cluster models bench --count 300 --json Benchmarks/out/shoal_registry.json
+	python3 Benchmarks/registry_mlflow.py Benchmarks/out/mlflow_registry.json --count 50
+	python3 Benchmarks/registry_report.py Benchmarks/out/shoal_registry.json Benchmarks/out/mlflow_registry.json Benchmarks/RESULTS.md
 
 ## bench-jobs: `cluster submit` beside `ray job submit`; updates the Jobs section of Benchmarks/RESULTS.md.
 bench-jobs: deps

@@ -43,7 +43,7 @@ struct ModelsCommand: AsyncParsableCommand {
         discussion: "Changes are recorded as SHOAL_IDENTITY (default user@host), or --identity.",
         subcommands: [
             List.self, Show.self, Register.self, Approve.self, Alias.self, Download.self, Compare.self, Audit.self, Tag.self,
-            Archive.self,
+            Archive.self, Bench.self,
         ]
     )
 
@@ -315,6 +315,101 @@ struct ModelsCommand: AsyncParsableCommand {
         func run() async throws {
             try connection.registry().archive(model, version: version, reason: reason)
             print("Archived \(model) version \(version).")
+        }
+    }
+}
+
+extension ModelsCommand {
+    struct Bench: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract:
+                "Time the registry: register a version with 10 metrics and a 2 MB artifact, move an alias to it, fetch it by alias.",
+            discussion: """
+                Without --address, runs against a registry of its own on loopback with a SQLite store and a local artifact \
+                folder in a temporary directory (the setup MLflow's local client has). Every artifact is new bytes, so \
+                nothing is deduplicated; every fetch checks the artifact's SHA-256.
+                """)
+        @Option(help: "A running head or registry, HOST:PORT (default: one of its own).") var address: String?
+        @Option(help: "Iterations after one warm-up.") var count = 200
+        @Option(help: "Artifact size in bytes.") var size = 2 << 20
+        @Option(help: "Write the figures as JSON here.") var json: String?
+
+        func validate() throws {
+            guard count > 0, size >= 8 else { throw ValidationError("--count must be above 0 and --size at least 8") }
+        }
+
+        func run() async throws {
+            var server: RegistryServer?
+            let folder = NSTemporaryDirectory() + "shoal-registry-bench-\(getpid())"
+            defer {
+                server?.shutdown()
+                try? FileManager.default.removeItem(atPath: folder)
+            }
+            let target: String
+            if let address {
+                target = address
+            } else {
+                let service = try RegistryService(
+                    storage: .sqlite(path: folder + "/registry.sqlite"), artifacts: try ArtifactStore(root: folder + "/artifacts")
+                )
+                let started = try RegistryServer(service: service, bind: "tcp://127.0.0.1:0", advertisedHost: "127.0.0.1")
+                server = started
+                target = started.address
+            }
+            let registry = try ModelRegistry(address: target, identity: "bench")
+            var generator = SystemRandomNumberGenerator()
+            var artifact = (0..<size).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let model = "bench-\(UInt32.random(in: 0...UInt32.max))"
+            var registerTimes: [Double] = []
+            var fetchTimes: [Double] = []
+            let clock = ContinuousClock()
+            for iteration in 0...count {
+                // New bytes every time: a counter in the first eight.
+                withUnsafeBytes(of: UInt64(iteration)) { raw in for offset in 0..<8 { artifact[offset] = raw[offset] } }
+                var metrics: [String: Double] = [:]
+                for metric in 0..<10 { metrics["metric_\(metric)"] = Double(iteration) + Double(metric) / 10 }
+                let start = clock.now
+                let version = try registry.register(model: model, artifact: artifact, format: "binary", metrics: metrics)
+                try registry.moveAlias(model, "champion", to: version.version)
+                let registered = clock.now
+                let fetched = try registry.load(name: model, alias: "champion")
+                let done = clock.now
+                guard fetched.artifact.count == size, fetched.version.version == version.version else {
+                    throw ValidationError("fetched version \(fetched.version.version), \(fetched.artifact.count) bytes")
+                }
+                if iteration > 0 {
+                    registerTimes.append(seconds(registered - start))
+                    fetchTimes.append(seconds(done - registered))
+                }
+                if iteration % 50 == 0 || iteration == count {
+                    let rate = Double(registerTimes.count) / max(1e-9, registerTimes.reduce(0, +) + fetchTimes.reduce(0, +))
+                    printError(
+                        String(
+                            format: "  %d/%d cycles  %.0f cycles/s  ETA %.1f s", iteration, count, rate,
+                            Double(count - iteration) / max(rate, 1e-9)))
+                }
+            }
+            func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+            let result: [String: Double] = [
+                "register_ms": median(registerTimes) * 1000, "fetch_ms": median(fetchTimes) * 1000,
+                "cycle_per_second": Double(count) / (registerTimes.reduce(0, +) + fetchTimes.reduce(0, +)),
+                "register_per_second": Double(count) / registerTimes.reduce(0, +),
+                "fetch_per_second": Double(count) / fetchTimes.reduce(0, +), "count": Double(count),
+            ]
+            print(
+                String(
+                    format: "register + alias: %.2f ms median (%.0f/s)   fetch by alias: %.2f ms median (%.0f/s)   cycle: %.0f/s",
+                    result["register_ms"] ?? 0, result["register_per_second"] ?? 0, result["fetch_ms"] ?? 0,
+                    result["fetch_per_second"] ?? 0,
+                    result["cycle_per_second"] ?? 0))
+            if let json {
+                try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys, .prettyPrinted]).write(
+                    to: URL(fileURLWithPath: json))
+            }
+        }
+
+        private func seconds(_ duration: Duration) -> Double {
+            Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
         }
     }
 }

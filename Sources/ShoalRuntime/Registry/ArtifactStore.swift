@@ -26,38 +26,85 @@ public struct ArtifactStore: Sendable {
     func path(of sha: String) -> String { "\(root)/\(sha.prefix(2))/\(sha)" }
 
     /// Stores `bytes` under their hash (once; a present, intact copy is kept).
+    /// - Parameter sha: the hash the sender names, checked; empty to have it computed here.
+    /// - Returns: the hash.
     /// - Throws: `RegistryError` when the bytes do not hash to `sha`, are too large, or cannot be written.
-    public func put(_ bytes: [UInt8], sha256 sha: String) throws {
+    @discardableResult
+    public func put(_ bytes: [UInt8], sha256 sha: String = "") throws -> String {
         guard UInt64(bytes.count) <= maxSize else {
             throw RegistryError.invalid(
                 "the artifact is \(formatBytes(UInt64(bytes.count))), over the registry's limit of \(formatBytes(maxSize))")
         }
         let actual = SHA256.hexDigest(of: bytes)
-        guard actual == sha else {
+        guard sha.isEmpty || actual == sha else {
             throw RegistryError.invalid("the artifact's bytes hash to \(actual), not the \(sha.prefix(80)) the request names")
         }
-        let target = path(of: sha)
-        if let existing = try? read(sha: sha), existing.count == bytes.count { return }
+        let target = path(of: actual)
+        if let existing = try? read(sha: actual), existing.count == bytes.count { return actual }
         let folder = (target as NSString).deletingLastPathComponent
         try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let temporary = target + ".partial-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        guard FileManager.default.createFile(atPath: temporary, contents: Data(bytes)) else {
-            throw RegistryError.unavailable("cannot write to the artifact store at \(root)")
-        }
+        try Self.write(bytes, to: temporary)
         guard rename(temporary, target) == 0 else {
             try? FileManager.default.removeItem(atPath: temporary)
             throw RegistryError.unavailable(
                 "cannot move the artifact into place at \(target): \(String(cString: strerror(errno)))")
         }
+        return actual
+    }
+
+    /// Writes a whole file with plain system calls (Foundation's writer syncs to disk each time;
+    /// the version's row, committed after this, is what makes the artifact count).
+    private static func write(_ bytes: [UInt8], to path: String) throws {
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else {
+            throw RegistryError.unavailable("cannot write \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(descriptor) }
+        try bytes.withUnsafeBytes { raw in
+            var done = 0
+            while done < raw.count {
+                let written = Glibc.write(descriptor, raw.baseAddress! + done, raw.count - done)
+                if written < 0 && errno == EINTR { continue }
+                guard written > 0 else {
+                    let reason = String(cString: strerror(errno))
+                    try? FileManager.default.removeItem(atPath: path)
+                    throw RegistryError.unavailable("cannot write \(path): \(reason)")
+                }
+                done += written
+            }
+        }
+    }
+
+    /// Reads a whole file into an array with plain system calls.
+    private static func readFile(_ path: String) -> [UInt8]? {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return nil }
+        defer { close(descriptor) }
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else { return nil }
+        let size = Int(info.st_size)
+        var complete = true
+        let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+            var done = 0
+            while done < size {
+                let got = Glibc.read(descriptor, buffer.baseAddress! + done, size - done)
+                if got < 0 && errno == EINTR { continue }
+                guard got > 0 else { break }
+                done += got
+            }
+            complete = done == size
+            count = done
+        }
+        return complete ? bytes : nil
     }
 
     /// The artifact's bytes, checked against its hash.
     /// - Throws: `RegistryError` naming the artifact when it is missing or corrupted.
     public func read(sha: String) throws -> [UInt8] {
-        guard let data = FileManager.default.contents(atPath: path(of: sha)) else {
-            throw RegistryError.unavailable("artifact \(sha) is missing from the artifact store at \(root)")
+        guard Head.isValidDigest(sha), let bytes = Self.readFile(path(of: sha)) else {
+            throw RegistryError.unavailable("artifact \(sha.prefix(80)) is missing from the artifact store at \(root)")
         }
-        let bytes = [UInt8](data)
         let actual = SHA256.hexDigest(of: bytes)
         guard actual == sha else {
             throw RegistryError.corrupted(

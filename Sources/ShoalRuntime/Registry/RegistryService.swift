@@ -253,7 +253,7 @@ public final class RegistryService: Sendable {
         }
         // The artifact first: a crash after this leaves an unreferenced file, never a version
         // without its artifact.
-        try artifacts.put(artifact, sha256: register.artifactSha256)
+        let artifactSHA = try artifacts.put(artifact, sha256: register.artifactSha256)
         return try pool.withDatabase { database in
             try database.transaction {
                 if try database.query("SELECT 1 AS found FROM registered_models WHERE name = $1", [.text(register.model)]).isEmpty
@@ -296,7 +296,7 @@ public final class RegistryService: Sendable {
                         "data_sha256": register.lineage.dataSha256,
                         "code_sha256": register.lineage.codeSha256, "parent_version": parent,
                     ],
-                    "artifact": ["sha256": register.artifactSha256, "size": artifact.count, "format": format],
+                    "artifact": ["sha256": artifactSHA, "size": artifact.count, "format": format],
                     "registered_by": identity,
                 ]
                 let cardJSON = String(
@@ -311,7 +311,7 @@ public final class RegistryService: Sendable {
                     """,
                     [
                         .text(register.model), .integer(number), .real(Date().timeIntervalSince1970), .text(identity),
-                        .text(register.description_p), .text(parameters), .text(register.artifactSha256),
+                        .text(register.description_p), .text(parameters), .text(artifactSHA),
                         .integer(Int64(artifact.count)),
                         .text(format), .text(cardJSON), .text(register.lineage.jobID), .text(register.lineage.taskID),
                         .text(register.lineage.dataSha256), .text(register.lineage.codeSha256), .integer(Int64(parent)),
@@ -331,7 +331,7 @@ public final class RegistryService: Sendable {
                 }
                 try audit(
                     "register", model: register.model, version: UInt32(number),
-                    details: "artifact \(register.artifactSha256) (\(artifact.count) bytes, \(format))",
+                    details: "artifact \(artifactSHA) (\(artifact.count) bytes, \(format))",
                     reason: register.description_p,
                     by: identity, in: database)
                 return try version(UInt32(number), of: register.model, in: database)

@@ -1,0 +1,82 @@
+"""MLflow's side of the registry benchmark: MLflow's Python client on a SQLite backend with a
+local artifact store, the same operations as `cluster models bench`:
+  register: a run with 10 metrics and a 2 MB artifact, registered as a new model version, and
+            an alias moved to it;
+  fetch:    the version by alias, and its artifact downloaded.
+Usage: python3 Benchmarks/registry_mlflow.py OUT.json [--count N]
+"""
+import argparse
+import json
+import logging
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+
+warnings.filterwarnings("ignore")
+logging.getLogger("mlflow").setLevel(logging.ERROR)
+logging.getLogger("alembic").setLevel(logging.ERROR)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out")
+    parser.add_argument("--count", type=int, default=50)
+    arguments = parser.parse_args()
+
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    folder = tempfile.mkdtemp(prefix="mlflow-bench-")
+    uri = f"sqlite:///{folder}/mlflow.db"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.create_experiment("bench", artifact_location=f"file://{folder}/artifacts")
+    client.create_registered_model("hybrid")
+    weights = os.path.join(folder, "weights.safetensors")
+    with open(weights, "wb") as handle:
+        handle.write(os.urandom(2 << 20))
+    register_times, fetch_times = [], []
+    for index in range(arguments.count + 1):
+        start = time.perf_counter()
+        run = client.create_run(experiment)
+        for metric in range(10):
+            client.log_metric(run.info.run_id, f"metric_{metric}", index + metric / 10)
+        client.log_artifact(run.info.run_id, weights, artifact_path="model")
+        client.set_terminated(run.info.run_id)
+        version = client.create_model_version("hybrid", f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
+        client.set_registered_model_alias("hybrid", "champion", version.version)
+        registered = time.perf_counter()
+        found = client.get_model_version_by_alias("hybrid", "champion")
+        target = tempfile.mkdtemp(dir=folder)
+        path = mlflow.artifacts.download_artifacts(artifact_uri=found.source, dst_path=target)
+        size = os.path.getsize(os.path.join(path, "weights.safetensors"))
+        assert size == 2 << 20 and found.version == version.version
+        shutil.rmtree(target)
+        done = time.perf_counter()
+        if index > 0:  # the first is warm-up
+            register_times.append(registered - start)
+            fetch_times.append(done - registered)
+        print(f"  mlflow {index}/{arguments.count}: register {1000 * (registered - start):.1f} ms, fetch {1000 * (done - registered):.1f} ms",
+              file=sys.stderr, end="\r", flush=True)
+    print(file=sys.stderr)
+    shutil.rmtree(folder, ignore_errors=True)
+    result = {
+        "system": f"MLflow {mlflow.__version__}",
+        "register_ms": statistics.median(register_times) * 1000,
+        "fetch_ms": statistics.median(fetch_times) * 1000,
+        "cycle_per_second": len(register_times) / (sum(register_times) + sum(fetch_times)),
+        "register_per_second": len(register_times) / sum(register_times),
+        "fetch_per_second": len(fetch_times) / sum(fetch_times),
+        "count": arguments.count,
+    }
+    json.dump(result, open(arguments.out, "w"), indent=1)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
