@@ -121,6 +121,12 @@ public final class Cluster: Sendable {
         await core.cancel(ref.id)
     }
 
+    /// A client of the model registry the cluster's head hosts (an embedded cluster keeps its
+    /// registry in the session folder). Changes are recorded as `identity`.
+    public func registry(identity: String = ModelRegistry.defaultIdentity) throws -> ModelRegistry {
+        try ModelRegistry(address: address, identity: identity)
+    }
+
     /// The cluster's nodes, resources and jobs.
     public func status() async throws -> ClusterStatus {
         ClusterStatus(try await core.status())

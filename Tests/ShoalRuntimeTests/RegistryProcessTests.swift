@@ -10,6 +10,23 @@ import Testing
 
 /// Many registering processes against a head, and a head killed in the middle of it.
 @Suite(.serialized) struct RegistryProcessTests {
+    @Test func aSubmittedJobRegistersItsModelWithItsJobAsLineage() async throws {
+        let cluster = try await ClusterProcesses()
+        defer { cluster.stop() }
+        let process = try RunningProcess(
+            binaryPath("cluster"),
+            [
+                "submit", "--address", cluster.address, "--job-id", "train-7", "--", binaryPath("shoal-testjob"), "register",
+                "1000",
+            ],
+            environment: cluster.environment)
+        #expect(try await process.waitForExit(timeout: .seconds(60)) == 0, "\(process.output)")
+        #expect(process.line(startingWith: "registered ") == "registered version=1 job=train-7 intact=true", "\(process.output)")
+        let audit = try ModelRegistry(address: cluster.address, identity: "auditor").audit(model: "from-job")
+        #expect(audit.map(\.action) == ["create-model", "register"])
+        #expect(audit.allSatisfy { $0.actor == "trainer" })
+    }
+
     @Test(arguments: [StorageBackend.sqlite, .postgres])
     func eightProcessesGetGaplessVersionsAndAKilledHeadLeavesNoHalfRegisteredOne(_ backend: StorageBackend) async throws {
         let store = try TestStore.make(backend)

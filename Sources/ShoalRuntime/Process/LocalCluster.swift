@@ -1,4 +1,6 @@
 import Foundation
+import Logging
+import ShoalStorage
 
 /// A head and one node daemon inside this process, on loopback: the embedded cluster that
 /// `Cluster.connect()` starts when no cluster address is known. Executors are still separate
@@ -11,8 +13,22 @@ public final class LocalCluster: Sendable {
     public init(cpus: Int? = nil, gpus: Int? = nil, config: RuntimeConfig) async throws {
         let session = Session(directory: NSTemporaryDirectory() + "shoal-local")
         try session.prepare()
+        // The embedded head keeps a model registry that outlives the process, like MLflow's
+        // default ./mlruns: a SQLite file and an artifact folder in the session folder.
+        let registryFolder = Session().directory + "/embedded-registry"
+        var registry: RegistryService?
+        do {
+            registry = try RegistryService(
+                storage: .sqlite(path: registryFolder + "/registry.sqlite"),
+                artifacts: try ArtifactStore(root: registryFolder + "/artifacts"), connections: 2)
+        } catch {
+            Logger(label: "shoal.local").warning(
+                "the embedded cluster runs without a model registry",
+                metadata: ["folder": "\(registryFolder)", "error": "\(error)"])
+        }
         head = try await Head(
-            bind: "tcp://127.0.0.1:0", advertisedHost: "127.0.0.1", sessionDirectory: session.directory, config: config)
+            bind: "tcp://127.0.0.1:0", advertisedHost: "127.0.0.1", sessionDirectory: session.directory, config: config,
+            registry: registry)
         let resources = Resources(
             cpu: Double(cpus ?? ProcessInfo.processInfo.activeProcessorCount),
             gpu: Double(gpus ?? GPUDetection.visibleDevices().count),

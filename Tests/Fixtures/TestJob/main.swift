@@ -530,6 +530,16 @@ case "whoami":
     print("executables=\(Set(seen.map { $0.split(separator: "|")[0] }).sorted().joined(separator: ","))")
     print("jobs=\(Set(seen.map { $0.split(separator: "|")[1] }).sorted().joined(separator: ","))")
 
+case "register":
+    // A training job's last step: its weights into the head's registry, with the job as lineage.
+    let registry = try cluster.registry(identity: "trainer")
+    let weights = pattern(count).withUnsafeBytes { Array($0) }
+    let version = try registry.register(
+        model: "from-job", artifact: weights, format: "binary", metrics: ["accuracy": 0.5],
+        lineage: .init(jobID: cluster.jobID, taskID: "final"))
+    let loaded = try registry.load(name: "from-job", version: version.version)
+    print("registered version=\(version.version) job=\(version.lineage.jobID) intact=\(loaded.artifact == weights)")
+
 case "abandon":
     // Leaves `count` half-second tasks queued and disconnects: the head must drop their lease
     // requests, not place them for a job that has ended.
