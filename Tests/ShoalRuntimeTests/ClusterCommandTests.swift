@@ -44,7 +44,7 @@ import Testing
 
         // A driver with no address finds the cluster through the session folder.
         let driver = try RunningProcess(binaryPath("shoal-testjob"), ["gpus"], environment: environment)
-        #expect(try await driver.waitForExit(timeout: .seconds(60)) == 0)
+        #expect(try await driver.waitForExit(timeout: .seconds(60)) == 0, "\(driver.output)")
         #expect(driver.line(startingWith: "gpus=") == "gpus=3,5", "each GPU task gets its own device")
         #expect(driver.line(startingWith: "actor gpus=") == "actor gpus=3,5", "each GPU actor gets its own process and device")
 

@@ -51,8 +51,8 @@ import Testing
             ("head: {host: a, port: 1}\nnodes: [{host: a}, {host: a}]", "nodes[1].host a is listed twice"),
             ("head: {host: a, port: 1}\nssh: {port: 0}\nnodes: [{host: a}]", "ssh.port 0"),
             (
-                "head: {host: a, port: 1}\nstorage: postgres://db/shoal\nnodes: [{host: a}]",
-                "storage: the head's state store is SQLite"
+                "head: {host: a, port: 1}\nstorage: mysql://db/shoal\nnodes: [{host: a}]",
+                "storage: 'mysql://db/shoal' is not a store"
             ),
         ]
         for (text, expected) in cases {

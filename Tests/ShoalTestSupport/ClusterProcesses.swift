@@ -88,9 +88,21 @@ public final class RunningProcess: Sendable {
             // Foundation does not always reap a child whose own child lives on (as `cluster
             // start` leaves a daemon behind): reap a zombie here.
             var status: Int32 = 0
-            if waitpid(pid, &status, WNOHANG) == pid {
+            let reaped = waitpid(pid, &status, WNOHANG)
+            if reaped == pid {
                 try await Task.sleep(for: .milliseconds(50))
                 return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+            }
+            // Reaped by Foundation, whose own bookkeeping may lag: once the pid is gone, give it
+            // a moment to catch up rather than waiting out the whole timeout.
+            if reaped < 0 && errno == ECHILD && kill(pid, 0) != 0 && errno == ESRCH {
+                let settle = ContinuousClock.now + .seconds(5)
+                while process.isRunning && ContinuousClock.now < settle { try await Task.sleep(for: .milliseconds(20)) }
+                guard !process.isRunning else {
+                    throw ClusterError.timeout(
+                        "process \(pid) exited but its status was lost; output:\n\(output.suffix(30).joined(separator: "\n"))")
+                }
+                break
             }
             guard ContinuousClock.now < deadline else {
                 throw ClusterError.timeout(
