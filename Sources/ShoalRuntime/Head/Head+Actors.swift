@@ -31,6 +31,9 @@ struct ActorRecord {
     var reason = ""
     /// The driver waiting for the actor's first start.
     var creator: (peer: [UInt8], requestID: UInt64)?
+    /// Rebuilt from the store by a restarted head: waits for nodes to rejoin rather than
+    /// failing as infeasible, until the head's recovery period ends.
+    var recovered = false
 
     var location: Shoal_V1_ActorLocation {
         var location = Shoal_V1_ActorLocation()
@@ -79,7 +82,63 @@ extension Head {
         record.bundleIndex = create.bundleIndex
         actors[id] = record
         if !create.name.isEmpty { actorNames[create.name] = id }
+        if create.detached {
+            do {
+                try actorStore.save(id: id, request: create, arguments: arguments, jobID: job.id, package: job.package)
+            } catch {
+                logger.error(
+                    "cannot store a detached actor; a restarted head will not rebuild it",
+                    metadata: ["actor": "\(id)", "error": "\(error)"])
+            }
+        }
         placeActor(id)
+    }
+
+    /// Rebuilds the detached actors a previous head stored; they are placed as nodes rejoin.
+    func recoverDetachedActors() {
+        let stored: (rows: [ActorStore.Row], damaged: [String])
+        do {
+            stored = try actorStore.all()
+        } catch {
+            logger.error("cannot read the stored detached actors", metadata: ["error": "\(error)"])
+            return
+        }
+        for id in stored.damaged {
+            logger.error("a stored detached actor cannot be read; dropping it", metadata: ["actor": "\(id)"])
+            try? actorStore.delete(id: id)
+        }
+        for row in stored.rows {
+            let create = row.request
+            let strategy: TaskOptions.Strategy =
+                switch create.strategy {
+                case .spread: .spread
+                case .nodeAffinity: .nodeAffinity(nodeID: create.nodeID, soft: create.soft)
+                default: .default
+                }
+            var record = ActorRecord(
+                id: row.id, typeName: create.typeName, name: create.name, arguments: row.arguments,
+                resources: Resources(create.resources),
+                strategy: strategy, maxRestarts: Int(create.maxRestarts), restartsLeft: Int(create.maxRestarts), detached: true,
+                maxConcurrency: max(1, create.maxConcurrency), jobPeer: [], jobID: row.jobID, package: row.package)
+            record.maxTaskRetries = create.maxTaskRetries
+            record.reason = "the head restarted"
+            record.recovered = true
+            if !create.placementGroupID.isEmpty {
+                logger.warning(
+                    "a recovered detached actor leaves its placement group, which ended with the old head",
+                    metadata: ["actor": "\(row.id)"])
+            }
+            actors[row.id] = record
+            if !create.name.isEmpty { actorNames[create.name] = row.id }
+            pendingActors.append(row.id)
+        }
+        if !stored.rows.isEmpty {
+            logger.info("rebuilding detached actors as nodes join", metadata: ["actors": "\(stored.rows.count)"])
+            // After the recovery period, what still cannot be placed is infeasible.
+            loop.schedule(after: Self.actorRecoveryPeriod + .milliseconds(10)) { [weak self] in
+                self?.assumeIsolated { $0.schedulePendingActors() }
+            }
+        }
     }
 
     /// Places an actor on a node and asks that node to build it; parks it while no node has room.
@@ -99,6 +158,8 @@ extension Head {
             decision = scheduler.decide(record.resources, strategy: record.strategy, nodes: candidates())
         }
         switch decision {
+        case .infeasible where record.recovered && ContinuousClock.now < recoveryDeadline:
+            if !pendingActors.contains(id) { pendingActors.append(id) }
         case .infeasible(let why):
             actorFailed(id, reason: "infeasible: \(why)", code: .infeasible)
         case .wait:
@@ -144,6 +205,7 @@ extension Head {
         record.executorID = started.executorID
         record.address = started.address
         record.state = .alive
+        record.recovered = false
         actors[started.actorID] = record
         if let creator = record.creator {
             actors[started.actorID]?.creator = nil
@@ -230,6 +292,14 @@ extension Head {
         }
         actors[id] = record
         broadcastActorState(record)
+        if record.detached {
+            do {
+                try actorStore.delete(id: id)
+            } catch {
+                logger.error(
+                    "cannot remove a dead detached actor from the store", metadata: ["actor": "\(id)", "error": "\(error)"])
+            }
+        }
     }
 
     func broadcastActorState(_ record: ActorRecord) {

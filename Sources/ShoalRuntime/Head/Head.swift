@@ -80,6 +80,10 @@ public actor Head {
     var placementGroups: [String: PlacementGroupRecord] = [:]
     var pendingGroups: [String] = []
     let jobBook: JobBook
+    let actorStore: ActorStore
+    /// Until then, detached actors rebuilt from the store wait for their nodes to rejoin.
+    var recoveryDeadline = ContinuousClock.now + Head.actorRecoveryPeriod
+    static let actorRecoveryPeriod: Duration = .seconds(30)
     /// The model registry this head hosts, if any.
     public nonisolated let registry: RegistryService?
 
@@ -112,6 +116,7 @@ public actor Head {
             jobBook = try JobBook(
                 storage: storage ?? .sqlite(path: ":memory:"), directory: (stateFolder.isEmpty ? "." : stateFolder) + "/jobs",
                 maxWorkingDirSize: maxWorkingDirSize)
+            actorStore = try ActorStore(storage ?? .sqlite(path: ":memory:"))
         } catch {
             throw ClusterError.invalidArgument("the head's state store: \(error)")
         }
@@ -126,6 +131,8 @@ public actor Head {
 
     private func start() {
         recoverJobs()
+        recoveryDeadline = .now + Self.actorRecoveryPeriod
+        recoverDetachedActors()
         loop.register(socket) { [unowned self] message in
             self.assumeIsolated { $0.receive(message) }
         }
