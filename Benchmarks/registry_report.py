@@ -33,10 +33,12 @@ for name, key, higher in rows:
     ratio = s / m if higher else m / s
     lines.append(f"| {name} | {s:,.2f} | {m:,.2f} | {ratio:.1f}× |")
 lines.append("")
-lines.append("Where Shoal's time goes (measured inside the server on this VM): writing each new 2 MB artifact file takes about")
-lines.append("5 ms of the register's 8 (ext4 on this virtual disk takes new blocks at about 450 MB/s; MLflow writes the same")
-lines.append("bytes), SHA-256 of 2 MB about 1.2 ms per pass (SHA-NI, 1.8 GB/s; one pass on register, one on every fetch), and")
-lines.append("the database transaction about 0.7 ms.")
+lines.append("Where Shoal's time goes (measured inside the server on this VM): SHA-256 of 2 MB takes about 1.2 ms per pass")
+lines.append("(SHA-NI, 1.8 GB/s; on register it runs while another thread writes the file; on fetch it is the largest part, so")
+lines.append("fetch cannot reach 10× MLflow while every read is re-hashed), the database transaction about 0.7 ms, and writing a")
+lines.append("new 2 MB file 1 to 5 ms: ext4 on this virtual disk is slow to take fresh blocks into the page cache (about 450 MB/s;")
+lines.append("O_DIRECT writes run at 2 GB/s), so register figures move with the disk's state between runs (3.9 to 7.9 ms medians")
+lines.append("seen this session). MLflow writes the same bytes.")
 lines.append(end)
 section = "\n".join(lines) + "\n"
 text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"

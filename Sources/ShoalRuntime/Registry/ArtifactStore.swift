@@ -1,4 +1,6 @@
+import Dispatch
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -35,20 +37,34 @@ public struct ArtifactStore: Sendable {
             throw RegistryError.invalid(
                 "the artifact is \(formatBytes(UInt64(bytes.count))), over the registry's limit of \(formatBytes(maxSize))")
         }
+        // The bytes go to a temporary file on another thread while this one hashes them: the
+        // file's final name is the hash, known only at the end.
+        let staging = root + "/.incoming"
+        try? FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+        let temporary = staging + "/\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+        let written = Mutex<(any Error)?>(nil)
+        let writing = DispatchGroup()
+        DispatchQueue.global().async(group: writing) {
+            do { try Self.write(bytes, to: temporary) } catch { written.withLock { $0 = error } }
+        }
         let actual = SHA256.hexDigest(of: bytes)
+        writing.wait()
+        if let failure = written.withLock({ $0 }) { throw failure }
         guard sha.isEmpty || actual == sha else {
+            try? FileManager.default.removeItem(atPath: temporary)
             throw RegistryError.invalid("the artifact's bytes hash to \(actual), not the \(sha.prefix(80)) the request names")
         }
         let target = path(of: actual)
-        if let existing = try? read(sha: actual), existing.count == bytes.count { return actual }
+        if let existing = try? read(sha: actual), existing.count == bytes.count {
+            try? FileManager.default.removeItem(atPath: temporary)
+            return actual
+        }
         let folder = (target as NSString).deletingLastPathComponent
         try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        let temporary = target + ".partial-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        try Self.write(bytes, to: temporary)
         guard rename(temporary, target) == 0 else {
+            let reason = String(cString: strerror(errno))
             try? FileManager.default.removeItem(atPath: temporary)
-            throw RegistryError.unavailable(
-                "cannot move the artifact into place at \(target): \(String(cString: strerror(errno)))")
+            throw RegistryError.unavailable("cannot move the artifact into place at \(target): \(reason)")
         }
         return actual
     }
