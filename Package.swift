@@ -55,6 +55,8 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Market data: bars, CSV, the synthetic market, data quality, features.
+        .target(name: "ShoalMarket", swiftSettings: swiftSettings),
         // The driver library users import.
         .target(name: "Shoal", dependencies: ["ShoalRuntime", "ShoalWire", "ShoalStorage"], swiftSettings: swiftSettings),
         .executableTarget(
@@ -68,7 +70,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "TradingApp",
-            dependencies: ["Shoal", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Shoal", "ShoalMarket", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
 
@@ -93,6 +95,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "ShoalWireTests", dependencies: ["ShoalWire"], swiftSettings: swiftSettings),
+        .testTarget(name: "ShoalMarketTests", dependencies: ["ShoalMarket"], swiftSettings: swiftSettings),
         .testTarget(
             name: "ShoalTransportTests",
             dependencies: ["ShoalTransport", "ShoalWire"],

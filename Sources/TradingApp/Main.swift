@@ -15,6 +15,6 @@ struct TradingCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "trading",
         abstract: "The trading platform's jobs on a Shoal cluster.",
-        subcommands: [DemoCommand.self]
+        subcommands: [DemoCommand.self, DataCommand.self]
     )
 }

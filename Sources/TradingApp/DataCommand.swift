@@ -1,0 +1,128 @@
+import ArgumentParser
+import Foundation
+import ShoalMarket
+
+/// `trading data`: synthetic market data, quality checks, features.
+struct DataCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "data",
+        abstract: "Generate synthetic market data, validate CSV bars, compute features.",
+        subcommands: [Generate.self, Validate.self, Features.self]
+    )
+
+    struct Generate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write a synthetic market (correlated GBM with regimes and GARCH volatility) as one CSV per symbol.")
+        @Option(help: "Bars per symbol.") var bars = 10_000
+        @Option(help: "Symbols, comma-separated.") var symbols = "AAA,BBB,CCC,DDD"
+        @Option(help: "Seed (the same seed gives the same market).") var seed: UInt64 = 42
+        @Option(name: .customLong("interval-ms"), help: "Bar length in milliseconds.") var interval: Int64 = 60_000
+        @Option(help: "Correlation of the assets' shocks.") var correlation = 0.5
+        @Option(help: "Per-bar volatility in the calm regime.") var volatility = 0.001
+        @Option(help: "Output folder.") var out = "market"
+
+        func run() async throws {
+            guard bars > 0 else { throw ValidationError("--bars must be above 0") }
+            var config = SyntheticMarket.Config()
+            config.symbols = symbols.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            config.seed = seed
+            config.interval = interval
+            config.correlation = correlation
+            config.volatility = volatility
+            let market: SyntheticMarket
+            do {
+                market = try SyntheticMarket(config: config)
+            } catch let error as MarketDataError {
+                throw ValidationError(error.message)
+            }
+            let (series, regimes) = market.generate(bars: bars)
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            for data in series {
+                try CSVBars.write(data, to: "\(out)/\(data.symbol).csv")
+                let first = data.close.first ?? 0
+                let last = data.close.last ?? 0
+                print(
+                    String(
+                        format: "%@: %d bars, close %.2f → %.2f (%+.1f%%)", data.symbol, data.count, first, last,
+                        (last / first - 1) * 100))
+            }
+            let shares = (0..<3).map { regime in
+                Double(regimes.filter { $0 == regime }.count) / Double(max(1, regimes.count)) * 100
+            }
+            print(
+                String(
+                    format: "Regimes: calm %.0f%%, volatile %.0f%%, sideways %.0f%%. Written to %@/", shares[0], shares[1],
+                    shares[2], out))
+        }
+    }
+
+    struct Validate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check CSV bars for gaps, duplicates, disorder, bad prices, stale stretches and outliers.",
+            discussion: "Exits with status 1 when any file has problems (so it can guard a pipeline).")
+        @Argument(help: "CSV files.") var files: [String]
+        @Option(name: .customLong("interval-ms"), help: "Expected bar spacing (default: the median spacing).") var interval:
+            Int64?
+        @Flag(name: .customLong("skip-weekends"), help: "Daily data: weekends are not gaps.") var skipWeekends = false
+        @Option(help: "Write a repaired copy: drop (sort, dedupe, drop bad bars) or ffill (also fill gaps).") var repair: String?
+        @Option(help: "Where the repaired copy goes (with --repair; one file).") var out: String?
+        @Option(name: .customLong("time-zone"), help: "Time zone of times without an offset (default UTC).") var timeZone = "UTC"
+
+        func validate() throws {
+            guard !files.isEmpty else { throw ValidationError("give at least one CSV file") }
+            if let repair, !["drop", "ffill"].contains(repair) {
+                throw ValidationError("--repair is drop or ffill, not \(repair)")
+            }
+            if repair != nil && (out == nil || files.count != 1) { throw ValidationError("--repair needs one file and --out") }
+            guard TimeZone(identifier: timeZone) != nil else { throw ValidationError("unknown time zone \(timeZone)") }
+        }
+
+        func run() async throws {
+            var validator = DataValidator(interval: interval, skipWeekends: skipWeekends)
+            validator.interval = interval
+            var problems = false
+            for file in files {
+                let data: MarketData
+                do {
+                    data = try CSVBars.load(path: file, timeZone: TimeZone(identifier: timeZone) ?? .gmt)
+                } catch let error as MarketDataError {
+                    throw ValidationError(error.message)
+                }
+                let report = validator.validate(data)
+                print(report.rendered)
+                problems = problems || !report.issues.isEmpty
+                if let repair, let out {
+                    let fixed = validator.repair(data, repair == "drop" ? .drop : .forwardFill)
+                    try CSVBars.write(fixed, to: out)
+                    print("Repaired copy (\(fixed.count) bars) written to \(out).")
+                }
+            }
+            if problems { throw ExitCode(1) }
+        }
+    }
+
+    struct Features: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Compute the standard features (price, volume, volatility) of CSV bars into a CSV.",
+            discussion: "Warm-up rows are left empty (NaN), never zero; every value uses bars up to its own only.")
+        @Argument(help: "A CSV file of bars.") var file: String
+        @Option(help: "Output CSV.") var out = "features.csv"
+
+        func run() async throws {
+            let data: MarketData
+            do {
+                data = try CSVBars.load(path: file)
+            } catch let error as MarketDataError {
+                throw ValidationError(error.message)
+            }
+            let started = ContinuousClock.now
+            let table = FeaturePipeline.standard.transform(data)
+            let took = ContinuousClock.now - started
+            try table.write(to: out)
+            print(
+                "\(table.names.count) features × \(data.count) bars (complete from bar \(table.firstCompleteRow)) in \(took) → \(out)"
+            )
+            print("Columns: " + table.names.joined(separator: ", "))
+        }
+    }
+}
