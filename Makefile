@@ -6,7 +6,7 @@ APT_PACKAGES := libzmq3-dev libopenblas-dev libpq-dev libsqlite3-dev libssl-dev 
 SWIFT_FLAGS ?=
 RELEASE := swift build -c release $(SWIFT_FLAGS)
 
-.PHONY: all deps build test demo bench bench-jobs bench-registry bench-tasks proto clean format container
+.PHONY: all deps build test demo bench bench-jobs bench-registry bench-features bench-tasks proto clean format container
 
 all: build
 
@@ -43,6 +43,15 @@ bench: deps
 	Benchmarks/run.sh
 	$(MAKE) bench-jobs
 	$(MAKE) bench-registry
+	$(MAKE) bench-features
+
+## bench-features: the standard features on 1,000,000 bars x 4 assets beside pandas; updates its section of RESULTS.md.
+bench-features: deps
+	$(RELEASE) --product trading
+	mkdir -p Benchmarks/out
+	$$(swift build -c release --show-bin-path)/trading data bench --json Benchmarks/out/shoal_features.json
+	python3 Benchmarks/features_pandas.py Benchmarks/out/pandas_features.json
+	python3 Benchmarks/features_report.py Benchmarks/out/shoal_features.json Benchmarks/out/pandas_features.json Benchmarks/RESULTS.md
 
 ## bench-registry: the model registry beside MLflow; updates its section of Benchmarks/RESULTS.md.
 bench-registry: deps

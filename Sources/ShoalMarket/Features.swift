@@ -96,11 +96,12 @@ public struct VolatilityFeatures: FeatureTransformer {
     public init() {}
     public var names: [String] { ["atr_\(atrPeriod)", "volatility_ratio", "garman_klass_\(garmanKlassPeriod)", "log_return"] }
     public func transform(_ data: MarketData) -> [[Double]] {
-        [
+        let returns = Indicators.logReturns(data.close)
+        return [
             Indicators.atr(high: data.high, low: data.low, close: data.close, period: atrPeriod),
-            Indicators.volatilityRatio(data.close),
+            Indicators.volatilityRatio(returns: returns),
             Indicators.garmanKlass(open: data.open, high: data.high, low: data.low, close: data.close, period: garmanKlassPeriod),
-            Indicators.logReturns(data.close),
+            returns,
         ]
     }
 }

@@ -44,13 +44,17 @@ public enum Indicators {
         var output = [Double](repeating: .nan, count: values.count)
         let seedEnd = start + period - 1
         guard seedEnd < values.count else { return output }
-        var average = values[start...seedEnd].reduce(0, +) / Double(period)
-        output[seedEnd] = average
-        var index = seedEnd + 1
-        while index < values.count {
-            average += alpha * (values[index] - average)
-            output[index] = average
-            index += 1
+        values.withUnsafeBufferPointer { x in
+            output.withUnsafeMutableBufferPointer { out in
+                var average = x[start...seedEnd].reduce(0, +) / Double(period)
+                out[seedEnd] = average
+                var index = seedEnd + 1
+                while index < x.count {
+                    average += alpha * (x[index] - average)
+                    out[index] = average
+                    index += 1
+                }
+            }
         }
         return output
     }
@@ -62,19 +66,76 @@ public enum Indicators {
     ) -> (
         upper: [Double], middle: [Double], lower: [Double]
     ) {
-        let middle = sma(values, period: period)
+        let moments = rollingMoments(values, period: period, ddof: 0)
         var upper = [Double](repeating: .nan, count: values.count)
         var lower = upper
-        guard values.count >= period else { return (upper, middle, lower) }
-        for index in (period - 1)..<values.count {
-            let mean = middle[index]
-            var squares = 0.0
-            for value in values[(index - period + 1)...index] { squares += (value - mean) * (value - mean) }
-            let deviation = (squares / Double(period)).squareRoot()
-            upper[index] = mean + deviations * deviation
-            lower[index] = mean - deviations * deviation
+        for index in 0..<values.count where !moments.deviation[index].isNaN {
+            upper[index] = moments.mean[index] + deviations * moments.deviation[index]
+            lower[index] = moments.mean[index] - deviations * moments.deviation[index]
         }
-        return (upper, middle, lower)
+        return (upper, moments.mean, lower)
+    }
+
+    /// The mean and standard deviation (divisor `period − ddof`) of each window of `period`
+    /// values, NaN where the window holds a NaN, in one pass: sums of the values minus a shift
+    /// (re-taken, and the sums recomputed, every few thousand bars so rounding stays small).
+    public static func rollingMoments(_ values: [Double], period: Int, ddof: Int) -> (mean: [Double], deviation: [Double]) {
+        precondition(period > ddof && period >= 1, "the period must exceed ddof")
+        let count = values.count
+        var means = [Double](repeating: .nan, count: count)
+        var deviations = [Double](repeating: .nan, count: count)
+        guard count >= period else { return (means, deviations) }
+        values.withUnsafeBufferPointer { x in
+            means.withUnsafeMutableBufferPointer { meanOut in
+                deviations.withUnsafeMutableBufferPointer { deviationOut in
+                    var shift = 0.0
+                    var sum = 0.0
+                    var squares = 0.0
+                    var missing = 0
+                    func resum(endingAt index: Int) {
+                        let first = index - period + 1
+                        shift = x[first...index].first { !$0.isNaN } ?? 0
+                        sum = 0
+                        squares = 0
+                        missing = 0
+                        for value in x[first...index] {
+                            if value.isNaN {
+                                missing += 1
+                            } else {
+                                sum += value - shift
+                                squares += (value - shift) * (value - shift)
+                            }
+                        }
+                    }
+                    let p = Double(period)
+                    let divisor = Double(period - ddof)
+                    for index in (period - 1)..<count {
+                        if index == period - 1 || index % 4096 == 0 {
+                            resum(endingAt: index)
+                        } else {
+                            let incoming = x[index]
+                            let outgoing = x[index - period]
+                            if incoming.isNaN {
+                                missing += 1
+                            } else {
+                                sum += incoming - shift
+                                squares += (incoming - shift) * (incoming - shift)
+                            }
+                            if outgoing.isNaN {
+                                missing -= 1
+                            } else {
+                                sum -= outgoing - shift
+                                squares -= (outgoing - shift) * (outgoing - shift)
+                            }
+                        }
+                        guard missing == 0 else { continue }
+                        meanOut[index] = shift + sum / p
+                        deviationOut[index] = (max(0, squares - sum * sum / p) / divisor).squareRoot()
+                    }
+                }
+            }
+        }
+        return (means, deviations)
     }
 
     /// Wilder's RSI, TA-Lib's way: the first average gain and loss are the simple averages of
@@ -238,23 +299,18 @@ public enum Indicators {
     /// Rolling standard deviation (sample, ddof = 1, as pandas) over `period` values.
     public static func rollingStandardDeviation(_ values: [Double], period: Int) -> [Double] {
         precondition(period >= 2, "a standard deviation needs a period of at least 2")
-        var output = [Double](repeating: .nan, count: values.count)
-        guard values.count >= period else { return output }
-        for index in (period - 1)..<values.count {
-            let window = values[(index - period + 1)...index]
-            if window.contains(where: \.isNaN) { continue }
-            let mean = window.reduce(0, +) / Double(period)
-            let squares = window.reduce(0) { $0 + ($1 - mean) * ($1 - mean) }
-            output[index] = (squares / Double(period - 1)).squareRoot()
-        }
-        return output
+        return rollingMoments(values, period: period, ddof: 1).deviation
     }
 
     /// Volatility ratio: the standard deviation of log returns over the last `short` bars over
     /// that over the last `long` bars (above 1: volatility is rising).
     public static func volatilityRatio(_ close: [Double], short: Int = 10, long: Int = 50) -> [Double] {
+        volatilityRatio(returns: logReturns(close), short: short, long: long)
+    }
+
+    /// The volatility ratio from log returns already computed.
+    public static func volatilityRatio(returns: [Double], short: Int = 10, long: Int = 50) -> [Double] {
         precondition(short >= 2 && long > short, "volatility ratio needs 2 <= short < long")
-        let returns = logReturns(close)
         let near = rollingStandardDeviation(returns, period: short)
         let far = rollingStandardDeviation(returns, period: long)
         return zip(near, far).map { $1 > 0 ? $0 / $1 : .nan }

@@ -7,7 +7,7 @@ struct DataCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "data",
         abstract: "Generate synthetic market data, validate CSV bars, compute features.",
-        subcommands: [Generate.self, Validate.self, Features.self]
+        subcommands: [Generate.self, Validate.self, Features.self, Bench.self]
     )
 
     struct Generate: AsyncParsableCommand {
@@ -123,6 +123,61 @@ struct DataCommand: AsyncParsableCommand {
                 "\(table.names.count) features × \(data.count) bars (complete from bar \(table.firstCompleteRow)) in \(took) → \(out)"
             )
             print("Columns: " + table.names.joined(separator: ", "))
+        }
+    }
+}
+
+extension DataCommand {
+    struct Bench: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Time the standard features on a synthetic market (compare: Benchmarks/features_pandas.py).")
+        @Option(help: "Bars per asset.") var bars = 1_000_000
+        @Option(help: "Assets.") var assets = 4
+        @Option(help: "Trials (the best is reported).") var trials = 3
+        @Option(help: "Write the figures as JSON here.") var json: String?
+
+        func run() async throws {
+            guard bars > 100, assets > 0, trials > 0 else { throw ValidationError("--bars > 100, --assets and --trials > 0") }
+            var config = SyntheticMarket.Config()
+            config.symbols = (0..<assets).map { "S\($0)" }
+            let series = try SyntheticMarket(config: config).generate(bars: bars).series
+            let pipeline = FeaturePipeline.standard
+            func seconds(_ duration: Duration) -> Double {
+                Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+            }
+            var serial: [Double] = []
+            var parallel: [Double] = []
+            for trial in 0..<trials {
+                var start = ContinuousClock.now
+                var checksum = 0
+                for data in series { checksum += pipeline.transform(data).columns.count }
+                serial.append(seconds(ContinuousClock.now - start))
+                start = ContinuousClock.now
+                let tables = await withTaskGroup(of: Int.self) { group in
+                    for data in series { group.addTask { pipeline.transform(data).columns.count } }
+                    return await group.reduce(0, +)
+                }
+                parallel.append(seconds(ContinuousClock.now - start))
+                guard checksum == 17 * assets, tables == checksum else { throw ValidationError("unexpected feature count") }
+                print(
+                    String(
+                        format: "  trial %d: one thread %.3f s, all cores %.3f s", trial + 1, serial.last ?? 0, parallel.last ?? 0
+                    ))
+            }
+            let best = serial.min() ?? 0
+            let bestParallel = parallel.min() ?? 0
+            print(
+                String(
+                    format: "17 features × %d bars × %d assets: %.3f s on one thread (%.1f M bars/s), %.3f s on %d cores",
+                    bars, assets, best, Double(bars * assets) / best / 1e6, bestParallel,
+                    ProcessInfo.processInfo.activeProcessorCount))
+            if let json {
+                let result: [String: Double] = [
+                    "seconds": best, "parallel_seconds": bestParallel, "bars": Double(bars), "assets": Double(assets),
+                    "cores": Double(ProcessInfo.processInfo.activeProcessorCount),
+                ]
+                try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]).write(to: URL(fileURLWithPath: json))
+            }
         }
     }
 }
