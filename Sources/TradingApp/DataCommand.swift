@@ -107,6 +107,9 @@ struct DataCommand: AsyncParsableCommand {
             discussion: "Warm-up rows are left empty (NaN), never zero; every value uses bars up to its own only.")
         @Argument(help: "A CSV file of bars.") var file: String
         @Option(help: "Output CSV.") var out = "features.csv"
+        @Flag(help: "Add wavelet energies, FFT band powers, Hurst exponent and Higuchi dimension.") var all = false
+        @Option(help: "A second CSV of bars on the same clock: adds rolling correlation and beta against it.") var reference:
+            String?
 
         func run() async throws {
             let data: MarketData
@@ -115,8 +118,22 @@ struct DataCommand: AsyncParsableCommand {
             } catch let error as MarketDataError {
                 throw ValidationError(error.message)
             }
+            var pipeline = FeaturePipeline.standard
+            if all { pipeline.transformers.append(MultiResolutionFeatures()) }
+            if let reference {
+                let other: MarketData
+                do {
+                    other = try CSVBars.load(path: reference)
+                } catch let error as MarketDataError {
+                    throw ValidationError(error.message)
+                }
+                guard other.timestamps == data.timestamps else {
+                    throw ValidationError("\(reference) and \(file) are not on the same clock; align them first")
+                }
+                pipeline.transformers.append(CrossAssetFeatures(reference: other))
+            }
             let started = ContinuousClock.now
-            let table = FeaturePipeline.standard.transform(data)
+            let table = pipeline.transform(data)
             let took = ContinuousClock.now - started
             try table.write(to: out)
             print(
