@@ -51,7 +51,9 @@ bench-features: deps
 	mkdir -p Benchmarks/out
 	$$(swift build -c release --show-bin-path)/trading data bench --json Benchmarks/out/shoal_features.json
 	python3 Benchmarks/features_pandas.py Benchmarks/out/pandas_features.json
-	python3 Benchmarks/features_report.py Benchmarks/out/shoal_features.json Benchmarks/out/pandas_features.json Benchmarks/RESULTS.md
+	python3 Benchmarks/features_crosscheck.py $$(swift build -c release --show-bin-path) | tee Benchmarks/out/features_crosscheck.txt
+	python3 Benchmarks/features_report.py Benchmarks/out/shoal_features.json Benchmarks/out/pandas_features.json Benchmarks/RESULTS.md \
+	  Benchmarks/out/features_crosscheck.txt
 
 ## bench-registry: the model registry beside MLflow; updates its section of Benchmarks/RESULTS.md.
 bench-registry: deps

@@ -30,6 +30,14 @@ lines.append("seeds with the first value. The work per bar is the same. Cross-ch
 lines.append("is still to do. pandas' trials on this machine vary about 2× (the first ones pay for fresh memory); the best is shown.")
 lines.append("The goal (5× pandas) is not met yet: the indicators run one pass per column over fresh arrays; fusing passes and")
 lines.append("reusing buffers is the next step.")
+if len(sys.argv) > 4 and os.path.exists(sys.argv[4]):
+    lines.append("")
+    lines.append("Values against pandas on 20,000 synthetic bars (`Benchmarks/features_crosscheck.py`), for the columns whose")
+    lines.append("definitions the two share (largest difference relative to max(1, |value|); warm-ups compared too):")
+    lines.append("")
+    lines.append("```")
+    lines.extend(open(sys.argv[4]).read().rstrip("\n").split("\n"))
+    lines.append("```")
 lines.append(end)
 section = "\n".join(lines) + "\n"
 text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"

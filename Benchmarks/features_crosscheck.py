@@ -1,0 +1,66 @@
+"""Cross-checks Shoal's features against pandas on the same bars, for the columns where the two
+share a definition (TA-Lib-seeded EMA, RSI, MACD and ATR are left out: pandas seeds differently).
+Usage: python3 Benchmarks/features_crosscheck.py BIN_DIR [--bars N]
+Prints the largest relative difference per column; exits 1 if any passes 1e-6.
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import pandas as pd
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("bin_dir")
+    parser.add_argument("--bars", type=int, default=20000)
+    arguments = parser.parse_args()
+    trading = os.path.join(arguments.bin_dir, "trading")
+    folder = tempfile.mkdtemp(prefix="shoal-crosscheck-")
+    subprocess.run([trading, "data", "generate", "--bars", str(arguments.bars), "--symbols", "X", "--out", folder], check=True,
+                   capture_output=True)
+    subprocess.run([trading, "data", "features", f"{folder}/X.csv", "--out", f"{folder}/features.csv"], check=True, capture_output=True)
+    bars = pd.read_csv(f"{folder}/X.csv")
+    shoal = pd.read_csv(f"{folder}/features.csv")
+    close, high, low, open_, volume = bars["close"], bars["high"], bars["low"], bars["open"], bars["volume"]
+    previous = close.shift(1)
+    log_return = np.log(close / previous)
+    middle = close.rolling(20).mean()
+    deviation = close.rolling(20).std(ddof=0)
+    typical = (high + low + close) / 3
+    gk = 0.5 * np.log(high / low) ** 2 - (2 * np.log(2) - 1) * np.log(close / open_) ** 2
+    expected = {
+        "sma_20": middle,
+        "bb_middle": middle,
+        "bb_upper": middle + 2 * deviation,
+        "bb_lower": middle - 2 * deviation,
+        "bb_percent": (close - (middle - 2 * deviation)) / (4 * deviation),
+        "obv": (np.sign(close.diff()).fillna(0) * volume).cumsum() + volume.iloc[0],
+        "vwap_20": (typical * volume).rolling(20).sum() / volume.rolling(20).sum(),
+        "volume_roc_14": volume.pct_change(14, fill_method=None) * 100,
+        "log_return": log_return,
+        "volatility_ratio": log_return.rolling(10).std() / log_return.rolling(50).std(),
+        "garman_klass_20": np.sqrt(gk.rolling(20).mean()),
+    }
+    worst = 0.0
+    print(f"{'column':20} {'rows':>7} {'max relative difference':>24}")
+    for name, reference in expected.items():
+        ours = shoal[name].to_numpy(dtype=float)
+        theirs = reference.to_numpy(dtype=float)
+        both = ~np.isnan(ours) & ~np.isnan(theirs)
+        if (np.isnan(ours) != np.isnan(theirs)).any():
+            print(f"{name}: warm-up differs ({np.isnan(ours).sum()} NaN in Shoal, {np.isnan(theirs).sum()} in pandas)")
+            worst = max(worst, 1.0)
+        difference = np.abs(ours[both] - theirs[both]) / np.maximum(1.0, np.abs(theirs[both]))
+        largest = float(difference.max()) if difference.size else 0.0
+        worst = max(worst, largest)
+        print(f"{name:20} {int(both.sum()):>7} {largest:>24.3e}")
+    print(f"largest: {worst:.3e} ({'within' if worst <= 1e-6 else 'OUTSIDE'} 1e-6)")
+    sys.exit(0 if worst <= 1e-6 else 1)
+
+
+if __name__ == "__main__":
+    main()
