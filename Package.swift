@@ -55,6 +55,8 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Tensors on OpenBLAS, reverse-mode autodiff, layers and optimisers.
+        .target(name: "ShoalTensor", dependencies: ["COpenBLAS"], swiftSettings: swiftSettings),
         // Market data: bars, CSV, the synthetic market, data quality, features.
         .target(name: "ShoalMarket", swiftSettings: swiftSettings),
         // The driver library users import.
@@ -70,7 +72,9 @@ let package = Package(
         ),
         .executableTarget(
             name: "TradingApp",
-            dependencies: ["Shoal", "ShoalMarket", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "Shoal", "ShoalMarket", "ShoalTensor", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: swiftSettings
         ),
 
@@ -96,6 +100,7 @@ let package = Package(
         ),
         .testTarget(name: "ShoalWireTests", dependencies: ["ShoalWire"], swiftSettings: swiftSettings),
         .testTarget(name: "ShoalMarketTests", dependencies: ["ShoalMarket"], swiftSettings: swiftSettings),
+        .testTarget(name: "ShoalTensorTests", dependencies: ["ShoalTensor"], swiftSettings: swiftSettings),
         .testTarget(
             name: "ShoalTransportTests",
             dependencies: ["ShoalTransport", "ShoalWire"],

@@ -1,11 +1,14 @@
 import ArgumentParser
 import Shoal
+import ShoalTensor
 
 /// `trading`: the platform's jobs. Runs alone on an embedded local cluster, or as a job of a
 /// running cluster (`SHOAL_ADDRESS`, or `cluster start` on this machine).
 @main
 enum Main {
     static func main() async {
+        // Before anything else: OpenBLAS must load with the kernels this processor supports.
+        BLAS.ensureBestKernels()
         await Shoal.bootstrap(tasks: MonteCarlo.tasks)
         await TradingCommand.main()
     }
@@ -15,6 +18,6 @@ struct TradingCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "trading",
         abstract: "The trading platform's jobs on a Shoal cluster.",
-        subcommands: [DemoCommand.self, DataCommand.self]
+        subcommands: [DemoCommand.self, DataCommand.self, BLASCommand.self]
     )
 }

@@ -1,0 +1,130 @@
+import Foundation
+import Testing
+
+@testable import ShoalTensor
+
+/// Compares a variable's gradient with central finite differences of `loss` (in Double
+/// precision around Float values: tolerance relative to the gradient's size).
+func checkGradient(_ name: String, input: Tensor, tolerance: Float = 2e-2, _ loss: (Tape, Variable) -> Variable) {
+    let tape = Tape()
+    let x = tape.variable(input)
+    let output = loss(tape, x)
+    tape.backward(from: output)
+    guard let analytic = x.gradient else {
+        Issue.record("\(name): no gradient")
+        return
+    }
+    let step: Float = 1e-2
+    for index in 0..<input.count {
+        var plus = input
+        plus.scalars[index] += step
+        var minus = input
+        minus.scalars[index] -= step
+        let up = loss(Tape(), Tape().variable(plus)).value.scalars[0]
+        let down = loss(Tape(), Tape().variable(minus)).value.scalars[0]
+        let numeric = (up - down) / (2 * step)
+        let scale = max(1, abs(numeric))
+        #expect(
+            abs(analytic.scalars[index] - numeric) <= tolerance * scale,
+            "\(name)[\(index)]: analytic \(analytic.scalars[index]), numeric \(numeric)")
+    }
+}
+
+struct AutodiffTests {
+    let a = Tensor.randomNormal(shape: [3, 4], seed: 1)
+    let b = Tensor.randomNormal(shape: [4, 2], seed: 2)
+    let row = Tensor.randomNormal(shape: [4], seed: 3)
+
+    @Test func matmulAgreesWithALoopAndHasGradients() {
+        let product = Tensor.matmul(a, b)
+        for i in 0..<3 {
+            for j in 0..<2 {
+                let expected = (0..<4).reduce(Float(0)) { $0 + a.scalars[i * 4 + $1] * b.scalars[$1 * 2 + j] }
+                #expect(abs(product.scalars[i * 2 + j] - expected) < 1e-5)
+            }
+        }
+        #expect(Tensor.matmul(a, a, transposeB: true).shape == [3, 3])
+        #expect(Tensor.matmul(a, a, transposeA: true) == Tensor.matmul(a.transposed(), a))
+        let (left, right) = (a, b)
+        checkGradient("matmul left", input: left) { tape, x in Variable.matmul(x, tape.variable(right)).sum() }
+        checkGradient("matmul right", input: right) { tape, x in
+            (Variable.matmul(tape.variable(left), x) * tape.variable(Tensor(shape: [3, 2], scalars: [1, 2, 3, 4, 5, 6]))).sum()
+        }
+    }
+
+    @Test func elementwiseAndBroadcastGradients() {
+        let row = self.row
+        let a = self.a
+        checkGradient("add broadcast row", input: row) { tape, x in ((tape.variable(a) + x) * (tape.variable(a) + x)).sum() }
+        checkGradient("sub", input: a) { tape, x in ((x - tape.variable(row)) * (x - tape.variable(row))).mean() }
+        checkGradient("mul", input: a) { tape, x in (x * x * x).sum() }
+        checkGradient("scale", input: a) { _, x in (x * 3).sum() }
+        checkGradient("tanh", input: a) { _, x in x.tanh().sum() }
+        checkGradient("sigmoid", input: a) { _, x in x.sigmoid().sum() }
+        // ReLU away from its kink.
+        let away = a.map { abs($0) < 0.05 ? 0.5 : $0 }
+        checkGradient("relu", input: away) { _, x in (x.relu() * x).sum() }
+    }
+
+    @Test func lossGradients() {
+        let target = Tensor.randomNormal(shape: [3, 4], seed: 9)
+        checkGradient("mse", input: a) { _, x in x.meanSquaredError(target) }
+        checkGradient("cross-entropy", input: a) { _, x in x.crossEntropy(labels: [0, 3, 2]) }
+        let weight = Tensor.randomNormal(shape: [5, 4], seed: 4)
+        let bias = Tensor.randomNormal(shape: [5], seed: 5)
+        let a = self.a
+        checkGradient("linear input", input: a) { tape, x in
+            Variable.linear(x, weight: tape.variable(weight), bias: tape.variable(bias)).tanh().sum()
+        }
+        checkGradient("linear weight", input: weight) { tape, w in
+            Variable.linear(tape.variable(a), weight: w, bias: tape.variable(bias)).tanh().sum()
+        }
+        checkGradient("linear bias", input: bias) { tape, c in
+            Variable.linear(tape.variable(a), weight: tape.variable(weight), bias: c).tanh().sum()
+        }
+        // Softmax rows sum to 1, and huge logits do not overflow.
+        let probabilities = Tensor(shape: [2, 3], scalars: [1000, 1001, 1002, -5, 0, 5]).softmax()
+        #expect(abs(probabilities.scalars[0..<3].reduce(0, +) - 1) < 1e-6)
+        #expect(probabilities.scalars.allSatisfy { $0.isFinite })
+    }
+
+    @Test func aTwoLayerNetworkLearnsXORWithAdam() {
+        let inputs = Tensor(shape: [4, 2], scalars: [0, 0, 0, 1, 1, 0, 1, 1])
+        let labels = [0, 1, 1, 0]
+        let first = Linear(inputs: 2, outputs: 16, seed: 11)
+        let second = Linear(inputs: 16, outputs: 2, seed: 12)
+        var parameters = [first.weight, first.bias, second.weight, second.bias]
+        var optimiser = Adam(learningRate: 0.05)
+        var loss: Float = .infinity
+        var accuracy = 0
+        for _ in 0..<300 {
+            let tape = Tape()
+            let p = parameters.map { tape.variable($0) }
+            let hidden = Variable.linear(tape.variable(inputs), weight: p[0], bias: p[1]).tanh()
+            let logits = Variable.linear(hidden, weight: p[2], bias: p[3])
+            let output = logits.crossEntropy(labels: labels)
+            tape.backward(from: output)
+            loss = output.value.scalars[0]
+            accuracy =
+                (0..<4).filter { row in
+                    let scores = logits.value.scalars[(row * 2)..<(row * 2 + 2)]
+                    return (scores.first ?? 0 > scores.last ?? 0 ? 0 : 1) == labels[row]
+                }.count
+            optimiser.update(&parameters, gradients: p.map { $0.gradient ?? Tensor(shape: $0.shape) })
+        }
+        #expect(accuracy == 4, "XOR learned")
+        #expect(loss < 0.05, "loss \(loss)")
+    }
+
+    @Test func blasRunsTheKernelsThisProcessorWants() throws {
+        let info = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+        if info.contains(" avx512f ") && info.contains(" avx512bw ") && info.contains(" avx512vl ") {
+            #expect(BLAS.preferredCoreType == "SKYLAKEX")
+        }
+        #expect(!BLAS.coreName.isEmpty)
+        // When the environment names a core type, OpenBLAS (loaded after it was set) runs it.
+        if let wanted = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] {
+            #expect(BLAS.coreName.lowercased() == wanted.lowercased(), "OpenBLAS runs \(BLAS.coreName), not \(wanted)")
+        }
+    }
+}
