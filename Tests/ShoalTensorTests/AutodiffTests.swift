@@ -128,3 +128,46 @@ struct AutodiffTests {
         }
     }
 }
+
+struct NormalizationTests {
+    @Test func layerNormMatchesItsDefinitionAndHasGradients() {
+        let x = Tensor.randomNormal(shape: [3, 5], standardDeviation: 2, seed: 21)
+        let weight = Tensor.randomNormal(shape: [5], seed: 22)
+        let bias = Tensor.randomNormal(shape: [5], seed: 23)
+        let tape = Tape()
+        let y = tape.variable(x).layerNorm(
+            weight: tape.variable(Tensor(shape: [5], repeating: 1)), bias: tape.variable(Tensor(shape: [5])))
+        for row in 0..<3 {
+            let values = y.value.scalars[(row * 5)..<(row * 5 + 5)]
+            let mean = values.reduce(0, +) / 5
+            let variance = values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / 5
+            #expect(abs(mean) < 1e-5 && abs(variance - 1) < 1e-3, "row \(row): mean \(mean), variance \(variance)")
+        }
+        let target = Tensor.randomNormal(shape: [3, 5], seed: 24)
+        checkGradient("layerNorm input", input: x) { tape, v in
+            v.layerNorm(weight: tape.variable(weight), bias: tape.variable(bias)).meanSquaredError(target)
+        }
+        checkGradient("layerNorm weight", input: weight) { tape, w in
+            tape.variable(x).layerNorm(weight: w, bias: tape.variable(bias)).meanSquaredError(target)
+        }
+        checkGradient("layerNorm bias", input: bias) { tape, b in
+            tape.variable(x).layerNorm(weight: tape.variable(weight), bias: b).meanSquaredError(target)
+        }
+    }
+
+    @Test func geluAndDropout() {
+        let x = Tensor.randomNormal(shape: [2, 6], seed: 31)
+        checkGradient("gelu", input: x) { _, v in (v.gelu() * v).sum() }
+        let tape = Tape()
+        #expect(abs(tape.variable(Tensor(1)).gelu().value.scalars[0] - 0.841_344_7) < 1e-5, "GELU(1) = Φ(1)")
+
+        let ones = Tensor(shape: [1000], repeating: 1)
+        let dropped = Tape().variable(ones).dropout(0.3, training: true, seed: 5).value
+        let zeros = dropped.scalars.filter { $0 == 0 }.count
+        #expect(zeros > 230 && zeros < 370, "about 30% dropped: \(zeros)")
+        #expect(dropped.scalars.allSatisfy { $0 == 0 || abs($0 - 1 / 0.7) < 1e-5 }, "the rest scaled by 1/(1 − p)")
+        #expect(Tape().variable(ones).dropout(0.3, training: false, seed: 5).value == ones, "identity outside training")
+        #expect(Tape().variable(ones).dropout(0.3, training: true, seed: 5).value == dropped, "seeded")
+        checkGradient("dropout", input: x) { _, v in (v.dropout(0.5, training: true, seed: 9) * v).sum() }
+    }
+}
