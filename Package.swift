@@ -100,7 +100,8 @@ let package = Package(
         ),
         .testTarget(name: "ShoalWireTests", dependencies: ["ShoalWire"], swiftSettings: swiftSettings),
         .testTarget(name: "ShoalMarketTests", dependencies: ["ShoalMarket"], swiftSettings: swiftSettings),
-        .testTarget(name: "ShoalTensorTests", dependencies: ["ShoalTensor"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "ShoalTensorTests", dependencies: ["ShoalTensor"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
         .testTarget(
             name: "ShoalTransportTests",
             dependencies: ["ShoalTransport", "ShoalWire"],

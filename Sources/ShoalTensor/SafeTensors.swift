@@ -100,7 +100,7 @@ public enum SafeTensors {
             tensors[name] = Tensor(shape: shape, scalars: scalars)
             ranges.append((offsets[0], offsets[1], name))
         }
-        ranges.sort { $0.0 < $1.0 }
+        ranges.sort { ($0.0, $0.1) < ($1.0, $1.1) }
         var position = 0
         for (start, end, name) in ranges {
             guard start == position else {

@@ -58,3 +58,22 @@ struct SafeTensorsTests {
         #expect(throws: SafeTensorsError.self) { try SafeTensors.decode(huge + [0]) }
     }
 }
+
+struct SafeTensorsInteropTests {
+    /// Written by the Python `safetensors` package (numpy), committed as a fixture.
+    @Test func readsTheReferenceImplementationsFile() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+            "Fixtures/python.safetensors"
+        ).path
+        let (tensors, metadata) = try SafeTensors.read(path: path)
+        #expect(metadata == ["format": "pt"])
+        #expect(tensors["layer.weight"] == Tensor(shape: [2, 3], scalars: [0, 0.25, 0.5, 0.75, 1, 1.25]))
+        #expect(tensors["layer.bias"] == Tensor(shape: [2], scalars: [0.5, -1]))
+        #expect(tensors["scalar"] == Tensor(3.25))
+        // Written again by Shoal, the same tensors come out byte for byte in the same layout.
+        let bytes = try SafeTensors.encode(tensors, metadata: metadata)
+        let original = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        #expect(try SafeTensors.decode(bytes).tensors == tensors)
+        #expect(bytes.count == original.count)
+    }
+}
