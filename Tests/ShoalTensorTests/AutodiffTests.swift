@@ -171,3 +171,56 @@ struct NormalizationTests {
         checkGradient("dropout", input: x) { _, v in (v.dropout(0.5, training: true, seed: 9) * v).sum() }
     }
 }
+
+struct ConvolutionTests {
+    @Test func conv1dMatchesADirectSumAndHasGradients() {
+        let x = Tensor.randomNormal(shape: [2, 3, 7], seed: 41)
+        let w = Tensor.randomNormal(shape: [4, 3, 3], seed: 42)
+        let bias = Tensor.randomNormal(shape: [4], seed: 43)
+        let tape = Tape()
+        let y = tape.variable(x).conv1d(weight: tape.variable(w), bias: tape.variable(bias), padding: 1).value
+        #expect(y.shape == [2, 4, 7], "padding k/2 keeps the length")
+        for (b, o, t) in [(0, 0, 0), (1, 3, 6), (1, 2, 3)] {
+            var expected = bias.scalars[o]
+            for c in 0..<3 {
+                for k in 0..<3 where (0..<7).contains(t + k - 1) {
+                    expected += w.scalars[(o * 3 + c) * 3 + k] * x.scalars[(b * 3 + c) * 7 + t + k - 1]
+                }
+            }
+            #expect(abs(y.scalars[(b * 4 + o) * 7 + t] - expected) < 1e-5, "y[\(b),\(o),\(t)]")
+        }
+        let target = Tensor.randomNormal(shape: [2, 4, 7], seed: 44)
+        checkGradient("conv1d input", input: x) { tape, v in
+            v.conv1d(weight: tape.variable(w), bias: tape.variable(bias), padding: 1).meanSquaredError(target)
+        }
+        checkGradient("conv1d weight", input: w) { tape, v in
+            tape.variable(x).conv1d(weight: v, bias: tape.variable(bias), padding: 1).meanSquaredError(target)
+        }
+        checkGradient("conv1d bias", input: bias) { tape, v in
+            tape.variable(x).conv1d(weight: tape.variable(w), bias: v, padding: 1).meanSquaredError(target)
+        }
+        let wide = Tensor.randomNormal(shape: [2, 3, 5], seed: 45)
+        checkGradient("conv1d kernel 5", input: x) { tape, v in
+            (v.conv1d(weight: tape.variable(wide), bias: nil, padding: 2) * 0.5).sum()
+        }
+    }
+
+    @Test func concatenationAndTransposition() {
+        let a = Tensor.randomNormal(shape: [2, 3, 4], seed: 51)
+        let b = Tensor.randomNormal(shape: [2, 1, 4], seed: 52)
+        let tape = Tape()
+        let joined = Variable.concatenate([tape.variable(a), tape.variable(b)], axis: 1).value
+        #expect(joined.shape == [2, 4, 4])
+        #expect(Array(joined.scalars[12..<16]) == Array(b.scalars[0..<4]), "sample 0's last channel is b's")
+        #expect(Array(joined.scalars[16..<28]) == Array(a.scalars[12..<24]))
+        let time = a.transposingLastTwo()
+        #expect(time.shape == [2, 4, 3] && time.scalars[1 * 12 + 2 * 3 + 1] == a.scalars[1 * 12 + 1 * 4 + 2])
+        #expect(time.transposingLastTwo() == a)
+        let weights = Tensor.randomNormal(shape: [2, 4, 4], seed: 53)
+        checkGradient("concatenate", input: a) { tape, v in
+            (Variable.concatenate([v, tape.variable(b)], axis: 1) * tape.variable(weights)).sum()
+        }
+        let pattern = Tensor.randomNormal(shape: [2, 4, 3], seed: 54)
+        checkGradient("transpose", input: a) { tape, v in (v.transposingLastTwo() * tape.variable(pattern)).sum() }
+    }
+}
