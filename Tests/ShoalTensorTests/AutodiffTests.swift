@@ -224,3 +224,47 @@ struct ConvolutionTests {
         checkGradient("transpose", input: a) { tape, v in (v.transposingLastTwo() * tape.variable(pattern)).sum() }
     }
 }
+
+struct RecurrentTests {
+    @Test func oneLSTMStepMatchesTheGateEquations() {
+        let lstm = LSTM(inputSize: 2, hiddenSize: 3, seed: 61)
+        let x = Tensor.randomNormal(shape: [1, 1, 2], seed: 62)
+        let tape = Tape()
+        let h = lstm(tape.variable(x), variables: lstm.variables(on: tape), training: false).value
+        // By hand: h0 = c0 = 0, so gates = W_ih x + b_ih + b_hh.
+        let p = lstm.parameters
+        func gate(_ row: Int) -> Float {
+            var total = (p["bias_ih_l0"]?.scalars[row] ?? 0) + (p["bias_hh_l0"]?.scalars[row] ?? 0)
+            for k in 0..<2 { total += (p["weight_ih_l0"]?.scalars[row * 2 + k] ?? 0) * x.scalars[k] }
+            return total
+        }
+        func sigmoid(_ v: Float) -> Float { 1 / (1 + exp(-v)) }
+        for unit in 0..<3 {
+            let c = sigmoid(gate(unit)) * Foundation.tanh(gate(6 + unit))
+            let expected = sigmoid(gate(9 + unit)) * Foundation.tanh(c)
+            #expect(abs(h.scalars[unit] - expected) < 1e-6, "unit \(unit): \(h.scalars[unit]) vs \(expected)")
+        }
+        #expect(LSTM.parameterNames(layers: 2, bidirectional: true).count == 16)
+        #expect(lstm.parameters["weight_hh_l0"]?.shape == [12, 3])
+    }
+
+    @Test func aStackedBidirectionalLSTMHasGradients() {
+        let lstm = LSTM(inputSize: 3, hiddenSize: 2, layers: 2, bidirectional: true, dropout: 0.3, seed: 71)
+        #expect(lstm.parameters["weight_ih_l1_reverse"]?.shape == [8, 4], "layer 2 reads both directions")
+        let x = Tensor.randomNormal(shape: [2, 4, 3], seed: 72)
+        let target = Tensor.randomNormal(shape: [2, 4, 4], seed: 73)
+        let eval = Tape()
+        #expect(lstm(eval.variable(x), variables: lstm.variables(on: eval), training: false).shape == [2, 4, 4])
+        checkGradient("lstm input", input: x, tolerance: 3e-2) { tape, v in
+            lstm(v, variables: lstm.variables(on: tape), training: true, seed: 5).meanSquaredError(target)
+        }
+        let name = "weight_hh_l0_reverse"
+        if let weight = lstm.parameters[name] {
+            checkGradient("lstm \(name)", input: weight, tolerance: 3e-2) { tape, w in
+                var variables = lstm.variables(on: tape)
+                variables[name] = w
+                return lstm(tape.variable(x), variables: variables, training: false).meanSquaredError(target)
+            }
+        }
+    }
+}

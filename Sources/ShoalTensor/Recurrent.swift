@@ -1,0 +1,158 @@
+import Foundation
+
+extension Variable {
+    /// The same values under another shape.
+    public func reshaped(_ shape: [Int]) -> Variable {
+        let original = self.shape
+        return tape.record(value.reshaped(shape), inputs: [self]) { g in [g.reshaped(original)] }
+    }
+
+    /// Columns `range` of the last dimension.
+    public func sliceLast(_ range: Range<Int>) -> Variable {
+        let x = value
+        let width = x.shape[x.rank - 1]
+        precondition(range.lowerBound >= 0 && range.upperBound <= width, "sliceLast: \(range) outside 0..<\(width)")
+        let rows = x.count / width
+        var shape = x.shape
+        shape[shape.count - 1] = range.count
+        var result = Tensor(shape: shape)
+        for row in 0..<rows {
+            for (j, column) in range.enumerated() { result.scalars[row * range.count + j] = x.scalars[row * width + column] }
+        }
+        return tape.record(result, inputs: [self]) { g in
+            var gradient = Tensor(shape: x.shape)
+            for row in 0..<rows {
+                for (j, column) in range.enumerated() {
+                    gradient.scalars[row * width + column] = g.scalars[row * range.count + j]
+                }
+            }
+            return [gradient]
+        }
+    }
+
+    /// Step `t` of a `[batch, time, features]` sequence: `[batch, features]`.
+    public func timeStep(_ t: Int) -> Variable {
+        let x = value
+        precondition(x.rank == 3 && (0..<x.shape[1]).contains(t), "timeStep: \(t) of \(x.shape)")
+        let (batch, steps, features) = (x.shape[0], x.shape[1], x.shape[2])
+        var result = Tensor(shape: [batch, features])
+        for b in 0..<batch {
+            for f in 0..<features { result.scalars[b * features + f] = x.scalars[(b * steps + t) * features + f] }
+        }
+        return tape.record(result, inputs: [self]) { g in
+            var gradient = Tensor(shape: x.shape)
+            for b in 0..<batch {
+                for f in 0..<features { gradient.scalars[(b * steps + t) * features + f] = g.scalars[b * features + f] }
+            }
+            return [gradient]
+        }
+    }
+
+    /// `[batch, features]` steps stacked into `[batch, time, features]`.
+    public static func stackTime(_ steps: [Variable]) -> Variable {
+        precondition(!steps.isEmpty, "stackTime needs at least one step")
+        let shape = steps[0].shape
+        return concatenate(steps.map { $0.reshaped([shape[0], 1, shape[1]]) }, axis: 1)
+    }
+}
+
+/// PyTorch's `nn.LSTM` (batch-first): stacked layers, optionally bidirectional, dropout between
+/// layers in training. Gates in PyTorch's order (input, forget, cell, output); parameters named
+/// and shaped as its `state_dict()`: `weight_ih_l{k}[_reverse]` `[4H, in]`,
+/// `weight_hh_l{k}[_reverse]` `[4H, H]`, `bias_ih_l{k}[_reverse]`, `bias_hh_l{k}[_reverse]` `[4H]`.
+public struct LSTM: Sendable {
+    public var inputSize: Int
+    public var hiddenSize: Int
+    public var layers: Int
+    public var bidirectional: Bool
+    public var dropout: Float
+    /// By `state_dict()` name.
+    public var parameters: [String: Tensor]
+
+    /// Initialised as PyTorch does: uniform in ±1/√hidden, from `seed`.
+    public init(inputSize: Int, hiddenSize: Int, layers: Int = 1, bidirectional: Bool = false, dropout: Float = 0, seed: UInt64) {
+        precondition(inputSize > 0 && hiddenSize > 0 && layers > 0, "LSTM sizes must be positive")
+        self.inputSize = inputSize
+        self.hiddenSize = hiddenSize
+        self.layers = layers
+        self.bidirectional = bidirectional
+        self.dropout = dropout
+        let bound = 1 / Float(hiddenSize).squareRoot()
+        var parameters: [String: Tensor] = [:]
+        var seed = seed
+        for name in Self.parameterNames(layers: layers, bidirectional: bidirectional) {
+            let layer = Int(name.split(separator: "_")[2].dropFirst()) ?? 0
+            let input = layer == 0 ? inputSize : hiddenSize * (bidirectional ? 2 : 1)
+            let shape =
+                name.hasPrefix("weight_ih")
+                ? [4 * hiddenSize, input] : name.hasPrefix("weight_hh") ? [4 * hiddenSize, hiddenSize] : [4 * hiddenSize]
+            parameters[name] = .randomUniform(shape: shape, bound: bound, seed: seed)
+            seed &+= 1
+        }
+        self.parameters = parameters
+    }
+
+    public static func parameterNames(layers: Int, bidirectional: Bool) -> [String] {
+        var names: [String] = []
+        for layer in 0..<layers {
+            for suffix in bidirectional ? ["", "_reverse"] : [""] {
+                for kind in ["weight_ih", "weight_hh", "bias_ih", "bias_hh"] { names.append("\(kind)_l\(layer)\(suffix)") }
+            }
+        }
+        return names
+    }
+
+    /// Runs `input` `[batch, time, inputSize]` with zero initial states; returns
+    /// `[batch, time, hidden × directions]`. `variables` holds this LSTM's parameters on the tape
+    /// (from `variables(on:)`), so their gradients can be read after `backward`.
+    public func callAsFunction(_ input: Variable, variables: [String: Variable], training: Bool, seed: UInt64 = 0) -> Variable {
+        precondition(
+            input.shape.count == 3 && input.shape[2] == inputSize,
+            "LSTM input must be [batch, time, \(inputSize)], not \(input.shape)")
+        let (batch, steps) = (input.shape[0], input.shape[1])
+        let tape = input.tape
+        let zeros = Tensor(shape: [batch, hiddenSize])
+        var sequence = input
+        for layer in 0..<layers {
+            if layer > 0 && training && dropout > 0 {
+                sequence = sequence.dropout(dropout, training: true, seed: seed &+ UInt64(layer))
+            }
+            var directions: [[Variable]] = []
+            for suffix in bidirectional ? ["", "_reverse"] : [""] {
+                func parameter(_ kind: String) -> Variable {
+                    guard let variable = variables["\(kind)_l\(layer)\(suffix)"] else {
+                        preconditionFailure("LSTM variables lack \(kind)_l\(layer)\(suffix): pass variables(on:)")
+                    }
+                    return variable
+                }
+                let (wih, whh, bih, bhh) = (
+                    parameter("weight_ih"), parameter("weight_hh"), parameter("bias_ih"), parameter("bias_hh")
+                )
+                var h = tape.variable(zeros)
+                var c = tape.variable(zeros)
+                var outputs = [Variable?](repeating: nil, count: steps)
+                let order = suffix.isEmpty ? Array(0..<steps) : Array((0..<steps).reversed())
+                for t in order {
+                    let gates =
+                        Variable.linear(sequence.timeStep(t), weight: wih, bias: bih) + Variable.linear(h, weight: whh, bias: bhh)
+                    let i = gates.sliceLast(0..<hiddenSize).sigmoid()
+                    let f = gates.sliceLast(hiddenSize..<2 * hiddenSize).sigmoid()
+                    let g = gates.sliceLast(2 * hiddenSize..<3 * hiddenSize).tanh()
+                    let o = gates.sliceLast(3 * hiddenSize..<4 * hiddenSize).sigmoid()
+                    c = f * c + i * g
+                    h = o * c.tanh()
+                    outputs[t] = h
+                }
+                directions.append(outputs.compactMap { $0 })
+            }
+            let stepsOut = (0..<steps).map { t in
+                directions.count == 1 ? directions[0][t] : Variable.concatenate([directions[0][t], directions[1][t]], axis: 1)
+            }
+            sequence = Variable.stackTime(stepsOut)
+        }
+        return sequence
+    }
+
+    /// This LSTM's parameters as variables on `tape`.
+    public func variables(on tape: Tape) -> [String: Variable] { parameters.mapValues { tape.variable($0) } }
+}
