@@ -268,3 +268,71 @@ struct RecurrentTests {
         }
     }
 }
+
+struct AttentionTests {
+    @Test func permutationsAndBatchedProducts() {
+        let x = Tensor.randomNormal(shape: [2, 3, 4], seed: 81)
+        let p = x.permuted([2, 0, 1])
+        #expect(p.shape == [4, 2, 3] && p.scalars[(3 * 2 + 1) * 3 + 2] == x.scalars[(1 * 3 + 2) * 4 + 3])
+        #expect(p.permuted([1, 2, 0]) == x)
+        let y = Tensor.randomNormal(shape: [2, 4, 5], seed: 82)
+        let product = Tensor.batchedMatmul(x, y)
+        for n in 0..<2 {
+            let a = Tensor(shape: [3, 4], scalars: Array(x.scalars[(n * 12)..<(n * 12 + 12)]))
+            let b = Tensor(shape: [4, 5], scalars: Array(y.scalars[(n * 20)..<(n * 20 + 20)]))
+            #expect(Array(product.scalars[(n * 15)..<(n * 15 + 15)]) == Tensor.matmul(a, b).scalars)
+        }
+        let weights = Tensor.randomNormal(shape: [2, 3, 3], seed: 83)
+        checkGradient("batched matmul with transpose", input: x) { tape, v in
+            (Variable.batchedMatmul(v, tape.variable(x), transposeB: true) * tape.variable(weights)).sum()
+        }
+        checkGradient("softmax", input: x) { tape, v in (v.softmax() * tape.variable(x)).sum() }
+        checkGradient("permute", input: x) { tape, v in (v.permuted([2, 0, 1]) * tape.variable(p)).sum() }
+    }
+
+    @Test func attentionMatchesOneHeadByHandAndHasGradients() {
+        let attention = MultiheadAttention(embedding: 4, heads: 2, seed: 91)
+        #expect(attention.parameters["in_proj_weight"]?.shape == [12, 4])
+        let x = Tensor.randomNormal(shape: [1, 3, 4], seed: 92)
+        let tape = Tape()
+        let variable = tape.variable(x)
+        let out = attention(query: variable, key: variable, value: variable, variables: attention.variables(on: tape)).value
+        #expect(out.shape == [1, 3, 4])
+        // By hand, for query step 0: per head h (dims 2h..<2h+2), softmax(q·kᵀ/√2)·v, then out_proj.
+        let w = attention.parameters["in_proj_weight"]?.scalars ?? []
+        func project(_ part: Int, _ t: Int) -> [Float] {
+            (0..<4).map { row in (0..<4).reduce(Float(0)) { $0 + w[(part * 4 + row) * 4 + $1] * x.scalars[t * 4 + $1] } }
+        }
+        var concatenated = [Float](repeating: 0, count: 4)
+        for head in 0..<2 {
+            let q = project(0, 0)[(head * 2)..<(head * 2 + 2)]
+            let scores = (0..<3).map { t in
+                zip(q, project(1, t)[(head * 2)..<(head * 2 + 2)]).reduce(Float(0)) { $0 + $1.0 * $1.1 } / Float(2).squareRoot()
+            }
+            let largest = scores.max() ?? 0
+            let exps = scores.map { exp($0 - largest) }
+            let total = exps.reduce(0, +)
+            for t in 0..<3 {
+                let v = project(2, t)
+                for dim in 0..<2 { concatenated[head * 2 + dim] += exps[t] / total * v[head * 2 + dim] }
+            }
+        }
+        let ow = attention.parameters["out_proj.weight"]?.scalars ?? []
+        for unit in 0..<4 {
+            let expected = (0..<4).reduce(Float(0)) { $0 + ow[unit * 4 + $1] * concatenated[$1] }
+            #expect(abs(out.scalars[unit] - expected) < 1e-5, "unit \(unit): \(out.scalars[unit]) vs \(expected)")
+        }
+        let target = Tensor.randomNormal(shape: [1, 3, 4], seed: 93)
+        checkGradient("attention input", input: x) { tape, v in
+            attention(query: v, key: v, value: v, variables: attention.variables(on: tape)).meanSquaredError(target)
+        }
+        if let weight = attention.parameters["in_proj_weight"] {
+            checkGradient("attention in_proj_weight", input: weight) { tape, wv in
+                var variables = attention.variables(on: tape)
+                variables["in_proj_weight"] = wv
+                let input = tape.variable(x)
+                return attention(query: input, key: input, value: input, variables: variables).meanSquaredError(target)
+            }
+        }
+    }
+}
