@@ -1,0 +1,178 @@
+import Foundation
+
+/// The CNN+LSTM hybrid: multi-scale 1-D convolutions with self-attention, a stacked
+/// bidirectional LSTM with self-attention, cross-attention fusion, and classification
+/// (Sell/Hold/Buy) and regression (next return) heads. Parameters are named as the PyTorch
+/// module's `state_dict()` (see the README's tensor names), so weights load there with
+/// `strict=True` and the other way round.
+public struct HybridModel: Sendable {
+    public struct Config: Codable, Sendable, Equatable {
+        public var features = 32
+        public var steps = 64
+        public var convChannels = 32
+        public var kernels = [3, 5, 7, 11]
+        public var heads = 8
+        public var lstmHidden = 64
+        public var lstmLayers = 3
+        public var dropout: Float = 0.3
+        public var fusionSize = 256
+        public var classes = 3
+        /// Loss = cross-entropy + regressionWeight × MSE.
+        public var regressionWeight: Float = 0.5
+
+        public init() {}
+
+        /// The width of the CNN features (all kernels' channels side by side).
+        public var cnnWidth: Int { convChannels * kernels.count }
+
+        public func validate() throws {
+            guard features > 0, steps > 0, convChannels > 0, !kernels.isEmpty, kernels.allSatisfy({ $0 > 0 && $0 % 2 == 1 })
+            else {
+                throw SafeTensorsError("the hybrid model needs positive sizes and odd kernels (got \(kernels))")
+            }
+            guard cnnWidth % heads == 0, (2 * lstmHidden) % heads == 0 else {
+                throw SafeTensorsError("attention widths \(cnnWidth) and \(2 * lstmHidden) must split into \(heads) heads")
+            }
+            guard cnnWidth == 2 * lstmHidden else {
+                throw SafeTensorsError(
+                    "cross-attention needs the CNN width (\(cnnWidth)) to equal twice the LSTM hidden size (\(2 * lstmHidden))")
+            }
+        }
+    }
+
+    public let config: Config
+    /// By `state_dict()` name.
+    public var parameters: [String: Tensor]
+
+    /// A freshly initialised model (PyTorch's default initialisations), from `seed`.
+    public init(config: Config = Config(), seed: UInt64) throws {
+        try config.validate()
+        self.config = config
+        var parameters: [String: Tensor] = [:]
+        var seed = seed
+        func next() -> UInt64 {
+            seed &+= 1_000_003
+            return seed
+        }
+        for (index, kernel) in config.kernels.enumerated() {
+            let bound = 1 / Float(config.features * kernel).squareRoot()
+            parameters["conv_layers.\(index).weight"] = .randomUniform(
+                shape: [config.convChannels, config.features, kernel], bound: bound, seed: next())
+            parameters["conv_layers.\(index).bias"] = .randomUniform(shape: [config.convChannels], bound: bound, seed: next())
+        }
+        let width = config.cnnWidth
+        for name in ["attention_cnn", "attention_lstm", "fusion_attention"] {
+            for (key, value) in MultiheadAttention(embedding: width, heads: config.heads, seed: next()).parameters {
+                parameters["\(name).\(key)"] = value
+            }
+        }
+        for (name, size) in [("norm_cnn", width), ("norm_lstm", width), ("fusion_norm", config.fusionSize)] {
+            parameters["\(name).weight"] = Tensor(shape: [size], repeating: 1)
+            parameters["\(name).bias"] = Tensor(shape: [size])
+        }
+        let lstm = LSTM(
+            inputSize: width, hiddenSize: config.lstmHidden, layers: config.lstmLayers, bidirectional: true,
+            dropout: config.dropout,
+            seed: next())
+        for (key, value) in lstm.parameters { parameters["lstm.\(key)"] = value }
+        for (name, inputs, outputs) in [
+            ("fusion_proj", width, config.fusionSize), ("classifier", config.fusionSize, config.classes),
+            ("regressor", config.fusionSize, 1),
+        ] {
+            let layer = Linear(inputs: inputs, outputs: outputs, seed: next())
+            parameters["\(name).weight"] = layer.weight
+            parameters["\(name).bias"] = layer.bias
+        }
+        self.parameters = parameters
+    }
+
+    /// A model with the given parameters.
+    /// - Throws: when a parameter is missing, unexpected or of the wrong shape (`strict` loading).
+    public init(config: Config = Config(), parameters: [String: Tensor]) throws {
+        let template = try HybridModel(config: config, seed: 0)
+        for (name, tensor) in template.parameters {
+            guard let given = parameters[name] else { throw SafeTensorsError("the weights lack \(name)") }
+            guard given.shape == tensor.shape else {
+                throw SafeTensorsError("\(name) has shape \(given.shape), the model needs \(tensor.shape)")
+            }
+        }
+        if let extra = parameters.keys.first(where: { template.parameters[$0] == nil }) {
+            throw SafeTensorsError("the weights hold \(extra), which the model does not have")
+        }
+        self.config = config
+        self.parameters = parameters
+    }
+
+    public var parameterCount: Int { parameters.values.reduce(0) { $0 + $1.count } }
+
+    /// The outputs of one forward pass.
+    public struct Output {
+        /// `[batch, classes]` logits.
+        public var logits: Variable
+        /// `[batch, 1]`.
+        public var regression: Variable
+        /// `[batch, steps, fusionSize]`, before the final dropout.
+        public var fused: Variable
+        public var cnnFeatures: Variable
+        public var lstmFeatures: Variable
+    }
+
+    /// Runs the model on `input` `[batch, features, steps]`; `variables` holds the parameters on
+    /// the tape (from `variables(on:)`).
+    public func forward(_ input: Variable, variables: [String: Variable], training: Bool, seed: UInt64 = 0) -> Output {
+        let c = config
+        precondition(
+            input.shape.count == 3 && input.shape[1] == c.features,
+            "the input must be [batch, \(c.features), steps], not \(input.shape)")
+        let batch = input.shape[0]
+        let steps = input.shape[2]
+        func p(_ name: String) -> Variable {
+            guard let variable = variables[name] else { preconditionFailure("model variables lack \(name): pass variables(on:)") }
+            return variable
+        }
+        func scoped(_ prefix: String) -> [String: Variable] {
+            var result: [String: Variable] = [:]
+            for (name, variable) in variables where name.hasPrefix(prefix + ".") {
+                result[String(name.dropFirst(prefix.count + 1))] = variable
+            }
+            return result
+        }
+        func linear(_ x: Variable, _ name: String) -> Variable {
+            let width = x.shape[x.shape.count - 1]
+            let rows = x.value.count / width
+            let out = Variable.linear(x.reshaped([rows, width]), weight: p("\(name).weight"), bias: p("\(name).bias"))
+            return out.reshaped(Array(x.shape.dropLast()) + [out.shape[1]])
+        }
+        let width = c.cnnWidth
+        let attention = MultiheadAttention(embedding: width, heads: c.heads, seed: 0)
+        let convolutions = c.kernels.enumerated().map { index, kernel in
+            input.conv1d(weight: p("conv_layers.\(index).weight"), bias: p("conv_layers.\(index).bias"), padding: kernel / 2)
+                .relu()
+        }
+        let cnn = Variable.concatenate(convolutions, axis: 1).transposingLastTwo()  // [batch, steps, width]
+        let cnnAttended = attention(query: cnn, key: cnn, value: cnn, variables: scoped("attention_cnn"))
+        let cnnFeatures = (cnn + cnnAttended).layerNorm(weight: p("norm_cnn.weight"), bias: p("norm_cnn.bias"))
+
+        let lstm = LSTM(
+            inputSize: width, hiddenSize: c.lstmHidden, layers: c.lstmLayers, bidirectional: true, dropout: c.dropout, seed: 0)
+        let recurrent = lstm(cnnFeatures, variables: scoped("lstm"), training: training, seed: seed)
+        let lstmAttended = attention(query: recurrent, key: recurrent, value: recurrent, variables: scoped("attention_lstm"))
+        let lstmFeatures = (recurrent + lstmAttended).layerNorm(weight: p("norm_lstm.weight"), bias: p("norm_lstm.bias"))
+
+        let cross = attention(query: lstmFeatures, key: cnnFeatures, value: cnnFeatures, variables: scoped("fusion_attention"))
+        let fused = linear(lstmFeatures + cross, "fusion_proj").layerNorm(
+            weight: p("fusion_norm.weight"), bias: p("fusion_norm.bias"))
+        let last = fused.dropout(c.dropout, training: training, seed: seed &+ 7919).timeStep(steps - 1)
+        _ = batch
+        return Output(
+            logits: linear(last, "classifier"), regression: linear(last, "regressor"), fused: fused, cnnFeatures: cnnFeatures,
+            lstmFeatures: lstmFeatures)
+    }
+
+    public func variables(on tape: Tape) -> [String: Variable] { parameters.mapValues { tape.variable($0) } }
+
+    /// Cross-entropy on the class labels plus `regressionWeight` × MSE on the returns.
+    public func loss(_ output: Output, labels: [Int], returns: Tensor) -> Variable {
+        output.logits.crossEntropy(labels: labels) + output.regression.meanSquaredError(returns) * config.regressionWeight
+    }
+}

@@ -1,0 +1,100 @@
+import Foundation
+import Testing
+
+@testable import ShoalTensor
+
+struct HybridModelTests {
+    static var tiny: HybridModel.Config {
+        var config = HybridModel.Config()
+        config.features = 4
+        config.steps = 6
+        config.convChannels = 2
+        config.kernels = [1, 3]
+        config.heads = 2
+        config.lstmHidden = 2
+        config.lstmLayers = 2
+        config.fusionSize = 6
+        return config
+    }
+
+    @Test func theReferenceConfigurationHas557956Parameters() throws {
+        let model = try HybridModel(seed: 1)
+        #expect(model.parameterCount == 557_956)
+        #expect(model.parameters["lstm.weight_ih_l2_reverse"]?.shape == [256, 128])
+        #expect(model.parameters["attention_cnn.in_proj_weight"]?.shape == [384, 128])
+        #expect(model.parameters["fusion_proj.weight"]?.shape == [256, 128])
+        #expect(model.parameters["conv_layers.3.weight"]?.shape == [32, 32, 11])
+        var broken = model.parameters
+        broken["classifier.weight"] = Tensor(shape: [2, 256])
+        #expect(throws: SafeTensorsError.self) { try HybridModel(parameters: broken) }
+        broken["classifier.weight"] = nil
+        #expect(throws: SafeTensorsError.self) { try HybridModel(parameters: broken) }
+    }
+
+    @Test func forwardShapesAndLossGradients() throws {
+        let model = try HybridModel(config: Self.tiny, seed: 3)
+        let x = Tensor.randomNormal(shape: [2, 4, 6], seed: 4)
+        let returns = Tensor(shape: [2, 1], scalars: [0.01, -0.02])
+        let tape = Tape()
+        let output = model.forward(tape.variable(x), variables: model.variables(on: tape), training: false)
+        #expect(output.logits.shape == [2, 3] && output.regression.shape == [2, 1] && output.fused.shape == [2, 6, 6])
+        for name in [
+            "classifier.weight", "lstm.weight_hh_l1", "attention_cnn.in_proj_weight", "conv_layers.1.weight",
+            "fusion_norm.weight",
+        ] {
+            guard let parameter = model.parameters[name] else {
+                Issue.record("no \(name)")
+                continue
+            }
+            checkGradient(name, input: parameter, tolerance: 3e-2) { tape, v in
+                var variables = model.variables(on: tape)
+                variables[name] = v
+                return model.loss(
+                    model.forward(tape.variable(x), variables: variables, training: false), labels: [0, 2], returns: returns)
+            }
+        }
+    }
+
+    @Test func theModelLearnsAPlantedPattern() throws {
+        // Class 2 when feature 0 rises over the window, 0 when it falls, 1 when flat.
+        var config = Self.tiny
+        config.dropout = 0
+        let model = try HybridModel(config: config, seed: 5)
+        var parameters = model.parameters.sorted { $0.key < $1.key }.map(\.value)
+        let names = model.parameters.keys.sorted()
+        var optimiser = Adam(learningRate: 0.02)
+        func batch(_ seed: UInt64, size: Int) -> (Tensor, [Int], Tensor) {
+            var random = Tensor.randomNormal(shape: [size, 4, 6], standardDeviation: 0.1, seed: seed)
+            var labels: [Int] = []
+            for sample in 0..<size {
+                let label = sample % 3
+                labels.append(label)
+                let slope: Float = label == 2 ? 0.5 : label == 0 ? -0.5 : 0
+                for t in 0..<6 { random.scalars[(sample * 4) * 6 + t] += slope * Float(t) }
+            }
+            return (random, labels, Tensor(shape: [size, 1]))
+        }
+        var accuracy = 0.0
+        for step in 0..<40 {
+            let (x, labels, returns) = batch(UInt64(100 + step), size: 12)
+            let tape = Tape()
+            var variables: [String: Variable] = [:]
+            for (name, value) in zip(names, parameters) { variables[name] = tape.variable(value) }
+            let current = try HybridModel(config: config, parameters: Dictionary(uniqueKeysWithValues: zip(names, parameters)))
+            let loss = current.loss(
+                current.forward(tape.variable(x), variables: variables, training: true), labels: labels, returns: returns)
+            tape.backward(from: loss)
+            optimiser.update(&parameters, gradients: names.map { variables[$0]?.gradient ?? Tensor(shape: [0]) })
+        }
+        let trained = try HybridModel(config: config, parameters: Dictionary(uniqueKeysWithValues: zip(names, parameters)))
+        let (x, labels, _) = batch(999, size: 30)
+        let tape = Tape()
+        let logits = trained.forward(tape.variable(x), variables: trained.variables(on: tape), training: false).logits.value
+        let correct = (0..<30).filter { row in
+            let scores = logits.scalars[(row * 3)..<(row * 3 + 3)]
+            return scores.firstIndex(of: scores.max() ?? 0).map { $0 - row * 3 } == labels[row]
+        }.count
+        accuracy = Double(correct) / 30
+        #expect(accuracy > 0.6, "accuracy \(accuracy) on held-out windows (chance: 0.33)")
+    }
+}
