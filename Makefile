@@ -6,7 +6,7 @@ APT_PACKAGES := libzmq3-dev libopenblas-dev libpq-dev libsqlite3-dev libssl-dev 
 SWIFT_FLAGS ?=
 RELEASE := swift build -c release $(SWIFT_FLAGS)
 
-.PHONY: all deps build test demo bench bench-jobs bench-registry bench-features bench-tasks proto clean format container
+.PHONY: all deps build test demo bench bench-jobs bench-registry bench-features bench-model bench-tasks proto clean format container
 
 all: build
 
@@ -44,6 +44,19 @@ bench: deps
 	$(MAKE) bench-jobs
 	$(MAKE) bench-registry
 	$(MAKE) bench-features
+	$(MAKE) bench-model
+
+## bench-model: the hybrid model beside PyTorch (1 and 2 threads) and the parity check; updates RESULTS.md.
+bench-model: deps
+	$(RELEASE) --product trading
+	python3 -c 'import torch, safetensors' 2>/dev/null || pip install -q torch safetensors
+	mkdir -p Benchmarks/out
+	python3 Benchmarks/hybrid_reference.py $$(swift build -c release --show-bin-path) | tee Benchmarks/out/parity.txt
+	for threads in 1 2; do \
+	  $$(swift build -c release --show-bin-path)/trading model bench --threads $$threads --json Benchmarks/out/shoal_model_$$threads.json; \
+	  (cd Benchmarks && python3 hybrid_bench_torch.py out/torch_model_$$threads.json --threads $$threads); \
+	done
+	python3 Benchmarks/model_report.py Benchmarks/out Benchmarks/RESULTS.md
 
 ## bench-features: the standard features on 1,000,000 bars x 4 assets beside pandas; updates its section of RESULTS.md.
 bench-features: deps

@@ -8,7 +8,7 @@ struct ModelCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "model",
         abstract: "Initialise the CNN+LSTM hybrid model and run it on inputs from safetensors files.",
-        subcommands: [Initialise.self, Forward.self]
+        subcommands: [Initialise.self, Forward.self, Bench.self]
     )
 
     struct ConfigOption: ParsableArguments {
