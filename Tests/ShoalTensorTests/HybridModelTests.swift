@@ -98,3 +98,62 @@ struct HybridModelTests {
         #expect(accuracy > 0.6, "accuracy \(accuracy) on held-out windows (chance: 0.33)")
     }
 }
+
+struct TrainingToolsTests {
+    @Test func sgdClippingAndSchedules() {
+        var parameters = [Tensor(shape: [2], scalars: [1, -1])]
+        var sgd = SGD(learningRate: 0.1, momentum: 0.9)
+        let gradient = [Tensor(shape: [2], scalars: [1, 1])]
+        sgd.update(&parameters, gradients: gradient)
+        #expect(parameters[0].scalars == [0.9, -1.1])
+        sgd.update(&parameters, gradients: gradient)
+        #expect(abs(parameters[0].scalars[0] - (0.9 - 0.1 * 1.9)) < 1e-6, "momentum: v = 0.9 · 1 + 1")
+
+        var gradients = [Tensor(shape: [2], scalars: [3, 4]), Tensor(shape: [1], scalars: [0])]
+        #expect(clipGradients(&gradients, maxNorm: 1) == 5)
+        let clipped = gradients[0].scalars.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        #expect(abs(clipped - 1) < 1e-5)
+        var small = [Tensor(shape: [1], scalars: [0.5])]
+        clipGradients(&small, maxNorm: 1)
+        #expect(small[0].scalars == [0.5], "under the norm nothing changes")
+
+        #expect(LearningRateSchedule.step(initial: 1, every: 10, factor: 0.5).rate(at: 25) == 0.25)
+        let cosine = LearningRateSchedule.cosine(initial: 1, minimum: 0.1, total: 110, warmup: 10)
+        #expect(cosine.rate(at: 0) == 0.1 && cosine.rate(at: 9) == 1)
+        #expect(abs(cosine.rate(at: 60) - 0.55) < 1e-5 && abs(cosine.rate(at: 110) - 0.1) < 1e-6)
+    }
+
+    @Test func monteCarloEnsembleAndTheFeatureExtractor() throws {
+        let model = try HybridModel(config: HybridModelTests.tiny, seed: 8)
+        let window = Tensor.randomNormal(shape: [1, 4, 6], seed: 9)
+        let prediction = model.monteCarlo(window, passes: 20, seed: 1)
+        #expect(abs(prediction.probabilities.reduce(0, +) - 1) < 1e-5)
+        #expect(prediction.confidence == prediction.probabilities.max())
+        #expect(prediction.regressionStandardDeviation > 0, "dropout makes the passes differ")
+        #expect(model.monteCarlo(window, passes: 20, seed: 1) == prediction, "seeded")
+
+        let ensemble = HybridEnsemble(members: [model, try HybridModel(config: HybridModelTests.tiny, seed: 10)])
+        #expect(ensemble.weights == [0.5, 0.5])
+        let tape = Tape()
+        let logits = tape.variable(Tensor(shape: [2], scalars: [0.3, -0.2]))
+        let mixed = ensemble.forward(window, tape: tape, logits: logits, training: false)
+        #expect(abs(mixed.probabilities.value.sum() - 1) < 1e-5, "a mixture of distributions is one")
+        let loss = mixed.probabilities.sliceLast(1..<2).sum() + mixed.regression.sum()
+        tape.backward(from: loss)
+        #expect(logits.gradient?.scalars.allSatisfy(\.isFinite) == true, "the mixing weights learn")
+
+        let extractor = FeatureExtractor(model: model, capacity: 2, passes: 5)
+        let first = extractor.extract(window.reshaped([4, 6]))
+        #expect(first.fused.count == 6 && first.cnn.count == 4 && first.lstm.count == 4 && !first.fallback)
+        #expect(extractor.extract(window.reshaped([4, 6])) == first && extractor.hits == 1)
+        _ = extractor.extract(Tensor.randomNormal(shape: [4, 6], seed: 11))
+        _ = extractor.extract(Tensor.randomNormal(shape: [4, 6], seed: 12))
+        _ = extractor.extract(window.reshaped([4, 6]))
+        #expect(extractor.misses == 4, "the first window was pushed out of a cache of two")
+        var broken = window.reshaped([4, 6])
+        broken.scalars[3] = .nan
+        let fallback = extractor.extract(broken)
+        #expect(
+            fallback.fallback && fallback.fused.count == 12, "NaN in the window: basic indicators (last, mean, std per feature)")
+    }
+}
