@@ -132,9 +132,12 @@ public struct LSTM: Sendable {
                 var c = tape.variable(zeros)
                 var outputs = [Variable?](repeating: nil, count: steps)
                 let order = suffix.isEmpty ? Array(0..<steps) : Array((0..<steps).reversed())
+                // The input's share of every step's gates in one large product, before the recurrence.
+                let width = sequence.shape[2]
+                let projected = Variable.linear(sequence.reshaped([batch * steps, width]), weight: wih, bias: bih)
+                    .reshaped([batch, steps, 4 * hiddenSize])
                 for t in order {
-                    let gates =
-                        Variable.linear(sequence.timeStep(t), weight: wih, bias: bih) + Variable.linear(h, weight: whh, bias: bhh)
+                    let gates = projected.timeStep(t) + Variable.linear(h, weight: whh, bias: bhh)
                     let i = gates.sliceLast(0..<hiddenSize).sigmoid()
                     let f = gates.sliceLast(hiddenSize..<2 * hiddenSize).sigmoid()
                     let g = gates.sliceLast(2 * hiddenSize..<3 * hiddenSize).tanh()
