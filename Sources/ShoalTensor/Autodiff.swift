@@ -4,10 +4,11 @@ import Foundation
 /// how to pass gradients back to its inputs; `backward(from:)` walks it in reverse. Losses
 /// written by hand from these operations get their gradients with no per-model backward code.
 ///
-/// A tape belongs to one thread (or task) at a time.
+/// A tape belongs to one thread (or task) at a time. A tape made with `recording: false` keeps
+/// nothing: values are freed as soon as no variable holds them (inference, Monte Carlo passes).
 public final class Tape {
     struct Node {
-        var value: Tensor
+        var shape: [Int]
         var gradient: Tensor?
         var inputs: [Int]
         /// Given this node's gradient, the gradient contribution to each input.
@@ -15,30 +16,37 @@ public final class Tape {
     }
 
     var nodes: [Node] = []
+    /// Whether operations are recorded for `backward`.
+    public let recording: Bool
 
-    public init() {}
+    public init(recording: Bool = true) {
+        self.recording = recording
+    }
 
     /// A leaf: an input or a parameter.
     public func variable(_ value: Tensor) -> Variable {
-        nodes.append(Node(value: value, gradient: nil, inputs: [], backward: nil))
-        return Variable(tape: self, index: nodes.count - 1)
+        guard recording else { return Variable(tape: self, index: -1, value: value) }
+        nodes.append(Node(shape: value.shape, gradient: nil, inputs: [], backward: nil))
+        return Variable(tape: self, index: nodes.count - 1, value: value)
     }
 
     func record(_ value: Tensor, inputs: [Variable], backward: @escaping (Tensor) -> [Tensor]) -> Variable {
-        nodes.append(Node(value: value, gradient: nil, inputs: inputs.map(\.index), backward: backward))
-        return Variable(tape: self, index: nodes.count - 1)
+        guard recording else { return Variable(tape: self, index: -1, value: value) }
+        nodes.append(Node(shape: value.shape, gradient: nil, inputs: inputs.map(\.index), backward: backward))
+        return Variable(tape: self, index: nodes.count - 1, value: value)
     }
 
     /// Fills in the gradient of `output` (a scalar) with respect to every variable before it.
     public func backward(from output: Variable) {
-        precondition(output.tape === self, "the output belongs to another tape")
-        precondition(nodes[output.index].value.count == 1, "backward starts from a scalar")
+        precondition(output.tape === self && recording, "backward needs the recording tape the output came from")
+        precondition(output.value.count == 1, "backward starts from a scalar")
         for index in nodes.indices { nodes[index].gradient = nil }
-        nodes[output.index].gradient = Tensor(shape: nodes[output.index].value.shape, repeating: 1)
+        nodes[output.index].gradient = Tensor(shape: output.value.shape, repeating: 1)
         for index in stride(from: output.index, through: 0, by: -1) {
             guard let gradient = nodes[index].gradient, let backward = nodes[index].backward else { continue }
             let contributions = backward(gradient)
-            for (input, contribution) in zip(nodes[index].inputs, contributions) {
+            // Inputs that were not recorded (−1: constants from a tape that keeps nothing) take no gradient.
+            for (input, contribution) in zip(nodes[index].inputs, contributions) where input >= 0 {
                 if let existing = nodes[input].gradient {
                     nodes[input].gradient = existing + contribution
                 } else {
@@ -52,11 +60,12 @@ public final class Tape {
 /// A value on a tape.
 public struct Variable {
     let tape: Tape
+    /// Its node on the tape; −1 on a tape that does not record.
     let index: Int
+    public let value: Tensor
 
-    public var value: Tensor { tape.nodes[index].value }
     /// The gradient after `Tape.backward`; nil when the output does not depend on it.
-    public var gradient: Tensor? { tape.nodes[index].gradient }
+    public var gradient: Tensor? { index >= 0 ? tape.nodes[index].gradient : nil }
     public var shape: [Int] { value.shape }
 
     // MARK: operations

@@ -61,7 +61,7 @@ public final class FeatureExtractor {
         let valid = window.count == c.features * c.steps && window.scalars.allSatisfy(\.isFinite)
         guard valid else { return Self.basicIndicators(window, features: c.features) }
         let input = window.reshaped([1, c.features, c.steps])
-        let tape = Tape()
+        let tape = Tape(recording: false)
         let output = model.forward(tape.variable(input), variables: model.variables(on: tape), training: false)
         func lastStep(_ variable: Variable) -> [Float] {
             let value = variable.value

@@ -19,7 +19,7 @@ extension HybridModel {
         let batch = Tensor(
             shape: [passes, config.features, single / config.features],
             scalars: Array(repeatElement(window.scalars, count: passes).joined()))
-        let tape = Tape()
+        let tape = Tape(recording: false)
         let output = forward(tape.variable(batch), variables: variables(on: tape), training: true, seed: seed)
         let probabilities = output.logits.value.softmax()
         let classes = config.classes

@@ -51,7 +51,7 @@ extension ModelCommand {
             results["train_step_ms"] = median(times) * 1000
 
             func infer(_ input: Tensor, training: Bool = false) {
-                let tape = Tape()
+                let tape = Tape(recording: false)
                 _ = model.forward(tape.variable(input), variables: model.variables(on: tape), training: training).logits.value
             }
             let one = Tensor.randomNormal(shape: [1, 32, 64], seed: 3)

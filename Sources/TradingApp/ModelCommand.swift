@@ -62,7 +62,8 @@ struct ModelCommand: AsyncParsableCommand {
             guard x.rank == 3, x.shape[1] == model.config.features else {
                 throw ValidationError("input must be [batch, \(model.config.features), steps], not \(x.shape)")
             }
-            let tape = Tape()
+            // Without targets there is nothing to differentiate: a tape that keeps nothing.
+            let tape = Tape(recording: targets != nil)
             let variables = model.variables(on: tape)
             let output = model.forward(tape.variable(x), variables: variables, training: false)
             var results: [String: Tensor] = [

@@ -157,3 +157,17 @@ struct TrainingToolsTests {
             fallback.fallback && fallback.fused.count == 12, "NaN in the window: basic indicators (last, mean, std per feature)")
     }
 }
+
+struct InferenceTapeTests {
+    @Test func aTapeThatKeepsNothingGivesTheSameOutputs() throws {
+        let model = try HybridModel(config: HybridModelTests.tiny, seed: 13)
+        let x = Tensor.randomNormal(shape: [3, 4, 6], seed: 14)
+        let recording = Tape()
+        let kept = model.forward(recording.variable(x), variables: model.variables(on: recording), training: false)
+        let lean = Tape(recording: false)
+        let free = model.forward(lean.variable(x), variables: model.variables(on: lean), training: false)
+        #expect(free.logits.value == kept.logits.value && free.fused.value == kept.fused.value)
+        #expect(lean.nodes.isEmpty && !recording.nodes.isEmpty)
+        #expect(free.logits.gradient == nil)
+    }
+}
