@@ -137,13 +137,9 @@ public struct LSTM: Sendable {
                 let projected = Variable.linear(sequence.reshaped([batch * steps, width]), weight: wih, bias: bih)
                     .reshaped([batch, steps, 4 * hiddenSize])
                 for t in order {
-                    let gates = projected.timeStep(t) + Variable.linear(h, weight: whh, bias: bhh)
-                    let i = gates.sliceLast(0..<hiddenSize).sigmoid()
-                    let f = gates.sliceLast(hiddenSize..<2 * hiddenSize).sigmoid()
-                    let g = gates.sliceLast(2 * hiddenSize..<3 * hiddenSize).tanh()
-                    let o = gates.sliceLast(3 * hiddenSize..<4 * hiddenSize).sigmoid()
-                    c = f * c + i * g
-                    h = o * c.tanh()
+                    let state = Variable.lstmCell(input: projected.timeStep(t), hidden: h, cell: c, weight: whh, bias: bhh)
+                    h = state.sliceLast(0..<hiddenSize)
+                    c = state.sliceLast(hiddenSize..<2 * hiddenSize)
                     outputs[t] = h
                 }
                 directions.append(outputs.compactMap { $0 })
@@ -158,4 +154,69 @@ public struct LSTM: Sendable {
 
     /// This LSTM's parameters as variables on `tape`.
     public func variables(on tape: Tape) -> [String: Variable] { parameters.mapValues { tape.variable($0) } }
+}
+
+extension Variable {
+    /// One LSTM step as a single taped operation: gates = `input` (the input's projection,
+    /// `[batch, 4H]`) + `hidden` · `weight`ᵀ + `bias`, in PyTorch's order (i, f, g, o); returns the
+    /// new hidden and cell states side by side, `[batch, 2H]`, with a hand-written backward pass.
+    public static func lstmCell(input: Variable, hidden: Variable, cell: Variable, weight: Variable, bias: Variable) -> Variable {
+        let (projection, h, c, w) = (input.value, hidden.value, cell.value, weight.value)
+        let batch = h.shape[0]
+        let size = h.shape[1]
+        precondition(projection.shape == [batch, 4 * size] && w.shape == [4 * size, size], "lstmCell: shapes do not fit")
+        var gates = Tensor.matmul(h, w, transposeB: true)
+        let b = bias.value.scalars
+        var state = Tensor(shape: [batch, 2 * size])
+        // i, f, g, o and tanh(c') per element, kept for the backward pass.
+        var saved = [Float](repeating: 0, count: batch * size * 5)
+        gates.scalars.withUnsafeMutableBufferPointer { z in
+            projection.scalars.withUnsafeBufferPointer { x in
+                c.scalars.withUnsafeBufferPointer { cPrevious in
+                    state.scalars.withUnsafeMutableBufferPointer { out in
+                        saved.withUnsafeMutableBufferPointer { keep in
+                            for row in 0..<batch {
+                                let g = row * 4 * size
+                                for j in 0..<size {
+                                    let i = 1 / (1 + exp(-(z[g + j] + x[g + j] + b[j])))
+                                    let f = 1 / (1 + exp(-(z[g + size + j] + x[g + size + j] + b[size + j])))
+                                    let candidate = Foundation.tanh(z[g + 2 * size + j] + x[g + 2 * size + j] + b[2 * size + j])
+                                    let o = 1 / (1 + exp(-(z[g + 3 * size + j] + x[g + 3 * size + j] + b[3 * size + j])))
+                                    let cNew = f * cPrevious[row * size + j] + i * candidate
+                                    let tanhC = Foundation.tanh(cNew)
+                                    out[row * 2 * size + j] = o * tanhC
+                                    out[row * 2 * size + size + j] = cNew
+                                    let k = (row * size + j) * 5
+                                    keep[k] = i
+                                    keep[k + 1] = f
+                                    keep[k + 2] = candidate
+                                    keep[k + 3] = o
+                                    keep[k + 4] = tanhC
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return input.tape.record(state, inputs: [input, hidden, cell, weight, bias]) { upstream in
+            var dGates = Tensor(shape: [batch, 4 * size])
+            var dCell = Tensor(shape: [batch, size])
+            for row in 0..<batch {
+                for j in 0..<size {
+                    let k = (row * size + j) * 5
+                    let (i, f, candidate, o, tanhC) = (saved[k], saved[k + 1], saved[k + 2], saved[k + 3], saved[k + 4])
+                    let dh = upstream.scalars[row * 2 * size + j]
+                    let dc = upstream.scalars[row * 2 * size + size + j] + dh * o * (1 - tanhC * tanhC)
+                    let g = row * 4 * size
+                    dGates.scalars[g + j] = dc * candidate * i * (1 - i)
+                    dGates.scalars[g + size + j] = dc * c.scalars[row * size + j] * f * (1 - f)
+                    dGates.scalars[g + 2 * size + j] = dc * i * (1 - candidate * candidate)
+                    dGates.scalars[g + 3 * size + j] = dh * tanhC * o * (1 - o)
+                    dCell.scalars[row * size + j] = dc * f
+                }
+            }
+            return [dGates, Tensor.matmul(dGates, w), dCell, Tensor.matmul(dGates, h, transposeA: true), dGates.sumRows()]
+        }
+    }
 }

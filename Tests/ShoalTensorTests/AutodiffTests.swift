@@ -336,3 +336,32 @@ struct AttentionTests {
         }
     }
 }
+
+struct LSTMCellTests {
+    @Test func theFusedCellHasGradientsForEveryInput() {
+        let projection = Tensor.randomNormal(shape: [2, 12], seed: 101)
+        let hidden = Tensor.randomNormal(shape: [2, 3], seed: 102)
+        let cell = Tensor.randomNormal(shape: [2, 3], seed: 103)
+        let weight = Tensor.randomNormal(shape: [12, 3], seed: 104)
+        let bias = Tensor.randomNormal(shape: [12], seed: 105)
+        let mix = Tensor.randomNormal(shape: [2, 6], seed: 106)
+        func loss(_ tape: Tape, _ p: Variable, _ h: Variable, _ c: Variable, _ w: Variable, _ b: Variable) -> Variable {
+            (Variable.lstmCell(input: p, hidden: h, cell: c, weight: w, bias: b) * tape.variable(mix)).sum()
+        }
+        checkGradient("cell input", input: projection) { t, v in
+            loss(t, v, t.variable(hidden), t.variable(cell), t.variable(weight), t.variable(bias))
+        }
+        checkGradient("cell hidden", input: hidden) { t, v in
+            loss(t, t.variable(projection), v, t.variable(cell), t.variable(weight), t.variable(bias))
+        }
+        checkGradient("cell state", input: cell) { t, v in
+            loss(t, t.variable(projection), t.variable(hidden), v, t.variable(weight), t.variable(bias))
+        }
+        checkGradient("cell weight", input: weight) { t, v in
+            loss(t, t.variable(projection), t.variable(hidden), t.variable(cell), v, t.variable(bias))
+        }
+        checkGradient("cell bias", input: bias) { t, v in
+            loss(t, t.variable(projection), t.variable(hidden), t.variable(cell), t.variable(weight), v)
+        }
+    }
+}
