@@ -10,6 +10,29 @@ extension Tensor {
         for axis in stride(from: rank - 2, through: 0, by: -1) { strides[axis] = strides[axis + 1] * shape[axis + 1] }
         let sourceStrides = order.map { strides[$0] }
         var result = Tensor(shape: newShape)
+        if order.last == rank - 1 && rank >= 2 && count > 0 {
+            // The last axis stays: copy whole rows, stepping the index once per row.
+            let width = shape[rank - 1]
+            let rowShape = Array(newShape.dropLast())
+            var index = [Int](repeating: 0, count: rank - 1)
+            scalars.withUnsafeBufferPointer { x in
+                result.scalars.withUnsafeMutableBufferPointer { out in
+                    for row in 0..<(count / width) {
+                        var source = 0
+                        for axis in 0..<(rank - 1) { source += index[axis] * sourceStrides[axis] }
+                        (out.baseAddress! + row * width).update(from: x.baseAddress! + source, count: width)
+                        var axis = rank - 2
+                        while axis >= 0 {
+                            index[axis] += 1
+                            if index[axis] < rowShape[axis] { break }
+                            index[axis] = 0
+                            axis -= 1
+                        }
+                    }
+                }
+            }
+            return result
+        }
         var index = [Int](repeating: 0, count: rank)
         scalars.withUnsafeBufferPointer { x in
             result.scalars.withUnsafeMutableBufferPointer { out in
