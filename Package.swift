@@ -56,7 +56,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // Tensors on OpenBLAS, reverse-mode autodiff, layers and optimisers.
-        .target(name: "ShoalTensor", dependencies: ["COpenBLAS"], swiftSettings: swiftSettings),
+        .target(name: "ShoalTensor", dependencies: ["COpenBLAS", "ShoalWire"], swiftSettings: swiftSettings),
         // Market data: bars, CSV, the synthetic market, data quality, features.
         .target(name: "ShoalMarket", swiftSettings: swiftSettings),
         // The driver library users import.

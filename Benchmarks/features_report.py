@@ -5,6 +5,8 @@ import json
 import os
 import sys
 
+from results_section import replace_section
+
 shoal = json.load(open(sys.argv[1]))
 pandas = json.load(open(sys.argv[2]))
 path = sys.argv[3]
@@ -39,11 +41,4 @@ if len(sys.argv) > 4 and os.path.exists(sys.argv[4]):
     lines.extend(open(sys.argv[4]).read().rstrip("\n").split("\n"))
     lines.append("```")
 lines.append(end)
-section = "\n".join(lines) + "\n"
-text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-if begin in text and end in text:
-    text = text[: text.index(begin)] + section + text[text.index(end) + len(end) + 1 :]
-else:
-    text = text.rstrip("\n") + "\n\n" + section
-open(path, "w").write(text)
-print(section)
+replace_section(path, begin, end, lines)

@@ -5,6 +5,8 @@ import json
 import statistics
 import sys
 
+from results_section import replace_section
+
 data = json.load(open(sys.argv[1]))
 path = sys.argv[2]
 begin, end = "<!-- jobs:begin -->", "<!-- jobs:end -->"
@@ -42,12 +44,4 @@ for kind in ["echo", "driver"]:
         ray_text = f"{ray_value:,.0f}" + (f" ({ray_p90:,.0f})" if ray_p90 is not None else "")
         lines.append(f"| {name} | {shoal_text} | {ray_text} | {ray_value / shoal_value:.0f}× |")
 lines.append(end)
-section = "\n".join(lines) + "\n"
-
-text = open(path).read() if __import__("os").path.exists(path) else "# Benchmarks\n"
-if begin in text and end in text:
-    text = text[: text.index(begin)] + section + text[text.index(end) + len(end) + 1 :]
-else:
-    text = text.rstrip("\n") + "\n\n" + section
-open(path, "w").write(text)
-print(section)
+replace_section(path, begin, end, lines)

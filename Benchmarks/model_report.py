@@ -5,6 +5,8 @@ import json
 import os
 import sys
 
+from results_section import replace_section
+
 out = sys.argv[1]
 path = sys.argv[2]
 begin, end = "<!-- model:begin -->", "<!-- model:end -->"
@@ -45,11 +47,4 @@ if os.path.exists(parity):
     lines.extend(open(parity).read().rstrip("\n").split("\n"))
     lines.append("```")
 lines.append(end)
-section = "\n".join(lines) + "\n"
-text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-if begin in text and end in text:
-    text = text[: text.index(begin)] + section + text[text.index(end) + len(end) + 1 :]
-else:
-    text = text.rstrip("\n") + "\n\n" + section
-open(path, "w").write(text)
-print(section)
+replace_section(path, begin, end, lines)

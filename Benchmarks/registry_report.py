@@ -2,8 +2,9 @@
 Benchmarks/RESULTS.md, replacing the section from an earlier run."""
 import datetime
 import json
-import os
 import sys
+
+from results_section import replace_section
 
 shoal = json.load(open(sys.argv[1]))
 mlflow = json.load(open(sys.argv[2]))
@@ -40,11 +41,4 @@ lines.append("new 2 MB file 1 to 5 ms: ext4 on this virtual disk is slow to take
 lines.append("O_DIRECT writes run at 2 GB/s), so register figures move with the disk's state between runs (3.9 to 7.9 ms medians")
 lines.append("seen this session). MLflow writes the same bytes.")
 lines.append(end)
-section = "\n".join(lines) + "\n"
-text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-if begin in text and end in text:
-    text = text[: text.index(begin)] + section + text[text.index(end) + len(end) + 1 :]
-else:
-    text = text.rstrip("\n") + "\n\n" + section
-open(path, "w").write(text)
-print(section)
+replace_section(path, begin, end, lines)

@@ -246,7 +246,7 @@ private func duration(of job: Job) -> String {
 }
 
 private func format(_ duration: Duration) -> String {
-    String(format: "%.2f s", Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18)
+    String(format: "%.2f s", duration.seconds)
 }
 
 /// Left-aligned columns, two spaces apart.

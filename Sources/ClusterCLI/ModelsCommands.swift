@@ -378,8 +378,8 @@ extension ModelsCommand {
                     throw ValidationError("fetched version \(fetched.version.version), \(fetched.artifact.count) bytes")
                 }
                 if iteration > 0 {
-                    registerTimes.append(seconds(registered - start))
-                    fetchTimes.append(seconds(done - registered))
+                    registerTimes.append((registered - start).seconds)
+                    fetchTimes.append((done - registered).seconds)
                 }
                 if iteration % 50 == 0 || iteration == count {
                     let rate = Double(registerTimes.count) / max(1e-9, registerTimes.reduce(0, +) + fetchTimes.reduce(0, +))
@@ -406,10 +406,6 @@ extension ModelsCommand {
                 try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys, .prettyPrinted]).write(
                     to: URL(fileURLWithPath: json))
             }
-        }
-
-        private func seconds(_ duration: Duration) -> Double {
-            Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
         }
     }
 }

@@ -53,9 +53,6 @@ struct StatusCommand: AsyncParsableCommand {
     var address: String?
 
     func run() async throws {
-        guard let target = address ?? ProcessInfo.processInfo.environment["SHOAL_ADDRESS"] ?? Session().headAddress() else {
-            throw ValidationError("no cluster found: pass --address, set SHOAL_ADDRESS, or run `cluster start --head`")
-        }
-        print(try ControlClient(address: target).status().rendered)
+        print(try ControlClient(address: try headAddress(address)).status().rendered)
     }
 }

@@ -154,8 +154,8 @@ public struct MultiheadAttention: Sendable {
         else { preconditionFailure("attention variables lack a parameter: pass variables(on:)") }
         let d = e / heads
         func project(_ x: Variable, _ part: Int, _ steps: Int) -> Variable {
-            // The part's rows of the packed projection, applied to every step, split into heads.
-            let weight = inWeight.permuted([1, 0]).sliceLast(part * e..<(part + 1) * e).permuted([1, 0])
+            // The part's rows of the packed projection (contiguous), applied to every step, split into heads.
+            let weight = inWeight.reshaped([1, 3 * e * e]).sliceLast(part * e * e..<(part + 1) * e * e).reshaped([e, e])
             let bias = inBias.reshaped([1, 3 * e]).sliceLast(part * e..<(part + 1) * e).reshaped([e])
             let projected = Variable.linear(x.reshaped([batch * steps, e]), weight: weight, bias: bias)
             return projected.reshaped([batch, steps, heads, d]).permuted([0, 2, 1, 3]).reshaped([batch * heads, steps, d])

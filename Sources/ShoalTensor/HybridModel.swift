@@ -124,7 +124,6 @@ public struct HybridModel: Sendable {
         precondition(
             input.shape.count == 3 && input.shape[1] == c.features,
             "the input must be [batch, \(c.features), steps], not \(input.shape)")
-        let batch = input.shape[0]
         let steps = input.shape[2]
         func p(_ name: String) -> Variable {
             guard let variable = variables[name] else { preconditionFailure("model variables lack \(name): pass variables(on:)") }
@@ -163,7 +162,6 @@ public struct HybridModel: Sendable {
         let fused = linear(lstmFeatures + cross, "fusion_proj").layerNorm(
             weight: p("fusion_norm.weight"), bias: p("fusion_norm.bias"))
         let last = fused.dropout(c.dropout, training: training, seed: seed &+ 7919).timeStep(steps - 1)
-        _ = batch
         return Output(
             logits: linear(last, "classifier"), regression: linear(last, "regressor"), fused: fused, cnnFeatures: cnnFeatures,
             lstmFeatures: lstmFeatures)

@@ -1,4 +1,5 @@
 import Foundation
+import ShoalWire
 
 /// The safetensors file format (shared by PyTorch, JAX and Hugging Face): an 8-byte
 /// little-endian header length, a JSON header naming each tensor's dtype, shape and byte range,
@@ -51,67 +52,33 @@ public enum SafeTensors {
     public static func decode(
         _ bytes: [UInt8], source: String = "the file"
     ) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
-        guard bytes.count >= 8 else { throw SafeTensorsError("\(source) is not safetensors: under 8 bytes") }
-        let length = bytes[0..<8].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-        guard length <= UInt64(bytes.count - 8), length <= 100 << 20 else {
-            throw SafeTensorsError("\(source): the header length \(length) overruns the file (\(bytes.count) bytes)")
+        let layout: SafeTensorsLayout
+        do {
+            layout = try SafeTensorsLayout.parse(bytes)
+        } catch let error as SafeTensorsLayoutError {
+            throw SafeTensorsError("\(source): \(error.message)")
         }
-        let headerEnd = 8 + Int(length)
-        guard let header = try? JSONSerialization.jsonObject(with: Data(bytes[8..<headerEnd])) as? [String: Any] else {
-            throw SafeTensorsError("\(source): the header is not a JSON object")
-        }
-        let dataSize = bytes.count - headerEnd
         var tensors: [String: Tensor] = [:]
-        var metadata: [String: String] = [:]
-        var ranges: [(Int, Int, String)] = []
-        for (name, entry) in header {
-            if name == "__metadata__" {
-                guard let values = entry as? [String: String] else {
-                    throw SafeTensorsError("\(source): __metadata__ must map strings to strings")
-                }
-                metadata = values
-                continue
-            }
-            guard let fields = entry as? [String: Any], let dtype = fields["dtype"] as? String,
-                let shape = fields["shape"] as? [Int],
-                let offsets = fields["data_offsets"] as? [Int], offsets.count == 2
-            else { throw SafeTensorsError("\(source): tensor '\(name)' lacks dtype, shape or data_offsets") }
-            guard dtype == "F32" else {
-                throw SafeTensorsError("\(source): tensor '\(name)' is \(dtype); Shoal reads F32 (save with .float() first)")
-            }
-            guard shape.allSatisfy({ $0 >= 0 }), offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= dataSize else {
-                throw SafeTensorsError("\(source): tensor '\(name)' has a bad shape \(shape) or byte range \(offsets)")
-            }
-            let count = shape.reduce(1, *)
-            guard offsets[1] - offsets[0] == count * 4 else {
+        for entry in layout.entries {
+            guard entry.dtype == "F32" else {
                 throw SafeTensorsError(
-                    "\(source): tensor '\(name)' of shape \(shape) needs \(count * 4) bytes, its range holds \(offsets[1] - offsets[0])"
-                )
+                    "\(source): tensor '\(entry.name)' is \(entry.dtype); Shoal reads F32 (save with .float() first)")
             }
+            let count = entry.shape.reduce(1, *)
             var scalars = [Float](repeating: 0, count: count)
             scalars.withUnsafeMutableBytes { out in
                 bytes.withUnsafeBytes { raw in
                     if count > 0 {
                         out.copyMemory(
-                            from: UnsafeRawBufferPointer(rebasing: raw[(headerEnd + offsets[0])..<(headerEnd + offsets[1])]))
+                            from: UnsafeRawBufferPointer(
+                                rebasing: raw[
+                                    (layout.dataStart + entry.range.lowerBound)..<(layout.dataStart + entry.range.upperBound)]))
                     }
                 }
             }
-            tensors[name] = Tensor(shape: shape, scalars: scalars)
-            ranges.append((offsets[0], offsets[1], name))
+            tensors[entry.name] = Tensor(shape: entry.shape, scalars: scalars)
         }
-        ranges.sort { ($0.0, $0.1) < ($1.0, $1.1) }
-        var position = 0
-        for (start, end, name) in ranges {
-            guard start == position else {
-                throw SafeTensorsError(
-                    "\(source): tensor '\(name)' starts at byte \(start); the data has a gap or an overlap at \(position)")
-            }
-            position = end
-        }
-        guard position == dataSize else {
-            throw SafeTensorsError("\(source): \(dataSize - position) bytes after the last tensor")
-        }
+        let metadata = layout.metadata
         return (tensors, metadata)
     }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Shoal
 import ShoalMarket
 
 /// `trading data`: synthetic market data, quality checks, features.
@@ -78,16 +79,10 @@ struct DataCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            var validator = DataValidator(interval: interval, skipWeekends: skipWeekends)
-            validator.interval = interval
+            let validator = DataValidator(interval: interval, skipWeekends: skipWeekends)
             var problems = false
             for file in files {
-                let data: MarketData
-                do {
-                    data = try CSVBars.load(path: file, timeZone: TimeZone(identifier: timeZone) ?? .gmt)
-                } catch let error as MarketDataError {
-                    throw ValidationError(error.message)
-                }
+                let data = try loadBars(file, timeZone: TimeZone(identifier: timeZone) ?? .gmt)
                 let report = validator.validate(data)
                 print(report.rendered)
                 problems = problems || !report.issues.isEmpty
@@ -112,21 +107,11 @@ struct DataCommand: AsyncParsableCommand {
             String?
 
         func run() async throws {
-            let data: MarketData
-            do {
-                data = try CSVBars.load(path: file)
-            } catch let error as MarketDataError {
-                throw ValidationError(error.message)
-            }
+            let data = try loadBars(file)
             var pipeline = FeaturePipeline.standard
             if all { pipeline.transformers.append(MultiResolutionFeatures()) }
             if let reference {
-                let other: MarketData
-                do {
-                    other = try CSVBars.load(path: reference)
-                } catch let error as MarketDataError {
-                    throw ValidationError(error.message)
-                }
+                let other = try loadBars(reference)
                 guard other.timestamps == data.timestamps else {
                     throw ValidationError("\(reference) and \(file) are not on the same clock; align them first")
                 }
@@ -159,22 +144,19 @@ extension DataCommand {
             config.symbols = (0..<assets).map { "S\($0)" }
             let series = try SyntheticMarket(config: config).generate(bars: bars).series
             let pipeline = FeaturePipeline.standard
-            func seconds(_ duration: Duration) -> Double {
-                Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-            }
             var serial: [Double] = []
             var parallel: [Double] = []
             for trial in 0..<trials {
                 var start = ContinuousClock.now
                 var checksum = 0
                 for data in series { checksum += pipeline.transform(data).columns.count }
-                serial.append(seconds(ContinuousClock.now - start))
+                serial.append((ContinuousClock.now - start).seconds)
                 start = ContinuousClock.now
                 let tables = await withTaskGroup(of: Int.self) { group in
                     for data in series { group.addTask { pipeline.transform(data).columns.count } }
                     return await group.reduce(0, +)
                 }
-                parallel.append(seconds(ContinuousClock.now - start))
+                parallel.append((ContinuousClock.now - start).seconds)
                 guard checksum == 17 * assets, tables == checksum else { throw ValidationError("unexpected feature count") }
                 print(
                     String(
@@ -196,5 +178,14 @@ extension DataCommand {
                 try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]).write(to: URL(fileURLWithPath: json))
             }
         }
+    }
+}
+
+/// Bars from a CSV file; a bad file is a usage error naming the line.
+private func loadBars(_ path: String, timeZone: TimeZone = .gmt) throws -> MarketData {
+    do {
+        return try CSVBars.load(path: path, timeZone: timeZone)
+    } catch let error as MarketDataError {
+        throw ValidationError(error.message)
     }
 }

@@ -91,10 +91,7 @@ struct DemoCommand: AsyncParsableCommand {
         while done < refs.count {
             let (ready, _) = try await cluster.wait(refs, numReturns: min(refs.count, done + 1), timeout: .milliseconds(250))
             done = ready.count
-            let seconds = max(
-                1e-9,
-                Double((ContinuousClock.now - start).components.attoseconds) / 1e18
-                    + Double((ContinuousClock.now - start).components.seconds))
+            let seconds = max(1e-9, (ContinuousClock.now - start).seconds)
             let rate = Double(done * paths) / seconds
             let eta = rate > 0 ? Double((refs.count - done) * paths) / rate : 0
             let width = 30
@@ -129,7 +126,7 @@ struct DemoCommand: AsyncParsableCommand {
             }
             return 1
         }
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = elapsed.seconds
         print("")
         print(
             "Monte Carlo option pricing: \(summary.paths.formatted()) paths × \(steps) steps, \(tasks) tasks on nodes \(summary.nodes.sorted().joined(separator: ", "))"

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Shoal
 import ShoalTensor
 
 extension ModelCommand {
@@ -22,8 +23,7 @@ extension ModelCommand {
             func seconds(_ body: () throws -> Void) rethrows -> Double {
                 let start = ContinuousClock.now
                 try body()
-                let elapsed = ContinuousClock.now - start
-                return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+                return (ContinuousClock.now - start).seconds
             }
             var results: [String: Double] = [:]
 

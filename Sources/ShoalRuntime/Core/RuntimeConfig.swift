@@ -37,6 +37,9 @@ public struct RuntimeConfig: Sendable {
 }
 
 extension Duration {
+    /// The duration in seconds, as a floating-point number (for rates and reports).
+    public var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+
     var milliseconds: Int64 {
         let (seconds, attoseconds) = components
         return seconds * 1000 + attoseconds / 1_000_000_000_000_000

@@ -21,6 +21,11 @@ enum SHA256 {
         return finish(context)
     }
 
+    /// Whether `text` is a SHA-256 digest in lowercase hex (and so safe as a file name).
+    static func isHexDigest(_ text: String) -> Bool {
+        text.utf8.count == 64 && text.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
+    }
+
     /// The hex digest of bytes.
     static func hexDigest(of bytes: [UInt8]) -> String {
         guard let context = EVP_MD_CTX_new() else { return "" }

@@ -100,7 +100,7 @@ extension Head {
             var state = Shoal_V1_WorkingDirState()
             state.sha256 = check.sha256
             state.present =
-                Self.isValidDigest(check.sha256) && FileManager.default.fileExists(atPath: jobBook.archivePath(of: check.sha256))
+                SHA256.isHexDigest(check.sha256) && FileManager.default.fileExists(atPath: jobBook.archivePath(of: check.sha256))
             state.maxSize = jobBook.maxWorkingDirSize
             try send(Envelope(requestID, .workingDirState(state)), to: peer)
         case .uploadWorkingDir(let upload):
@@ -137,7 +137,7 @@ extension Head {
     }
 
     private func storeWorkingDir(_ sha: String, bytes: [UInt8], peer: [UInt8], requestID: UInt64) throws {
-        guard Self.isValidDigest(sha) else {
+        guard SHA256.isHexDigest(sha) else {
             throw JobRequestError(code: .invalidArgument, message: "'\(sha.prefix(80))' is not a SHA-256 hex digest")
         }
         guard UInt64(bytes.count) <= jobBook.maxWorkingDirSize else {
@@ -152,13 +152,12 @@ extension Head {
             throw JobRequestError(
                 code: .invalidArgument, message: "the working directory archive hashes to \(actual), not \(sha)")
         }
-        let path = jobBook.archivePath(of: sha)
-        let temporary = path + ".partial-\(getpid())"
-        guard FileManager.default.createFile(atPath: temporary, contents: Data(bytes)) else {
+        do {
+            try Files.replace(jobBook.archivePath(of: sha), with: bytes)
+        } catch {
             throw JobRequestError(
-                code: .unavailable, message: "cannot write the working directory store at \(jobBook.archiveDirectory)")
+                code: .unavailable, message: "cannot write the working directory store at \(jobBook.archiveDirectory): \(error)")
         }
-        _ = rename(temporary, path)
         var state = Shoal_V1_WorkingDirState()
         state.sha256 = sha
         state.present = true
@@ -191,7 +190,7 @@ extension Head {
             throw JobRequestError(code: .invalidArgument, message: "environment variable name '\(key.prefix(80))' is not valid")
         }
         if !submit.workingDirSha256.isEmpty {
-            guard Self.isValidDigest(submit.workingDirSha256),
+            guard SHA256.isHexDigest(submit.workingDirSha256),
                 FileManager.default.fileExists(atPath: jobBook.archivePath(of: submit.workingDirSha256))
             else {
                 throw JobRequestError(
@@ -230,10 +229,10 @@ extension Head {
                 FileManager.default.createFile(atPath: stdoutPath, contents: nil)
                 FileManager.default.createFile(atPath: stderrPath, contents: nil)
                 if let archive {
-                    guard let data = FileManager.default.contents(atPath: archive) else {
+                    guard let bytes = Files.read(archive) else {
                         throw ClusterError.invalidArgument("the working directory archive \(archive) cannot be read")
                     }
-                    try WorkingDirectoryArchive.unpack([UInt8](data), into: workingDirectory)
+                    try WorkingDirectoryArchive.unpack(bytes, into: workingDirectory)
                 } else {
                     try FileManager.default.createDirectory(atPath: workingDirectory, withIntermediateDirectories: true)
                 }

@@ -335,12 +335,8 @@ public actor Head {
         return false
     }
 
-    static func isValidDigest(_ sha: String) -> Bool {
-        sha.utf8.count == 64 && sha.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
-    }
-
     private func storePackage(_ upload: Shoal_V1_UploadPackage, data: [UInt8], peer: [UInt8], requestID: UInt64) throws {
-        guard Self.isValidDigest(upload.sha256) else {
+        guard SHA256.isHexDigest(upload.sha256) else {
             try send(.error(requestID, .invalidArgument, "'\(upload.sha256.prefix(80))' is not a SHA-256 hex digest"), to: peer)
             return
         }
@@ -349,12 +345,12 @@ public actor Head {
             try send(.error(requestID, .invalidArgument, "package bytes hash to \(actual), not \(upload.sha256)"), to: peer)
             return
         }
-        let temporary = packagePath(upload.sha256) + ".partial-\(getpid())"
-        guard FileManager.default.createFile(atPath: temporary, contents: Data(data)) else {
-            try send(.error(requestID, .unavailable, "cannot write the package store at \(packageDirectory)"), to: peer)
+        do {
+            try Files.replace(packagePath(upload.sha256), with: data)
+        } catch {
+            try send(.error(requestID, .unavailable, "cannot write the package store at \(packageDirectory): \(error)"), to: peer)
             return
         }
-        try? FileManager.default.moveItem(atPath: temporary, toPath: packagePath(upload.sha256))
         knownPackages.insert(upload.sha256)
         var stored = Shoal_V1_PackageStored()
         stored.sha256 = upload.sha256
@@ -362,13 +358,13 @@ public actor Head {
     }
 
     private func sendPackage(_ sha: String, to peer: [UInt8], requestID: UInt64) throws {
-        guard Self.isValidDigest(sha), hasPackage(sha), let data = FileManager.default.contents(atPath: packagePath(sha)) else {
+        guard SHA256.isHexDigest(sha), hasPackage(sha), let bytes = Files.read(packagePath(sha)) else {
             try send(.error(requestID, .notFound, "no package \(sha.prefix(80)) in the store"), to: peer)
             return
         }
         var reply = Shoal_V1_PackageData()
         reply.sha256 = sha
-        try send(Envelope(requestID, .packageData(reply)), payloads: [[UInt8](data)], to: peer)
+        try send(Envelope(requestID, .packageData(reply)), payloads: [bytes], to: peer)
     }
 
     /// Ends every driver connection of job `id`.

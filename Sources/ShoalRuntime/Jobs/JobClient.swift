@@ -57,18 +57,15 @@ public struct JobOutput: Sendable {
 public final class JobClient {
     /// The head's address, `tcp://host:port`.
     public let address: String
-    private let socket: Socket
-    private var nextRequestID: UInt64 = 1
+    private let channel: RequestChannel
     private let timeout: Duration
 
     /// Connects to the head at `address` (`host:port` or `tcp://host:port`).
     public init(address: String, timeout: Duration = .seconds(10)) throws {
         self.address = address.hasPrefix("tcp://") ? address : "tcp://" + address
         self.timeout = timeout
-        socket = try Socket.dealer(connectedTo: self.address)
+        channel = try RequestChannel(address: self.address, peer: "head")
     }
-
-    deinit { socket.close() }
 
     /// Packs and uploads a working directory, unless the head has it already.
     /// - Returns: the archive's SHA-256, its size, and whether it had to be uploaded.
@@ -151,7 +148,7 @@ public final class JobClient {
         read.stdoutOffset = stdoutOffset
         read.stderrOffset = stderrOffset
         read.waitMs = UInt32(clamping: wait.milliseconds)
-        let reply = try requestMessage(.readJobLogs(read), timeout: timeout + wait)
+        let reply = try channel.request(.readJobLogs(read), timeout: timeout + wait)
         guard case .jobLogs(let logs) = reply.envelope.body else {
             throw ClusterError.peerError("the head answered a log read with something else")
         }
@@ -192,26 +189,6 @@ public final class JobClient {
     }
 
     private func request(_ body: Envelope.OneOf_Body, payloads: [[UInt8]] = [], timeout: Duration? = nil) throws -> Envelope {
-        try requestMessage(body, payloads: payloads, timeout: timeout ?? self.timeout).envelope
-    }
-
-    private func requestMessage(_ body: Envelope.OneOf_Body, payloads: [[UInt8]] = [], timeout: Duration) throws -> Incoming {
-        let requestID = nextRequestID
-        nextRequestID += 1
-        try socket.send(Envelope(requestID, body), payloads: payloads)
-        let deadline = ContinuousClock.now + timeout
-        while true {
-            let left = deadline - .now
-            guard left > .zero, let message = try socket.receive(timeout: left) else {
-                throw ClusterError.connectionFailed("no head answered at \(address) within \(timeout)")
-            }
-            let incoming = try Incoming(message, routed: false)
-            // An answer to an earlier request that timed out: not ours.
-            guard incoming.envelope.requestID == requestID else { continue }
-            if case .error(let error) = incoming.envelope.body {
-                throw ClusterError.peerError(error.message)
-            }
-            return incoming
-        }
+        try channel.request(body, payloads: payloads, timeout: timeout ?? self.timeout).envelope
     }
 }

@@ -299,14 +299,11 @@ public actor NodeDaemon {
         guard SHA256.hexDigest(of: bytes) == sha else {
             throw MalformedMessage(reason: "package data does not hash to \(sha)")
         }
-        let path = packagePath(sha)
-        let temporary = path + ".partial-\(getpid())"
-        guard FileManager.default.createFile(atPath: temporary, contents: Data(bytes), attributes: [.posixPermissions: 0o755])
-        else {
-            throw MalformedMessage(reason: "cannot write \(temporary)")
+        do {
+            try Files.replace(packagePath(sha), with: bytes, mode: 0o755)
+        } catch {
+            throw MalformedMessage(reason: "\(error)")
         }
-        try? FileManager.default.removeItem(atPath: path)
-        try FileManager.default.moveItem(atPath: temporary, toPath: path)
         for pending in waitingForPackage.removeValue(forKey: sha) ?? [] {
             switch pending {
             case .lease(let start): spawnExecutor(start)

@@ -27,17 +27,6 @@ public struct ControlClient: Sendable {
     }
 
     private func request(_ body: Envelope.OneOf_Body, timeout: Duration) throws -> Envelope {
-        let socket = try Socket(.dealer)
-        defer { socket.close() }
-        try socket.connect(address)
-        try socket.send(Envelope(1, body))
-        guard let message = try socket.receive(timeout: timeout) else {
-            throw ClusterError.connectionFailed("no head answered at \(address) within \(timeout)")
-        }
-        let incoming = try Incoming(message, routed: false)
-        if case .error(let error) = incoming.envelope.body {
-            throw ClusterError.peerError("the head at \(address): \(error.message)")
-        }
-        return incoming.envelope
+        try RequestChannel(address: address, peer: "head", namesServerInErrors: true).request(body, timeout: timeout).envelope
     }
 }

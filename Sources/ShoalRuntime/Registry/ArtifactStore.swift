@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import ShoalWire
 import Synchronization
 
 #if canImport(Glibc)
@@ -45,7 +46,11 @@ public struct ArtifactStore: Sendable {
         let written = Mutex<(any Error)?>(nil)
         let writing = DispatchGroup()
         DispatchQueue.global().async(group: writing) {
-            do { try Self.write(bytes, to: temporary) } catch { written.withLock { $0 = error } }
+            do {
+                try Files.create(bytes, at: temporary)
+            } catch {
+                written.withLock { $0 = RegistryError.unavailable("\(error)") }
+            }
         }
         let actual = SHA256.hexDigest(of: bytes)
         writing.wait()
@@ -69,56 +74,10 @@ public struct ArtifactStore: Sendable {
         return actual
     }
 
-    /// Writes a whole file with plain system calls (Foundation's writer syncs to disk each time;
-    /// the version's row, committed after this, is what makes the artifact count).
-    private static func write(_ bytes: [UInt8], to path: String) throws {
-        let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard descriptor >= 0 else {
-            throw RegistryError.unavailable("cannot write \(path): \(String(cString: strerror(errno)))")
-        }
-        defer { close(descriptor) }
-        try bytes.withUnsafeBytes { raw in
-            var done = 0
-            while done < raw.count {
-                let written = Glibc.write(descriptor, raw.baseAddress! + done, raw.count - done)
-                if written < 0 && errno == EINTR { continue }
-                guard written > 0 else {
-                    let reason = String(cString: strerror(errno))
-                    try? FileManager.default.removeItem(atPath: path)
-                    throw RegistryError.unavailable("cannot write \(path): \(reason)")
-                }
-                done += written
-            }
-        }
-    }
-
-    /// Reads a whole file into an array with plain system calls.
-    private static func readFile(_ path: String) -> [UInt8]? {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { return nil }
-        defer { close(descriptor) }
-        var info = stat()
-        guard fstat(descriptor, &info) == 0 else { return nil }
-        let size = Int(info.st_size)
-        var complete = true
-        let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
-            var done = 0
-            while done < size {
-                let got = Glibc.read(descriptor, buffer.baseAddress! + done, size - done)
-                if got < 0 && errno == EINTR { continue }
-                guard got > 0 else { break }
-                done += got
-            }
-            complete = done == size
-            count = done
-        }
-        return complete ? bytes : nil
-    }
-
     /// The artifact's bytes, checked against its hash.
     /// - Throws: `RegistryError` naming the artifact when it is missing or corrupted.
     public func read(sha: String) throws -> [UInt8] {
-        guard Head.isValidDigest(sha), let bytes = Self.readFile(path(of: sha)) else {
+        guard SHA256.isHexDigest(sha), let bytes = Files.read(path(of: sha)) else {
             throw RegistryError.unavailable("artifact \(sha.prefix(80)) is missing from the artifact store at \(root)")
         }
         let actual = SHA256.hexDigest(of: bytes)
@@ -131,25 +90,12 @@ public struct ArtifactStore: Sendable {
     }
 
     /// Checks that `bytes` are a safetensors file: an 8-byte little-endian header length, then
-    /// that much JSON whose tensors lie within the file.
+    /// that much JSON whose tensors fill the data back to back (`SafeTensorsLayout`).
     static func validateSafetensors(_ bytes: [UInt8]) throws {
-        guard bytes.count >= 8 else { throw RegistryError.invalid("the artifact is not a safetensors file: under 8 bytes") }
-        let length = bytes[0..<8].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-        guard length <= UInt64(bytes.count - 8), length <= 100 << 20 else {
-            throw RegistryError.invalid("the artifact is not a safetensors file: its header length \(length) overruns the file")
-        }
-        let header = Data(bytes[8..<8 + Int(length)])
-        guard let object = try? JSONSerialization.jsonObject(with: header) as? [String: Any] else {
-            throw RegistryError.invalid("the artifact is not a safetensors file: its header is not a JSON object")
-        }
-        let dataSize = UInt64(bytes.count) - 8 - length
-        for (name, value) in object where name != "__metadata__" {
-            guard let entry = value as? [String: Any], let offsets = entry["data_offsets"] as? [Int], offsets.count == 2,
-                offsets[0] >= 0, offsets[0] <= offsets[1], UInt64(offsets[1]) <= dataSize
-            else {
-                throw RegistryError.invalid(
-                    "the artifact is not a valid safetensors file: tensor '\(name)' lies outside the data")
-            }
+        do {
+            _ = try SafeTensorsLayout.parse(bytes)
+        } catch let error as SafeTensorsLayoutError {
+            throw RegistryError.invalid("the artifact is not a safetensors file: \(error.message)")
         }
     }
 }

@@ -151,8 +151,7 @@ public final class ModelRegistry {
     public let address: String
     /// Who this client acts as: recorded with every change, and checked by approvals.
     public let identity: String
-    private let socket: Socket
-    private var nextRequestID: UInt64 = 1
+    private let channel: RequestChannel
     private let timeout: Duration
 
     /// `SHOAL_IDENTITY`, else `user@host`.
@@ -166,10 +165,8 @@ public final class ModelRegistry {
         self.address = address.hasPrefix("tcp://") ? address : "tcp://" + address
         self.identity = identity
         self.timeout = timeout
-        socket = try Socket.dealer(connectedTo: self.address)
+        channel = try RequestChannel(address: self.address, peer: "registry")
     }
-
-    deinit { socket.close() }
 
     /// Creates a model (versions can also create it on first registration).
     @discardableResult
@@ -359,22 +356,10 @@ public final class ModelRegistry {
         var request = Shoal_V1_RegistryRequest()
         request.identity = identity
         request.op = operation
-        let requestID = nextRequestID
-        nextRequestID += 1
-        try socket.send(Envelope(requestID, .registryRequest(request)), payloads: artifact.map { [$0] } ?? [])
-        let deadline = ContinuousClock.now + timeout
-        while true {
-            let left = deadline - .now
-            guard left > .zero, let message = try socket.receive(timeout: left) else {
-                throw ClusterError.connectionFailed("no registry answered at \(address) within \(timeout)")
-            }
-            let incoming = try Incoming(message, routed: false)
-            guard incoming.envelope.requestID == requestID else { continue }
-            switch incoming.envelope.body {
-            case .registryReply(let reply): return (reply, try? incoming.payload(1))
-            case .error(let error): throw ClusterError.peerError(error.message)
-            default: throw ClusterError.peerError("the registry at \(address) answered with something else")
-            }
+        let incoming = try channel.request(.registryRequest(request), payloads: artifact.map { [$0] } ?? [], timeout: timeout)
+        guard case .registryReply(let reply) = incoming.envelope.body else {
+            throw ClusterError.peerError("the registry at \(address) answered with something else")
         }
+        return (reply, try? incoming.payload(1))
     }
 }

@@ -247,7 +247,7 @@ public final class RegistryService: Sendable {
             config = parsed
         }
         for digest in [register.lineage.dataSha256, register.lineage.codeSha256] where !digest.isEmpty {
-            guard Head.isValidDigest(digest) else {
+            guard SHA256.isHexDigest(digest) else {
                 throw RegistryError.invalid("lineage hash '\(digest.prefix(80))' is not a SHA-256 hex digest")
             }
         }

@@ -1,0 +1,46 @@
+import ShoalTransport
+import ShoalWire
+
+/// A DEALER to one server (a head, a registry) for tools that ask and wait: each request gets
+/// a fresh id, and an answer to an earlier request that timed out is skipped. One user at a time.
+final class RequestChannel {
+    /// `tcp://host:port`.
+    let address: String
+    /// Names the server in messages ("head", "registry").
+    let peer: String
+    /// Whether a server's error message is prefixed with where it came from.
+    private let namesServerInErrors: Bool
+    private let socket: Socket
+    private var nextRequestID: UInt64 = 1
+
+    init(address: String, peer: String, namesServerInErrors: Bool = false) throws {
+        self.address = address.hasPrefix("tcp://") ? address : "tcp://" + address
+        self.peer = peer
+        self.namesServerInErrors = namesServerInErrors
+        socket = try Socket.dealer(connectedTo: self.address)
+    }
+
+    deinit { socket.close() }
+
+    /// Sends `body` with `payloads` and waits up to `timeout` for its answer.
+    /// - Throws: `ClusterError.connectionFailed` when none comes, `ClusterError.peerError` with
+    ///   the server's message when it answers with an error.
+    func request(_ body: Envelope.OneOf_Body, payloads: [[UInt8]] = [], timeout: Duration) throws -> Incoming {
+        let requestID = nextRequestID
+        nextRequestID += 1
+        try socket.send(Envelope(requestID, body), payloads: payloads)
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let left = deadline - .now
+            guard left > .zero, let message = try socket.receive(timeout: left) else {
+                throw ClusterError.connectionFailed("no \(peer) answered at \(address) within \(timeout)")
+            }
+            let incoming = try Incoming(message, routed: false)
+            guard incoming.envelope.requestID == requestID else { continue }
+            if case .error(let error) = incoming.envelope.body {
+                throw ClusterError.peerError(namesServerInErrors ? "the \(peer) at \(address): \(error.message)" : error.message)
+            }
+            return incoming
+        }
+    }
+}
