@@ -56,7 +56,9 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // Tensors on OpenBLAS, reverse-mode autodiff, layers and optimisers.
-        .target(name: "ShoalTensor", dependencies: ["COpenBLAS", "ShoalWire"], swiftSettings: swiftSettings),
+        .target(name: "ShoalTensor", dependencies: ["COpenBLAS", "CShoalKernels", "ShoalWire"], swiftSettings: swiftSettings),
+        // Vectorised C kernels under ShoalTensor (exp/tanh/softmax rows, LSTM steps, Adam), built per instruction set.
+        .target(name: "CShoalKernels"),
         // Market data: bars, CSV, the synthetic market, data quality, features.
         .target(name: "ShoalMarket", swiftSettings: swiftSettings),
         // The driver library users import.

@@ -41,7 +41,7 @@ extension ModelCommand {
                         let tape = Tape()
                         let variables = current.variables(on: tape)
                         let output = current.forward(
-                            tape.variable(trainInput), variables: variables, training: true, seed: UInt64(iteration))
+                            tape.constant(trainInput), variables: variables, training: true, seed: UInt64(iteration))
                         let loss = current.loss(output, labels: labels, returns: returns)
                         tape.backward(from: loss)
                         optimiser.update(&parameters, gradients: names.map { variables[$0]?.gradient ?? Tensor(shape: [0]) })
@@ -52,7 +52,7 @@ extension ModelCommand {
 
             func infer(_ input: Tensor, training: Bool = false) {
                 let tape = Tape(recording: false)
-                _ = model.forward(tape.variable(input), variables: model.variables(on: tape), training: training).logits.value
+                _ = model.forward(tape.constant(input), variables: model.variables(on: tape), training: training).logits.value
             }
             let one = Tensor.randomNormal(shape: [1, 32, 64], seed: 3)
             infer(one)

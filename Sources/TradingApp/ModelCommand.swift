@@ -65,7 +65,7 @@ struct ModelCommand: AsyncParsableCommand {
             // Without targets there is nothing to differentiate: a tape that keeps nothing.
             let tape = Tape(recording: targets != nil)
             let variables = model.variables(on: tape)
-            let output = model.forward(tape.variable(x), variables: variables, training: false)
+            let output = model.forward(tape.constant(x), variables: variables, training: false)
             var results: [String: Tensor] = [
                 "classification": output.logits.value, "regression": output.regression.value,
                 "fused_features": output.fused.value,

@@ -47,5 +47,5 @@ public enum BLAS {
     public static var configuration: String { String(cString: openblas_get_config()) }
 
     /// Threads OpenBLAS may use.
-    public static func setThreads(_ count: Int) { openblas_set_num_threads(Int32(max(1, count))) }
+    public static func setThreads(_ count: Int) { Compute.setThreads(count) }
 }

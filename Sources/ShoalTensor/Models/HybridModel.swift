@@ -144,11 +144,13 @@ public struct HybridModel: Sendable {
         }
         let width = c.cnnWidth
         let attention = MultiheadAttention(embedding: width, heads: c.heads, seed: 0)
+        // Each kernel's convolution, time-major ([batch, steps, channels]), side by side.
         let convolutions = c.kernels.enumerated().map { index, kernel in
-            input.conv1d(weight: p("conv_layers.\(index).weight"), bias: p("conv_layers.\(index).bias"), padding: kernel / 2)
-                .relu()
+            input.conv1dTimeMajor(
+                weight: p("conv_layers.\(index).weight"), bias: p("conv_layers.\(index).bias"), padding: kernel / 2
+            ).relu()
         }
-        let cnn = Variable.concatenate(convolutions, axis: 1).transposingLastTwo()  // [batch, steps, width]
+        let cnn = Variable.concatenate(convolutions, axis: 2)  // [batch, steps, width]
         let cnnAttended = attention(query: cnn, key: cnn, value: cnn, variables: scoped("attention_cnn"))
         let cnnFeatures = (cnn + cnnAttended).layerNorm(weight: p("norm_cnn.weight"), bias: p("norm_cnn.bias"))
 
@@ -161,7 +163,8 @@ public struct HybridModel: Sendable {
         let cross = attention(query: lstmFeatures, key: cnnFeatures, value: cnnFeatures, variables: scoped("fusion_attention"))
         let fused = linear(lstmFeatures + cross, "fusion_proj").layerNorm(
             weight: p("fusion_norm.weight"), bias: p("fusion_norm.bias"))
-        let last = fused.dropout(c.dropout, training: training, seed: seed &+ 7919).timeStep(steps - 1)
+        // Only the last step reaches the heads, so only it goes through the final dropout.
+        let last = fused.timeStep(steps - 1).dropout(c.dropout, training: training, seed: seed &+ 7919)
         return Output(
             logits: linear(last, "classifier"), regression: linear(last, "regressor"), fused: fused, cnnFeatures: cnnFeatures,
             lstmFeatures: lstmFeatures)

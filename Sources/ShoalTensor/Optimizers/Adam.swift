@@ -1,0 +1,48 @@
+import CShoalKernels
+import Foundation
+
+/// Adam (and AdamW with `weightDecay`): per-parameter first and second moment estimates with
+/// bias correction, as PyTorch's `torch.optim.Adam`/`AdamW`.
+public struct Adam: Sendable {
+    public var learningRate: Float
+    public var beta1: Float = 0.9
+    public var beta2: Float = 0.999
+    public var epsilon: Float = 1e-8
+    /// Decoupled weight decay (AdamW); 0 for plain Adam.
+    public var weightDecay: Float = 0
+    private var moments: [Tensor] = []
+    private var squares: [Tensor] = []
+    public private(set) var step = 0
+
+    public init(learningRate: Float = 1e-3, weightDecay: Float = 0) {
+        self.learningRate = learningRate
+        self.weightDecay = weightDecay
+    }
+
+    /// Updates `parameters` in place from their gradients (same order every call).
+    public mutating func update(_ parameters: inout [Tensor], gradients: [Tensor]) {
+        precondition(parameters.count == gradients.count, "one gradient per parameter")
+        if moments.isEmpty {
+            moments = parameters.map { Tensor(shape: $0.shape) }
+            squares = moments
+        }
+        precondition(moments.count == parameters.count, "Adam was set up for \(moments.count) parameters")
+        step += 1
+        let correction1 = 1 - pow(beta1, Float(step))
+        let correction2 = 1 - pow(beta2, Float(step))
+        for index in parameters.indices {
+            precondition(parameters[index].shape == gradients[index].shape, "gradient \(index) has the wrong shape")
+            let count = parameters[index].count
+            gradients[index].withPointer { g in
+                parameters[index].withMutablePointer { p in
+                    moments[index].withMutablePointer { m in
+                        squares[index].withMutablePointer { v in
+                            shoal_adam(
+                                p, g, m, v, count, learningRate, beta1, beta2, epsilon, correction1, correction2, weightDecay)
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
