@@ -7,6 +7,7 @@
 #include "shoal_kernels.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -18,6 +19,14 @@
 #define SHOAL_KERNEL __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define SHOAL_KERNEL
+#endif
+
+// Every loop marked so reads and writes element i (or row i) only: the compiler may vectorise
+// it without checking at run time whether outputs overlap inputs (they may be the same array).
+#if defined(__clang__)
+#define SHOAL_VECTOR _Pragma("clang loop vectorize(assume_safety) interleave(enable)")
+#else
+#define SHOAL_VECTOR
 #endif
 
 static inline int32_t bits_of(float x) {
@@ -93,40 +102,63 @@ static inline float tanh_approx(float x) {
     return copysignf(a < 0.625f ? small : large, x);
 }
 
+/// sqrt without errno, so that loops around it vectorise.
+static inline float square_root(float x) {
+#if defined(__clang__)
+    return __builtin_elementwise_sqrt(x);
+#else
+    return __builtin_sqrtf(x);
+#endif
+}
+
 static inline float sigmoid_approx(float x) { return 1.0f / (1.0f + exp_approx(-x)); }
 
 // MARK: memory
 
 void shoal_keep_freed_memory(void) {
 #if defined(__GLIBC__)
+    const char *setting = getenv("SHOAL_MALLOC");
+    if (setting && strcmp(setting, "default") == 0) return;
+    // One arena: threads of Swift's pool would otherwise each get an arena of 64 MiB heaps,
+    // which map fresh pages for large blocks and unmap them when empty, whatever the thresholds.
+    mallopt(M_ARENA_MAX, 1);
     mallopt(M_MMAP_THRESHOLD, 512 << 20);
     mallopt(M_TRIM_THRESHOLD, 1 << 30);
 #endif
 }
 
+// Before main, so that no thread has an arena of its own yet.
+__attribute__((constructor)) static void shoal_configure_memory(void) { shoal_keep_freed_memory(); }
+
 // MARK: elementwise
 
 SHOAL_KERNEL void shoal_add(const float *a, const float *b, float *y, long n) {
+    SHOAL_VECTOR
     for (long i = 0; i < n; i++) y[i] = a[i] + b[i];
 }
 
 SHOAL_KERNEL void shoal_sub(const float *a, const float *b, float *y, long n) {
+    SHOAL_VECTOR
     for (long i = 0; i < n; i++) y[i] = a[i] - b[i];
 }
 
 SHOAL_KERNEL void shoal_mul(const float *a, const float *b, float *y, long n) {
+    SHOAL_VECTOR
     for (long i = 0; i < n; i++) y[i] = a[i] * b[i];
 }
 
 SHOAL_KERNEL void shoal_div(const float *a, const float *b, float *y, long n) {
+    SHOAL_VECTOR
     for (long i = 0; i < n; i++) y[i] = a[i] / b[i];
 }
 
 SHOAL_KERNEL void shoal_axpy(float alpha, const float *restrict x, float *restrict y, long n) {
+    SHOAL_VECTOR
     for (long i = 0; i < n; i++) y[i] += alpha * x[i];
 }
 
 SHOAL_KERNEL void shoal_affine(const float *x, float alpha, float beta, float *y, long n) {
+    SHOAL_VECTOR
     for (long i = 0; i < n; i++) y[i] = alpha * x[i] + beta;
 }
 
@@ -134,6 +166,7 @@ SHOAL_KERNEL void shoal_add_row(const float *x, const float *restrict row, float
     for (long r = 0; r < rows; r++) {
         const float *in = x + r * width;
         float *out = y + r * width;
+        SHOAL_VECTOR
         for (long j = 0; j < width; j++) out[j] = in[j] + row[j];
     }
 }
@@ -142,6 +175,7 @@ SHOAL_KERNEL void shoal_mul_row(const float *x, const float *restrict row, float
     for (long r = 0; r < rows; r++) {
         const float *in = x + r * width;
         float *out = y + r * width;
+        SHOAL_VECTOR
         for (long j = 0; j < width; j++) out[j] = in[j] * row[j];
     }
 }
@@ -151,6 +185,7 @@ SHOAL_KERNEL void shoal_add_column(const float *x, const float *restrict column,
         const float *in = x + r * width;
         float *out = y + r * width;
         const float value = column[r];
+        SHOAL_VECTOR
         for (long j = 0; j < width; j++) out[j] = in[j] + value;
     }
 }
@@ -160,6 +195,7 @@ SHOAL_KERNEL void shoal_mul_column(const float *x, const float *restrict column,
         const float *in = x + r * width;
         float *out = y + r * width;
         const float value = column[r];
+        SHOAL_VECTOR
         for (long j = 0; j < width; j++) out[j] = in[j] * value;
     }
 }
@@ -168,6 +204,7 @@ SHOAL_KERNEL void shoal_column_sums(const float *restrict x, long rows, long wid
     if (!accumulate) memset(out, 0, (size_t)width * sizeof(float));
     for (long r = 0; r < rows; r++) {
         const float *in = x + r * width;
+        SHOAL_VECTOR
         for (long j = 0; j < width; j++) out[j] += in[j];
     }
 }
@@ -177,6 +214,7 @@ SHOAL_KERNEL void shoal_row_sums(const float *restrict x, long rows, long width,
     for (long r = 0; r < rows; r++) {
         const float *in = x + r * width;
         float total = 0;
+        SHOAL_VECTOR
         for (long j = 0; j < width; j++) total += in[j];
         out[r] = accumulate ? out[r] + total : total;
     }
@@ -185,6 +223,7 @@ SHOAL_KERNEL void shoal_row_sums(const float *restrict x, long rows, long width,
 SHOAL_KERNEL double shoal_sum(const float *x, long n) {
 #pragma clang fp reassociate(on)
     double total = 0;
+    SHOAL_VECTOR
     for (long i = 0; i < n; i++) total += (double)x[i];
     return total;
 }
@@ -192,53 +231,65 @@ SHOAL_KERNEL double shoal_sum(const float *x, long n) {
 SHOAL_KERNEL double shoal_dot(const float *x, const float *y, long n) {
 #pragma clang fp reassociate(on)
     double total = 0;
+    SHOAL_VECTOR
     for (long i = 0; i < n; i++) total += (double)x[i] * (double)y[i];
     return total;
 }
 
 SHOAL_KERNEL float shoal_max_abs(const float *x, long n) {
     float largest = 0;
+    SHOAL_VECTOR
     for (long i = 0; i < n; i++) largest = fmaxf(largest, fabsf(x[i]));
     return largest;
 }
 
 SHOAL_KERNEL void shoal_relu(const float *x, float *y, long n) {
+    SHOAL_VECTOR
     for (long i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
 SHOAL_KERNEL void shoal_relu_backward(const float *g, const float *x, float *dx, long n) {
+    SHOAL_VECTOR
     for (long i = 0; i < n; i++) dx[i] = x[i] > 0.0f ? g[i] : 0.0f;
 }
 
 SHOAL_KERNEL void shoal_exp(const float *x, float *y, long n) {
+    SHOAL_VECTOR
     for (long i = 0; i < n; i++) y[i] = exp_approx(x[i]);
 }
 
 SHOAL_KERNEL void shoal_log(const float *x, float *y, long n) {
+    SHOAL_VECTOR
     for (long i = 0; i < n; i++) y[i] = log_approx(x[i]);
 }
 
 SHOAL_KERNEL void shoal_tanh(const float *x, float *y, long n) {
+    SHOAL_VECTOR
     for (long i = 0; i < n; i++) y[i] = tanh_approx(x[i]);
 }
 
 SHOAL_KERNEL void shoal_sigmoid(const float *x, float *y, long n) {
+    SHOAL_VECTOR
     for (long i = 0; i < n; i++) y[i] = sigmoid_approx(x[i]);
 }
 
 SHOAL_KERNEL void shoal_tanh_backward(const float *g, const float *y, float *dx, long n) {
+    SHOAL_VECTOR
     for (long i = 0; i < n; i++) dx[i] = g[i] * (1.0f - y[i] * y[i]);
 }
 
 SHOAL_KERNEL void shoal_sigmoid_backward(const float *g, const float *y, float *dx, long n) {
+    SHOAL_VECTOR
     for (long i = 0; i < n; i++) dx[i] = g[i] * y[i] * (1.0f - y[i]);
 }
 
 SHOAL_KERNEL void shoal_clamp(const float *x, float low, float high, float *y, long n) {
+    SHOAL_VECTOR
     for (long i = 0; i < n; i++) y[i] = fminf(fmaxf(x[i], low), high);
 }
 
 SHOAL_KERNEL void shoal_clamp_backward(const float *g, const float *x, float low, float high, float *dx, long n) {
+    SHOAL_VECTOR
     for (long i = 0; i < n; i++) dx[i] = (x[i] >= low && x[i] <= high) ? g[i] : 0.0f;
 }
 
@@ -250,14 +301,17 @@ SHOAL_KERNEL void shoal_softmax_rows(const float *x, float *y, long rows, long w
         const float *in = x + r * width;
         float *out = y + r * width;
         float largest = -INFINITY;
+        SHOAL_VECTOR
         for (long j = 0; j < width; j++) largest = fmaxf(largest, in[j]);
         float total = 0;
+        SHOAL_VECTOR
         for (long j = 0; j < width; j++) {
             float e = exp_approx(in[j] - largest);
             out[j] = e;
             total += e;
         }
         const float inverse = 1.0f / total;
+        SHOAL_VECTOR
         for (long j = 0; j < width; j++) out[j] *= inverse;
     }
 }
@@ -268,10 +322,13 @@ SHOAL_KERNEL void shoal_log_softmax_rows(const float *x, float *y, long rows, lo
         const float *in = x + r * width;
         float *out = y + r * width;
         float largest = -INFINITY;
+        SHOAL_VECTOR
         for (long j = 0; j < width; j++) largest = fmaxf(largest, in[j]);
         float total = 0;
+        SHOAL_VECTOR
         for (long j = 0; j < width; j++) total += exp_approx(in[j] - largest);
         const float shift = largest + logf(total);
+        SHOAL_VECTOR
         for (long j = 0; j < width; j++) out[j] = in[j] - shift;
     }
 }
@@ -283,7 +340,9 @@ SHOAL_KERNEL void shoal_softmax_backward_rows(const float *y, const float *g, fl
         const float *gradient = g + r * width;
         float *out = dx + r * width;
         float dot = 0;
+        SHOAL_VECTOR
         for (long j = 0; j < width; j++) dot += gradient[j] * p[j];
+        SHOAL_VECTOR
         for (long j = 0; j < width; j++) out[j] = scale * p[j] * (gradient[j] - dot);
     }
 }
@@ -295,7 +354,9 @@ SHOAL_KERNEL void shoal_log_softmax_backward_rows(const float *y, const float *g
         const float *gradient = g + r * width;
         float *out = dx + r * width;
         float total = 0;
+        SHOAL_VECTOR
         for (long j = 0; j < width; j++) total += gradient[j];
+        SHOAL_VECTOR
         for (long j = 0; j < width; j++) out[j] = gradient[j] - exp_approx(logp[j]) * total;
     }
 }
@@ -309,13 +370,16 @@ SHOAL_KERNEL void shoal_layer_norm(
         float *normal = xhat + r * width;
         float *out = y + r * width;
         float mean = 0;
+        SHOAL_VECTOR
         for (long j = 0; j < width; j++) mean += in[j];
         mean /= (float)width;
         float variance = 0;
+        SHOAL_VECTOR
         for (long j = 0; j < width; j++) variance += (in[j] - mean) * (in[j] - mean);
         variance /= (float)width;
         const float inverse = 1.0f / sqrtf(variance + epsilon);
         inverse_std[r] = inverse;
+        SHOAL_VECTOR
         for (long j = 0; j < width; j++) {
             const float hat = (in[j] - mean) * inverse;
             normal[j] = hat;
@@ -333,6 +397,7 @@ SHOAL_KERNEL void shoal_layer_norm_backward(
         const float *normal = xhat + r * width;
         float *out = dx + r * width;
         float mean_g = 0, mean_gx = 0;
+        SHOAL_VECTOR
         for (long j = 0; j < width; j++) {
             const float scaled = gradient[j] * gamma[j];
             mean_g += scaled;
@@ -343,6 +408,7 @@ SHOAL_KERNEL void shoal_layer_norm_backward(
         mean_g /= (float)width;
         mean_gx /= (float)width;
         const float inverse = inverse_std[r];
+        SHOAL_VECTOR
         for (long j = 0; j < width; j++) out[j] = inverse * (gradient[j] * gamma[j] - mean_g - normal[j] * mean_gx);
     }
 }
@@ -350,20 +416,23 @@ SHOAL_KERNEL void shoal_layer_norm_backward(
 // MARK: recurrent
 
 SHOAL_KERNEL void shoal_lstm_step(
-    long batch, long hidden, float *gates, long gates_stride, const float *previous_cell, long previous_stride,
+    long batch, long hidden, float *gates, long gates_stride, const float *bias, const float *previous_cell,
+    long previous_stride,
     float *cell, long cell_stride, float *tanh_cell, long tanh_stride, float *hidden_state, long hidden_stride) {
+    const int has_previous = previous_cell != 0;
     for (long b = 0; b < batch; b++) {
         float *restrict z = gates + b * gates_stride;
-        const float *restrict before = previous_cell ? previous_cell + b * previous_stride : 0;
+        const float *restrict before = has_previous ? previous_cell + b * previous_stride : 0;
         float *restrict c = cell + b * cell_stride;
         float *restrict tc = tanh_cell + b * tanh_stride;
         float *restrict h = hidden_state + b * hidden_stride;
+        SHOAL_VECTOR
         for (long j = 0; j < hidden; j++) {
-            const float i = sigmoid_approx(z[j]);
-            const float f = sigmoid_approx(z[hidden + j]);
-            const float candidate = tanh_approx(z[2 * hidden + j]);
-            const float o = sigmoid_approx(z[3 * hidden + j]);
-            const float value = (before ? f * before[j] : 0.0f) + i * candidate;
+            const float i = sigmoid_approx(z[j] + bias[j]);
+            const float f = sigmoid_approx(z[hidden + j] + bias[hidden + j]);
+            const float candidate = tanh_approx(z[2 * hidden + j] + bias[2 * hidden + j]);
+            const float o = sigmoid_approx(z[3 * hidden + j] + bias[3 * hidden + j]);
+            const float value = (has_previous ? f * before[j] : 0.0f) + i * candidate;
             const float squashed = tanh_approx(value);
             z[j] = i;
             z[hidden + j] = f;
@@ -380,18 +449,20 @@ SHOAL_KERNEL void shoal_lstm_step_backward(
     long batch, long hidden, const float *gates, long gates_stride, const float *previous_cell, long previous_stride,
     const float *tanh_cell, long tanh_stride, const float *dh, long dh_stride, float *dc, float *dgates,
     long dgates_stride) {
+    const int has_previous = previous_cell != 0;
     for (long b = 0; b < batch; b++) {
         const float *restrict a = gates + b * gates_stride;
-        const float *restrict before = previous_cell ? previous_cell + b * previous_stride : 0;
+        const float *restrict before = has_previous ? previous_cell + b * previous_stride : 0;
         const float *restrict tc = tanh_cell + b * tanh_stride;
         const float *restrict gh = dh + b * dh_stride;
         float *restrict gc = dc + b * hidden;
         float *restrict out = dgates + b * dgates_stride;
+        SHOAL_VECTOR
         for (long j = 0; j < hidden; j++) {
             const float i = a[j], f = a[hidden + j], candidate = a[2 * hidden + j], o = a[3 * hidden + j];
             const float squashed = tc[j];
             const float total = gc[j] + gh[j] * o * (1.0f - squashed * squashed);
-            const float previous = before ? before[j] : 0.0f;
+            const float previous = has_previous ? before[j] : 0.0f;
             out[j] = total * candidate * i * (1.0f - i);
             out[hidden + j] = total * previous * f * (1.0f - f);
             out[2 * hidden + j] = total * i * (1.0f - candidate * candidate);
@@ -410,12 +481,13 @@ SHOAL_KERNEL void shoal_adam(
     const float decay = 1.0f - learning_rate * weight_decay;
     const float step = learning_rate / correction1;
     const float root = 1.0f / sqrtf(correction2);
+    SHOAL_VECTOR
     for (long i = 0; i < n; i++) {
         const float g = gradients[i];
         const float first = beta1 * m[i] + (1.0f - beta1) * g;
         const float second = beta2 * v[i] + (1.0f - beta2) * g * g;
         m[i] = first;
         v[i] = second;
-        parameters[i] = parameters[i] * decay - step * first / (sqrtf(second) * root + epsilon);
+        parameters[i] = parameters[i] * decay - step * first / (square_root(second) * root + epsilon);
     }
 }

@@ -52,6 +52,29 @@ struct AutodiffTests {
         }
     }
 
+    @Test func productsWithOneRowOrColumnAgreeWithALoop() {
+        // These go through matrix-vector products, with every transposition.
+        func expected(_ a: Tensor, _ b: Tensor, _ m: Int, _ n: Int, _ k: Int, _ ta: Bool, _ tb: Bool) -> [Float] {
+            (0..<m * n).map { index in
+                let (i, j) = (index / n, index % n)
+                return (0..<k).reduce(Float(0)) { total, l in
+                    total + a.scalars[ta ? l * m + i : i * k + l] * b.scalars[tb ? j * k + l : l * n + j]
+                }
+            }
+        }
+        for (m, n, k) in [(1, 5, 4), (3, 1, 4), (1, 1, 3)] {
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let a = Tensor.randomNormal(shape: ta ? [k, m] : [m, k], seed: UInt64(m * 10 + k))
+                let b = Tensor.randomNormal(shape: tb ? [n, k] : [k, n], seed: UInt64(n * 10 + k))
+                let product = Tensor.matmul(a, b, transposeA: ta, transposeB: tb)
+                let reference = expected(a, b, m, n, k, ta, tb)
+                #expect(
+                    zip(product.scalars, reference).allSatisfy { abs($0 - $1) < 1e-5 },
+                    "\(m)×\(n)×\(k), transposed \(ta), \(tb): \(product.scalars) vs \(reference)")
+            }
+        }
+    }
+
     @Test func elementwiseAndBroadcastGradients() {
         let row = self.row
         let a = self.a

@@ -170,4 +170,18 @@ struct InferenceTapeTests {
         #expect(lean.nodes.isEmpty && !recording.nodes.isEmpty)
         #expect(free.logits.gradient == nil)
     }
+
+    @Test func inferenceInChunksGivesTheWholeBatchsOutputs() throws {
+        let model = try HybridModel(config: HybridModelTests.tiny, seed: 15)
+        let batch = HybridModel.inferenceChunk + 9
+        let x = Tensor.randomNormal(shape: [batch, 4, 6], seed: 16)
+        let recording = Tape()
+        let whole = model.forward(recording.constant(x), variables: model.variables(on: recording), training: false)
+        let lean = Tape(recording: false)
+        let chunked = model.forward(lean.constant(x), variables: model.variables(on: lean), training: false)
+        #expect(chunked.logits.shape == [batch, 3] && chunked.fused.shape == whole.fused.shape)
+        let largest = zip(chunked.fused.value.scalars, whole.fused.value.scalars).map { abs($0 - $1) }.max() ?? .infinity
+        #expect(largest < 1e-5, "chunked and whole outputs differ by \(largest)")
+        #expect(zip(chunked.logits.value.scalars, whole.logits.value.scalars).allSatisfy { abs($0 - $1) < 1e-5 })
+    }
 }

@@ -14,8 +14,9 @@ extern "C" {
 
 // MARK: memory
 
-/// Has malloc keep freed large blocks for reuse instead of returning them to the system
-/// (mmap threshold 512 MiB, trim threshold 1 GiB); a no-op where malloc is not glibc's.
+/// Has malloc keep freed large blocks for reuse instead of returning them to the system: one
+/// arena, mmap threshold 512 MiB, trim threshold 1 GiB. Runs when the program loads; a no-op
+/// where malloc is not glibc's or `SHOAL_MALLOC=default` is set.
 void shoal_keep_freed_memory(void);
 
 // MARK: elementwise
@@ -96,11 +97,13 @@ void shoal_layer_norm_backward(
 // MARK: recurrent
 
 /// One LSTM step for `batch` rows, PyTorch's gate order (i, f, g, o). `gates` holds each row's
-/// 4 × hidden pre-activations and is overwritten with the activations; the new cell state goes
+/// 4 × hidden pre-activations less `bias` (4 × hidden, added to every row) and is overwritten
+/// with the activations; the new cell state goes
 /// to `cell`, tanh of it to `tanh_cell`, the new hidden state to `hidden`. `previous_cell` may
 /// be NULL (zero state). Strides are between consecutive rows.
 void shoal_lstm_step(
-    long batch, long hidden, float *gates, long gates_stride, const float *previous_cell, long previous_stride,
+    long batch, long hidden, float *gates, long gates_stride, const float *bias, const float *previous_cell,
+    long previous_stride,
     float *cell, long cell_stride, float *tanh_cell, long tanh_stride, float *hidden_state, long hidden_stride);
 /// The backward pass of `shoal_lstm_step`: from the activated gates, the previous cell state
 /// (NULL for zero), tanh of the new cell state, the hidden state's gradient `dh` and the cell

@@ -155,4 +155,3 @@ extension Variable {
 }
 
 private func - (a: Float, b: Tensor) -> Tensor { b.affine(scale: -1, shift: a) }
-

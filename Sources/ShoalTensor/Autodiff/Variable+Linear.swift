@@ -35,7 +35,9 @@ extension Variable {
             input.withPointer { xp in
                 w.withPointer { wp in
                     if let biasValue {
-                        biasValue.withPointer { bp in for row in 0..<rows { (out + row * outputs).update(from: bp, count: outputs) } }
+                        biasValue.withPointer { bp in
+                            for row in 0..<rows { (out + row * outputs).update(from: bp, count: outputs) }
+                        }
                     }
                     GEMM.multiply(
                         xp, inputs, wp, inputs, transposeB: true, into: out, outputs, m: rows, n: outputs, k: inputs,
@@ -48,12 +50,15 @@ extension Variable {
         return x.tape.record(output, needsGradient: needs) { g, tape in
             g.withPointer { gp in
                 tape.accumulate(xi) { out, beta in
-                    w.withPointer { GEMM.multiply(gp, outputs, $0, inputs, into: out, inputs, m: rows, n: inputs, k: outputs, beta: beta) }
+                    w.withPointer {
+                        GEMM.multiply(gp, outputs, $0, inputs, into: out, inputs, m: rows, n: inputs, k: outputs, beta: beta)
+                    }
                 }
                 tape.accumulate(wi) { out, beta in
                     input.withPointer {
                         GEMM.multiply(
-                            gp, outputs, transposeA: true, $0, inputs, into: out, inputs, m: outputs, n: inputs, k: rows, beta: beta)
+                            gp, outputs, transposeA: true, $0, inputs, into: out, inputs, m: outputs, n: inputs, k: rows,
+                            beta: beta)
                     }
                 }
                 tape.accumulate(bi) { out, beta in shoal_column_sums(gp, rows, outputs, out, beta == 0 ? 0 : 1) }

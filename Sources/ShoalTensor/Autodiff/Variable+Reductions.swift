@@ -49,7 +49,9 @@ extension Variable {
                         if beta == 0 {
                             shoal_softmax_backward_rows(yp, gp, out, y.count / width, width, 1)
                         } else {
-                            let part = Tensor(shape: y.shape) { shoal_softmax_backward_rows(yp, gp, $0, y.count / width, width, 1) }
+                            let part = Tensor(shape: y.shape) {
+                                shoal_softmax_backward_rows(yp, gp, $0, y.count / width, width, 1)
+                            }
                             part.withPointer { shoal_add(out, $0, out, y.count) }
                         }
                     }

@@ -19,7 +19,9 @@ extension Variable {
         newShape[newShape.count - 1] = range.count
         let result = Tensor(shape: newShape) { out in
             x.withPointer { input in
-                for row in 0..<rows { (out + row * range.count).update(from: input + row * width + range.lowerBound, count: range.count) }
+                for row in 0..<rows {
+                    (out + row * range.count).update(from: input + row * width + range.lowerBound, count: range.count)
+                }
             }
         }
         let index = self.index
@@ -32,7 +34,8 @@ extension Variable {
                             target.initialize(repeating: 0, count: width)
                             (target + range.lowerBound).update(from: upstream + row * range.count, count: range.count)
                         } else {
-                            shoal_add(target + range.lowerBound, upstream + row * range.count, target + range.lowerBound, range.count)
+                            shoal_add(
+                                target + range.lowerBound, upstream + row * range.count, target + range.lowerBound, range.count)
                         }
                     }
                 }

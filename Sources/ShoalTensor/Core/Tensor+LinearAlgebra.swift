@@ -18,10 +18,27 @@ enum GEMM {
         guard k > 0 else {
             // An empty sum: C = beta · C.
             for row in 0..<m {
-                if beta == 0 { (c + row * ldc).initialize(repeating: 0, count: n) } else {
+                if beta == 0 {
+                    (c + row * ldc).initialize(repeating: 0, count: n)
+                } else {
                     shoal_affine(c + row * ldc, beta, 0, c + row * ldc, n)
                 }
             }
+            return
+        }
+        // A single row or column: a matrix-vector product, which OpenBLAS does without packing.
+        if m == 1 {
+            // Cᵀ = op(B)ᵀ · aᵀ, a's elements `transposeA ? lda : 1` apart.
+            cblas_sgemv(
+                CblasRowMajor, transposeB ? CblasNoTrans : CblasTrans, Int32(transposeB ? n : k), Int32(transposeB ? k : n),
+                alpha, b, Int32(ldb), a, Int32(transposeA ? lda : 1), beta, c, 1)
+            return
+        }
+        if n == 1 {
+            // C = op(A) · b, b's elements `transposeB ? 1 : ldb` apart, C's `ldc` apart.
+            cblas_sgemv(
+                CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, Int32(transposeA ? k : m), Int32(transposeA ? m : k),
+                alpha, a, Int32(lda), b, Int32(transposeB ? 1 : ldb), beta, c, Int32(ldc))
             return
         }
         cblas_sgemm(

@@ -94,7 +94,9 @@ public struct Tensor: Sendable, Equatable, CustomStringConvertible {
 
     /// Calls `body` with a mutable pointer to the values, copying them first if they are shared.
     @inlinable
-    public mutating func withMutablePointer<Result>(_ body: (UnsafeMutablePointer<Float>) throws -> Result) rethrows
+    public mutating func withMutablePointer<Result>(
+        _ body: (UnsafeMutablePointer<Float>) throws -> Result
+    ) rethrows
         -> Result
     {
         try scalars.withUnsafeMutableBufferPointer { buffer in

@@ -50,7 +50,9 @@ extension Variable {
             columns.withPointer { col in
                 reordered.withPointer { weights in
                     if let biasValue {
-                        biasValue.withPointer { bp in for row in 0..<rows { (out + row * outChannels).update(from: bp, count: outChannels) } }
+                        biasValue.withPointer { bp in
+                            for row in 0..<rows { (out + row * outChannels).update(from: bp, count: outChannels) }
+                        }
                     }
                     GEMM.multiply(
                         col, field, weights, field, transposeB: true, into: out, outChannels, m: rows, n: outChannels, k: field,

@@ -53,15 +53,28 @@ public struct LSTM: Sendable {
         precondition(
             input.shape.count == 3 && input.shape[2] == inputSize,
             "LSTM input must be [batch, time, \(inputSize)], not \(input.shape)")
-        var sequence = input
+        return Self.forward(
+            input, variables: variables, layers: layers, bidirectional: bidirectional, dropout: dropout, training: training,
+            seed: seed)
+    }
+
+    /// An LSTM's forward pass from its parameters alone, found in `variables` under `prefix` +
+    /// their `state_dict()` names (a model's variables, say, with the prefix `"lstm."`).
+    public static func forward(
+        _ input: Variable, variables: [String: Variable], prefix: String = "", layers: Int, bidirectional: Bool,
+        dropout: Float, training: Bool, seed: UInt64
+    ) -> Variable {
+        precondition(input.shape.count == 3, "LSTM input must be [batch, time, features], not \(input.shape)")
+        // Time-major between layers: each layer reads and writes [time, batch, …].
+        var sequence = input.permuted([1, 0, 2])
         for layer in 0..<layers {
             if layer > 0 && training && dropout > 0 {
                 sequence = sequence.dropout(dropout, training: true, seed: seed &+ UInt64(layer))
             }
             let directions = (bidirectional ? ["", "_reverse"] : [""]).map { suffix in
                 func parameter(_ kind: String) -> Variable {
-                    guard let variable = variables["\(kind)_l\(layer)\(suffix)"] else {
-                        preconditionFailure("LSTM variables lack \(kind)_l\(layer)\(suffix): pass variables(on:)")
+                    guard let variable = variables["\(prefix)\(kind)_l\(layer)\(suffix)"] else {
+                        preconditionFailure("LSTM variables lack \(prefix)\(kind)_l\(layer)\(suffix): pass variables(on:)")
                     }
                     return variable
                 }
@@ -69,9 +82,9 @@ public struct LSTM: Sendable {
                     input: parameter("weight_ih"), hidden: parameter("weight_hh"), inputBias: parameter("bias_ih"),
                     hiddenBias: parameter("bias_hh"))
             }
-            sequence = Variable.lstmLayer(sequence, directions: directions)
+            sequence = Variable.lstmLayer(timeMajor: sequence, directions: directions)
         }
-        return sequence
+        return sequence.permuted([1, 0, 2])
     }
 
     /// This LSTM's parameters as variables on `tape`.
@@ -100,15 +113,23 @@ extension Variable {
     /// one direction (forward in time) or two (the second backward in time, outputs side by side
     /// `[batch, time, 2H]`), from zero states.
     ///
-    /// Forward: the input's share of every step's gates is one product for the whole sequence;
-    /// then each step adds `h · W_hhᵀ` into its gates in place and applies the gate functions.
-    /// Backward runs through time once per direction, each step's only product being
-    /// `dgates · W_hh`; the weight gradients are then whole-sequence products. The directions run
-    /// on separate threads when `Compute.threads` allows.
+    /// Inside, everything is time-major (`[time, batch, …]`), so each step's rows are one
+    /// contiguous block. Forward: the input's share of every step's gates is one product for the
+    /// whole sequence; then each step adds `h · W_hhᵀ` into its gates in place and applies the
+    /// gate functions. Backward runs through time once per direction, each step's only product
+    /// being `dgates · W_hh`; the weight gradients are then whole-sequence products (the
+    /// previous hidden states are the saved states shifted by one step). The directions run on
+    /// separate threads when `Compute.threads` allows.
     public static func lstmLayer(_ input: Variable, directions: [LSTMWeights]) -> Variable {
+        lstmLayer(timeMajor: input.permuted([1, 0, 2]), directions: directions).permuted([1, 0, 2])
+    }
+
+    /// `lstmLayer(_:directions:)` on a time-major sequence: `[time, batch, in]` →
+    /// `[time, batch, hidden × directions]` (stacked layers stay time-major in between).
+    public static func lstmLayer(timeMajor input: Variable, directions: [LSTMWeights]) -> Variable {
         let x = input.value
         precondition(x.rank == 3 && !directions.isEmpty && directions.count <= 2, "lstmLayer: input \(x.shape)")
-        let (batch, steps, width) = (x.shape[0], x.shape[1], x.shape[2])
+        let (steps, batch, width) = (x.shape[0], x.shape[1], x.shape[2])
         let hidden = directions[0].hidden.shape[1]
         let gateWidth = 4 * hidden
         let count = directions.count
@@ -120,49 +141,50 @@ extension Variable {
         }
         let rows = batch * steps
         let (gatesStride, stateStride) = (count * gateWidth, count * hidden)
+        let (gatesBlock, stateBlock) = (batch * gatesStride, batch * stateStride)
         let inputWeights = directions.map(\.input.value)
         let hiddenWeights = directions.map(\.hidden.value)
+        let timeMajor = x
+        // Both biases of each direction, added by the step kernel.
+        let biases = directions.map { $0.inputBias.value + $0.hiddenBias.value }
 
-        // The input's share of every gate of every step, biases included: [batch, time, D × 4H].
-        var gates = Tensor(shape: [batch, steps, gatesStride]) { out in
-            x.withPointer { xp in
-                for (d, weights) in directions.enumerated() {
-                    let bias = weights.inputBias.value + weights.hiddenBias.value
-                    bias.withPointer { bp in
-                        for row in 0..<rows { (out + row * gatesStride + d * gateWidth).update(from: bp, count: gateWidth) }
-                    }
+        // The input's share of every gate of every step: [time, batch, D × 4H].
+        var gates = Tensor(shape: [steps, batch, gatesStride]) { out in
+            timeMajor.withPointer { xp in
+                for d in 0..<count {
                     inputWeights[d].withPointer { wp in
                         GEMM.multiply(
                             xp, width, wp, width, transposeB: true, into: out + d * gateWidth, gatesStride, m: rows,
-                            n: gateWidth, k: width, beta: 1)
+                            n: gateWidth, k: width)
                     }
                 }
             }
         }
-        var cells = Tensor(shape: [batch, steps, stateStride]) { _ in }
-        var squashed = Tensor(shape: [batch, steps, stateStride]) { _ in }
-        var output = Tensor(shape: [batch, steps, stateStride]) { _ in }
+        var cells = Tensor(shape: [steps, batch, stateStride]) { _ in }
+        var squashed = Tensor(shape: [steps, batch, stateStride]) { _ in }
+        var states = Tensor(shape: [steps, batch, stateStride]) { _ in }
         gates.withMutablePointer { gp in
             cells.withMutablePointer { cp in
                 squashed.withMutablePointer { tp in
-                    output.withMutablePointer { yp in
+                    states.withMutablePointer { hp in
                         Compute.parallelFor(count, cost: rows * gateWidth * hidden * 2) { d in
                             hiddenWeights[d].withPointer { whh in
-                                for s in 0..<steps {
-                                    let t = d == 0 ? s : steps - 1 - s
-                                    let previous = d == 0 ? t - 1 : t + 1
-                                    let gatesAt = gp + t * gatesStride + d * gateWidth
-                                    if s > 0 {
-                                        GEMM.multiply(
-                                            yp + previous * stateStride + d * hidden, steps * stateStride, whh, hidden,
-                                            transposeB: true, into: gatesAt, steps * gatesStride, m: batch, n: gateWidth,
-                                            k: hidden, beta: 1)
+                                biases[d].withPointer { bias in
+                                    for s in 0..<steps {
+                                        let t = d == 0 ? s : steps - 1 - s
+                                        let previous = (d == 0 ? t - 1 : t + 1) * stateBlock + d * hidden
+                                        let gatesAt = gp + t * gatesBlock + d * gateWidth
+                                        if s > 0 {
+                                            GEMM.multiply(
+                                                hp + previous, stateStride, whh, hidden, transposeB: true, into: gatesAt,
+                                                gatesStride,
+                                                m: batch, n: gateWidth, k: hidden, beta: 1)
+                                        }
+                                        let state = t * stateBlock + d * hidden
+                                        shoal_lstm_step(
+                                            batch, hidden, gatesAt, gatesStride, bias, s > 0 ? cp + previous : nil, stateStride,
+                                            cp + state, stateStride, tp + state, stateStride, hp + state, stateStride)
                                     }
-                                    let state = t * stateStride + d * hidden
-                                    shoal_lstm_step(
-                                        batch, hidden, gatesAt, steps * gatesStride,
-                                        s > 0 ? cp + previous * stateStride + d * hidden : nil, steps * stateStride, cp + state,
-                                        steps * stateStride, tp + state, steps * stateStride, yp + state, steps * stateStride)
                                 }
                             }
                         }
@@ -173,16 +195,18 @@ extension Variable {
 
         let inputIndex = input.index
         let weightIndices = directions.map { ($0.input.index, $0.hidden.index, $0.inputBias.index, $0.hiddenBias.index) }
-        let needs = input.needsGradient || directions.contains { $0.input.needsGradient || $0.hidden.needsGradient }
+        let needs =
+            input.needsGradient || directions.contains { $0.input.needsGradient || $0.hidden.needsGradient }
             || directions.contains { $0.inputBias.needsGradient || $0.hiddenBias.needsGradient }
-        let (activated, cellStates, tanhCells, hiddenStates) = (gates, cells, squashed, output)
-        return input.tape.record(output, needsGradient: needs) { g, tape in
+        let (activated, cellStates, tanhCells, hiddenStates) = (gates, cells, squashed, states)
+        return input.tape.record(states, needsGradient: needs) { g, tape in
+            let upstream = g
             // The gates' pre-activation gradients of every step, written by the pass through time.
-            var dGates = Tensor(shape: [batch, steps, gatesStride]) { _ in }
+            var dGates = Tensor(shape: [steps, batch, gatesStride]) { _ in }
             activated.withPointer { gp in
                 cellStates.withPointer { cp in
                     tanhCells.withPointer { tp in
-                        g.withPointer { dy in
+                        upstream.withPointer { dy in
                             dGates.withMutablePointer { dg in
                                 Compute.parallelFor(count, cost: rows * gateWidth * hidden * 2) { d in
                                     let dh = UnsafeMutablePointer<Float>.allocate(capacity: batch * hidden)
@@ -195,23 +219,21 @@ extension Variable {
                                     hiddenWeights[d].withPointer { whh in
                                         for s in stride(from: steps - 1, through: 0, by: -1) {
                                             let t = d == 0 ? s : steps - 1 - s
-                                            let previous = d == 0 ? t - 1 : t + 1
+                                            let previous = (d == 0 ? t - 1 : t + 1) * stateBlock + d * hidden
                                             let later = d == 0 ? t + 1 : t - 1
+                                            let state = t * stateBlock + d * hidden
                                             for b in 0..<batch {
-                                                (dh + b * hidden).update(
-                                                    from: dy + (b * steps + t) * stateStride + d * hidden, count: hidden)
+                                                (dh + b * hidden).update(from: dy + state + b * stateStride, count: hidden)
                                             }
                                             if s < steps - 1 {
                                                 GEMM.multiply(
-                                                    dg + later * gatesStride + d * gateWidth, steps * gatesStride, whh, hidden,
-                                                    into: dh, hidden, m: batch, n: hidden, k: gateWidth, beta: 1)
+                                                    dg + later * gatesBlock + d * gateWidth, gatesStride, whh, hidden, into: dh,
+                                                    hidden, m: batch, n: hidden, k: gateWidth, beta: 1)
                                             }
-                                            let state = t * stateStride + d * hidden
                                             shoal_lstm_step_backward(
-                                                batch, hidden, gp + t * gatesStride + d * gateWidth, steps * gatesStride,
-                                                s > 0 ? cp + previous * stateStride + d * hidden : nil, steps * stateStride,
-                                                tp + state, steps * stateStride, dh, hidden, dc,
-                                                dg + t * gatesStride + d * gateWidth, steps * gatesStride)
+                                                batch, hidden, gp + t * gatesBlock + d * gateWidth, gatesStride,
+                                                s > 0 ? cp + previous : nil, stateStride, tp + state, stateStride, dh, hidden, dc,
+                                                dg + t * gatesBlock + d * gateWidth, gatesStride)
                                         }
                                     }
                                 }
@@ -227,35 +249,20 @@ extension Variable {
                     let (wih, whh, bih, bhh) = indices
                     let dgd = dg + d * gateWidth
                     tape.accumulate(wih) { out, beta in
-                        x.withPointer {
+                        timeMajor.withPointer {
                             GEMM.multiply(
                                 dgd, gatesStride, transposeA: true, $0, width, into: out, width, m: gateWidth, n: width, k: rows,
                                 beta: beta)
                         }
                     }
-                    if whh >= 0 {
-                        // The previous hidden state of every step, zero where a direction starts.
-                        let previousStates = Tensor(shape: [rows, hidden]) { out in
-                            hiddenStates.withPointer { yp in
-                                for b in 0..<batch {
-                                    for t in 0..<steps {
-                                        let previous = d == 0 ? t - 1 : t + 1
-                                        let target = out + (b * steps + t) * hidden
-                                        if previous < 0 || previous >= steps {
-                                            target.initialize(repeating: 0, count: hidden)
-                                        } else {
-                                            target.update(from: yp + (b * steps + previous) * stateStride + d * hidden, count: hidden)
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                        tape.accumulate(whh) { out, beta in
-                            previousStates.withPointer {
-                                GEMM.multiply(
-                                    dgd, gatesStride, transposeA: true, $0, hidden, into: out, hidden, m: gateWidth, n: hidden,
-                                    k: rows, beta: beta)
-                            }
+                    // Step t's gates pair with step t − 1's state going forward, t + 1's backward.
+                    tape.accumulate(whh) { out, beta in
+                        hiddenStates.withPointer { hp in
+                            let (gradients, previous) =
+                                d == 0 ? (dgd + gatesBlock, hp + d * hidden) : (dgd, hp + stateBlock + d * hidden)
+                            GEMM.multiply(
+                                gradients, gatesStride, transposeA: true, previous, stateStride, into: out, hidden, m: gateWidth,
+                                n: hidden, k: (steps - 1) * batch, beta: beta)
                         }
                     }
                     biasGradient.withPointer { bg in
@@ -270,15 +277,17 @@ extension Variable {
                         }
                     }
                 }
-                tape.accumulate(inputIndex) { out, beta in
+                guard inputIndex >= 0 else { return }
+                let dInput = Tensor(shape: [steps, batch, width]) { out in
                     for d in 0..<count {
                         inputWeights[d].withPointer {
                             GEMM.multiply(
                                 dg + d * gateWidth, gatesStride, $0, width, into: out, width, m: rows, n: width, k: gateWidth,
-                                beta: d == 0 ? beta : 1)
+                                beta: d == 0 ? 0 : 1)
                         }
                     }
                 }
+                tape.accumulate(inputIndex, dInput)
             }
         }
     }
@@ -290,17 +299,22 @@ extension Variable {
         let (projection, h, c, w) = (input.value, hidden.value, cell.value, weight.value)
         let (batch, size) = (h.shape[0], h.shape[1])
         precondition(projection.shape == [batch, 4 * size] && w.shape == [4 * size, size], "lstmCell: shapes do not fit")
-        var gates = projection.zip(bias.value, +)
+        var gates = projection
         var state = Tensor(shape: [batch, 2 * size]) { _ in }
         var squashed = Tensor(shape: [batch, size]) { _ in }
         gates.withMutablePointer { gp in
             h.withPointer { hp in
-                w.withPointer { GEMM.multiply(hp, size, $0, size, transposeB: true, into: gp, 4 * size, m: batch, n: 4 * size, k: size, beta: 1) }
+                w.withPointer {
+                    GEMM.multiply(
+                        hp, size, $0, size, transposeB: true, into: gp, 4 * size, m: batch, n: 4 * size, k: size, beta: 1)
+                }
             }
             c.withPointer { cp in
                 state.withMutablePointer { sp in
                     squashed.withMutablePointer { tp in
-                        shoal_lstm_step(batch, size, gp, 4 * size, cp, size, sp + size, 2 * size, tp, size, sp, 2 * size)
+                        bias.value.withPointer { bp in
+                            shoal_lstm_step(batch, size, gp, 4 * size, bp, cp, size, sp + size, 2 * size, tp, size, sp, 2 * size)
+                        }
                     }
                 }
             }
@@ -308,7 +322,8 @@ extension Variable {
         let activated = gates
         let tanhCell = squashed
         let indices = (input.index, hidden.index, cell.index, weight.index, bias.index)
-        let needs = input.needsGradient || hidden.needsGradient || cell.needsGradient || weight.needsGradient || bias.needsGradient
+        let needs =
+            input.needsGradient || hidden.needsGradient || cell.needsGradient || weight.needsGradient || bias.needsGradient
         return input.tape.record(state, needsGradient: needs) { upstream, tape in
             var dGates = Tensor(shape: [batch, 4 * size]) { _ in }
             var dCell = Tensor(shape: [batch, size]) { _ in }
@@ -319,7 +334,8 @@ extension Variable {
                         c.withPointer { cp in
                             tanhCell.withPointer { tp in
                                 dGates.withMutablePointer { dg in
-                                    shoal_lstm_step_backward(batch, size, gp, 4 * size, cp, size, tp, size, up, 2 * size, dc, dg, 4 * size)
+                                    shoal_lstm_step_backward(
+                                        batch, size, gp, 4 * size, cp, size, tp, size, up, 2 * size, dc, dg, 4 * size)
                                 }
                             }
                         }

@@ -29,9 +29,17 @@ public struct MultiheadAttention: Sendable {
     /// Attention of `query` `[batch, Tq, E]` over `key`/`value` `[batch, Tk, E]` (key and value
     /// must be the same variable: self-attention, or cross-attention to one other sequence).
     public func callAsFunction(query: Variable, key: Variable, value: Variable, variables: [String: Variable]) -> Variable {
-        guard let inWeight = variables["in_proj_weight"], let inBias = variables["in_proj_bias"],
-            let outWeight = variables["out_proj.weight"], let outBias = variables["out_proj.bias"]
-        else { preconditionFailure("attention variables lack a parameter: pass variables(on:)") }
+        Self.forward(query: query, key: key, value: value, variables: variables, heads: heads)
+    }
+
+    /// Attention from its parameters alone, found in `variables` under `prefix` + their
+    /// `state_dict()` names (a model's variables, say, with the prefix `"attention_cnn."`).
+    public static func forward(
+        query: Variable, key: Variable, value: Variable, variables: [String: Variable], prefix: String = "", heads: Int
+    ) -> Variable {
+        guard let inWeight = variables[prefix + "in_proj_weight"], let inBias = variables[prefix + "in_proj_bias"],
+            let outWeight = variables[prefix + "out_proj.weight"], let outBias = variables[prefix + "out_proj.bias"]
+        else { preconditionFailure("attention variables lack a parameter under '\(prefix)': pass variables(on:)") }
         precondition(
             key.index == value.index && key.value == value.value,
             "attention: key and value must be the same sequence (as every use in Shoal has them)")
@@ -61,7 +69,8 @@ extension Variable {
         precondition(
             q.rank == 3 && kv.rank == 3 && kv.shape[0] == batch && kv.shape[2] == e && e % heads == 0,
             "attention: query \(q.shape), memory \(kv.shape), \(heads) heads")
-        precondition(inWeight.shape == [3 * e, e] && inBias.shape == [3 * e] && outWeight.shape == [e, e] && outBias.shape == [e])
+        precondition(
+            inWeight.shape == [3 * e, e] && inBias.shape == [3 * e] && outWeight.shape == [e, e] && outBias.shape == [e])
         let d = e / heads
         let scale = 1 / Float(d).squareRoot()
         let selfAttention = query.index == memory.index && q == kv
@@ -82,7 +91,8 @@ extension Variable {
                 }
             }
         }
-        let queries = selfAttention ? project(q, rows: batch * tq, from: 0, parts: 3) : project(q, rows: batch * tq, from: 0, parts: 1)
+        let queries =
+            selfAttention ? project(q, rows: batch * tq, from: 0, parts: 3) : project(q, rows: batch * tq, from: 0, parts: 1)
         let keysValues = selfAttention ? queries : project(kv, rows: batch * tk, from: 1, parts: 2)
         // Strides and offsets of the queries, keys and values inside their buffers.
         let qStride = selfAttention ? 3 * e : e
@@ -129,7 +139,9 @@ extension Variable {
             // Output projection.
             g.withPointer { gp in
                 tape.accumulate(owi) { out, beta in
-                    heads_.withPointer { GEMM.multiply(gp, e, transposeA: true, $0, e, into: out, e, m: e, n: e, k: rowsQ, beta: beta) }
+                    heads_.withPointer {
+                        GEMM.multiply(gp, e, transposeA: true, $0, e, into: out, e, m: e, n: e, k: rowsQ, beta: beta)
+                    }
                 }
                 tape.accumulate(obi) { out, beta in shoal_column_sums(gp, rowsQ, e, out, beta == 0 ? 0 : 1) }
             }
@@ -160,7 +172,8 @@ extension Variable {
                                                     dO, e, kvp + valueBlock, kvStride, transposeB: true, into: dScores, tk, m: tq,
                                                     n: tk, k: d)
                                                 GEMM.multiply(
-                                                    p, tk, transposeA: true, dO, e, into: dkvp + valueBlock, kvStride, m: tk, n: d,
+                                                    p, tk, transposeA: true, dO, e, into: dkvp + valueBlock, kvStride, m: tk,
+                                                    n: d,
                                                     k: tq, beta: 1)
                                                 shoal_softmax_backward_rows(p, dScores, dScores, tq, tk, scale)
                                                 GEMM.multiply(

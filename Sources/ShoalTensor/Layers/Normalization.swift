@@ -18,7 +18,8 @@ extension Variable {
                     beta.withPointer { bp in
                         normalized.withMutablePointer { hat in
                             inverse.withMutablePointer { inv in
-                                Compute.parallelFor(Compute.threads, cost: rows * width * 8 / Swift.max(1, Compute.threads)) { part in
+                                Compute.parallelFor(Compute.threads, cost: rows * width * 8 / Swift.max(1, Compute.threads)) {
+                                    part in
                                     let range = Self.part(part, of: rows)
                                     shoal_layer_norm(
                                         xp + range.lowerBound * width, gp, bp, out + range.lowerBound * width,

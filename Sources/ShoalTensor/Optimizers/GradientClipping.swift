@@ -6,7 +6,9 @@ import Foundation
 /// - Returns: the norm before clipping.
 @discardableResult
 public func clipGradients(_ gradients: inout [Tensor], maxNorm: Float) -> Float {
-    let squares = gradients.reduce(Double(0)) { total, gradient in total + gradient.withPointer { shoal_dot($0, $0, gradient.count) } }
+    let squares = gradients.reduce(Double(0)) { total, gradient in
+        total + gradient.withPointer { shoal_dot($0, $0, gradient.count) }
+    }
     let norm = Float(squares.squareRoot())
     if norm > maxNorm {
         let scale = maxNorm / (norm + 1e-6)
