@@ -28,6 +28,7 @@ let package = Package(
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // glibc's posix_spawn extensions that Swift's Glibc module leaves out.
         .systemLibrary(name: "CPosix"),
 
@@ -61,6 +62,10 @@ let package = Package(
         .target(name: "CShoalKernels"),
         // Market data: bars, CSV, the synthetic market, data quality, features.
         .target(name: "ShoalMarket", swiftSettings: swiftSettings),
+        // Line plots as PNG files (learning curves, benchmark figures).
+        .target(name: "ShoalPlot", dependencies: ["CZlib"], swiftSettings: swiftSettings),
+        // Reinforcement learning: environments, PPO, SAC, TD3, Rainbow DQN, the ensemble.
+        .target(name: "ShoalRL", dependencies: ["ShoalTensor", "CShoalKernels", "ShoalMarket", "ShoalPlot"], swiftSettings: swiftSettings),
         // The driver library users import.
         .target(name: "Shoal", dependencies: ["ShoalRuntime", "ShoalWire", "ShoalStorage"], swiftSettings: swiftSettings),
         .executableTarget(
@@ -75,7 +80,8 @@ let package = Package(
         .executableTarget(
             name: "TradingApp",
             dependencies: [
-                "Shoal", "ShoalMarket", "ShoalTensor", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "Shoal", "ShoalMarket", "ShoalTensor", "ShoalRL", "ShoalPlot",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -102,6 +108,8 @@ let package = Package(
         ),
         .testTarget(name: "ShoalWireTests", dependencies: ["ShoalWire"], swiftSettings: swiftSettings),
         .testTarget(name: "ShoalMarketTests", dependencies: ["ShoalMarket"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "ShoalRLTests", dependencies: ["ShoalRL", "ShoalPlot"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
         .testTarget(
             name: "ShoalTensorTests", dependencies: ["ShoalTensor"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
         .testTarget(

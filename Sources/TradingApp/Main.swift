@@ -18,6 +18,6 @@ struct TradingCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "trading",
         abstract: "The trading platform's jobs on a Shoal cluster.",
-        subcommands: [DemoCommand.self, DataCommand.self, ModelCommand.self, BLASCommand.self]
+        subcommands: [DemoCommand.self, DataCommand.self, ModelCommand.self, RLCommand.self, BLASCommand.self]
     )
 }

@@ -96,7 +96,7 @@ public final class Tape {
 
 /// A value on a tape.
 public struct Variable {
-    let tape: Tape
+    public let tape: Tape
     /// Its node on the tape; −1 when it takes no gradient.
     let index: Int
     public let value: Tensor
