@@ -32,6 +32,9 @@ struct RLCommand: AsyncParsableCommand {
         @Option(help: "Evaluation episodes.") var evalEpisodes = 10
         @Option(help: "Stop once the evaluation mean reaches this.") var stopAt: Double?
         @Option(help: "A JSON file with the algorithm's configuration (its Config's fields).") var config: String?
+        @Option(
+            help: "Starting configuration: dqn (rainbow with every part off, Stable-Baselines3's DQN defaults), sb3 (ppo with Stable-Baselines3's defaults).")
+        var preset: String?
         @Option(help: "Threads (ShoalTensor's loops and OpenBLAS).") var threads = 1
         @Option(help: "Output folder: curve.csv, curve.png, checkpoint.safetensors.") var out = "rl-run"
 
@@ -45,7 +48,8 @@ struct RLCommand: AsyncParsableCommand {
             } else {
                 configData = nil
             }
-            let setup = try RLSetup(algorithm: algo, environment: env, seed: seed, steps: steps, configData: configData)
+            let setup = try RLSetup(
+                algorithm: algo, environment: env, seed: seed, steps: steps, configData: configData, preset: preset)
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
             print("Training \(algo.rawValue) on \(env.rawValue), seed \(seed), \(setup.totalSteps) steps.")
             let curve = setup.train(evalInterval, evalEpisodes, stopAt) { line in
@@ -66,16 +70,32 @@ struct RLCommand: AsyncParsableCommand {
 
 /// An agent of the chosen algorithm on the chosen environment, with its default budget.
 struct RLSetup {
+    /// Settings that may be absent from an encoded configuration (nil by default).
+    static let optionalFields: Set<String> = ["valueClipRange", "targetEntropy"]
+
     let agent: any Agent
     let totalSteps: Int
     let threshold: Double?
     let train: (Int?, Int, Double?, (String) -> Void) -> LearningCurve
 
-    init(algorithm: RLCommand.Algorithm, environment: RLCommand.EnvironmentName, seed: UInt64, steps: Int?, configData: Data?) throws {
-        func decode<Config: Decodable>(_ type: Config.Type, default value: Config) throws -> Config {
+    init(
+        algorithm: RLCommand.Algorithm, environment: RLCommand.EnvironmentName, seed: UInt64, steps: Int?, configData: Data?,
+        preset: String?
+    ) throws {
+        if let preset, !["dqn", "sb3"].contains(preset) { throw ValidationError("unknown preset \(preset): dqn (rainbow), sb3 (ppo)") }
+        // A configuration file names only the fields it changes; the rest keep their defaults.
+        func decode<Config: Codable>(_ type: Config.Type, default value: Config) throws -> Config {
             guard let configData else { return value }
+            guard let given = try? JSONSerialization.jsonObject(with: configData) as? [String: Any] else {
+                throw ValidationError("the configuration must be a JSON object of \(algorithm.rawValue) fields")
+            }
+            var merged = try JSONSerialization.jsonObject(with: JSONEncoder().encode(value)) as? [String: Any] ?? [:]
+            if let unknown = given.keys.sorted().first(where: { merged[$0] == nil && !Self.optionalFields.contains($0) }) {
+                throw ValidationError("\(algorithm.rawValue) has no setting '\(unknown)'")
+            }
+            merged.merge(given) { $1 }
             do {
-                return try JSONDecoder().decode(Config.self, from: configData)
+                return try JSONDecoder().decode(Config.self, from: JSONSerialization.data(withJSONObject: merged))
             } catch {
                 throw ValidationError("the configuration is not a \(algorithm.rawValue) configuration: \(error)")
             }
@@ -92,7 +112,8 @@ struct RLSetup {
         }
         switch (algorithm, environment) {
         case (.ppo, .cartpole):
-            var config = try decode(PPO<CartPole>.Config.self, default: PPO<CartPole>.Config())
+            let preset = preset == "sb3" ? PPO<CartPole>.Config.stableBaselinesDefaults : PPO<CartPole>.Config()
+            var config = try decode(PPO<CartPole>.Config.self, default: preset)
             config.seed = seed
             config.totalSteps = steps ?? config.totalSteps
             let agent = try PPO(config: config) { _ in CartPole() }
@@ -105,6 +126,31 @@ struct RLSetup {
             let agent = try PPO(config: config) { _ in Pendulum() }
             (self.agent, totalSteps, threshold) = (agent, config.totalSteps, -200)
             train = run(agent, "Pendulum-v1", Pendulum(), config.totalSteps, interval: 4096)
+        case (.rainbow, .cartpole):
+            let preset = preset == "dqn" ? Rainbow<CartPole>.Config.stableBaselinesDQN : Rainbow<CartPole>.Config()
+            var config = try decode(Rainbow<CartPole>.Config.self, default: preset)
+            config.seed = seed
+            config.totalSteps = steps ?? config.totalSteps
+            let agent = try Rainbow(config: config, environment: CartPole())
+            (self.agent, totalSteps, threshold) = (agent, config.totalSteps, 475)
+            train = run(agent, "CartPole-v1", CartPole(), config.totalSteps, interval: 2000)
+        case (.sac, .pendulum):
+            var config = try decode(SAC<Pendulum>.Config.self, default: SAC<Pendulum>.Config())
+            config.seed = seed
+            let total = steps ?? 20_000
+            let agent = try SAC(config: config, environment: Pendulum())
+            (self.agent, totalSteps, threshold) = (agent, total, -200)
+            train = run(agent, "Pendulum-v1", Pendulum(), total, interval: 1000)
+        case (.td3, .pendulum):
+            var defaults = TD3<Pendulum>.Config()
+            defaults.gamma = 0.98
+            defaults.learningStarts = 1000
+            var config = try decode(TD3<Pendulum>.Config.self, default: defaults)
+            config.seed = seed
+            let total = steps ?? 20_000
+            let agent = try TD3(config: config, environment: Pendulum())
+            (self.agent, totalSteps, threshold) = (agent, total, -200)
+            train = run(agent, "Pendulum-v1", Pendulum(), total, interval: 1000)
         default:
             throw ValidationError("\(algorithm.rawValue) on \(environment.rawValue) is not available")
         }

@@ -91,6 +91,57 @@ extension Variable {
         }
     }
 
+    /// The mean over the middle dimension: `[batch, n, width]` → `[batch, width]` (a dueling
+    /// head's mean advantage over actions).
+    public func meanMiddle() -> Variable {
+        precondition(shape.count == 3 && shape[1] > 0, "meanMiddle takes [batch, n, width], not \(shape)")
+        let (batch, slices, width) = (shape[0], shape[1], shape[2])
+        let scale = 1 / Float(slices)
+        let out = Tensor(shape: [batch, width]) { out in
+            value.withPointer { x in
+                for b in 0..<batch {
+                    let row = out + b * width
+                    row.initialize(repeating: 0, count: width)
+                    for slice in 0..<slices { shoal_axpy(scale, x + (b * slices + slice) * width, row, width) }
+                }
+            }
+        }
+        let (fullShape, index) = (value.shape, self.index)
+        return tape.record(out, needsGradient: needsGradient) { g, tape in
+            let gradient = Tensor(shape: fullShape) { dx in
+                g.withPointer { gp in
+                    for b in 0..<batch {
+                        for slice in 0..<slices { shoal_affine(gp + b * width, scale, 0, dx + (b * slices + slice) * width, width) }
+                    }
+                }
+            }
+            tape.accumulate(index, gradient)
+        }
+    }
+
+    /// One slice along the middle dimension per batch item: `[batch, n, width]` → `[batch,
+    /// width]`, slice `indices[b]` of item b (the return distribution of a taken action).
+    public func selecting(_ indices: [Int]) -> Variable {
+        precondition(shape.count == 3 && indices.count == shape[0], "selecting: \(indices.count) indices for \(shape)")
+        let (batch, slices, width) = (shape[0], shape[1], shape[2])
+        precondition(indices.allSatisfy { (0..<slices).contains($0) }, "selecting: an index outside 0..<\(slices)")
+        let out = Tensor(shape: [batch, width]) { out in
+            value.withPointer { x in
+                for (b, slice) in indices.enumerated() { (out + b * width).update(from: x + (b * slices + slice) * width, count: width) }
+            }
+        }
+        let (fullShape, index) = (value.shape, self.index)
+        return tape.record(out, needsGradient: needsGradient) { g, tape in
+            var gradient = Tensor(shape: fullShape)
+            gradient.withMutablePointer { dx in
+                g.withPointer { gp in
+                    for (b, slice) in indices.enumerated() { (dx + (b * slices + slice) * width).update(from: gp + b * width, count: width) }
+                }
+            }
+            tape.accumulate(index, gradient)
+        }
+    }
+
     // MARK: losses
 
     /// Mean squared error against a target (a scalar).

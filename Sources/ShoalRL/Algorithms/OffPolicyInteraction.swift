@@ -1,0 +1,50 @@
+import ShoalMarket
+
+/// One environment stepped by an off-policy learner: actions are taken in [−1, 1] per
+/// dimension (the learner's scale) and mapped onto the box, each transition goes into the
+/// replay buffer (the next observation being the episode's last one when it ended), episodes
+/// reset as they end and their returns are kept.
+struct OffPolicyInteraction<Base: Environment>: Sendable {
+    private(set) var environment: Base
+    private(set) var observation: [Float]
+    let low: [Float]
+    let high: [Float]
+    private var episodeReturn = 0.0
+    private(set) var returns: [Double] = []
+
+    init(environment: Base, seed: UInt64) throws {
+        guard case .box = environment.observationSpace else { throw AgentError("this learner needs box observations") }
+        guard case .box(let low, let high) = environment.actionSpace else { throw AgentError("this learner needs box actions") }
+        guard zip(low, high).allSatisfy({ $0.isFinite && $1.isFinite && $0 < $1 }) else {
+            throw AgentError("this learner needs finite action bounds")
+        }
+        self.environment = environment
+        self.low = low
+        self.high = high
+        observation = self.environment.reset(seed: seed)
+    }
+
+    var observationDimension: Int { observation.count }
+    var actionDimension: Int { low.count }
+
+    /// An action in [−1, 1] mapped onto the environment's box.
+    func environmentAction(_ scaled: [Float]) -> [Float] {
+        scaled.indices.map { low[$0] + (Swift.min(Swift.max(scaled[$0], -1), 1) + 1) / 2 * (high[$0] - low[$0]) }
+    }
+
+    /// Steps with `scaled` (in [−1, 1]) and stores the transition.
+    mutating func step(_ scaled: [Float], into buffer: inout ReplayBuffer, gamma: Float) {
+        let outcome = environment.step(environmentAction(scaled))
+        episodeReturn += outcome.reward
+        buffer.add(
+            observation: observation[...], action: scaled[...], reward: Float(outcome.reward), nextObservation: outcome.observation[...],
+            terminal: outcome.terminated, discount: gamma)
+        if outcome.done {
+            returns.append(episodeReturn)
+            episodeReturn = 0
+            observation = environment.reset(seed: nil)
+        } else {
+            observation = outcome.observation
+        }
+    }
+}
