@@ -92,7 +92,9 @@ public struct Canvas: Sendable {
             top -= (BitmapFont.width + 1) * scale
             for (row, bits) in rows.enumerated() {
                 for column in 0..<BitmapFont.width where bits & (1 << (BitmapFont.width - 1 - column)) != 0 {
-                    fill(x: x + row * scale, y: top + (BitmapFont.width - 1 - column) * scale, width: scale, height: scale, color: color)
+                    fill(
+                        x: x + row * scale, y: top + (BitmapFont.width - 1 - column) * scale, width: scale, height: scale,
+                        color: color)
                 }
             }
         }

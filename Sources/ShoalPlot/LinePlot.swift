@@ -75,7 +75,9 @@ public struct LinePlot: Sendable {
             for (a, b) in zip(drawn, drawn.dropFirst()) {
                 canvas.line(from: (px(a.x), py(a.y)), to: (px(b.x), py(b.y)), color: color, thickness: 2)
             }
-            if drawn.count == 1, let only = drawn.first { canvas.fill(x: px(only.x) - 2, y: py(only.y) - 2, width: 5, height: 5, color: color) }
+            if drawn.count == 1, let only = drawn.first {
+                canvas.fill(x: px(only.x) - 2, y: py(only.y) - 2, width: 5, height: 5, color: color)
+            }
             // Legend, top left inside the axes.
             let y = top + 10 + index * 22
             canvas.fill(x: left + 12, y: y + 5, width: 24, height: 4, color: color)

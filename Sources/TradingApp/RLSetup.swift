@@ -21,7 +21,9 @@ struct RLSetup {
         algorithm: RLCommand.Algorithm, environment: RLCommand.EnvironmentName, seed: UInt64, steps: Int?, configData: Data?,
         preset: String?, market: MarketOptions
     ) throws {
-        if let preset, !["dqn", "sb3"].contains(preset) { throw ValidationError("unknown preset \(preset): dqn (rainbow), sb3 (ppo)") }
+        if let preset, !["dqn", "sb3"].contains(preset) {
+            throw ValidationError("unknown preset \(preset): dqn (rainbow), sb3 (ppo)")
+        }
         // A configuration file names only the fields it changes; the rest keep their defaults.
         func decode<Config: Codable>(_ type: Config.Type, default value: Config) throws -> Config {
             guard let configData else { return value }
@@ -39,7 +41,9 @@ struct RLSetup {
                 throw ValidationError("the configuration is not a \(algorithm.rawValue) configuration: \(error)")
             }
         }
-        func run<Base: Environment>(_ agent: any Agent, _ name: String, _ evaluation: Base, _ total: Int, interval: Int) -> (
+        func run<Base: Environment>(
+            _ agent: any Agent, _ name: String, _ evaluation: Base, _ total: Int, interval: Int
+        ) -> (
             Int?, Int, Double?, (String) -> Void
         ) -> LearningCurve {
             { requestedInterval, episodes, stopAt, progress in
@@ -95,7 +99,8 @@ struct RLSetup {
             guard configData == nil, preset == nil else {
                 throw ValidationError("--config and --preset apply to the classic-control environments")
             }
-            let trading = try TradingSetup(algorithm: algorithm, environment: environment, seed: seed, steps: steps, market: market)
+            let trading = try TradingSetup(
+                algorithm: algorithm, environment: environment, seed: seed, steps: steps, market: market)
             (agent, totalSteps, threshold) = (trading.agent, trading.totalSteps, nil)
             train = trading.train
             outOfSample = trading.report
@@ -116,11 +121,16 @@ struct TradingSetup {
     /// One bar a minute, 390 a trading day, 252 days a year.
     static let barsPerYear = 252.0 * 390
 
-    init(algorithm: RLCommand.Algorithm, environment: RLCommand.EnvironmentName, seed: UInt64, steps: Int?, market: MarketOptions) throws {
+    init(
+        algorithm: RLCommand.Algorithm, environment: RLCommand.EnvironmentName, seed: UInt64, steps: Int?, market: MarketOptions
+    ) throws {
         guard let reward = TradingReward(rawValue: market.reward) else {
-            throw ValidationError("unknown reward \(market.reward): \(TradingReward.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw ValidationError(
+                "unknown reward \(market.reward): \(TradingReward.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        guard market.bars >= 2_000 else { throw ValidationError("--bars must be at least 2000 for a train/validation/test split") }
+        guard market.bars >= 2_000 else {
+            throw ValidationError("--bars must be at least 2000 for a train/validation/test split")
+        }
         var marketConfig = SyntheticMarket.Config()
         marketConfig.seed = market.marketSeed
         marketConfig.symbols = environment == .portfolio ? ["AAA", "BBB", "CCC", "DDD"] : ["AAA"]
@@ -148,7 +158,10 @@ struct TradingSetup {
             let equal = [Float](repeating: 1, count: features.count) + [0]
             report = { folder in
                 try Self.writeReport(
-                    [(agent.name, OutOfSample.returns(of: agent, on: test)), ("equal weights", OutOfSample.returns(holding: equal, on: test))],
+                    [
+                        (agent.name, OutOfSample.returns(of: agent, on: test)),
+                        ("equal weights", OutOfSample.returns(holding: equal, on: test)),
+                    ],
                     weights: nil, to: folder)
             }
             return
@@ -176,7 +189,8 @@ struct TradingSetup {
             }
             var ensembleConfig = Ensemble<TradingEnvironment>.Config()
             ensembleConfig.seed = seed
-            let ensemble = try Ensemble<TradingEnvironment>(members: members, actionSpace: trainEnvironment.actionSpace, config: ensembleConfig)
+            let ensemble = try Ensemble<TradingEnvironment>(
+                members: members, actionSpace: trainEnvironment.actionSpace, config: ensembleConfig)
             agent = ensemble
             // Each member trains its own budget (on-policy members five times the off-policy ones').
             train = { _, _, _, progress in
@@ -209,12 +223,17 @@ struct TradingSetup {
         train = Self.run(agent, name, validation, total, seed: seed)
         report = { folder in
             try Self.writeReport(
-                [(agent.name, OutOfSample.returns(of: agent, on: test)), ("buy and hold", OutOfSample.returns(holding: hold, on: test))],
+                [
+                    (agent.name, OutOfSample.returns(of: agent, on: test)),
+                    ("buy and hold", OutOfSample.returns(holding: hold, on: test)),
+                ],
                 weights: nil, to: folder)
         }
     }
 
-    static func run<Base: Environment>(_ agent: any Agent, _ name: String, _ evaluation: Base, _ total: Int, seed: UInt64) -> (
+    static func run<Base: Environment>(
+        _ agent: any Agent, _ name: String, _ evaluation: Base, _ total: Int, seed: UInt64
+    ) -> (
         Int?, Int, Double?, (String) -> Void
     ) -> LearningCurve {
         { interval, _, stopAt, progress in
@@ -225,7 +244,9 @@ struct TradingSetup {
         }
     }
 
-    static func continuousAgent<Base: Environment>(_ algorithm: RLCommand.Algorithm, _ environment: Base, seed: UInt64, total: Int) throws
+    static func continuousAgent<Base: Environment>(
+        _ algorithm: RLCommand.Algorithm, _ environment: Base, seed: UInt64, total: Int
+    ) throws
         -> any Agent
     {
         switch algorithm {
@@ -254,7 +275,9 @@ struct TradingSetup {
         }
     }
 
-    static func discreteAgent<Base: Environment>(_ algorithm: RLCommand.Algorithm, _ environment: Base, seed: UInt64, total: Int) throws
+    static func discreteAgent<Base: Environment>(
+        _ algorithm: RLCommand.Algorithm, _ environment: Base, seed: UInt64, total: Int
+    ) throws
         -> any Agent
     {
         switch algorithm {
@@ -290,8 +313,13 @@ struct TradingSetup {
             let metrics = TradingMetrics(returns: returns, periodsPerYear: barsPerYear)
             print(
                 name.padding(toLength: 16, withPad: " ", startingAt: 0)
-                    + String(format: " %+7.2f%%  %7.2f   %6.2f%%", metrics.totalReturn * 100, metrics.sharpe, metrics.maxDrawdown * 100))
-            json[name] = ["return": metrics.totalReturn, "sharpe": metrics.sharpe, "max_drawdown": metrics.maxDrawdown, "bars": Double(metrics.bars)]
+                    + String(
+                        format: " %+7.2f%%  %7.2f   %6.2f%%", metrics.totalReturn * 100, metrics.sharpe, metrics.maxDrawdown * 100
+                    ))
+            json[name] = [
+                "return": metrics.totalReturn, "sharpe": metrics.sharpe, "max_drawdown": metrics.maxDrawdown,
+                "bars": Double(metrics.bars),
+            ]
             var equity = 1.0
             var points: [(x: Double, y: Double)] = [(0, 1)]
             for (bar, value) in returns.enumerated() {
@@ -305,9 +333,12 @@ struct TradingSetup {
         try plot.write(to: "\(folder)/equity.png")
         if let (names, history) = weights {
             var text = "step," + names.joined(separator: ",") + "\n"
-            for (step, row) in history.enumerated() { text += "\(step)," + row.map { String(format: "%.6f", $0) }.joined(separator: ",") + "\n" }
+            for (step, row) in history.enumerated() {
+                text += "\(step)," + row.map { String(format: "%.6f", $0) }.joined(separator: ",") + "\n"
+            }
             try text.write(toFile: "\(folder)/weights.csv", atomically: true, encoding: .utf8)
-            print("Wrote \(folder)/oos.json, \(folder)/equity.png and \(folder)/weights.csv (the ensemble's weights, every step).")
+            print(
+                "Wrote \(folder)/oos.json, \(folder)/equity.png and \(folder)/weights.csv (the ensemble's weights, every step).")
         } else {
             print("Wrote \(folder)/oos.json and \(folder)/equity.png.")
         }

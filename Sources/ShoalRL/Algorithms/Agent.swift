@@ -55,7 +55,9 @@ enum ParameterNames {
 
     static func take(_ prefix: String, like template: [Tensor], from parameters: [String: Tensor]) throws -> [Tensor] {
         try template.enumerated().map { index, tensor in
-            guard let loaded = parameters["\(prefix).\(index)"] else { throw AgentError("the checkpoint lacks \(prefix).\(index)") }
+            guard let loaded = parameters["\(prefix).\(index)"] else {
+                throw AgentError("the checkpoint lacks \(prefix).\(index)")
+            }
             guard loaded.shape == tensor.shape else {
                 throw AgentError("\(prefix).\(index) has shape \(loaded.shape), the network needs \(tensor.shape)")
             }

@@ -37,7 +37,8 @@ struct OffPolicyInteraction<Base: Environment>: Sendable {
         let outcome = environment.step(environmentAction(scaled))
         episodeReturn += outcome.reward
         buffer.add(
-            observation: observation[...], action: scaled[...], reward: Float(outcome.reward), nextObservation: outcome.observation[...],
+            observation: observation[...], action: scaled[...], reward: Float(outcome.reward),
+            nextObservation: outcome.observation[...],
             terminal: outcome.terminated, discount: gamma)
         if outcome.done {
             returns.append(episodeReturn)

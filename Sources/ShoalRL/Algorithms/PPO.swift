@@ -139,14 +139,16 @@ public final class PPO<Base: Environment>: Agent {
             let chosen = Categorical.sample(logits, using: &generator)
             let logProbabilities = logits.logSoftmax()
             return PolicyStep(
-                actions: chosen.map(Float.init), logProbabilities: chosen.enumerated().map { logProbabilities.scalars[$0 * actions + $1] },
+                actions: chosen.map(Float.init),
+                logProbabilities: chosen.enumerated().map { logProbabilities.scalars[$0 * actions + $1] },
                 values: values)
         }
         let raw = DiagonalGaussian.sample(mean: output, logStd: logStd, using: &generator)
         let tape = Tape(recording: false)
         let logProbabilities = DiagonalGaussian.logProbability(
             of: Tensor(shape: output.shape, scalars: raw), mean: tape.constant(output), logStd: tape.constant(logStd))
-        return PolicyStep(actions: raw, environmentActions: clipped(raw), logProbabilities: logProbabilities.value.scalars, values: values)
+        return PolicyStep(
+            actions: raw, environmentActions: clipped(raw), logProbabilities: logProbabilities.value.scalars, values: values)
     }
 
     public func train(steps: Int) {
@@ -215,7 +217,8 @@ public final class PPO<Base: Environment>: Agent {
                 }
                 let ratio = (logProbabilities - tape.constant(oldLogProbabilities)).exp()
                 let advantage = tape.constant(Tensor(shape: [batch], scalars: batchAdvantages))
-                let surrogate = Variable.minimum(ratio * advantage, ratio.clamped(to: (1 - clipRange)...(1 + clipRange)) * advantage)
+                let surrogate = Variable.minimum(
+                    ratio * advantage, ratio.clamped(to: (1 - clipRange)...(1 + clipRange)) * advantage)
                 let policyLoss = -surrogate.mean()
                 var values = valueNetwork(input, Array(variables[p..<(p + v)])).reshaped([batch])
                 if let valueClip = config.valueClipRange {
@@ -246,7 +249,9 @@ public final class PPO<Base: Environment>: Agent {
         policy.tensors = try ParameterNames.take("policy", like: policy.tensors, from: saved)
         valueNetwork.tensors = try ParameterNames.take("value", like: valueNetwork.tensors, from: saved)
         if continuous {
-            guard let spread = saved["log_std"], spread.shape == logStd.shape else { throw AgentError("the checkpoint lacks log_std") }
+            guard let spread = saved["log_std"], spread.shape == logStd.shape else {
+                throw AgentError("the checkpoint lacks log_std")
+            }
             logStd = spread
         }
     }

@@ -219,7 +219,10 @@ public final class Rainbow<Base: Environment>: Agent {
         generator = SeededGenerator(seed: config.seed &+ 31)
         support =
             config.atoms == 1
-            ? [0] : (0..<config.atoms).map { config.valueMin + Float($0) * (config.valueMax - config.valueMin) / Float(config.atoms - 1) }
+            ? [0]
+            : (0..<config.atoms).map {
+                config.valueMin + Float($0) * (config.valueMax - config.valueMin) / Float(config.atoms - 1)
+            }
         supportColumn = Tensor(shape: [support.count, 1], scalars: support)
         if config.noisy {
             online.resetNoise(using: &generator)
@@ -230,7 +233,8 @@ public final class Rainbow<Base: Environment>: Agent {
     public func act(_ observations: [Float], deterministic: Bool) -> [Float] {
         let batch = observations.count / observation.count
         let values = online.values(
-            Tensor(shape: [batch, observation.count], scalars: observations), support: supportColumn, noisy: config.noisy && !deterministic)
+            Tensor(shape: [batch, observation.count], scalars: observations), support: supportColumn,
+            noisy: config.noisy && !deterministic)
         return values.argmaxLast().map(Float.init)
     }
 
@@ -250,7 +254,9 @@ public final class Rainbow<Base: Environment>: Agent {
             }
             let outcome = environment.step([Float(action)])
             episodeReturn += outcome.reward
-            remember(action: action, reward: Float(outcome.reward), next: outcome.observation, terminated: outcome.terminated, done: outcome.done)
+            remember(
+                action: action, reward: Float(outcome.reward), next: outcome.observation, terminated: outcome.terminated,
+                done: outcome.done)
             if outcome.done {
                 episodeReturns.append(episodeReturn)
                 episodeReturn = 0
@@ -277,7 +283,8 @@ public final class Rainbow<Base: Environment>: Agent {
             }
             let first = pending[0]
             let index = buffer.add(
-                observation: first.observation[...], action: [Float(first.action)][...], reward: total, nextObservation: next[...],
+                observation: first.observation[...], action: [Float(first.action)][...], reward: total,
+                nextObservation: next[...],
                 terminal: terminated, discount: discount)
             priorities?.setPriority(index)
             pending.removeFirst()
@@ -310,14 +317,16 @@ public final class Rainbow<Base: Environment>: Agent {
         let tape = Tape()
         var parameters = online.tensors
         let variables = parameters.map { tape.variable($0) }
-        let logits = online(tape.constant(Tensor(shape: [size, width], scalars: batch.observations)), variables, noisy: config.noisy)
+        let logits = online(
+            tape.constant(Tensor(shape: [size, width], scalars: batch.observations)), variables, noisy: config.noisy)
         let perSample: Variable
         if config.atoms == 1 {
             let q = logits.reshaped([size, actions]).gather(chosen)
             // Double: the target network values the online network's choice.
             let values = config.double ? target.values(nextObservations, support: supportColumn, noisy: config.noisy) : nextValues
             let targets = (0..<size).map { row in
-                batch.rewards[row] + batch.discounts[row] * (1 - batch.terminals[row]) * values.scalars[row * actions + nextActions[row]]
+                batch.rewards[row] + batch.discounts[row] * (1 - batch.terminals[row])
+                    * values.scalars[row * actions + nextActions[row]]
             }
             // Huber (smooth L1) per sample.
             let difference = q - tape.constant(Tensor(shape: [size], scalars: targets))
@@ -344,7 +353,7 @@ public final class Rainbow<Base: Environment>: Agent {
 
     /// The C51 target: the target network's distribution for the chosen next action, shifted
     /// by reward and discount and projected back onto the support: `[batch, atoms]`.
-    private func projectedTargets(_ nextObservations: Tensor, nextActions: [Int], batch: ReplayBuffer.Batch) -> Tensor {
+    func projectedTargets(_ nextObservations: Tensor, nextActions: [Int], batch: ReplayBuffer.Batch) -> Tensor {
         let (size, atoms) = (nextActions.count, config.atoms)
         let tape = Tape(recording: false)
         let logits = target(tape.constant(nextObservations), target.tensors.map { tape.constant($0) }, noisy: config.noisy)

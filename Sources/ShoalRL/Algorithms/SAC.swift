@@ -28,7 +28,8 @@ public final class SAC<Base: Environment>: Agent {
         public init() {}
 
         public func validate() throws {
-            guard learningRate > 0, bufferSize > 0, learningStarts >= 0, batchSize > 0, trainFrequency > 0, gradientSteps > 0 else {
+            guard learningRate > 0, bufferSize > 0, learningStarts >= 0, batchSize > 0, trainFrequency > 0, gradientSteps > 0
+            else {
                 throw AgentError("SAC needs a positive learning rate, buffer, batch, train frequency and gradient steps")
             }
             guard (0...1).contains(tau), (0...1).contains(gamma), entropyCoefficient > 0 else {
@@ -67,7 +68,9 @@ public final class SAC<Base: Environment>: Agent {
         let (inputs, actions) = (interaction.observationDimension, interaction.actionDimension)
         buffer = ReplayBuffer(capacity: config.bufferSize, observationDimension: inputs, actionDimension: actions)
         actor = MLP(sizes: [inputs] + config.hidden + [2 * actions], activation: .relu, seed: config.seed &+ 11)
-        critics = (0..<2).map { MLP(sizes: [inputs + actions] + config.hidden + [1], activation: .relu, seed: config.seed &+ 21 &+ UInt64($0)) }
+        critics = (0..<2).map {
+            MLP(sizes: [inputs + actions] + config.hidden + [1], activation: .relu, seed: config.seed &+ 21 &+ UInt64($0))
+        }
         targetCritics = critics.map(\.tensors)
         logAlpha = Tensor(shape: [1], scalars: [Foundation.log(config.entropyCoefficient)])
         actorOptimiser = Adam(learningRate: config.learningRate)
@@ -82,7 +85,10 @@ public final class SAC<Base: Environment>: Agent {
     /// The actor's mean and log standard deviation (clamped) for `observations`, on a tape.
     private func distribution(_ observations: Variable, _ parameters: [Variable]) -> (mean: Variable, logStd: Variable) {
         let output = actor(observations, parameters)
-        return (output.sliceLast(0..<actionDimension), output.sliceLast(actionDimension..<2 * actionDimension).clamped(to: Self.logStdRange))
+        return (
+            output.sliceLast(0..<actionDimension),
+            output.sliceLast(actionDimension..<2 * actionDimension).clamped(to: Self.logStdRange)
+        )
     }
 
     /// Reparameterised squashed samples: actions tanh(mean + σ·ε) and their log-probabilities `[batch]`.
@@ -92,7 +98,8 @@ public final class SAC<Base: Environment>: Agent {
         let epsilon = tape.constant(noise)
         let raw = mean + logStd.exp() * epsilon
         let actions = raw.tanh()
-        let gaussian = epsilon.squared().sumLast() * -0.5 - logStd.sumLast() - 0.5 * Float(actionDimension) * DiagonalGaussian.logTwoPi
+        let gaussian =
+            epsilon.squared().sumLast() * -0.5 - logStd.sumLast() - 0.5 * Float(actionDimension) * DiagonalGaussian.logTwoPi
         let squashing = (1 - actions.squared() + 1e-6).log().sumLast()
         return (actions, gaussian - squashing)
     }
@@ -123,7 +130,9 @@ public final class SAC<Base: Environment>: Agent {
                 scaled.append(Foundation.tanh(value))
             }
         }
-        return (0..<batch).flatMap { interaction.environmentAction(Array(scaled[$0 * actionDimension..<($0 + 1) * actionDimension])) }
+        return (0..<batch).flatMap {
+            interaction.environmentAction(Array(scaled[$0 * actionDimension..<($0 + 1) * actionDimension]))
+        }
     }
 
     public func train(steps: Int) {
@@ -132,7 +141,8 @@ public final class SAC<Base: Environment>: Agent {
             if stepsDone < config.learningStarts {
                 scaled = (0..<actionDimension).map { _ in Float(generator.uniform() * 2 - 1) }
             } else {
-                let output = actor.predict(Tensor(shape: [1, interaction.observationDimension], scalars: interaction.observation))
+                let output = actor.predict(
+                    Tensor(shape: [1, interaction.observationDimension], scalars: interaction.observation))
                 scaled = (0..<actionDimension).map { j in
                     let logStd = Swift.min(Swift.max(output.scalars[actionDimension + j], -20), 2)
                     return Foundation.tanh(output.scalars[j] + Foundation.exp(logStd) * Float(generator.normal()))
@@ -172,7 +182,8 @@ public final class SAC<Base: Environment>: Agent {
 
         // Critics toward r + γ(1 − d)(min target Q(s′, a′) − α log π(a′|s′)).
         let nextTape = Tape(recording: false)
-        let (nextMean, nextLogStd) = distribution(nextTape.constant(nextObservations), actor.tensors.map { nextTape.constant($0) })
+        let (nextMean, nextLogStd) = distribution(
+            nextTape.constant(nextObservations), actor.tensors.map { nextTape.constant($0) })
         let (nextActions, nextLogProbabilities) = sample(nextMean, nextLogStd)
         let nextQ = minimumQ(targetCritics, observations: nextObservations, actions: nextActions.value)
         let targets = Tensor(
@@ -195,7 +206,9 @@ public final class SAC<Base: Environment>: Agent {
         guard let criticLoss else { return }
         criticTape.backward(from: criticLoss)
         criticOptimiser.update(&criticParameters, gradients: criticVariables.map { $0.gradient ?? Tensor(shape: $0.shape) })
-        for index in critics.indices { critics[index].tensors = Array(criticParameters[(index * perCritic)..<((index + 1) * perCritic)]) }
+        for index in critics.indices {
+            critics[index].tensors = Array(criticParameters[(index * perCritic)..<((index + 1) * perCritic)])
+        }
 
         // Actor: α log π − min Q(s, ã), through the updated critics (held fixed); α from before its update.
         let actorInput = Variable.concatenate([actorTape.constant(observations), sampled], axis: 1)

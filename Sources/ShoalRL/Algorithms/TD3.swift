@@ -30,7 +30,8 @@ public final class TD3<Base: Environment>: Agent {
             guard learningRate > 0, bufferSize > 0, learningStarts >= 0, batchSize > 0, trainFrequency > 0, gradientSteps > 0,
                 policyDelay > 0
             else { throw AgentError("TD3 needs a positive learning rate, buffer, batch, frequencies and policy delay") }
-            guard (0...1).contains(tau), (0...1).contains(gamma), targetPolicyNoise >= 0, targetNoiseClip >= 0, explorationNoise >= 0
+            guard (0...1).contains(tau), (0...1).contains(gamma), targetPolicyNoise >= 0, targetNoiseClip >= 0,
+                explorationNoise >= 0
             else { throw AgentError("TD3: tau and gamma must be in [0, 1], noises not negative") }
             guard !hidden.isEmpty, hidden.allSatisfy({ $0 > 0 }) else { throw AgentError("TD3: hidden sizes must be positive") }
         }
@@ -61,7 +62,9 @@ public final class TD3<Base: Environment>: Agent {
         buffer = ReplayBuffer(capacity: config.bufferSize, observationDimension: inputs, actionDimension: actions)
         actor = MLP(sizes: [inputs] + config.hidden + [actions], activation: .relu, seed: config.seed &+ 11)
         targetActor = actor.tensors
-        critics = (0..<2).map { MLP(sizes: [inputs + actions] + config.hidden + [1], activation: .relu, seed: config.seed &+ 21 &+ UInt64($0)) }
+        critics = (0..<2).map {
+            MLP(sizes: [inputs + actions] + config.hidden + [1], activation: .relu, seed: config.seed &+ 21 &+ UInt64($0))
+        }
         targetCritics = critics.map(\.tensors)
         actorOptimiser = Adam(learningRate: config.learningRate)
         criticOptimiser = Adam(learningRate: config.learningRate)
@@ -79,9 +82,14 @@ public final class TD3<Base: Environment>: Agent {
 
     public func act(_ observations: [Float], deterministic: Bool) -> [Float] {
         let batch = observations.count / interaction.observationDimension
-        var scaled = policy(actor.tensors, Tensor(shape: [batch, interaction.observationDimension], scalars: observations)).scalars
-        if !deterministic { scaled = scaled.map { Swift.min(Swift.max($0 + config.explorationNoise * Float(generator.normal()), -1), 1) } }
-        return (0..<batch).flatMap { interaction.environmentAction(Array(scaled[$0 * actionDimension..<($0 + 1) * actionDimension])) }
+        var scaled = policy(actor.tensors, Tensor(shape: [batch, interaction.observationDimension], scalars: observations))
+            .scalars
+        if !deterministic {
+            scaled = scaled.map { Swift.min(Swift.max($0 + config.explorationNoise * Float(generator.normal()), -1), 1) }
+        }
+        return (0..<batch).flatMap {
+            interaction.environmentAction(Array(scaled[$0 * actionDimension..<($0 + 1) * actionDimension]))
+        }
     }
 
     public func train(steps: Int) {
@@ -90,8 +98,11 @@ public final class TD3<Base: Environment>: Agent {
             if stepsDone < config.learningStarts {
                 scaled = (0..<actionDimension).map { _ in Float(generator.uniform() * 2 - 1) }
             } else {
-                let action = policy(actor.tensors, Tensor(shape: [1, interaction.observationDimension], scalars: interaction.observation))
-                scaled = action.scalars.map { Swift.min(Swift.max($0 + config.explorationNoise * Float(generator.normal()), -1), 1) }
+                let action = policy(
+                    actor.tensors, Tensor(shape: [1, interaction.observationDimension], scalars: interaction.observation))
+                scaled = action.scalars.map {
+                    Swift.min(Swift.max($0 + config.explorationNoise * Float(generator.normal()), -1), 1)
+                }
             }
             interaction.step(scaled, into: &buffer, gamma: config.gamma)
             stepsDone += 1
@@ -112,7 +123,8 @@ public final class TD3<Base: Environment>: Agent {
         // Target: smoothed target action, the smaller target critic.
         var nextActions = policy(targetActor, nextObservations)
         nextActions.scalars = nextActions.scalars.map { value in
-            let noise = Swift.min(Swift.max(config.targetPolicyNoise * Float(generator.normal()), -config.targetNoiseClip), config.targetNoiseClip)
+            let noise = Swift.min(
+                Swift.max(config.targetPolicyNoise * Float(generator.normal()), -config.targetNoiseClip), config.targetNoiseClip)
             return Swift.min(Swift.max(value + noise, -1), 1)
         }
         let nextInput = Tensor.concatenate([nextObservations, nextActions], axis: 1)
@@ -131,14 +143,18 @@ public final class TD3<Base: Environment>: Agent {
         var criticParameters = critics.flatMap(\.tensors)
         let criticVariables = criticParameters.map { criticTape.variable($0) }
         let perCritic = critics[0].tensors.count
-        let input = criticTape.constant(Tensor.concatenate([observations, Tensor(shape: [size, actionDimension], scalars: batch.actions)], axis: 1))
+        let input = criticTape.constant(
+            Tensor.concatenate([observations, Tensor(shape: [size, actionDimension], scalars: batch.actions)], axis: 1))
         let losses = critics.enumerated().map { index, network in
-            network(input, Array(criticVariables[(index * perCritic)..<((index + 1) * perCritic)])).reshaped([size]).meanSquaredError(targets)
+            network(input, Array(criticVariables[(index * perCritic)..<((index + 1) * perCritic)])).reshaped([size])
+                .meanSquaredError(targets)
         }
         let criticLoss = losses[0] + losses[1]
         criticTape.backward(from: criticLoss)
         criticOptimiser.update(&criticParameters, gradients: criticVariables.map { $0.gradient ?? Tensor(shape: $0.shape) })
-        for index in critics.indices { critics[index].tensors = Array(criticParameters[(index * perCritic)..<((index + 1) * perCritic)]) }
+        for index in critics.indices {
+            critics[index].tensors = Array(criticParameters[(index * perCritic)..<((index + 1) * perCritic)])
+        }
         lastLosses.critic = criticLoss.value.scalars[0]
 
         guard updates % config.policyDelay == 0 else { return }
@@ -159,7 +175,10 @@ public final class TD3<Base: Environment>: Agent {
 
     public func checkpoint() -> [String: Tensor] {
         ParameterNames.named(
-            [("actor", actor.tensors), ("target_actor", targetActor), ("critic0", critics[0].tensors), ("critic1", critics[1].tensors)]
+            [
+                ("actor", actor.tensors), ("target_actor", targetActor), ("critic0", critics[0].tensors),
+                ("critic1", critics[1].tensors),
+            ]
                 + [("target0", targetCritics[0]), ("target1", targetCritics[1])])
     }
 

@@ -125,7 +125,9 @@ public struct PrioritizedReplay: Sendable {
 
     /// `size` indices, one from each of `size` equal slices of the total priority, with their
     /// importance-sampling weights for `count` stored transitions.
-    public func sample(_ size: Int, count: Int, beta: Float, using generator: inout SeededGenerator) -> (indices: [Int], weights: [Float]) {
+    public func sample(
+        _ size: Int, count: Int, beta: Float, using generator: inout SeededGenerator
+    ) -> (indices: [Int], weights: [Float]) {
         let total = sums[1]
         precondition(total > 0 && count > 0, "sampling from an empty prioritised replay")
         var indices: [Int] = []
@@ -151,4 +153,3 @@ public struct PrioritizedReplay: Sendable {
         return (indices, weights)
     }
 }
-

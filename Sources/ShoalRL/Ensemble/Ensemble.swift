@@ -109,7 +109,9 @@ public final class Ensemble<Base: Environment>: Agent {
         let proposals = members.map { $0.act(observations, deterministic: deterministic) }
         let rows = proposals[0].count / actionSpace.dimension
         return (0..<rows).flatMap { row in
-            combine(proposals.map { Array($0[row * actionSpace.dimension..<(row + 1) * actionSpace.dimension]) }, weights: currentWeights)
+            combine(
+                proposals.map { Array($0[row * actionSpace.dimension..<(row + 1) * actionSpace.dimension]) },
+                weights: currentWeights)
         }
     }
 
@@ -137,7 +139,8 @@ public final class Ensemble<Base: Environment>: Agent {
                 recent[index].append(shadow.reward)
                 if recent[index].count > config.window { recent[index].removeFirst() }
             }
-            history.append(Decision(step: step, weights: currentWeights, memberActions: proposals, action: action, reward: outcome.reward))
+            history.append(
+                Decision(step: step, weights: currentWeights, memberActions: proposals, action: action, reward: outcome.reward))
             outcomes.append((outcome.reward, outcome.info))
             observation = outcome.observation
             step += 1

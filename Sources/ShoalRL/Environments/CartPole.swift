@@ -23,7 +23,9 @@ public struct CartPole: Environment {
     private var generator: SeededGenerator
 
     public var observationSpace: Space {
-        let high: [Float] = [Float(Self.positionLimit * 2), .greatestFiniteMagnitude, Float(Self.angleLimit * 2), .greatestFiniteMagnitude]
+        let high: [Float] = [
+            Float(Self.positionLimit * 2), .greatestFiniteMagnitude, Float(Self.angleLimit * 2), .greatestFiniteMagnitude,
+        ]
         return .box(low: high.map { -$0 }, high: high)
     }
     public var actionSpace: Space { .discrete(2) }
@@ -59,10 +61,14 @@ public struct CartPole: Environment {
             (Self.gravity * sine - cosine * temp)
             / (Self.halfLength * (4.0 / 3.0 - Self.poleMass * cosine * cosine / Self.totalMass))
         let xAcceleration = temp - Self.poleMassLength * thetaAcceleration * cosine / Self.totalMass
-        state = (x + Self.tau * xDot, xDot + Self.tau * xAcceleration, theta + Self.tau * thetaDot, thetaDot + Self.tau * thetaAcceleration)
+        state = (
+            x + Self.tau * xDot, xDot + Self.tau * xAcceleration, theta + Self.tau * thetaDot,
+            thetaDot + Self.tau * thetaAcceleration
+        )
         elapsed += 1
         let terminated =
-            state.0 < -Self.positionLimit || state.0 > Self.positionLimit || state.2 < -Self.angleLimit || state.2 > Self.angleLimit
+            state.0 < -Self.positionLimit || state.0 > Self.positionLimit || state.2 < -Self.angleLimit
+            || state.2 > Self.angleLimit
         return StepResult(observation: observation, reward: 1, terminated: terminated, truncated: elapsed >= maxSteps)
     }
 }

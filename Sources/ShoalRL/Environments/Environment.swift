@@ -30,7 +30,8 @@ public enum Space: Sendable, Equatable, Codable {
     public func contains(_ value: [Float]) -> Bool {
         switch self {
         case .discrete(let n): value.count == 1 && value[0] == value[0].rounded() && (0..<Float(n)).contains(value[0])
-        case .box(let low, let high): value.count == low.count && value.indices.allSatisfy { low[$0] <= value[$0] && value[$0] <= high[$0] }
+        case .box(let low, let high):
+            value.count == low.count && value.indices.allSatisfy { low[$0] <= value[$0] && value[$0] <= high[$0] }
         }
     }
 

@@ -18,7 +18,9 @@ public struct MarketFeatures: Sendable {
         guard width > 0, values.count == prices.count * width, names.count == width else {
             throw EnvironmentError("market features: \(values.count) values for \(prices.count) bars of \(width) features")
         }
-        guard prices.allSatisfy({ $0 > 0 && $0.isFinite }) else { throw EnvironmentError("market features: prices must be positive") }
+        guard prices.allSatisfy({ $0 > 0 && $0.isFinite }) else {
+            throw EnvironmentError("market features: prices must be positive")
+        }
         guard (0..<max(1, prices.count)).contains(firstComplete) else {
             throw EnvironmentError("market features: no bar has every feature")
         }
@@ -48,7 +50,8 @@ public struct MarketFeatures: Sendable {
                 values[bar * table.names.count + column] = Float(max(-10, min(10, value)))
             }
         }
-        return try MarketFeatures(prices: data.close, values: values, width: table.names.count, names: table.names, firstComplete: first)
+        return try MarketFeatures(
+            prices: data.close, values: values, width: table.names.count, names: table.names, firstComplete: first)
     }
 
     /// The hybrid model's extracted features (last-step fused features, classification

@@ -5,7 +5,7 @@ import ShoalMarket
 ///
 /// Actions are one non-negative score per asset plus one for cash, normalised to weights that
 /// sum to 1 (all cash when every score is 0). Rebalancing from the weights the market drifted
-/// to costs `transactionCost` on the turnover. Observations are each asset's features at the
+/// to costs `transactionCost` on the turnover (the assets' weight changes, summed). Observations are each asset's features at the
 /// bar, then the current weights (assets, then cash). Rewards as `TradingReward`, scaled.
 public struct PortfolioEnvironment: Environment {
     public struct Config: Sendable, Codable, Equatable {
@@ -43,7 +43,8 @@ public struct PortfolioEnvironment: Environment {
         let complete = assets.map(\.firstComplete).max() ?? 0
         let span = span ?? complete..<first.bars
         guard span.lowerBound >= complete, span.upperBound <= first.bars, span.count >= 2 else {
-            throw EnvironmentError("portfolio environment: span \(span) is not inside the complete bars \(complete)..<\(first.bars)")
+            throw EnvironmentError(
+                "portfolio environment: span \(span) is not inside the complete bars \(complete)..<\(first.bars)")
         }
         if let length = config.episodeLength, length < 1 || length >= span.count {
             throw EnvironmentError("portfolio environment: episodes of \(length) bars do not fit a span of \(span.count)")
@@ -55,12 +56,15 @@ public struct PortfolioEnvironment: Environment {
         equity = config.initialBalance
         weights = [Double](repeating: 0, count: assets.count) + [1]
         tracker = RewardTracker(
-            kind: config.reward, window: config.sharpeWindow, drawdownPenalty: config.drawdownPenalty, adaptation: config.adaptation,
+            kind: config.reward, window: config.sharpeWindow, drawdownPenalty: config.drawdownPenalty,
+            adaptation: config.adaptation,
             equity: equity)
     }
 
     public var observationSpace: Space {
-        .box(dimension: assets.reduce(0) { $0 + $1.width } + assets.count + 1, low: -.greatestFiniteMagnitude, high: .greatestFiniteMagnitude)
+        .box(
+            dimension: assets.reduce(0) { $0 + $1.width } + assets.count + 1, low: -.greatestFiniteMagnitude,
+            high: .greatestFiniteMagnitude)
     }
     public var actionSpace: Space { .box(dimension: assets.count + 1, low: 0, high: 1) }
 
@@ -78,7 +82,8 @@ public struct PortfolioEnvironment: Environment {
         equity = config.initialBalance
         weights = [Double](repeating: 0, count: assets.count) + [1]
         tracker = RewardTracker(
-            kind: config.reward, window: config.sharpeWindow, drawdownPenalty: config.drawdownPenalty, adaptation: config.adaptation,
+            kind: config.reward, window: config.sharpeWindow, drawdownPenalty: config.drawdownPenalty,
+            adaptation: config.adaptation,
             equity: equity)
         return observation
     }
@@ -93,7 +98,8 @@ public struct PortfolioEnvironment: Environment {
     public mutating func step(_ action: [Float]) -> StepResult {
         let before = equity
         let target = Self.weights(from: action, count: assets.count + 1)
-        let turnover = zip(target, weights).reduce(0) { $0 + abs($1.0 - $1.1) }
+        // The notional traded: the change in each asset's weight (cash is what is left).
+        let turnover = zip(target, weights).dropLast().reduce(0) { $0 + abs($1.0 - $1.1) }
         let cost = turnover * equity * config.transactionCost
         let returns = assets.map { $0.prices[bar + 1] / $0.prices[bar] - 1 } + [0]
         let grown = zip(target, returns).map { $0 * (1 + $1) }

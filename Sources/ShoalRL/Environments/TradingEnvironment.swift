@@ -44,7 +44,9 @@ public struct TradingEnvironment: Environment {
             guard initialBalance > 0, transactionCost >= 0, slippage >= 0, rewardScale > 0, maxHoldSteps >= 0, sharpeWindow >= 2,
                 (0..<1).contains(bankruptcy), adaptation > 0, adaptation < 1
             else { throw EnvironmentError("trading environment: a setting is out of range (balances, costs, windows, rates)") }
-            if let episodeLength, episodeLength < 1 { throw EnvironmentError("trading environment: episodeLength must be positive") }
+            if let episodeLength, episodeLength < 1 {
+                throw EnvironmentError("trading environment: episodeLength must be positive")
+            }
         }
     }
 
@@ -68,7 +70,8 @@ public struct TradingEnvironment: Environment {
         try config.validate()
         let span = span ?? market.firstComplete..<market.bars
         guard span.lowerBound >= market.firstComplete, span.upperBound <= market.bars, span.count >= 2 else {
-            throw EnvironmentError("trading environment: span \(span) is not inside the complete bars \(market.firstComplete)..<\(market.bars)")
+            throw EnvironmentError(
+                "trading environment: span \(span) is not inside the complete bars \(market.firstComplete)..<\(market.bars)")
         }
         if let length = config.episodeLength, length >= span.count {
             throw EnvironmentError("trading environment: episodes of \(length) bars do not fit a span of \(span.count)")
@@ -83,7 +86,9 @@ public struct TradingEnvironment: Environment {
             adaptation: config.adaptation, equity: config.initialBalance)
     }
 
-    public var observationSpace: Space { .box(dimension: market.width + 5, low: -.greatestFiniteMagnitude, high: .greatestFiniteMagnitude) }
+    public var observationSpace: Space {
+        .box(dimension: market.width + 5, low: -.greatestFiniteMagnitude, high: .greatestFiniteMagnitude)
+    }
 
     public var actionSpace: Space {
         switch config.actionMode {
@@ -100,7 +105,10 @@ public struct TradingEnvironment: Environment {
         let sinceEntry = position != 0 && entryPrice > 0 ? (price / entryPrice - 1) * (position > 0 ? 1 : -1) : 0
         let hold = Double(max(1, config.maxHoldSteps))
         return Array(market.row(bar))
-            + [Float(position), Float(sinceEntry), Float(Double(heldFor) / hold), Float(Double(lockedFor) / hold), Float(tracker.drawdown(at: equity))]
+            + [
+                Float(position), Float(sinceEntry), Float(Double(heldFor) / hold), Float(Double(lockedFor) / hold),
+                Float(tracker.drawdown(at: equity)),
+            ]
     }
 
     public mutating func reset(seed: UInt64? = nil) -> [Float] {

@@ -72,7 +72,8 @@ public struct VectorEnvironment<Base: Environment>: Sendable {
                 lengths[index] = 0
                 outcome.observation = environments[index].reset(seed: nil)
             }
-            observations.replaceSubrange(index * observationDimension..<(index + 1) * observationDimension, with: outcome.observation)
+            observations.replaceSubrange(
+                index * observationDimension..<(index + 1) * observationDimension, with: outcome.observation)
         }
         result.observations = observations
         return result

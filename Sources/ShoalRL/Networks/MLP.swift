@@ -54,9 +54,11 @@ public struct MLP: Sendable {
     public var tensors: [Tensor] {
         get { zip(weights, biases).flatMap { [$0, $1] } }
         set {
-            precondition(newValue.count == 2 * weights.count, "an MLP of \(weights.count) layers takes \(2 * weights.count) tensors")
+            precondition(
+                newValue.count == 2 * weights.count, "an MLP of \(weights.count) layers takes \(2 * weights.count) tensors")
             for layer in weights.indices {
-                precondition(newValue[2 * layer].shape == weights[layer].shape && newValue[2 * layer + 1].shape == biases[layer].shape)
+                precondition(
+                    newValue[2 * layer].shape == weights[layer].shape && newValue[2 * layer + 1].shape == biases[layer].shape)
                 weights[layer] = newValue[2 * layer]
                 biases[layer] = newValue[2 * layer + 1]
             }

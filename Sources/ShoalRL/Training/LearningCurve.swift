@@ -51,7 +51,9 @@ public struct LearningCurve: Sendable {
         var plot = LinePlot(title: "\(algorithm) on \(environment), seed \(seed)", xLabel: "environment steps", yLabel: "return")
         plot.series.append(.init(name: "evaluation", points: points.map { (Double($0.steps), $0.evaluationMean) }))
         plot.series.append(
-            .init(name: "training (last 100)", points: points.filter { $0.trainingMean.isFinite }.map { (Double($0.steps), $0.trainingMean) }))
+            .init(
+                name: "training (last 100)",
+                points: points.filter { $0.trainingMean.isFinite }.map { (Double($0.steps), $0.trainingMean) }))
         if let threshold { plot.references.append((threshold, "goal \(LinePlot.format(threshold))")) }
         return plot
     }
