@@ -6,7 +6,7 @@ APT_PACKAGES := libzmq3-dev libopenblas-dev libpq-dev libsqlite3-dev libssl-dev 
 SWIFT_FLAGS ?=
 RELEASE := swift build -c release $(SWIFT_FLAGS)
 
-.PHONY: all deps build test demo bench bench-jobs bench-registry bench-features bench-model bench-tasks proto clean format container
+.PHONY: all deps build test demo bench bench-jobs bench-registry bench-features bench-model bench-rl bench-tasks proto clean format container
 
 all: build
 
@@ -45,6 +45,7 @@ bench: deps
 	$(MAKE) bench-registry
 	$(MAKE) bench-features
 	$(MAKE) bench-model
+	$(MAKE) bench-rl
 
 ## bench-model: the hybrid model beside PyTorch (1 and 2 threads) and the parity check; updates RESULTS.md.
 bench-model: deps
@@ -57,6 +58,15 @@ bench-model: deps
 	  (cd Benchmarks && python3 hybrid_bench_torch.py out/torch_model_$$threads.json --threads $$threads); \
 	done
 	python3 Benchmarks/model_report.py Benchmarks/out Benchmarks/RESULTS.md
+
+## bench-rl: PPO, Rainbow, SAC, TD3 (3 seeds each) and the ensemble beside Stable-Baselines3, one thread; updates RESULTS.md.
+bench-rl: deps
+	$(RELEASE) --product trading
+	python3 -c 'import stable_baselines3, gymnasium' 2>/dev/null || pip install -q "stable-baselines3==2.9.*" "gymnasium==1.4.*"
+	mkdir -p Benchmarks/out/rl
+	python3 Benchmarks/rl_shoal.py $$(swift build -c release --show-bin-path) Benchmarks/out/rl
+	python3 Benchmarks/rl_sb3.py Benchmarks/out/rl/sb3_rl.json
+	python3 Benchmarks/rl_report.py Benchmarks/out/rl Benchmarks/RESULTS.md
 
 ## bench-features: the standard features on 1,000,000 bars x 4 assets beside pandas; updates its section of RESULTS.md.
 bench-features: deps
