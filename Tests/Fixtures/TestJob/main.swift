@@ -174,6 +174,9 @@ let failTally = RemoteTask("test.failTally") { (message: String) -> Tally in
     throw Failure(description: message)
 }
 
+// Line-buffered output: a driver that hangs shows how far it got.
+setvbuf(stdout, nil, _IOLBF, 0)
+
 await Shoal.bootstrap(
     tasks: [square, merge, slow, sleepy, fail, failTally, gpuDevices, checkArray, nodeOf, makeArray, whoami],
     actors: [counterType])
