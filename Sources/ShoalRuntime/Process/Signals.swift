@@ -1,3 +1,4 @@
+import CPosix
 import Synchronization
 
 #if canImport(Glibc)
@@ -30,4 +31,10 @@ public func waitForStopRequest() async {
 /// Flushes buffered standard output, so a parent reading a pipe sees what was printed.
 public func flushStandardOutput() {
     fflush(nil)
+}
+
+/// Makes standard output flush at every newline, even into a pipe (so a process that hangs
+/// shows how far it got).
+public func lineBufferStandardOutput() {
+    shoal_line_buffer_stdout()
 }

@@ -175,7 +175,7 @@ let failTally = RemoteTask("test.failTally") { (message: String) -> Tally in
 }
 
 // Line-buffered output: a driver that hangs shows how far it got.
-setvbuf(stdout, nil, _IOLBF, 0)
+lineBufferStandardOutput()
 
 await Shoal.bootstrap(
     tasks: [square, merge, slow, sleepy, fail, failTally, gpuDevices, checkArray, nodeOf, makeArray, whoami],
