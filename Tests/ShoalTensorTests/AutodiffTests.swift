@@ -228,6 +228,43 @@ struct ConvolutionTests {
         }
     }
 
+    @Test func aMultiKernelConvolutionIsTheConvolutionsSideBySide() {
+        let x = Tensor.randomNormal(shape: [2, 3, 7], seed: 46)
+        let weights = [3, 1, 5].enumerated().map {
+            Tensor.randomNormal(shape: [2 + $0.offset, 3, $0.element], seed: 47 + UInt64($0.offset))
+        }
+        let biases = weights.enumerated().map { Tensor.randomNormal(shape: [$0.element.shape[0]], seed: 57 + UInt64($0.offset)) }
+        let tape = Tape()
+        let input = tape.constant(x)
+        let separate = Variable.concatenate(
+            zip(weights, biases).map {
+                input.conv1dTimeMajor(weight: tape.constant($0), bias: tape.constant($1), padding: $0.shape[2] / 2)
+            },
+            axis: 2
+        ).value
+        let joined = Variable.multiKernelConv1d(
+            input, weights: weights.map { tape.constant($0) }, biases: biases.map { tape.constant($0) }
+        ).value
+        #expect(joined.shape == [2, 7, 9])
+        #expect(zip(joined.scalars, separate.scalars).allSatisfy { abs($0 - $1) < 1e-5 })
+        let target = Tensor.randomNormal(shape: [2, 7, 9], seed: 60)
+        func loss(_ tape: Tape, _ x: Variable, _ w: [Variable], _ b: [Variable]) -> Variable {
+            Variable.multiKernelConv1d(x, weights: w, biases: b).meanSquaredError(target)
+        }
+        checkGradient("multi-kernel input", input: x) { t, v in
+            loss(t, v, weights.map { t.variable($0) }, biases.map { t.variable($0) })
+        }
+        checkGradient("multi-kernel short weight", input: weights[1]) { t, v in
+            loss(t, t.constant(x), [t.variable(weights[0]), v, t.variable(weights[2])], biases.map { t.variable($0) })
+        }
+        checkGradient("multi-kernel long weight", input: weights[2]) { t, v in
+            loss(t, t.constant(x), [t.variable(weights[0]), t.variable(weights[1]), v], biases.map { t.variable($0) })
+        }
+        checkGradient("multi-kernel bias", input: biases[0]) { t, v in
+            loss(t, t.constant(x), weights.map { t.variable($0) }, [v, t.variable(biases[1]), t.variable(biases[2])])
+        }
+    }
+
     @Test func concatenationAndTransposition() {
         let a = Tensor.randomNormal(shape: [2, 3, 4], seed: 51)
         let b = Tensor.randomNormal(shape: [2, 1, 4], seed: 52)

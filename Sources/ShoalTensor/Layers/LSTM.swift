@@ -143,6 +143,8 @@ extension Variable {
         let (gatesStride, stateStride) = (count * gateWidth, count * hidden)
         let (gatesBlock, stateBlock) = (batch * gatesStride, batch * stateStride)
         let inputWeights = directions.map(\.input.value)
+        // Both directions' input weights stacked, [D × 4H, in]: one product projects the input for both.
+        let stackedWeights = count == 1 ? inputWeights[0] : Tensor.concatenate(inputWeights, axis: 0)
         let hiddenWeights = directions.map(\.hidden.value)
         let timeMajor = x
         // Both biases of each direction, added by the step kernel.
@@ -151,12 +153,9 @@ extension Variable {
         // The input's share of every gate of every step: [time, batch, D × 4H].
         var gates = Tensor(shape: [steps, batch, gatesStride]) { out in
             timeMajor.withPointer { xp in
-                for d in 0..<count {
-                    inputWeights[d].withPointer { wp in
-                        GEMM.multiply(
-                            xp, width, wp, width, transposeB: true, into: out + d * gateWidth, gatesStride, m: rows,
-                            n: gateWidth, k: width)
-                    }
+                stackedWeights.withPointer { wp in
+                    GEMM.multiply(
+                        xp, width, wp, width, transposeB: true, into: out, gatesStride, m: rows, n: gatesStride, k: width)
                 }
             }
         }
@@ -279,12 +278,8 @@ extension Variable {
                 }
                 guard inputIndex >= 0 else { return }
                 let dInput = Tensor(shape: [steps, batch, width]) { out in
-                    for d in 0..<count {
-                        inputWeights[d].withPointer {
-                            GEMM.multiply(
-                                dg + d * gateWidth, gatesStride, $0, width, into: out, width, m: rows, n: width, k: gateWidth,
-                                beta: d == 0 ? 0 : 1)
-                        }
+                    stackedWeights.withPointer {
+                        GEMM.multiply(dg, gatesStride, $0, width, into: out, width, m: rows, n: width, k: gatesStride)
                     }
                 }
                 tape.accumulate(inputIndex, dInput)

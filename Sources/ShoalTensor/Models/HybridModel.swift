@@ -175,13 +175,11 @@ public struct HybridModel: Sendable {
             MultiheadAttention.forward(
                 query: query, key: memory, value: memory, variables: variables, prefix: name + ".", heads: c.heads)
         }
-        // Each kernel's convolution, time-major ([batch, steps, channels]), side by side.
-        let convolutions = c.kernels.enumerated().map { index, kernel in
-            input.conv1dTimeMajor(
-                weight: p("conv_layers.\(index).weight"), bias: p("conv_layers.\(index).bias"), padding: kernel / 2
-            ).relu()
-        }
-        let cnn = Variable.concatenate(convolutions, axis: 2)  // [batch, steps, width]
+        // Every kernel's convolution in one product, time-major and side by side: [batch, steps, width].
+        let cnn = Variable.multiKernelConv1d(
+            input, weights: c.kernels.indices.map { p("conv_layers.\($0).weight") },
+            biases: c.kernels.indices.map { p("conv_layers.\($0).bias") }
+        ).relu()
         let cnnAttended = attention(query: cnn, memory: cnn, "attention_cnn")
         let cnnFeatures = (cnn + cnnAttended).layerNorm(weight: p("norm_cnn.weight"), bias: p("norm_cnn.bias"))
 
