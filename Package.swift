@@ -61,7 +61,7 @@ let package = Package(
         // Vectorised C kernels under ShoalTensor (exp/tanh/softmax rows, LSTM steps, Adam), built per instruction set.
         .target(name: "CShoalKernels"),
         // Market data: bars, CSV, the synthetic market, data quality, features.
-        .target(name: "ShoalMarket", swiftSettings: swiftSettings),
+        .target(name: "ShoalMarket", dependencies: ["CShoalKernels"], swiftSettings: swiftSettings),
         // Line plots as PNG files (learning curves, benchmark figures).
         .target(name: "ShoalPlot", dependencies: ["CZlib"], swiftSettings: swiftSettings),
         // Reinforcement learning: environments, PPO, SAC, TD3, Rainbow DQN, the ensemble.

@@ -1,5 +1,7 @@
-"""Cross-checks Shoal's features against pandas on the same bars, for the columns where the two
-share a definition (TA-Lib-seeded EMA, RSI, MACD and ATR are left out: pandas seeds differently).
+"""Cross-checks Shoal's features against pandas and numpy on the same bars, for the columns where
+the two share a definition (TA-Lib-seeded EMA, RSI, MACD and ATR are left out: pandas seeds
+differently): the core columns, the windowed ones (wavelet energies, band powers, Hurst,
+Higuchi, from Benchmarks/features_pandas.py) and correlation and beta against a second asset.
 Usage: python3 Benchmarks/features_crosscheck.py BIN_DIR [--bars N]
 Prints the largest relative difference per column; exits 1 if any passes 1e-6.
 """
@@ -12,6 +14,9 @@ import tempfile
 import numpy as np
 import pandas as pd
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import features_pandas  # noqa: E402  (the windowed features, defined once for both scripts)
+
 
 def main():
     parser = argparse.ArgumentParser()
@@ -20,10 +25,12 @@ def main():
     arguments = parser.parse_args()
     trading = os.path.join(arguments.bin_dir, "trading")
     folder = tempfile.mkdtemp(prefix="shoal-crosscheck-")
-    subprocess.run([trading, "data", "generate", "--bars", str(arguments.bars), "--symbols", "X", "--out", folder], check=True,
+    subprocess.run([trading, "data", "generate", "--bars", str(arguments.bars), "--symbols", "X,Y", "--out", folder], check=True,
                    capture_output=True)
-    subprocess.run([trading, "data", "features", f"{folder}/X.csv", "--out", f"{folder}/features.csv"], check=True, capture_output=True)
+    subprocess.run([trading, "data", "features", f"{folder}/X.csv", "--all", "--reference", f"{folder}/Y.csv",
+                    "--out", f"{folder}/features.csv"], check=True, capture_output=True)
     bars = pd.read_csv(f"{folder}/X.csv")
+    other = pd.read_csv(f"{folder}/Y.csv")
     shoal = pd.read_csv(f"{folder}/features.csv")
     close, high, low, open_, volume = bars["close"], bars["high"], bars["low"], bars["open"], bars["volume"]
     previous = close.shift(1)
@@ -45,11 +52,15 @@ def main():
         "volatility_ratio": log_return.rolling(10).std() / log_return.rolling(50).std(),
         "garman_klass_20": np.sqrt(gk.rolling(20).mean()),
     }
+    windowed = features_pandas.advanced(bars, other)
+    for name in windowed.columns:
+        target = {"correlation": "correlation_Y", "beta": "beta_Y"}.get(name, name)
+        expected[target] = windowed[name]
     worst = 0.0
     print(f"{'column':20} {'rows':>7} {'max relative difference':>24}")
     for name, reference in expected.items():
         ours = shoal[name].to_numpy(dtype=float)
-        theirs = reference.to_numpy(dtype=float)
+        theirs = np.asarray(reference, dtype=float)
         both = ~np.isnan(ours) & ~np.isnan(theirs)
         if (np.isnan(ours) != np.isnan(theirs)).any():
             print(f"{name}: warm-up differs ({np.isnan(ours).sum()} NaN in Shoal, {np.isnan(theirs).sum()} in pandas)")

@@ -1,3 +1,4 @@
+import CShoalKernels
 import Foundation
 
 /// Multi-resolution, spectral, fractal, microstructure and cross-asset measures over rolling
@@ -50,35 +51,26 @@ public enum AdvancedIndicators {
     }
 
     /// The energy (sum of squared detail coefficients) of each level 1…`levels` of the wavelet
-    /// transform of the last `window` log returns (window a power of two, at least 2^levels).
+    /// transform of the last `window` log returns (window a power of two in 2^levels…256).
     /// - Returns: one column per level, finest first.
     public static func waveletEnergy(returns: [Double], window: Int = 64, levels: Int = 4, wavelet: Wavelet = .haar) -> [[Double]]
     {
         precondition(
-            window > 0 && window & (window - 1) == 0 && window >= 1 << levels && levels >= 1,
-            "window must be a power of two ≥ 2^levels")
-        var output = [[Double]](repeating: [Double](repeating: .nan, count: returns.count), count: levels)
-        guard returns.count >= window else { return output }
-        var buffer = [Double](repeating: 0, count: window)
-        for end in (window - 1)..<returns.count {
-            var complete = true
-            for offset in 0..<window {
-                let value = returns[end - window + 1 + offset]
-                if value.isNaN {
-                    complete = false
-                    break
-                }
-                buffer[offset] = value
-            }
-            guard complete else { continue }
-            var approximation = buffer
-            for level in 0..<levels {
-                let step = dwtStep(approximation, wavelet: wavelet)
-                output[level][end] = step.detail.reduce(0) { $0 + $1 * $1 }
-                approximation = step.approximation
+            window > 0 && window & (window - 1) == 0 && window >= 1 << levels && levels >= 1 && window <= 256,
+            "window must be a power of two in 2^levels…256")
+        return columns(levels, returns.count) { out in
+            returns.withUnsafeBufferPointer { x in
+                guard let base = x.baseAddress, x.count >= window else { return }
+                shoal_wavelet_energies(base, x.count, window, levels, wavelet == .daubechies4 ? 1 : 0, out)
             }
         }
-        return output
+    }
+
+    /// `count` NaN columns of `length` that `fill` writes into, one after another.
+    static func columns(_ count: Int, _ length: Int, _ fill: (UnsafeMutablePointer<Double>) -> Void) -> [[Double]] {
+        var flat = [Double](repeating: .nan, count: count * length)
+        flat.withUnsafeMutableBufferPointer { if let base = $0.baseAddress { fill(base) } }
+        return (0..<count).map { Array(flat[($0 * length)..<(($0 + 1) * length)]) }
     }
 
     // MARK: spectrum
@@ -127,123 +119,45 @@ public enum AdvancedIndicators {
     }
 
     /// Spectral power of the last `window` log returns in `bands` equal bands of frequency
-    /// (low to high), each as a share of the total.
+    /// (low to high), each as a share of the total (window a power of two in 4…256).
     public static func bandPower(returns: [Double], window: Int = 64, bands: Int = 3) -> [[Double]] {
-        precondition(window >= 4 && window & (window - 1) == 0 && bands >= 1 && bands <= window / 2, "bad window or band count")
-        var output = [[Double]](repeating: [Double](repeating: .nan, count: returns.count), count: bands)
-        guard returns.count >= window else { return output }
-        for end in (window - 1)..<returns.count {
-            let slice = Array(returns[(end - window + 1)...end])
-            guard !slice.contains(where: \.isNaN) else { continue }
-            let mean = slice.reduce(0, +) / Double(window)
-            let spectrum = powerSpectrum(slice.map { $0 - mean })
-            let total = spectrum.reduce(0, +)
-            guard total > 0 else { continue }
-            let perBand = spectrum.count / bands
-            for band in 0..<bands {
-                let upper = band == bands - 1 ? spectrum.count : (band + 1) * perBand
-                output[band][end] = spectrum[(band * perBand)..<upper].reduce(0, +) / total
+        precondition(
+            window >= 4 && window <= 256 && window & (window - 1) == 0 && bands >= 1 && bands <= window / 2,
+            "bad window or band count")
+        return columns(bands, returns.count) { out in
+            returns.withUnsafeBufferPointer { x in
+                guard let base = x.baseAddress, x.count >= window else { return }
+                shoal_band_powers(base, x.count, window, bands, out)
             }
         }
-        return output
     }
 
     // MARK: fractal measures
 
     /// The Hurst exponent of the last `window` log returns by rescaled range: the slope of
     /// log(mean R/S) against log(n) over sub-series lengths n = 8, 16, … up to `window`
-    /// (about 0.5 for independent returns, above for persistent ones).
+    /// (about 0.5 for independent returns, above for persistent ones; window 16…1024).
     public static func hurst(returns: [Double], window: Int = 128) -> [Double] {
-        precondition(window >= 16, "the Hurst window must be at least 16")
-        var output = [Double](repeating: .nan, count: returns.count)
-        guard returns.count >= window else { return output }
-        var sizes: [Int] = []
-        var size = 8
-        while size <= window {
-            sizes.append(size)
-            size *= 2
-        }
-        for end in (window - 1)..<returns.count {
-            let slice = returns[(end - window + 1)...end]
-            guard !slice.contains(where: \.isNaN) else { continue }
-            let values = Array(slice)
-            var points: [(x: Double, y: Double)] = []
-            for n in sizes {
-                var total = 0.0
-                var used = 0
-                for start in stride(from: 0, through: window - n, by: n) {
-                    let chunk = values[start..<start + n]
-                    let mean = chunk.reduce(0, +) / Double(n)
-                    var cumulative = 0.0
-                    var high = -Double.infinity
-                    var low = Double.infinity
-                    var squares = 0.0
-                    for value in chunk {
-                        cumulative += value - mean
-                        high = max(high, cumulative)
-                        low = min(low, cumulative)
-                        squares += (value - mean) * (value - mean)
-                    }
-                    let deviation = (squares / Double(n)).squareRoot()
-                    if deviation > 0 {
-                        total += (high - low) / deviation
-                        used += 1
-                    }
-                }
-                if used > 0 { points.append((log(Double(n)), log(total / Double(used)))) }
+        precondition(window >= 16 && window <= 1024, "the Hurst window must be in 16…1024")
+        return columns(1, returns.count) { out in
+            returns.withUnsafeBufferPointer { x in
+                guard let base = x.baseAddress, x.count >= window else { return }
+                shoal_hurst(base, x.count, window, out)
             }
-            if points.count >= 2 { output[end] = slope(points) }
-        }
-        return output
+        }[0]
     }
 
     /// Higuchi's fractal dimension of the last `window` closes, with curve lengths at delays
-    /// 1…`maxDelay`: about 1 for a smooth line, about 1.5 for a random walk, 2 for noise.
+    /// 1…`maxDelay` (at most 32): about 1 for a smooth line, about 1.5 for a random walk, 2 for noise.
     public static func higuchi(_ values: [Double], window: Int = 128, maxDelay: Int = 8) -> [Double] {
-        precondition(maxDelay >= 2 && window > 2 * maxDelay, "Higuchi needs maxDelay >= 2 and window > 2 × maxDelay")
-        var output = [Double](repeating: .nan, count: values.count)
-        guard values.count >= window else { return output }
-        for end in (window - 1)..<values.count {
-            let start = end - window + 1
-            var points: [(x: Double, y: Double)] = []
-            var valid = true
-            for k in 1...maxDelay {
-                var total = 0.0
-                for m in 0..<k {
-                    let steps = (window - 1 - m) / k
-                    guard steps >= 1 else { continue }
-                    var length = 0.0
-                    for i in 1...steps {
-                        let a = values[start + m + i * k]
-                        let b = values[start + m + (i - 1) * k]
-                        length += abs(a - b)
-                    }
-                    total += length * Double(window - 1) / (Double(steps * k) * Double(k))
-                }
-                let average = total / Double(k)
-                guard average > 0, average.isFinite else {
-                    valid = false
-                    break
-                }
-                points.append((log(1 / Double(k)), log(average)))
+        precondition(
+            maxDelay >= 2 && maxDelay <= 32 && window > 2 * maxDelay, "Higuchi needs maxDelay in 2…32 and window > 2 × maxDelay")
+        return columns(1, values.count) { out in
+            values.withUnsafeBufferPointer { x in
+                guard let base = x.baseAddress, x.count >= window else { return }
+                shoal_higuchi(base, x.count, window, maxDelay, out)
             }
-            if valid { output[end] = slope(points) }
-        }
-        return output
-    }
-
-    /// The least-squares slope of y on x.
-    static func slope(_ points: [(x: Double, y: Double)]) -> Double {
-        let n = Double(points.count)
-        let mx = points.reduce(0) { $0 + $1.x } / n
-        let my = points.reduce(0) { $0 + $1.y } / n
-        var sxy = 0.0
-        var sxx = 0.0
-        for point in points {
-            sxy += (point.x - mx) * (point.y - my)
-            sxx += (point.x - mx) * (point.x - mx)
-        }
-        return sxx > 0 ? sxy / sxx : .nan
+        }[0]
     }
 
     // MARK: microstructure
@@ -285,7 +199,8 @@ public enum AdvancedIndicators {
     // MARK: cross-asset
 
     /// Rolling Pearson correlation of two return series over `window` bars, and the beta of `y`
-    /// on `x` (cov / var x).
+    /// on `x` (cov / var x): running sums over the window (re-summed every 4096 bars so that
+    /// rounding stays small), NaN where the window holds a NaN.
     public static func correlationAndBeta(
         _ x: [Double], _ y: [Double], window: Int = 60
     ) -> (correlation: [Double], beta: [Double]) {
@@ -293,31 +208,49 @@ public enum AdvancedIndicators {
         var correlation = [Double](repeating: .nan, count: x.count)
         var beta = correlation
         guard x.count >= window else { return (correlation, beta) }
-        for end in (window - 1)..<x.count {
-            var sx = 0.0
-            var sy = 0.0
-            var complete = true
-            for i in (end - window + 1)...end {
-                if x[i].isNaN || y[i].isNaN {
-                    complete = false
-                    break
+        x.withUnsafeBufferPointer { x in
+            y.withUnsafeBufferPointer { y in
+                correlation.withUnsafeMutableBufferPointer { correlationOut in
+                    beta.withUnsafeMutableBufferPointer { betaOut in
+                        // Sums of x, y, x², y², xy over the window, shifted by the window's first values.
+                        var (sx, sy, sxx, syy, sxy) = (0.0, 0.0, 0.0, 0.0, 0.0)
+                        var (shiftX, shiftY) = (0.0, 0.0)
+                        var missing = 0
+                        func add(_ i: Int, _ sign: Double) {
+                            guard !x[i].isNaN && !y[i].isNaN else {
+                                missing += sign > 0 ? 1 : -1
+                                return
+                            }
+                            let (a, b) = (x[i] - shiftX, y[i] - shiftY)
+                            sx += sign * a
+                            sy += sign * b
+                            sxx += sign * a * a
+                            syy += sign * b * b
+                            sxy += sign * a * b
+                        }
+                        let n = Double(window)
+                        for end in (window - 1)..<x.count {
+                            if end == window - 1 || end % 4096 == 0 {
+                                let first = end - window + 1
+                                shiftX = x[first].isNaN ? 0 : x[first]
+                                shiftY = y[first].isNaN ? 0 : y[first]
+                                (sx, sy, sxx, syy, sxy) = (0, 0, 0, 0, 0)
+                                missing = 0
+                                for i in first...end { add(i, 1) }
+                            } else {
+                                add(end, 1)
+                                add(end - window, -1)
+                            }
+                            guard missing == 0 else { continue }
+                            let cxy = sxy - sx * sy / n
+                            let cxx = sxx - sx * sx / n
+                            let cyy = syy - sy * sy / n
+                            if cxx > 0 && cyy > 0 { correlationOut[end] = cxy / (cxx * cyy).squareRoot() }
+                            if cxx > 0 { betaOut[end] = cxy / cxx }
+                        }
+                    }
                 }
-                sx += x[i]
-                sy += y[i]
             }
-            guard complete else { continue }
-            let mx = sx / Double(window)
-            let my = sy / Double(window)
-            var cxy = 0.0
-            var cxx = 0.0
-            var cyy = 0.0
-            for i in (end - window + 1)...end {
-                cxy += (x[i] - mx) * (y[i] - my)
-                cxx += (x[i] - mx) * (x[i] - mx)
-                cyy += (y[i] - my) * (y[i] - my)
-            }
-            if cxx > 0 && cyy > 0 { correlation[end] = cxy / (cxx * cyy).squareRoot() }
-            if cxx > 0 { beta[end] = cxy / cxx }
         }
         return (correlation, beta)
     }

@@ -61,15 +61,24 @@ public struct PriceFeatures: FeatureTransformer {
     }
     public func transform(_ data: MarketData) -> [[Double]] {
         let bands = Indicators.bollinger(data.close, period: bollingerPeriod)
-        let percent = (0..<data.count).map { index -> Double in
-            let width = bands.upper[index] - bands.lower[index]
-            return width > 0 ? (data.close[index] - bands.lower[index]) / width : .nan
+        let percent = bands.upper.withUnsafeBufferPointer { upper in
+            bands.lower.withUnsafeBufferPointer { lower in
+                data.close.withUnsafeBufferPointer { close in
+                    Indicators.column(close.count) { out in
+                        for index in 0..<close.count {
+                            let width = upper[index] - lower[index]
+                            if width > 0 { out[index] = (close[index] - lower[index]) / width }
+                        }
+                    }
+                }
+            }
         }
         let macd = Indicators.macd(data.close)
+        // The bands' middle is the same SMA when the periods agree: computed once.
+        let sma = smaPeriod == bollingerPeriod ? bands.middle : Indicators.sma(data.close, period: smaPeriod)
         return [
-            Indicators.sma(data.close, period: smaPeriod), Indicators.ema(data.close, period: emaPeriod), bands.upper,
-            bands.middle,
-            bands.lower, percent, Indicators.rsi(data.close, period: rsiPeriod), macd.line, macd.signal, macd.histogram,
+            sma, Indicators.ema(data.close, period: emaPeriod), bands.upper, bands.middle, bands.lower, percent,
+            Indicators.rsi(data.close, period: rsiPeriod), macd.line, macd.signal, macd.histogram,
         ]
     }
 }

@@ -5,24 +5,42 @@ import Foundation
 /// divides by zero; never a silent zero. Every value at index i uses inputs at indices ≤ i only.
 ///
 /// Conventions follow TA-Lib (and Wilder, where TA-Lib does), noted per function; where pandas
-/// differs the note says how.
+/// differs the note says how. The loops run on buffers (no bounds checks, no per-value
+/// allocation), one pass per indicator.
 public enum Indicators {
+    /// A column of `count` values that `fill` writes, NaN first.
+    @inline(__always)
+    static func column(_ count: Int, _ fill: (UnsafeMutablePointer<Double>) -> Void) -> [Double] {
+        [Double](unsafeUninitializedCapacity: count) { buffer, initialized in
+            if let base = buffer.baseAddress {
+                base.initialize(repeating: .nan, count: count)
+                fill(base)
+            }
+            initialized = count
+        }
+    }
+
     /// Simple moving average over `period` values; NaN for the first `period − 1`.
     public static func sma(_ values: [Double], period: Int) -> [Double] {
         precondition(period >= 1, "period must be at least 1")
-        var output = [Double](repeating: .nan, count: values.count)
-        guard values.count >= period else { return output }
-        var sum = 0.0
-        for index in 0..<values.count {
-            sum += values[index]
-            if index >= period { sum -= values[index - period] }
-            if index >= period - 1 {
-                // Re-summed now and then so that rounding does not drift over long series.
-                if index % 4096 == 0 { sum = values[(index - period + 1)...index].reduce(0, +) }
-                output[index] = sum / Double(period)
+        return values.withUnsafeBufferPointer { x in
+            column(x.count) { out in
+                guard x.count >= period else { return }
+                var sum = 0.0
+                for index in 0..<x.count {
+                    sum += x[index]
+                    if index >= period { sum -= x[index - period] }
+                    if index >= period - 1 {
+                        // Re-summed now and then so that rounding does not drift over long series.
+                        if index % 4096 == 0 {
+                            sum = 0
+                            for j in (index - period + 1)...index { sum += x[j] }
+                        }
+                        out[index] = sum / Double(period)
+                    }
+                }
             }
         }
-        return output
     }
 
     /// Exponential moving average with α = 2 / (period + 1), seeded (TA-Lib's way) with the
@@ -41,22 +59,28 @@ public enum Indicators {
     }
 
     private static func smoothed(_ values: [Double], period: Int, alpha: Double, start: Int) -> [Double] {
-        var output = [Double](repeating: .nan, count: values.count)
-        let seedEnd = start + period - 1
-        guard seedEnd < values.count else { return output }
         values.withUnsafeBufferPointer { x in
-            output.withUnsafeMutableBufferPointer { out in
-                var average = x[start...seedEnd].reduce(0, +) / Double(period)
-                out[seedEnd] = average
-                var index = seedEnd + 1
-                while index < x.count {
-                    average += alpha * (x[index] - average)
-                    out[index] = average
-                    index += 1
-                }
-            }
+            column(x.count) { out in smooth(x.baseAddress, x.count, period: period, alpha: alpha, start: start, into: out) }
         }
-        return output
+    }
+
+    /// The seeded exponential smoothing of `x[start...]` into `out` (untouched before the seed).
+    @inline(__always)
+    static func smooth(
+        _ x: UnsafePointer<Double>?, _ count: Int, period: Int, alpha: Double, start: Int, into out: UnsafeMutablePointer<Double>
+    ) {
+        let seedEnd = start + period - 1
+        guard let x, start >= 0, seedEnd < count else { return }
+        var average = 0.0
+        for index in start...seedEnd { average += x[index] }
+        average /= Double(period)
+        out[seedEnd] = average
+        var index = seedEnd + 1
+        while index < count {
+            average += alpha * (x[index] - average)
+            out[index] = average
+            index += 1
+        }
     }
 
     /// Bollinger Bands: the `period` SMA ± `deviations` × the population standard deviation
@@ -67,11 +91,16 @@ public enum Indicators {
         upper: [Double], middle: [Double], lower: [Double]
     ) {
         let moments = rollingMoments(values, period: period, ddof: 0)
-        var upper = [Double](repeating: .nan, count: values.count)
-        var lower = upper
-        for index in 0..<values.count where !moments.deviation[index].isNaN {
-            upper[index] = moments.mean[index] + deviations * moments.deviation[index]
-            lower[index] = moments.mean[index] - deviations * moments.deviation[index]
+        let count = values.count
+        let upper = moments.mean.withUnsafeBufferPointer { mean in
+            moments.deviation.withUnsafeBufferPointer { deviation in
+                column(count) { out in for i in 0..<count { out[i] = mean[i] + deviations * deviation[i] } }
+            }
+        }
+        let lower = moments.mean.withUnsafeBufferPointer { mean in
+            moments.deviation.withUnsafeBufferPointer { deviation in
+                column(count) { out in for i in 0..<count { out[i] = mean[i] - deviations * deviation[i] } }
+            }
         }
         return (upper, moments.mean, lower)
     }
@@ -82,8 +111,8 @@ public enum Indicators {
     public static func rollingMoments(_ values: [Double], period: Int, ddof: Int) -> (mean: [Double], deviation: [Double]) {
         precondition(period > ddof && period >= 1, "the period must exceed ddof")
         let count = values.count
-        var means = [Double](repeating: .nan, count: count)
-        var deviations = [Double](repeating: .nan, count: count)
+        var means = column(count) { _ in }
+        var deviations = column(count) { _ in }
         guard count >= period else { return (means, deviations) }
         values.withUnsafeBufferPointer { x in
             means.withUnsafeMutableBufferPointer { meanOut in
@@ -94,11 +123,16 @@ public enum Indicators {
                     var missing = 0
                     func resum(endingAt index: Int) {
                         let first = index - period + 1
-                        shift = x[first...index].first { !$0.isNaN } ?? 0
+                        shift = 0
+                        for j in first...index where !x[j].isNaN {
+                            shift = x[j]
+                            break
+                        }
                         sum = 0
                         squares = 0
                         missing = 0
-                        for value in x[first...index] {
+                        for j in first...index {
+                            let value = x[j]
                             if value.isNaN {
                                 missing += 1
                             } else {
@@ -144,27 +178,29 @@ public enum Indicators {
     /// so does this.
     public static func rsi(_ close: [Double], period: Int = 14) -> [Double] {
         precondition(period >= 1, "period must be at least 1")
-        var output = [Double](repeating: .nan, count: close.count)
-        guard close.count > period else { return output }
-        var gain = 0.0
-        var loss = 0.0
-        for index in 1...period {
-            let change = close[index] - close[index - 1]
-            if change > 0 { gain += change } else { loss -= change }
+        return close.withUnsafeBufferPointer { c in
+            column(c.count) { out in
+                guard c.count > period else { return }
+                var gain = 0.0
+                var loss = 0.0
+                for index in 1...period {
+                    let change = c[index] - c[index - 1]
+                    if change > 0 { gain += change } else { loss -= change }
+                }
+                let p = Double(period)
+                gain /= p
+                loss /= p
+                out[period] = gain + loss == 0 ? 0 : 100 * gain / (gain + loss)
+                var index = period + 1
+                while index < c.count {
+                    let change = c[index] - c[index - 1]
+                    gain = (gain * (p - 1) + max(change, 0)) / p
+                    loss = (loss * (p - 1) + max(-change, 0)) / p
+                    out[index] = gain + loss == 0 ? 0 : 100 * gain / (gain + loss)
+                    index += 1
+                }
+            }
         }
-        gain /= Double(period)
-        loss /= Double(period)
-        func value() -> Double { gain + loss == 0 ? 0 : 100 * gain / (gain + loss) }
-        output[period] = value()
-        var index = period + 1
-        while index < close.count {
-            let change = close[index] - close[index - 1]
-            gain = (gain * Double(period - 1) + max(change, 0)) / Double(period)
-            loss = (loss * Double(period - 1) + max(-change, 0)) / Double(period)
-            output[index] = value()
-            index += 1
-        }
-        return output
     }
 
     /// MACD, TA-Lib's way: both EMAs start together at index `slow − 1` (the fast one seeded
@@ -178,22 +214,43 @@ public enum Indicators {
     ) {
         precondition(fast >= 1 && slow > fast && signal >= 1, "MACD needs 1 <= fast < slow and signal >= 1")
         let count = close.count
-        var line = [Double](repeating: .nan, count: count)
-        var signalLine = line
-        var histogram = line
-        guard count >= slow else { return (line, signalLine, histogram) }
-        let fastEMA = ema(close, period: fast, start: slow - fast)
-        let slowEMA = ema(close, period: slow)
-        for index in (slow - 1)..<count { line[index] = fastEMA[index] - slowEMA[index] }
-        let smoothed = ema(line, period: signal, start: slow - 1)
         let first = slow + signal - 2
-        guard first < count else { return ([Double](repeating: .nan, count: count), signalLine, histogram) }
-        for index in 0..<count {
-            if index < first {
-                line[index] = .nan
-            } else {
-                signalLine[index] = smoothed[index]
-                histogram[index] = line[index] - smoothed[index]
+        guard count >= slow, first < count else {
+            let empty = column(count) { _ in }
+            return (empty, empty, empty)
+        }
+        var line = column(count) { _ in }
+        var signalLine = column(count) { _ in }
+        var histogram = column(count) { _ in }
+        close.withUnsafeBufferPointer { c in
+            line.withUnsafeMutableBufferPointer { lineOut in
+                signalLine.withUnsafeMutableBufferPointer { signalOut in
+                    histogram.withUnsafeMutableBufferPointer { histogramOut in
+                        guard let x = c.baseAddress, let l = lineOut.baseAddress, let s = signalOut.baseAddress,
+                            let h = histogramOut.baseAddress
+                        else { return }
+                        // The fast EMA seeded at slow − 1 from the `fast` values ending there; the slow from the start.
+                        let (fastAlpha, slowAlpha) = (2 / Double(fast + 1), 2 / Double(slow + 1))
+                        var fastAverage = 0.0
+                        for i in (slow - fast)..<slow { fastAverage += x[i] }
+                        fastAverage /= Double(fast)
+                        var slowAverage = 0.0
+                        for i in 0..<slow { slowAverage += x[i] }
+                        slowAverage /= Double(slow)
+                        l[slow - 1] = fastAverage - slowAverage
+                        for i in slow..<count {
+                            fastAverage += fastAlpha * (x[i] - fastAverage)
+                            slowAverage += slowAlpha * (x[i] - slowAverage)
+                            l[i] = fastAverage - slowAverage
+                        }
+                        smooth(UnsafePointer(l), count, period: signal, alpha: 2 / Double(signal + 1), start: slow - 1, into: s)
+                        for i in 0..<first {
+                            l[i] = .nan
+                            s[i] = .nan
+                        }
+                        for i in first..<count { h[i] = l[i] - s[i] }
+                    }
+                }
             }
         }
         return (line, signalLine, histogram)
@@ -202,14 +259,20 @@ public enum Indicators {
     /// True range: high − low at the first bar, then max(high − low, |high − previous close|,
     /// |low − previous close|).
     public static func trueRange(high: [Double], low: [Double], close: [Double]) -> [Double] {
-        var output = [Double](repeating: .nan, count: close.count)
-        guard !close.isEmpty else { return output }
-        output[0] = high[0] - low[0]
-        for index in 1..<close.count {
-            let previous = close[index - 1]
-            output[index] = max(high[index] - low[index], abs(high[index] - previous), abs(low[index] - previous))
+        high.withUnsafeBufferPointer { h in
+            low.withUnsafeBufferPointer { l in
+                close.withUnsafeBufferPointer { c in
+                    column(c.count) { out in
+                        guard c.count > 0 else { return }
+                        out[0] = h[0] - l[0]
+                        for index in 1..<c.count {
+                            let previous = c[index - 1]
+                            out[index] = max(h[index] - l[index], abs(h[index] - previous), abs(l[index] - previous))
+                        }
+                    }
+                }
+            }
         }
-        return output
     }
 
     /// Wilder's ATR, TA-Lib's way: the first value (at index `period`) is the average of the
@@ -221,79 +284,103 @@ public enum Indicators {
     /// On-balance volume (TA-Lib): the first bar's volume, then ± each bar's volume as the close
     /// rises or falls (unchanged on an equal close).
     public static func obv(close: [Double], volume: [Double]) -> [Double] {
-        var output = [Double](repeating: .nan, count: close.count)
-        guard !close.isEmpty else { return output }
-        var total = volume[0]
-        output[0] = total
-        for index in 1..<close.count {
-            if close[index] > close[index - 1] {
-                total += volume[index]
-            } else if close[index] < close[index - 1] {
-                total -= volume[index]
+        close.withUnsafeBufferPointer { c in
+            volume.withUnsafeBufferPointer { v in
+                column(c.count) { out in
+                    guard c.count > 0 else { return }
+                    var total = v[0]
+                    out[0] = total
+                    for index in 1..<c.count {
+                        if c[index] > c[index - 1] {
+                            total += v[index]
+                        } else if c[index] < c[index - 1] {
+                            total -= v[index]
+                        }
+                        out[index] = total
+                    }
+                }
             }
-            output[index] = total
         }
-        return output
     }
 
     /// Volume-weighted average price over the last `period` bars, of the typical price
     /// (high + low + close) / 3; NaN where those bars traded no volume.
     public static func vwap(high: [Double], low: [Double], close: [Double], volume: [Double], period: Int = 20) -> [Double] {
         precondition(period >= 1, "period must be at least 1")
-        var output = [Double](repeating: .nan, count: close.count)
-        var weighted = 0.0
-        var total = 0.0
-        for index in 0..<close.count {
-            weighted += (high[index] + low[index] + close[index]) / 3 * volume[index]
-            total += volume[index]
-            if index >= period {
-                let old = index - period
-                weighted -= (high[old] + low[old] + close[old]) / 3 * volume[old]
-                total -= volume[old]
+        return high.withUnsafeBufferPointer { h in
+            low.withUnsafeBufferPointer { l in
+                close.withUnsafeBufferPointer { c in
+                    volume.withUnsafeBufferPointer { v in
+                        column(c.count) { out in
+                            var weighted = 0.0
+                            var total = 0.0
+                            for index in 0..<c.count {
+                                weighted += (h[index] + l[index] + c[index]) / 3 * v[index]
+                                total += v[index]
+                                if index >= period {
+                                    let old = index - period
+                                    weighted -= (h[old] + l[old] + c[old]) / 3 * v[old]
+                                    total -= v[old]
+                                }
+                                if index >= period - 1 { out[index] = total > 0 ? weighted / total : .nan }
+                            }
+                        }
+                    }
+                }
             }
-            if index >= period - 1 { output[index] = total > 0 ? weighted / total : .nan }
         }
-        return output
     }
 
     /// Rate of change in percent over `period` bars: 100 × (x − x[−period]) / x[−period];
     /// NaN where the earlier value is zero.
     public static func rateOfChange(_ values: [Double], period: Int = 14) -> [Double] {
         precondition(period >= 1, "period must be at least 1")
-        var output = [Double](repeating: .nan, count: values.count)
-        guard values.count > period else { return output }
-        for index in period..<values.count {
-            let earlier = values[index - period]
-            output[index] = earlier == 0 ? .nan : 100 * (values[index] - earlier) / earlier
+        return values.withUnsafeBufferPointer { x in
+            column(x.count) { out in
+                guard x.count > period else { return }
+                for index in period..<x.count {
+                    let earlier = x[index - period]
+                    out[index] = earlier == 0 ? .nan : 100 * (x[index] - earlier) / earlier
+                }
+            }
         }
-        return output
     }
 
     /// Garman–Klass volatility over `period` bars (per bar, not annualised):
     /// sqrt(mean(½ ln(H/L)² − (2 ln 2 − 1) ln(C/O)²)).
     public static func garmanKlass(open: [Double], high: [Double], low: [Double], close: [Double], period: Int = 20) -> [Double] {
         precondition(period >= 1, "period must be at least 1")
-        let count = close.count
-        var terms = [Double](repeating: .nan, count: count)
         let k = 2 * log(2.0) - 1
-        for index in 0..<count {
-            guard open[index] > 0, high[index] > 0, low[index] > 0, close[index] > 0 else { continue }
-            let range = log(high[index] / low[index])
-            let body = log(close[index] / open[index])
-            terms[index] = 0.5 * range * range - k * body * body
+        let terms = open.withUnsafeBufferPointer { o in
+            high.withUnsafeBufferPointer { h in
+                low.withUnsafeBufferPointer { l in
+                    close.withUnsafeBufferPointer { c in
+                        column(c.count) { out in
+                            for index in 0..<c.count where o[index] > 0 && h[index] > 0 && l[index] > 0 && c[index] > 0 {
+                                let range = log(h[index] / l[index])
+                                let body = log(c[index] / o[index])
+                                out[index] = 0.5 * range * range - k * body * body
+                            }
+                        }
+                    }
+                }
+            }
         }
-        let mean = sma(terms, period: period)
-        return mean.map { $0.isNaN || $0 < 0 ? .nan : $0.squareRoot() }
+        var mean = sma(terms, period: period)
+        mean.withUnsafeMutableBufferPointer { m in
+            for index in m.indices { m[index] = m[index].isNaN || m[index] < 0 ? .nan : m[index].squareRoot() }
+        }
+        return mean
     }
 
     /// Log returns ln(close / previous close); NaN at the first bar and around non-positive prices.
     public static func logReturns(_ close: [Double]) -> [Double] {
-        var output = [Double](repeating: .nan, count: close.count)
-        guard close.count > 1 else { return output }
-        for index in 1..<close.count where close[index] > 0 && close[index - 1] > 0 {
-            output[index] = log(close[index] / close[index - 1])
+        close.withUnsafeBufferPointer { c in
+            column(c.count) { out in
+                guard c.count > 1 else { return }
+                for index in 1..<c.count where c[index] > 0 && c[index - 1] > 0 { out[index] = log(c[index] / c[index - 1]) }
+            }
         }
-        return output
     }
 
     /// Rolling standard deviation (sample, ddof = 1, as pandas) over `period` values.
@@ -313,6 +400,10 @@ public enum Indicators {
         precondition(short >= 2 && long > short, "volatility ratio needs 2 <= short < long")
         let near = rollingStandardDeviation(returns, period: short)
         let far = rollingStandardDeviation(returns, period: long)
-        return zip(near, far).map { $1 > 0 ? $0 / $1 : .nan }
+        return near.withUnsafeBufferPointer { n in
+            far.withUnsafeBufferPointer { f in
+                column(n.count) { out in for i in 0..<n.count where f[i] > 0 { out[i] = n[i] / f[i] } }
+            }
+        }
     }
 }

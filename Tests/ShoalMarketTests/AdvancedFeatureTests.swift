@@ -99,6 +99,109 @@ struct AdvancedFeatureTests {
         #expect(same.correlation[18].isNaN && !same.correlation[19].isNaN)
     }
 
+    /// Per-window definitions, written plainly, to hold the vectorised kernels to.
+    static func referenceHurst(_ values: [Double]) -> Double {
+        guard !values.contains(where: \.isNaN) else { return .nan }
+        var xs: [Double] = []
+        var ys: [Double] = []
+        var size = 8
+        while size <= values.count {
+            var total = 0.0
+            var used = 0
+            for start in stride(from: 0, through: values.count - size, by: size) {
+                let chunk = values[start..<start + size]
+                let mean = chunk.reduce(0, +) / Double(size)
+                var (cumulative, high, low, squares) = (0.0, -Double.infinity, Double.infinity, 0.0)
+                for value in chunk {
+                    cumulative += value - mean
+                    high = max(high, cumulative)
+                    low = min(low, cumulative)
+                    squares += (value - mean) * (value - mean)
+                }
+                let deviation = (squares / Double(size)).squareRoot()
+                if deviation > 0 {
+                    total += (high - low) / deviation
+                    used += 1
+                }
+            }
+            if used > 0 {
+                xs.append(log(Double(size)))
+                ys.append(log(total / Double(used)))
+            }
+            size *= 2
+        }
+        return slope(xs, ys)
+    }
+
+    static func referenceHiguchi(_ values: [Double], maxDelay: Int) -> Double {
+        let window = values.count
+        var xs: [Double] = []
+        var ys: [Double] = []
+        for k in 1...maxDelay {
+            var total = 0.0
+            for m in 0..<k {
+                let steps = (window - 1 - m) / k
+                var length = 0.0
+                for i in stride(from: 1, through: steps, by: 1) { length += abs(values[m + i * k] - values[m + (i - 1) * k]) }
+                total += length * Double(window - 1) / (Double(steps * k) * Double(k))
+            }
+            xs.append(log(1 / Double(k)))
+            ys.append(log(total / Double(k)))
+        }
+        return slope(xs, ys)
+    }
+
+    static func slope(_ xs: [Double], _ ys: [Double]) -> Double {
+        guard xs.count >= 2 else { return .nan }
+        let (mx, my) = (xs.reduce(0, +) / Double(xs.count), ys.reduce(0, +) / Double(ys.count))
+        let sxy = zip(xs, ys).reduce(0) { $0 + ($1.0 - mx) * ($1.1 - my) }
+        let sxx = xs.reduce(0) { $0 + ($1 - mx) * ($1 - mx) }
+        return sxy / sxx
+    }
+
+    @Test func theVectorisedWindowsMatchThePerWindowDefinitions() {
+        var series = noise(301, seed: 21)
+        series[150] = .nan  // windows holding it are NaN
+        let (window, fractal) = (32, 64)
+        for wavelet in AdvancedIndicators.Wavelet.allCases {
+            let energies = AdvancedIndicators.waveletEnergy(returns: series, window: window, levels: 3, wavelet: wavelet)
+            for end in (window - 1)..<series.count {
+                var approximation = Array(series[(end - window + 1)...end])
+                for level in 0..<3 {
+                    let step = AdvancedIndicators.dwtStep(approximation, wavelet: wavelet)
+                    let expected = step.detail.reduce(0) { $0 + $1 * $1 }
+                    let got = energies[level][end]
+                    #expect(
+                        (expected.isNaN && got.isNaN) || abs(got - expected) <= 1e-12 * max(1, expected),
+                        "\(wavelet) level \(level + 1) at \(end): \(got) vs \(expected)")
+                    approximation = step.approximation
+                }
+            }
+        }
+        let bands = AdvancedIndicators.bandPower(returns: series, window: window, bands: 3)
+        for end in (window - 1)..<series.count {
+            let slice = Array(series[(end - window + 1)...end])
+            let mean = slice.reduce(0, +) / Double(window)
+            let spectrum = AdvancedIndicators.powerSpectrum(slice.map { $0 - mean })
+            let total = spectrum.reduce(0, +)
+            let shares = [spectrum[0..<5], spectrum[5..<10], spectrum[10..<16]].map { $0.reduce(0, +) / total }
+            for band in 0..<3 {
+                let got = bands[band][end]
+                #expect((shares[band].isNaN && got.isNaN) || abs(got - shares[band]) < 1e-12, "band \(band) at \(end)")
+            }
+        }
+        let hurst = AdvancedIndicators.hurst(returns: series, window: fractal)
+        let higuchi = AdvancedIndicators.higuchi(series, window: fractal, maxDelay: 6)
+        for end in (fractal - 1)..<series.count {
+            let slice = Array(series[(end - fractal + 1)...end])
+            let h = Self.referenceHurst(slice)
+            let d = Self.referenceHiguchi(slice, maxDelay: 6)
+            #expect((h.isNaN && hurst[end].isNaN) || abs(hurst[end] - h) < 1e-9, "hurst at \(end): \(hurst[end]) vs \(h)")
+            #expect((d.isNaN && higuchi[end].isNaN) || abs(higuchi[end] - d) < 1e-9, "higuchi at \(end): \(higuchi[end]) vs \(d)")
+        }
+        #expect(hurst[150 + fractal - 1].isNaN && !hurst[149].isNaN && !hurst[150 + fractal].isNaN, "NaN stays in its windows")
+    }
+
     @Test func theFullPipelineNeverLooksAhead() throws {
         let (series, _) = try SyntheticMarket().generate(bars: 400)
         let pipeline = FeaturePipeline(
