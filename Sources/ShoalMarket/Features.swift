@@ -64,10 +64,10 @@ public struct PriceFeatures: FeatureTransformer {
         let percent = bands.upper.withUnsafeBufferPointer { upper in
             bands.lower.withUnsafeBufferPointer { lower in
                 data.close.withUnsafeBufferPointer { close in
-                    Indicators.column(close.count) { out in
+                    Indicators.column(close.count, warmUp: 0) { out in
                         for index in 0..<close.count {
                             let width = upper[index] - lower[index]
-                            if width > 0 { out[index] = (close[index] - lower[index]) / width }
+                            out[index] = width > 0 ? (close[index] - lower[index]) / width : .nan
                         }
                     }
                 }

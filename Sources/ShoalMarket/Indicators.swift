@@ -8,12 +8,13 @@ import Foundation
 /// differs the note says how. The loops run on buffers (no bounds checks, no per-value
 /// allocation), one pass per indicator.
 public enum Indicators {
-    /// A column of `count` values that `fill` writes, NaN first.
+    /// A column of `count` values: NaN for the first `warmUp` (all of them by default), then
+    /// whatever `fill` writes, which must be every value from `warmUp` on (NaN where undefined).
     @inline(__always)
-    static func column(_ count: Int, _ fill: (UnsafeMutablePointer<Double>) -> Void) -> [Double] {
+    static func column(_ count: Int, warmUp: Int? = nil, _ fill: (UnsafeMutablePointer<Double>) -> Void) -> [Double] {
         [Double](unsafeUninitializedCapacity: count) { buffer, initialized in
             if let base = buffer.baseAddress {
-                base.initialize(repeating: .nan, count: count)
+                base.initialize(repeating: .nan, count: min(count, max(0, warmUp ?? count)))
                 fill(base)
             }
             initialized = count
@@ -24,7 +25,7 @@ public enum Indicators {
     public static func sma(_ values: [Double], period: Int) -> [Double] {
         precondition(period >= 1, "period must be at least 1")
         return values.withUnsafeBufferPointer { x in
-            column(x.count) { out in
+            column(x.count, warmUp: x.count >= period ? period - 1 : nil) { out in
                 guard x.count >= period else { return }
                 var sum = 0.0
                 for index in 0..<x.count {
@@ -60,7 +61,10 @@ public enum Indicators {
 
     private static func smoothed(_ values: [Double], period: Int, alpha: Double, start: Int) -> [Double] {
         values.withUnsafeBufferPointer { x in
-            column(x.count) { out in smooth(x.baseAddress, x.count, period: period, alpha: alpha, start: start, into: out) }
+            let seedEnd = start + period - 1
+            return column(x.count, warmUp: start >= 0 && seedEnd < x.count ? seedEnd : nil) { out in
+                smooth(x.baseAddress, x.count, period: period, alpha: alpha, start: start, into: out)
+            }
         }
     }
 
@@ -94,12 +98,12 @@ public enum Indicators {
         let count = values.count
         let upper = moments.mean.withUnsafeBufferPointer { mean in
             moments.deviation.withUnsafeBufferPointer { deviation in
-                column(count) { out in for i in 0..<count { out[i] = mean[i] + deviations * deviation[i] } }
+                column(count, warmUp: 0) { out in for i in 0..<count { out[i] = mean[i] + deviations * deviation[i] } }
             }
         }
         let lower = moments.mean.withUnsafeBufferPointer { mean in
             moments.deviation.withUnsafeBufferPointer { deviation in
-                column(count) { out in for i in 0..<count { out[i] = mean[i] - deviations * deviation[i] } }
+                column(count, warmUp: 0) { out in for i in 0..<count { out[i] = mean[i] - deviations * deviation[i] } }
             }
         }
         return (upper, moments.mean, lower)
@@ -111,9 +115,9 @@ public enum Indicators {
     public static func rollingMoments(_ values: [Double], period: Int, ddof: Int) -> (mean: [Double], deviation: [Double]) {
         precondition(period > ddof && period >= 1, "the period must exceed ddof")
         let count = values.count
-        var means = column(count) { _ in }
-        var deviations = column(count) { _ in }
-        guard count >= period else { return (means, deviations) }
+        guard count >= period else { return (column(count) { _ in }, column(count) { _ in }) }
+        var means = column(count, warmUp: period - 1) { _ in }
+        var deviations = column(count, warmUp: period - 1) { _ in }
         values.withUnsafeBufferPointer { x in
             means.withUnsafeMutableBufferPointer { meanOut in
                 deviations.withUnsafeMutableBufferPointer { deviationOut in
@@ -143,7 +147,28 @@ public enum Indicators {
                     }
                     let p = Double(period)
                     let divisor = Double(period - ddof)
-                    for index in (period - 1)..<count {
+                    // Windows after the last NaN (nearly all, usually) need no checks.
+                    var lastNaN = -1
+                    for index in stride(from: count - 1, through: 0, by: -1) where x[index].isNaN {
+                        lastNaN = index
+                        break
+                    }
+                    let fastFrom = max(period - 1, lastNaN + period)
+                    if fastFrom < count {
+                        for index in fastFrom..<count {
+                            if index == fastFrom || index % 4096 == 0 {
+                                resum(endingAt: index)
+                            } else {
+                                let incoming = x[index] - shift
+                                let outgoing = x[index - period] - shift
+                                sum += incoming - outgoing
+                                squares += incoming * incoming - outgoing * outgoing
+                            }
+                            meanOut[index] = shift + sum / p
+                            deviationOut[index] = (max(0, squares - sum * sum / p) / divisor).squareRoot()
+                        }
+                    }
+                    for index in (period - 1)..<min(count, fastFrom) {
                         if index == period - 1 || index % 4096 == 0 {
                             resum(endingAt: index)
                         } else {
@@ -162,7 +187,11 @@ public enum Indicators {
                                 squares -= (outgoing - shift) * (outgoing - shift)
                             }
                         }
-                        guard missing == 0 else { continue }
+                        guard missing == 0 else {
+                            meanOut[index] = .nan
+                            deviationOut[index] = .nan
+                            continue
+                        }
                         meanOut[index] = shift + sum / p
                         deviationOut[index] = (max(0, squares - sum * sum / p) / divisor).squareRoot()
                     }
@@ -179,7 +208,7 @@ public enum Indicators {
     public static func rsi(_ close: [Double], period: Int = 14) -> [Double] {
         precondition(period >= 1, "period must be at least 1")
         return close.withUnsafeBufferPointer { c in
-            column(c.count) { out in
+            column(c.count, warmUp: c.count > period ? period : nil) { out in
                 guard c.count > period else { return }
                 var gain = 0.0
                 var loss = 0.0
@@ -262,7 +291,7 @@ public enum Indicators {
         high.withUnsafeBufferPointer { h in
             low.withUnsafeBufferPointer { l in
                 close.withUnsafeBufferPointer { c in
-                    column(c.count) { out in
+                    column(c.count, warmUp: 0) { out in
                         guard c.count > 0 else { return }
                         out[0] = h[0] - l[0]
                         for index in 1..<c.count {
@@ -286,7 +315,7 @@ public enum Indicators {
     public static func obv(close: [Double], volume: [Double]) -> [Double] {
         close.withUnsafeBufferPointer { c in
             volume.withUnsafeBufferPointer { v in
-                column(c.count) { out in
+                column(c.count, warmUp: 0) { out in
                     guard c.count > 0 else { return }
                     var total = v[0]
                     out[0] = total
@@ -311,7 +340,7 @@ public enum Indicators {
             low.withUnsafeBufferPointer { l in
                 close.withUnsafeBufferPointer { c in
                     volume.withUnsafeBufferPointer { v in
-                        column(c.count) { out in
+                        column(c.count, warmUp: min(c.count, period - 1)) { out in
                             var weighted = 0.0
                             var total = 0.0
                             for index in 0..<c.count {
@@ -336,7 +365,7 @@ public enum Indicators {
     public static func rateOfChange(_ values: [Double], period: Int = 14) -> [Double] {
         precondition(period >= 1, "period must be at least 1")
         return values.withUnsafeBufferPointer { x in
-            column(x.count) { out in
+            column(x.count, warmUp: x.count > period ? period : nil) { out in
                 guard x.count > period else { return }
                 for index in period..<x.count {
                     let earlier = x[index - period]
@@ -355,8 +384,12 @@ public enum Indicators {
             high.withUnsafeBufferPointer { h in
                 low.withUnsafeBufferPointer { l in
                     close.withUnsafeBufferPointer { c in
-                        column(c.count) { out in
-                            for index in 0..<c.count where o[index] > 0 && h[index] > 0 && l[index] > 0 && c[index] > 0 {
+                        column(c.count, warmUp: 0) { out in
+                            for index in 0..<c.count {
+                                guard o[index] > 0 && h[index] > 0 && l[index] > 0 && c[index] > 0 else {
+                                    out[index] = .nan
+                                    continue
+                                }
                                 let range = log(h[index] / l[index])
                                 let body = log(c[index] / o[index])
                                 out[index] = 0.5 * range * range - k * body * body
@@ -376,9 +409,11 @@ public enum Indicators {
     /// Log returns ln(close / previous close); NaN at the first bar and around non-positive prices.
     public static func logReturns(_ close: [Double]) -> [Double] {
         close.withUnsafeBufferPointer { c in
-            column(c.count) { out in
+            column(c.count, warmUp: min(1, c.count)) { out in
                 guard c.count > 1 else { return }
-                for index in 1..<c.count where c[index] > 0 && c[index - 1] > 0 { out[index] = log(c[index] / c[index - 1]) }
+                for index in 1..<c.count {
+                    out[index] = c[index] > 0 && c[index - 1] > 0 ? log(c[index] / c[index - 1]) : .nan
+                }
             }
         }
     }
@@ -402,7 +437,7 @@ public enum Indicators {
         let far = rollingStandardDeviation(returns, period: long)
         return near.withUnsafeBufferPointer { n in
             far.withUnsafeBufferPointer { f in
-                column(n.count) { out in for i in 0..<n.count where f[i] > 0 { out[i] = n[i] / f[i] } }
+                column(n.count, warmUp: 0) { out in for i in 0..<n.count { out[i] = f[i] > 0 ? n[i] / f[i] : .nan } }
             }
         }
     }
