@@ -107,6 +107,9 @@ def main():
 
     for seed in seeds:
         results["runs"].append(run("ppo-zoo", ppo_zoo, "CartPole-v1", int(100_000 * scale), 2048, 475, seed))
+    # Ten more PPO seeds, each stopped at the goal.
+    results["extra_ppo"] = [] if arguments.quick else [
+        run("ppo-zoo", ppo_zoo, "CartPole-v1", 100_000, 2048, 475, seed, stop=True) for seed in range(3, 13)]
     results["runs"].append(run("ppo-defaults", ppo_defaults, "CartPole-v1", int(20_480 * scale), 2048, None, seeds[0]))
     results["runs"].append(run("dqn-defaults", dqn_defaults, "CartPole-v1", int(20_000 * scale), 2000, None, seeds[0]))
     for seed in seeds:

@@ -11,10 +11,12 @@ import subprocess
 import sys
 
 
-def train(binary, out, algo, env, steps, seed, interval, threshold, extra=()):
+def train(binary, out, algo, env, steps, seed, interval, threshold, extra=(), stop=False):
     folder = f"{out}/{algo}-{env}-{'-'.join(extra).strip('-').replace('--', '') or 'default'}-{seed}"
     command = [binary, "rl", "train", "--algo", algo, "--env", env, "--steps", str(steps), "--seed", str(seed),
                "--eval-interval", str(interval), "--threads", "1", "--out", folder, *extra]
+    if stop:
+        command += ["--stop-at", str(threshold)]
     print("$", " ".join(command), flush=True)
     completed = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     last = [line for line in completed.stdout.splitlines() if " steps/s " in line]
@@ -48,6 +50,9 @@ def main():
     runs = []
     for seed in seeds:
         runs.append(train(binary, arguments.out, "ppo", "cartpole", int(100_000 * scale), seed, 2048, 475))
+    # Ten more PPO seeds, each stopped at the goal: steps to a threshold vary a lot from seed to seed.
+    extra = [] if arguments.quick else [
+        train(binary, arguments.out, "ppo", "cartpole", 100_000, seed, 2048, 475, stop=True) for seed in range(3, 13)]
     runs.append(train(binary, arguments.out, "ppo", "cartpole", int(20_480 * scale), seeds[0], 2048, None, ("--preset", "sb3")))
     runs.append(train(binary, arguments.out, "rainbow", "cartpole", int(20_000 * scale), seeds[0], 2000, None, ("--preset", "dqn")))
     for seed in seeds:
@@ -58,7 +63,7 @@ def main():
         runs.append(train(binary, arguments.out, "td3", "pendulum", int(20_000 * scale), seed, 1000, -200))
     ensemble = train(binary, arguments.out, "ensemble", "trading", int(20_000 * scale), seeds[0], 5000, None)
     ensemble["oos"] = json.load(open(f"{ensemble['folder']}/oos.json"))
-    json.dump({"runs": runs, "ensemble": ensemble}, open(f"{arguments.out}/shoal_rl.json", "w"), indent=1)
+    json.dump({"runs": runs, "extra_ppo": extra, "ensemble": ensemble}, open(f"{arguments.out}/shoal_rl.json", "w"), indent=1)
 
 
 if __name__ == "__main__":
