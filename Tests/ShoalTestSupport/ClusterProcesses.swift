@@ -17,21 +17,30 @@ public func binaryPath(_ name: String) -> String {
 }
 
 /// A child process whose output lines are collected as they arrive.
+///
+/// Started with posix_spawn, its stdout and stderr go into one pipe read by a thread of its own,
+/// and only this object reaps it: no Foundation `Process` (whose SIGCHLD monitor and
+/// readability sources race with many children started and ended at once).
 public final class RunningProcess: Sendable {
     public let pid: Int32
-    private let process: Process
     private let buffer = LineBuffer()
+    /// The exit status (128 + the signal for a signalled end) once reaped.
+    private let exitStatus = Mutex<Int32?>(nil)
 
     /// Output split into lines as it arrives from the pipe's reader thread.
     final class LineBuffer: Sendable {
-        private let state = Mutex<(lines: [String], partial: String)>(([], ""))
+        private let state = Mutex<(lines: [String], partial: [UInt8])>(([], []))
 
-        func append(_ text: String) {
+        func append(_ bytes: UnsafeBufferPointer<UInt8>) {
             state.withLock { state in
-                state.partial += text
-                var pieces = state.partial.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-                state.partial = pieces.removeLast()
-                state.lines.append(contentsOf: pieces)
+                var start = 0
+                for index in 0..<bytes.count where bytes[index] == UInt8(ascii: "\n") {
+                    state.partial.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<index]))
+                    state.lines.append(String(decoding: state.partial, as: UTF8.self))
+                    state.partial.removeAll(keepingCapacity: true)
+                    start = index + 1
+                }
+                state.partial.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start...]))
             }
         }
 
@@ -40,25 +49,40 @@ public final class RunningProcess: Sendable {
 
     /// Starts `path` with `arguments` and `environment` added to ours.
     public init(_ path: String, _ arguments: [String], environment: [String: String] = [:]) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        self.process = process
-        try process.run()
-        pid = process.processIdentifier
-        let buffer = self.buffer
-        pipe.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            guard !data.isEmpty else {
-                handle.readabilityHandler = nil
-                return
-            }
-            buffer.append(String(decoding: data, as: UTF8.self))
+        // Close-on-exec, so children started at the same time by other tests do not hold the
+        // write end open (the child's own copies, made by dup2, stay open).
+        let (readEnd, writeEnd) = try ChildProcess.pipe()
+        do {
+            pid = try ChildProcess.spawn(
+                path, arguments: arguments,
+                environment: ProcessInfo.processInfo.environment.merging(environment) { $1 },
+                outputDescriptor: writeEnd)
+        } catch {
+            close(readEnd)
+            close(writeEnd)
+            throw error
         }
+        close(writeEnd)
+        let buffer = self.buffer
+        let reader = Thread {
+            let chunk = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: 1 << 16)
+            defer {
+                chunk.deallocate()
+                close(readEnd)
+            }
+            while true {
+                let count = read(readEnd, chunk.baseAddress, chunk.count)
+                if count > 0 {
+                    buffer.append(UnsafeBufferPointer(rebasing: chunk[0..<count]))
+                } else if count < 0 && errno == EINTR {
+                    continue
+                } else {
+                    return
+                }
+            }
+        }
+        reader.name = "output of \(pid)"
+        reader.start()
     }
 
     /// Every line printed so far (stdout and stderr).
@@ -74,35 +98,43 @@ public final class RunningProcess: Sendable {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if let line = line(startingWith: prefix) { return line }
-            if !process.isRunning, let line = line(startingWith: prefix) { return line }
+            if !isRunning {
+                // The last lines may still be in the pipe.
+                try await Task.sleep(for: .milliseconds(100))
+                if let line = line(startingWith: prefix) { return line }
+                break
+            }
             try await Task.sleep(for: .milliseconds(20))
         }
         throw ClusterError.timeout(
-            "no line starting with '\(prefix)' within \(timeout); output:\n\(output.suffix(30).joined(separator: "\n"))")
+            "no line starting with '\(prefix)' within \(timeout) (\(isRunning ? "still running" : "exited")); output:\n"
+                + output.suffix(30).joined(separator: "\n"))
     }
 
-    /// Waits for the process to exit; returns its status.
+    /// Reaps the child if it has exited; its status then, else nil.
+    private func reap() -> Int32? {
+        exitStatus.withLock { exit in
+            if let exit { return exit }
+            var status: Int32 = 0
+            let result = waitpid(pid, &status, WNOHANG)
+            if result == pid {
+                let signal = status & 0x7f
+                exit = signal == 0 ? (status >> 8) & 0xff : 128 + signal
+            } else if result < 0 && errno == ECHILD {
+                exit = -1
+            }
+            return exit
+        }
+    }
+
+    /// Waits for the process to exit; returns its status (128 + the signal when one ended it).
     public func waitForExit(timeout: Duration) async throws -> Int32 {
         let deadline = ContinuousClock.now + timeout
-        while process.isRunning {
-            // Foundation does not always reap a child whose own child lives on (as `cluster
-            // start` leaves a daemon behind): reap a zombie here.
-            var status: Int32 = 0
-            let reaped = waitpid(pid, &status, WNOHANG)
-            if reaped == pid {
+        while true {
+            if let status = reap() {
+                // Let the reader thread take the last lines from the pipe.
                 try await Task.sleep(for: .milliseconds(50))
-                return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-            }
-            // Reaped by Foundation, whose own bookkeeping may lag: once the pid is gone, give it
-            // a moment to catch up rather than waiting out the whole timeout.
-            if reaped < 0 && errno == ECHILD && kill(pid, 0) != 0 && errno == ESRCH {
-                let settle = ContinuousClock.now + .seconds(5)
-                while process.isRunning && ContinuousClock.now < settle { try await Task.sleep(for: .milliseconds(20)) }
-                guard !process.isRunning else {
-                    throw ClusterError.timeout(
-                        "process \(pid) exited but its status was lost; output:\n\(output.suffix(30).joined(separator: "\n"))")
-                }
-                break
+                return status
             }
             guard ContinuousClock.now < deadline else {
                 throw ClusterError.timeout(
@@ -110,11 +142,9 @@ public final class RunningProcess: Sendable {
             }
             try await Task.sleep(for: .milliseconds(20))
         }
-        try await Task.sleep(for: .milliseconds(50))
-        return process.terminationStatus
     }
 
-    public var isRunning: Bool { process.isRunning }
+    public var isRunning: Bool { reap() == nil }
 
     /// Sends a signal to the process.
     public func signal(_ signal: Int32) { kill(pid, signal) }

@@ -16,14 +16,20 @@ public enum ChildProcess {
     /// - Throws: `ClusterError.connectionFailed` with the errno when the spawn fails.
     ///   - errorPath: a separate file for stderr (appended), when `logPath` is for stdout alone.
     ///   - workingDirectory: the child's current folder (ours when nil).
+    ///   - outputDescriptor: a descriptor (a pipe's write end) that receives both stdout and
+    ///     stderr, instead of `logPath`.
     public static func spawn(
         _ path: String, arguments: [String], environment: [String: String], logPath: String? = nil,
-        errorPath: String? = nil, workingDirectory: String? = nil, newSession: Bool = false
+        errorPath: String? = nil, workingDirectory: String? = nil, newSession: Bool = false,
+        outputDescriptor: Int32? = nil
     ) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        if let logPath {
+        if let outputDescriptor {
+            posix_spawn_file_actions_adddup2(&actions, outputDescriptor, 1)
+            posix_spawn_file_actions_adddup2(&actions, outputDescriptor, 2)
+        } else if let logPath {
             posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
             if let errorPath {
                 posix_spawn_file_actions_addopen(&actions, 2, errorPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
@@ -63,6 +69,17 @@ public enum ChildProcess {
             throw ClusterError.connectionFailed("cannot start '\(path)': \(String(cString: strerror(result)))")
         }
         return pid
+    }
+
+    /// A pipe whose ends are closed on exec (so children spawned meanwhile by other threads do
+    /// not inherit them; `spawn(outputDescriptor:)` gives its child its own copy).
+    /// - Throws: `ClusterError.connectionFailed` with the errno.
+    public static func pipe() throws -> (read: Int32, write: Int32) {
+        var ends: [Int32] = [0, 0]
+        guard pipe2(&ends, O_CLOEXEC) == 0 else {
+            throw ClusterError.connectionFailed("cannot create a pipe: \(String(cString: strerror(errno)))")
+        }
+        return (ends[0], ends[1])
     }
 
     /// Waits up to `timeout` for `pid` to exit and reaps it.
