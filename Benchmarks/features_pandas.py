@@ -142,7 +142,8 @@ def hurst(returns, window=128):
                 ys.append(np.where(used > 0, np.log(ratios.sum(axis=1) / np.maximum(used, 1)), 0.0))
             xs.append(np.full(len(w), np.log(size)))
             valid.append(used > 0)
-        return slopes(np.stack(xs, axis=1), np.stack(ys, axis=1), np.stack(valid, axis=1))[None, :]
+        result = slopes(np.stack(xs, axis=1), np.stack(ys, axis=1), np.stack(valid, axis=1))
+        return np.where(np.isnan(w).any(axis=1), np.nan, result)[None, :]  # a window holding a NaN is NaN
     return windowed(returns, window, compute, 1)[0]
 
 

@@ -60,19 +60,8 @@ public struct PriceFeatures: FeatureTransformer {
         ]
     }
     public func transform(_ data: MarketData) -> [[Double]] {
-        let bands = Indicators.bollinger(data.close, period: bollingerPeriod)
-        let percent = bands.upper.withUnsafeBufferPointer { upper in
-            bands.lower.withUnsafeBufferPointer { lower in
-                data.close.withUnsafeBufferPointer { close in
-                    Indicators.column(close.count, warmUp: 0) { out in
-                        for index in 0..<close.count {
-                            let width = upper[index] - lower[index]
-                            out[index] = width > 0 ? (close[index] - lower[index]) / width : .nan
-                        }
-                    }
-                }
-            }
-        }
+        let bands = Indicators.bands(data.close, period: bollingerPeriod, deviations: 2)
+        let percent = bands.percent
         let macd = Indicators.macd(data.close)
         // The bands' middle is the same SMA when the periods agree: computed once.
         let sma = smaPeriod == bollingerPeriod ? bands.middle : Indicators.sma(data.close, period: smaPeriod)

@@ -27,6 +27,7 @@ public enum Indicators {
         return values.withUnsafeBufferPointer { x in
             column(x.count, warmUp: x.count >= period ? period - 1 : nil) { out in
                 guard x.count >= period else { return }
+                let inverse = 1 / Double(period)
                 var sum = 0.0
                 for index in 0..<x.count {
                     sum += x[index]
@@ -37,7 +38,7 @@ public enum Indicators {
                             sum = 0
                             for j in (index - period + 1)...index { sum += x[j] }
                         }
-                        out[index] = sum / Double(period)
+                        out[index] = sum * inverse
                     }
                 }
             }
@@ -94,19 +95,38 @@ public enum Indicators {
     ) -> (
         upper: [Double], middle: [Double], lower: [Double]
     ) {
-        let moments = rollingMoments(values, period: period, ddof: 0)
+        let bands = bands(values, period: period, deviations: deviations)
+        return (bands.upper, bands.middle, bands.lower)
+    }
+
+    /// Bollinger Bands and %B ((x − lower) / (upper − lower), NaN for a zero width) in one pass.
+    static func bands(_ values: [Double], period: Int, deviations: Double) -> (
+        upper: [Double], middle: [Double], lower: [Double], percent: [Double]
+    ) {
         let count = values.count
-        let upper = moments.mean.withUnsafeBufferPointer { mean in
-            moments.deviation.withUnsafeBufferPointer { deviation in
-                column(count, warmUp: 0) { out in for i in 0..<count { out[i] = mean[i] + deviations * deviation[i] } }
+        let warmUp = min(count, period - 1)
+        var (upper, middle, lower, percent) = (
+            column(count, warmUp: warmUp) { _ in }, column(count, warmUp: warmUp) { _ in },
+            column(count, warmUp: warmUp) { _ in }, column(count, warmUp: warmUp) { _ in }
+        )
+        values.withUnsafeBufferPointer { x in
+            upper.withUnsafeMutableBufferPointer { u in
+                middle.withUnsafeMutableBufferPointer { m in
+                    lower.withUnsafeMutableBufferPointer { l in
+                        percent.withUnsafeMutableBufferPointer { b in
+                            forEachWindow(x, period: period, ddof: 0) { index, mean, deviation in
+                                let (high, low) = (mean + deviations * deviation, mean - deviations * deviation)
+                                u[index] = high
+                                m[index] = mean
+                                l[index] = low
+                                b[index] = high - low > 0 ? (x[index] - low) / (high - low) : .nan
+                            }
+                        }
+                    }
+                }
             }
         }
-        let lower = moments.mean.withUnsafeBufferPointer { mean in
-            moments.deviation.withUnsafeBufferPointer { deviation in
-                column(count, warmUp: 0) { out in for i in 0..<count { out[i] = mean[i] - deviations * deviation[i] } }
-            }
-        }
-        return (upper, moments.mean, lower)
+        return (upper, middle, lower, percent)
     }
 
     /// The mean and standard deviation (divisor `period − ddof`) of each window of `period`
@@ -121,84 +141,97 @@ public enum Indicators {
         values.withUnsafeBufferPointer { x in
             means.withUnsafeMutableBufferPointer { meanOut in
                 deviations.withUnsafeMutableBufferPointer { deviationOut in
-                    var shift = 0.0
-                    var sum = 0.0
-                    var squares = 0.0
-                    var missing = 0
-                    func resum(endingAt index: Int) {
-                        let first = index - period + 1
-                        shift = 0
-                        for j in first...index where !x[j].isNaN {
-                            shift = x[j]
-                            break
-                        }
-                        sum = 0
-                        squares = 0
-                        missing = 0
-                        for j in first...index {
-                            let value = x[j]
-                            if value.isNaN {
-                                missing += 1
-                            } else {
-                                sum += value - shift
-                                squares += (value - shift) * (value - shift)
-                            }
-                        }
-                    }
-                    let p = Double(period)
-                    let divisor = Double(period - ddof)
-                    // Windows after the last NaN (nearly all, usually) need no checks.
-                    var lastNaN = -1
-                    for index in stride(from: count - 1, through: 0, by: -1) where x[index].isNaN {
-                        lastNaN = index
-                        break
-                    }
-                    let fastFrom = max(period - 1, lastNaN + period)
-                    if fastFrom < count {
-                        for index in fastFrom..<count {
-                            if index == fastFrom || index % 4096 == 0 {
-                                resum(endingAt: index)
-                            } else {
-                                let incoming = x[index] - shift
-                                let outgoing = x[index - period] - shift
-                                sum += incoming - outgoing
-                                squares += incoming * incoming - outgoing * outgoing
-                            }
-                            meanOut[index] = shift + sum / p
-                            deviationOut[index] = (max(0, squares - sum * sum / p) / divisor).squareRoot()
-                        }
-                    }
-                    for index in (period - 1)..<min(count, fastFrom) {
-                        if index == period - 1 || index % 4096 == 0 {
-                            resum(endingAt: index)
-                        } else {
-                            let incoming = x[index]
-                            let outgoing = x[index - period]
-                            if incoming.isNaN {
-                                missing += 1
-                            } else {
-                                sum += incoming - shift
-                                squares += (incoming - shift) * (incoming - shift)
-                            }
-                            if outgoing.isNaN {
-                                missing -= 1
-                            } else {
-                                sum -= outgoing - shift
-                                squares -= (outgoing - shift) * (outgoing - shift)
-                            }
-                        }
-                        guard missing == 0 else {
-                            meanOut[index] = .nan
-                            deviationOut[index] = .nan
-                            continue
-                        }
-                        meanOut[index] = shift + sum / p
-                        deviationOut[index] = (max(0, squares - sum * sum / p) / divisor).squareRoot()
+                    forEachWindow(x, period: period, ddof: ddof) { index, mean, deviation in
+                        meanOut[index] = mean
+                        deviationOut[index] = deviation
                     }
                 }
             }
         }
         return (means, deviations)
+    }
+
+    /// Calls `body(index, mean, deviation)` for every window of `period` values, by its last
+    /// index (NaN for a window holding a NaN), in one pass: sums of the values minus a shift
+    /// (re-taken, and the sums recomputed, every 4096 bars so rounding stays small); windows
+    /// after the last NaN (nearly all, usually) take a loop without NaN checks.
+    @inline(__always)
+    static func forEachWindow(
+        _ x: UnsafeBufferPointer<Double>, period: Int, ddof: Int, _ body: (Int, Double, Double) -> Void
+    ) {
+        precondition(period > ddof && period >= 1, "the period must exceed ddof")
+        let count = x.count
+        guard count >= period else { return }
+        var shift = 0.0
+        var sum = 0.0
+        var squares = 0.0
+        var missing = 0
+        func resum(endingAt index: Int) {
+            let first = index - period + 1
+            shift = 0
+            for j in first...index where !x[j].isNaN {
+                shift = x[j]
+                break
+            }
+            sum = 0
+            squares = 0
+            missing = 0
+            for j in first...index {
+                let value = x[j]
+                if value.isNaN {
+                    missing += 1
+                } else {
+                    sum += value - shift
+                    squares += (value - shift) * (value - shift)
+                }
+            }
+        }
+        // Multiplications by reciprocals: a division per value costs more.
+        let inverse = 1 / Double(period)
+        let inverseDivisor = 1 / Double(period - ddof)
+        var lastNaN = -1
+        for index in stride(from: count - 1, through: 0, by: -1) where x[index].isNaN {
+            lastNaN = index
+            break
+        }
+        let fastFrom = max(period - 1, lastNaN + period)
+        for index in (period - 1)..<min(count, fastFrom) {
+            if index == period - 1 || index % 4096 == 0 {
+                resum(endingAt: index)
+            } else {
+                let incoming = x[index]
+                let outgoing = x[index - period]
+                if incoming.isNaN {
+                    missing += 1
+                } else {
+                    sum += incoming - shift
+                    squares += (incoming - shift) * (incoming - shift)
+                }
+                if outgoing.isNaN {
+                    missing -= 1
+                } else {
+                    sum -= outgoing - shift
+                    squares -= (outgoing - shift) * (outgoing - shift)
+                }
+            }
+            guard missing == 0 else {
+                body(index, .nan, .nan)
+                continue
+            }
+            body(index, shift + sum * inverse, (max(0, squares - sum * sum * inverse) * inverseDivisor).squareRoot())
+        }
+        guard fastFrom < count else { return }
+        for index in fastFrom..<count {
+            if index == fastFrom || index % 4096 == 0 {
+                resum(endingAt: index)
+            } else {
+                let incoming = x[index] - shift
+                let outgoing = x[index - period] - shift
+                sum += incoming - outgoing
+                squares += incoming * incoming - outgoing * outgoing
+            }
+            body(index, shift + sum * inverse, (max(0, squares - sum * sum * inverse) * inverseDivisor).squareRoot())
+        }
     }
 
     /// Wilder's RSI, TA-Lib's way: the first average gain and loss are the simple averages of
@@ -221,10 +254,11 @@ public enum Indicators {
                 loss /= p
                 out[period] = gain + loss == 0 ? 0 : 100 * gain / (gain + loss)
                 var index = period + 1
+                let inverse = 1 / p
                 while index < c.count {
                     let change = c[index] - c[index - 1]
-                    gain = (gain * (p - 1) + max(change, 0)) / p
-                    loss = (loss * (p - 1) + max(-change, 0)) / p
+                    gain = (gain * (p - 1) + max(change, 0)) * inverse
+                    loss = (loss * (p - 1) + max(-change, 0)) * inverse
                     out[index] = gain + loss == 0 ? 0 : 100 * gain / (gain + loss)
                     index += 1
                 }
@@ -307,7 +341,27 @@ public enum Indicators {
     /// Wilder's ATR, TA-Lib's way: the first value (at index `period`) is the average of the
     /// true ranges of bars 1…period, then Wilder-smoothed.
     public static func atr(high: [Double], low: [Double], close: [Double], period: Int = 14) -> [Double] {
-        wilder(trueRange(high: high, low: low, close: close), period: period, start: 1)
+        precondition(period >= 1, "period must be at least 1")
+        return high.withUnsafeBufferPointer { h in
+            low.withUnsafeBufferPointer { l in
+                close.withUnsafeBufferPointer { c in
+                    column(c.count, warmUp: c.count > period ? period : nil) { out in
+                        guard c.count > period else { return }
+                        // The true ranges of bars 1…period seed the average; then Wilder's smoothing, one pass.
+                        func range(_ i: Int) -> Double { max(h[i] - l[i], abs(h[i] - c[i - 1]), abs(l[i] - c[i - 1])) }
+                        var average = 0.0
+                        for i in 1...period { average += range(i) }
+                        average /= Double(period)
+                        out[period] = average
+                        let alpha = 1 / Double(period)
+                        for i in (period + 1)..<c.count {
+                            average += alpha * (range(i) - average)
+                            out[i] = average
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// On-balance volume (TA-Lib): the first bar's volume, then ± each bar's volume as the close
@@ -320,11 +374,9 @@ public enum Indicators {
                     var total = v[0]
                     out[0] = total
                     for index in 1..<c.count {
-                        if c[index] > c[index - 1] {
-                            total += v[index]
-                        } else if c[index] < c[index - 1] {
-                            total -= v[index]
-                        }
+                        // ±volume by the close's direction, without a branch to mispredict.
+                        let direction = (c[index] > c[index - 1] ? 1.0 : 0.0) - (c[index] < c[index - 1] ? 1.0 : 0.0)
+                        total += direction * v[index]
                         out[index] = total
                     }
                 }
@@ -430,14 +482,16 @@ public enum Indicators {
         volatilityRatio(returns: logReturns(close), short: short, long: long)
     }
 
-    /// The volatility ratio from log returns already computed.
+    /// The volatility ratio from log returns already computed: the short window's deviations
+    /// first, then the long window's pass writes the ratio.
     public static func volatilityRatio(returns: [Double], short: Int = 10, long: Int = 50) -> [Double] {
         precondition(short >= 2 && long > short, "volatility ratio needs 2 <= short < long")
         let near = rollingStandardDeviation(returns, period: short)
-        let far = rollingStandardDeviation(returns, period: long)
-        return near.withUnsafeBufferPointer { n in
-            far.withUnsafeBufferPointer { f in
-                column(n.count, warmUp: 0) { out in for i in 0..<n.count { out[i] = f[i] > 0 ? n[i] / f[i] : .nan } }
+        return returns.withUnsafeBufferPointer { x in
+            near.withUnsafeBufferPointer { n in
+                column(x.count, warmUp: min(x.count, long - 1)) { out in
+                    forEachWindow(x, period: long, ddof: 1) { index, _, far in out[index] = far > 0 ? n[index] / far : .nan }
+                }
             }
         }
     }
