@@ -47,9 +47,11 @@ if short:
     lines.append("**The goal (5× pandas) is not met on:** " + "; ".join(short) + ".")
 else:
     lines.append("**The goal (5× pandas) is met on every row of this run.**")
-lines.append("How: every indicator is one pass over buffers (no bounds checks, no per-value allocation); the windowed measures are C")
-lines.append("kernels that compute eight consecutive windows at once, one per SIMD lane (wavelet transforms, a radix-2 FFT, R/S")
-lines.append("ranges, Higuchi curve lengths), compiled for AVX-512 and AVX2 and picked at load; correlation and beta are running sums.")
+lines.append("How: every indicator is one pass over buffers (no bounds checks, no per-value allocation), and indicators that share")
+lines.append("work share the pass (Bollinger bands and %B; MACD line, signal and histogram; the volatility ratio's two windows); logs")
+lines.append("of price ratios go through a vectorised kernel; the windowed measures are C kernels that compute eight consecutive")
+lines.append("windows at once, one per SIMD lane (wavelet transforms, R/S ranges, Higuchi curve lengths; band powers by a sliding DFT),")
+lines.append("compiled for AVX-512 and AVX2 and picked at load; correlation and beta are running sums.")
 if len(sys.argv) > 4 and os.path.exists(sys.argv[4]):
     lines.append("")
     lines.append("Values against pandas and numpy on 20,000 synthetic bars (`Benchmarks/features_crosscheck.py`), for the columns whose")

@@ -71,6 +71,38 @@ static inline void lane_logs(const double *x, double *y) {
     }
 }
 
+SHOAL_KERNEL
+void shoal_log_ratios(const double *numerator, const double *denominator, long n, double *out) {
+    double ratio[lanes], logs[lanes];
+    long start = 0;
+    for (; start + lanes <= n; start += lanes) {
+        SHOAL_LANES
+        for (int w = 0; w < lanes; w++) {
+            const double a = numerator[start + w], b = denominator[start + w];
+            ratio[w] = a > 0 && b > 0 ? a / b : NAN;
+        }
+        lane_logs(ratio, logs);
+        int unusual = 0;
+        SHOAL_LANES
+        for (int w = 0; w < lanes; w++) unusual |= !(ratio[w] >= 2.2250738585072014e-308 && ratio[w] <= 1.7976931348623157e308);
+        if (!unusual) {
+            memcpy(out + start, logs, sizeof logs);
+        } else {
+            // NaN, zero, subnormal or infinite ratios (never prices' in practice) go to libm.
+            for (int w = 0; w < lanes; w++) {
+                const double r = ratio[w], a = numerator[start + w], b = denominator[start + w];
+                out[start + w] = r >= 2.2250738585072014e-308 && r <= 1.7976931348623157e308 ? logs[w]
+                                 : a > 0 && b > 0                                            ? log(a / b)
+                                                                                             : NAN;
+            }
+        }
+    }
+    for (; start < n; start++) {
+        const double a = numerator[start], b = denominator[start];
+        out[start] = a > 0 && b > 0 ? log(a / b) : NAN;
+    }
+}
+
 /// The least-squares slope of y on x over the points whose `valid` flag is set, per lane; NaN
 /// with fewer than two.
 static inline void lane_slopes(int points, const double (*xs)[lanes], const double (*ys)[lanes], const int (*valid)[lanes], double *slope) {
@@ -153,6 +185,12 @@ SHOAL_KERNEL void shoal_band_powers(const double *x, long n, long window, long b
     // and after a NaN leaves the window.
     const long bins = window / 2, per_band = bins / bands;
     double rotation_real[128], rotation_imaginary[128], real[128], imaginary[128];
+    // e^{−2πim/W} for m = 0…W−1, for the bins computed afresh.
+    double twiddle_real[256], twiddle_imaginary[256];
+    for (long m = 0; m < window; m++) {
+        twiddle_real[m] = cos(-2 * M_PI * (double)m / (double)window);
+        twiddle_imaginary[m] = sin(-2 * M_PI * (double)m / (double)window);
+    }
     for (long k = 1; k <= bins; k++) {
         rotation_real[k - 1] = cos(2 * M_PI * (double)k / (double)window);
         rotation_imaginary[k - 1] = sin(2 * M_PI * (double)k / (double)window);
@@ -175,9 +213,9 @@ SHOAL_KERNEL void shoal_band_powers(const double *x, long n, long window, long b
             for (long k = 1; k <= bins; k++) {
                 double re = 0, im = 0;
                 for (long j = 0; j < window; j++) {
-                    const double angle = -2 * M_PI * (double)((k * j) % window) / (double)window;
-                    re += x[start + j] * cos(angle);
-                    im += x[start + j] * sin(angle);
+                    const long m = (k * j) % window;
+                    re += x[start + j] * twiddle_real[m];
+                    im += x[start + j] * twiddle_imaginary[m];
                 }
                 real[k - 1] = re;
                 imaginary[k - 1] = im;

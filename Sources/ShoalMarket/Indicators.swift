@@ -1,3 +1,4 @@
+import CShoalKernels
 import Foundation
 
 /// Technical indicators on columns of prices and volumes. Each returns a column as long as its
@@ -282,9 +283,11 @@ public enum Indicators {
             let empty = column(count) { _ in }
             return (empty, empty, empty)
         }
-        var line = column(count) { _ in }
-        var signalLine = column(count) { _ in }
-        var histogram = column(count) { _ in }
+        // One pass: both averages, the line, the signal (seeded with the average of the line's
+        // first `signal` values, TA-Lib's way) and the histogram; NaN before `first` in all three.
+        var line = column(count, warmUp: first) { _ in }
+        var signalLine = column(count, warmUp: first) { _ in }
+        var histogram = column(count, warmUp: first) { _ in }
         close.withUnsafeBufferPointer { c in
             line.withUnsafeMutableBufferPointer { lineOut in
                 signalLine.withUnsafeMutableBufferPointer { signalOut in
@@ -294,24 +297,35 @@ public enum Indicators {
                         else { return }
                         // The fast EMA seeded at slow − 1 from the `fast` values ending there; the slow from the start.
                         let (fastAlpha, slowAlpha) = (2 / Double(fast + 1), 2 / Double(slow + 1))
+                        let signalAlpha = 2 / Double(signal + 1)
                         var fastAverage = 0.0
                         for i in (slow - fast)..<slow { fastAverage += x[i] }
                         fastAverage /= Double(fast)
                         var slowAverage = 0.0
                         for i in 0..<slow { slowAverage += x[i] }
                         slowAverage /= Double(slow)
-                        l[slow - 1] = fastAverage - slowAverage
-                        for i in slow..<count {
+                        var value = fastAverage - slowAverage
+                        // The signal's seed: the line from slow − 1 through first.
+                        var signalAverage = value
+                        for i in slow..<(first + 1) {
                             fastAverage += fastAlpha * (x[i] - fastAverage)
                             slowAverage += slowAlpha * (x[i] - slowAverage)
-                            l[i] = fastAverage - slowAverage
+                            value = fastAverage - slowAverage
+                            signalAverage += value
                         }
-                        smooth(UnsafePointer(l), count, period: signal, alpha: 2 / Double(signal + 1), start: slow - 1, into: s)
-                        for i in 0..<first {
-                            l[i] = .nan
-                            s[i] = .nan
+                        signalAverage /= Double(signal)
+                        l[first] = value
+                        s[first] = signalAverage
+                        h[first] = value - signalAverage
+                        for i in (first + 1)..<count {
+                            fastAverage += fastAlpha * (x[i] - fastAverage)
+                            slowAverage += slowAlpha * (x[i] - slowAverage)
+                            value = fastAverage - slowAverage
+                            signalAverage += signalAlpha * (value - signalAverage)
+                            l[i] = value
+                            s[i] = signalAverage
+                            h[i] = value - signalAverage
                         }
-                        for i in first..<count { h[i] = l[i] - s[i] }
                     }
                 }
             }
@@ -432,23 +446,22 @@ public enum Indicators {
     public static func garmanKlass(open: [Double], high: [Double], low: [Double], close: [Double], period: Int = 20) -> [Double] {
         precondition(period >= 1, "period must be at least 1")
         let k = 2 * log(2.0) - 1
-        let terms = open.withUnsafeBufferPointer { o in
-            high.withUnsafeBufferPointer { h in
-                low.withUnsafeBufferPointer { l in
-                    close.withUnsafeBufferPointer { c in
-                        column(c.count, warmUp: 0) { out in
-                            for index in 0..<c.count {
-                                guard o[index] > 0 && h[index] > 0 && l[index] > 0 && c[index] > 0 else {
-                                    out[index] = .nan
-                                    continue
-                                }
-                                let range = log(h[index] / l[index])
-                                let body = log(c[index] / o[index])
-                                out[index] = 0.5 * range * range - k * body * body
-                            }
-                        }
-                    }
-                }
+        let count = close.count
+        // log(high / low) and log(close / open) by the vectorised kernel (NaN unless all four
+        // prices are positive), then the terms in place.
+        var terms = high.withUnsafeBufferPointer { h in
+            low.withUnsafeBufferPointer { l in
+                column(count, warmUp: 0) { out in shoal_log_ratios(h.baseAddress, l.baseAddress, count, out) }
+            }
+        }
+        let body = close.withUnsafeBufferPointer { c in
+            open.withUnsafeBufferPointer { o in
+                column(count, warmUp: 0) { out in shoal_log_ratios(c.baseAddress, o.baseAddress, count, out) }
+            }
+        }
+        body.withUnsafeBufferPointer { b in
+            terms.withUnsafeMutableBufferPointer { t in
+                for index in 0..<count { t[index] = 0.5 * t[index] * t[index] - k * b[index] * b[index] }
             }
         }
         var mean = sma(terms, period: period)
@@ -462,10 +475,8 @@ public enum Indicators {
     public static func logReturns(_ close: [Double]) -> [Double] {
         close.withUnsafeBufferPointer { c in
             column(c.count, warmUp: min(1, c.count)) { out in
-                guard c.count > 1 else { return }
-                for index in 1..<c.count {
-                    out[index] = c[index] > 0 && c[index - 1] > 0 ? log(c[index] / c[index - 1]) : .nan
-                }
+                guard c.count > 1, let base = c.baseAddress else { return }
+                shoal_log_ratios(base + 1, base, c.count - 1, out + 1)
             }
         }
     }
@@ -486,9 +497,12 @@ public enum Indicators {
     /// first, then the long window's pass writes the ratio.
     public static func volatilityRatio(returns: [Double], short: Int = 10, long: Int = 50) -> [Double] {
         precondition(short >= 2 && long > short, "volatility ratio needs 2 <= short < long")
-        let near = rollingStandardDeviation(returns, period: short)
         return returns.withUnsafeBufferPointer { x in
-            near.withUnsafeBufferPointer { n in
+            // The short window's deviations alone (no column of means).
+            let near = column(x.count, warmUp: min(x.count, short - 1)) { out in
+                forEachWindow(x, period: short, ddof: 1) { index, _, deviation in out[index] = deviation }
+            }
+            return near.withUnsafeBufferPointer { n in
                 column(x.count, warmUp: min(x.count, long - 1)) { out in
                     forEachWindow(x, period: long, ddof: 1) { index, _, far in out[index] = far > 0 ? n[index] / far : .nan }
                 }

@@ -80,6 +80,29 @@ struct IndicatorTests {
         #expect(flat.allSatisfy { $0.isNaN }, "constant prices have no volatility to compare: NaN, not 0")
     }
 
+    @Test func vectorisedLogReturnsMatchLibmAndRefuseBadPrices() {
+        // 8-wide blocks and a tail; zero, negative, NaN, infinite and subnormal prices in some.
+        var prices = (0..<37).map { 100 * exp(0.01 * sin(Double($0))) }
+        prices[9] = 0
+        prices[17] = -3
+        prices[20] = .nan
+        prices[26] = .infinity
+        prices[30] = 1e-310
+        let returns = Indicators.logReturns(prices)
+        #expect(returns.count == prices.count && returns[0].isNaN)
+        for index in 1..<prices.count {
+            let (now, before) = (prices[index], prices[index - 1])
+            let expected = now > 0 && before > 0 ? log(now / before) : Double.nan
+            if expected.isNaN {
+                #expect(returns[index].isNaN, "return \(index) of \(now) over \(before)")
+            } else {
+                #expect(
+                    returns[index] == expected || abs(returns[index] - expected) <= 4 * Double.ulpOfOne * max(1, abs(expected)),
+                    "return \(index): \(returns[index]) vs \(expected)")
+            }
+        }
+    }
+
     @Test func noFeatureLooksAhead() throws {
         let market = try SyntheticMarket()
         let data = market.generate(bars: 400).series[0]
