@@ -71,7 +71,7 @@ bench-rl: deps
 ## bench-features: the standard features on 1,000,000 bars x 4 assets beside pandas; updates its section of RESULTS.md.
 bench-features: deps
 	$(RELEASE) --product trading
-	python3 -c 'import pandas, numpy' 2>/dev/null || pip install -q "pandas==3.1.*" "numpy==2.4.*"
+	python3 -c "import pandas, numpy, talib" 2>/dev/null || pip install -q "pandas==3.1.*" "numpy==2.4.*" "TA-Lib==0.8.*"
 	mkdir -p Benchmarks/out
 	$$(swift build -c release --show-bin-path)/trading data bench --json Benchmarks/out/shoal_features.json
 	python3 Benchmarks/features_pandas.py Benchmarks/out/pandas_features.json

@@ -54,8 +54,9 @@ lines.append("windows at once, one per SIMD lane (wavelet transforms, R/S ranges
 lines.append("compiled for AVX-512 and AVX2 and picked at load; correlation and beta are running sums.")
 if len(sys.argv) > 4 and os.path.exists(sys.argv[4]):
     lines.append("")
-    lines.append("Values against pandas and numpy on 20,000 synthetic bars (`Benchmarks/features_crosscheck.py`), for the columns whose")
-    lines.append("definitions the two share (largest difference relative to max(1, |value|); warm-ups compared too):")
+    lines.append("Values on 20,000 synthetic bars (`Benchmarks/features_crosscheck.py`): against pandas and numpy for the columns whose")
+    lines.append("definitions the two share, and against TA-Lib 0.8 (its C library) for SMA, EMA, Bollinger, RSI, MACD, ATR and OBV with")
+    lines.append("TA-Lib's seeds (largest difference relative to max(1, |value|); warm-ups compared too):")
     lines.append("")
     lines.append("```")
     lines.extend(open(sys.argv[4]).read().rstrip("\n").split("\n"))
