@@ -53,8 +53,10 @@ bench-model: deps
 	python3 -c 'import torch, safetensors' 2>/dev/null || pip install -q torch safetensors
 	mkdir -p Benchmarks/out
 	python3 Benchmarks/hybrid_reference.py $$(swift build -c release --show-bin-path) | tee Benchmarks/out/parity.txt
+	# OPENBLAS_CORETYPE unset: `trading` picks the processor's kernels (a value set by the machine would win).
 	for threads in 1 2; do \
-	  $$(swift build -c release --show-bin-path)/trading model bench --threads $$threads --json Benchmarks/out/shoal_model_$$threads.json; \
+	  env -u OPENBLAS_CORETYPE $$(swift build -c release --show-bin-path)/trading model bench --threads $$threads \
+	    --json Benchmarks/out/shoal_model_$$threads.json; \
 	  (cd Benchmarks && python3 hybrid_bench_torch.py out/torch_model_$$threads.json --threads $$threads); \
 	done
 	python3 Benchmarks/model_report.py Benchmarks/out Benchmarks/RESULTS.md

@@ -120,7 +120,7 @@ let package = Package(
         .testTarget(
             name: "ShoalRuntimeTests",
             dependencies: [
-                "Shoal", "ShoalTestSupport", "ShoalWire", "ShoalTransport", "ShoalStorage", "ShoalRuntime",
+                "Shoal", "ShoalTestSupport", "ShoalWire", "ShoalTransport", "ShoalStorage", "ShoalRuntime", "ShoalTensor",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: swiftSettings

@@ -11,8 +11,11 @@ out = sys.argv[1]
 path = sys.argv[2]
 begin, end = "<!-- model:begin -->", "<!-- model:end -->"
 lines = [begin, "## Hybrid model (issue: tensors, autodiff and the CNN+LSTM hybrid)", ""]
+kernels = sorted({json.load(open(f"{out}/shoal_model_{t}.json")).get("blas_kernels", "unknown")
+                  for t in (1, 2) if os.path.exists(f"{out}/shoal_model_{t}.json")})
 lines.append(f"Measured {datetime.date.today()} by `make bench-model` (also part of `make bench`), one run: `trading model bench` (release,")
-lines.append("OpenBLAS with the SkylakeX kernels) beside `Benchmarks/hybrid_bench_torch.py` (the same module in PyTorch, CPU), reference")
+lines.append(f"OpenBLAS with the {', '.join(kernels)} kernels, `trading`'s own pick: `OPENBLAS_CORETYPE` is unset for it, as this machine's")
+lines.append("environment sets `Haswell`) beside `Benchmarks/hybrid_bench_torch.py` (the same module in PyTorch, CPU), reference")
 lines.append("configuration (557,956 parameters, input 32 × 64), same thread count. Training step: forward, backward and Adam at batch 64.")
 lines.append("")
 lines.append("| row | threads | Shoal | PyTorch | Shoal / PyTorch |")
@@ -44,7 +47,8 @@ lines.append("How: fused whole-sequence LSTM layers and multi-head attention wit
 lines.append("sgemm views (no head or time-step copies), vectorised C kernels for the gates, softmax, layer norm and Adam, a tape")
 lines.append("that records only what needs a gradient and frees each node after its backward step, malloc kept from returning")
 lines.append("memory to the system, and inference in cache-sized chunks of 32 samples. A training step is now about 70%")
-lines.append("sgemm; with a second thread the LSTM's two directions and the attention's batch items run in parallel.")
+lines.append("sgemm; with a second thread the LSTM's two directions and the attention's batch items run in parallel, and inference")
+lines.append("chunks run side by side, one per thread.")
 lines.append("BLAS choice (measured 2026-12-02 on this machine, 1 thread, single precision): Debian's OpenBLAS 0.3.21 runs about")
 lines.append("90 GFLOP/s on large sgemms with SKYLAKEX, COOPERLAKE (its own pick on this AMD EPYC) or ZEN kernels alike, near the")
 lines.append("core's peak; Debian's BLIS 0.9 ran the same shapes at 40-50 GFLOP/s. OpenBLAS stays, with the core type set as above.")

@@ -130,6 +130,10 @@ void shoal_keep_freed_memory(void) {
 // Before main, so that no thread has an arena of its own yet.
 __attribute__((constructor)) static void shoal_configure_memory(void) { shoal_keep_freed_memory(); }
 
+static _Thread_local int parallel_region;
+int shoal_in_parallel_region(void) { return parallel_region; }
+void shoal_set_parallel_region(int inside) { parallel_region = inside; }
+
 // MARK: elementwise
 
 SHOAL_KERNEL void shoal_add(const float *a, const float *b, float *y, long n) {

@@ -98,7 +98,9 @@ extension ModelCommand {
             results["threads"] = Double(threads)
             print(String(format: "  peak memory: %.0f MiB", results["peak_rss_mib"] ?? 0))
             if let json {
-                try JSONSerialization.data(withJSONObject: results, options: [.sortedKeys]).write(to: URL(fileURLWithPath: json))
+                var object: [String: Any] = results
+                object["blas_kernels"] = BLAS.coreName
+                try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]).write(to: URL(fileURLWithPath: json))
             }
         }
     }

@@ -53,8 +53,11 @@ struct ModelCommand: AsyncParsableCommand {
         @Option(help: "Input (safetensors with `input`).") var input: String
         @Option(help: "Targets (safetensors with `labels` and `returns`).") var targets: String?
         @Option(help: "Output safetensors file.") var out: String
+        @Option(help: "Threads (ShoalTensor's loops and OpenBLAS); the outputs do not depend on it.") var threads = 1
 
         func run() async throws {
+            guard threads > 0 else { throw ValidationError("--threads must be above 0") }
+            Compute.setThreads(threads)
             let model = try HybridModel(config: try config.load(), parameters: try SafeTensors.read(path: weights).tensors)
             guard let x = try SafeTensors.read(path: input).tensors["input"] else {
                 throw ValidationError("\(input) has no tensor named input")

@@ -19,6 +19,11 @@ extern "C" {
 /// where malloc is not glibc's or `SHOAL_MALLOC=default` is set.
 void shoal_keep_freed_memory(void);
 
+/// Whether the calling thread runs inside one of ShoalTensor's parallel loops (a thread-local
+/// flag), so loops nested in it run on that thread alone.
+int shoal_in_parallel_region(void);
+void shoal_set_parallel_region(int inside);
+
 // MARK: elementwise
 
 /// y = a + b (y may be a or b).

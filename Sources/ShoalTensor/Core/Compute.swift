@@ -1,4 +1,5 @@
 import COpenBLAS
+import CShoalKernels
 import Dispatch
 import Synchronization
 
@@ -23,9 +24,11 @@ public enum Compute {
     /// Runs `body(i)` for every i in `0..<count`, split into contiguous ranges across the
     /// threads when there are several and `count × cost` (a rough count of floating-point
     /// operations per item) is worth it.
+    ///
+    /// Loops nested inside one (on its threads) run serially, OpenBLAS held to one thread.
     static func parallelFor(_ count: Int, cost: Int = 1 << 16, _ body: (Int) -> Void) {
         let workers = min(threads, count)
-        guard workers > 1, count * cost >= 1 << 17 else {
+        guard workers > 1, count * cost >= 1 << 17, shoal_in_parallel_region() == 0 else {
             for index in 0..<count { body(index) }
             return
         }
@@ -34,6 +37,8 @@ public enum Compute {
         withoutActuallyEscaping(body) { body in
             let shared = UncheckedSendable(body)
             DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                shoal_set_parallel_region(1)
+                defer { shoal_set_parallel_region(0) }
                 let start = count * worker / workers
                 let end = count * (worker + 1) / workers
                 for index in start..<end { shared.value(index) }

@@ -132,17 +132,25 @@ public struct HybridModel: Sendable {
         }
         let tape = input.tape
         let sample = input.value.count / batch
-        var outputs: [Output] = []
-        for (index, start) in stride(from: 0, to: batch, by: chunk).enumerated() {
-            let size = min(chunk, batch - start)
-            let piece = Tensor(shape: [size, input.shape[1], input.shape[2]]) { out in
-                input.value.withPointer { (out).update(from: $0 + start * sample, count: size * sample) }
-            }
-            outputs.append(
-                forwardBatch(
+        let chunks = (batch + chunk - 1) / chunk
+        // With several threads the chunks run side by side, each on one thread (a tape that
+        // keeps nothing is only read); their results go to their own slots.
+        var slots = [Output?](repeating: nil, count: chunks)
+        slots.withUnsafeMutableBufferPointer { slots in
+            let shared = UncheckedSendable((tape, slots))
+            Compute.parallelFor(chunks, cost: 1 << 20) { index in
+                let (tape, slots) = shared.value
+                let start = index * chunk
+                let size = min(chunk, batch - start)
+                let piece = Tensor(shape: [size, input.shape[1], input.shape[2]]) { out in
+                    input.value.withPointer { (out).update(from: $0 + start * sample, count: size * sample) }
+                }
+                slots[index] = forwardBatch(
                     tape.constant(piece), variables: variables, training: training,
-                    seed: seed &+ UInt64(index) &* 0x9E37_79B9))
+                    seed: seed &+ UInt64(index) &* 0x9E37_79B9)
+            }
         }
+        let outputs = slots.compactMap { $0 }
         func joined(_ part: (Output) -> Variable) -> Variable {
             tape.constant(Tensor.concatenate(outputs.map { part($0).value }, axis: 0))
         }
