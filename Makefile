@@ -66,7 +66,7 @@ bench-rl: deps
 	$(RELEASE) --product trading
 	python3 -c 'import stable_baselines3, gymnasium' 2>/dev/null || pip install -q "stable-baselines3==2.9.*" "gymnasium==1.4.*"
 	mkdir -p Benchmarks/out/rl
-	python3 Benchmarks/rl_shoal.py $$(swift build -c release --show-bin-path) Benchmarks/out/rl
+	env -u OPENBLAS_CORETYPE python3 Benchmarks/rl_shoal.py $$(swift build -c release --show-bin-path) Benchmarks/out/rl
 	python3 Benchmarks/rl_sb3.py Benchmarks/out/rl/sb3_rl.json
 	python3 Benchmarks/rl_report.py Benchmarks/out/rl Benchmarks/RESULTS.md
 
