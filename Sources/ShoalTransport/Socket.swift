@@ -56,6 +56,22 @@ public final class Socket: @unchecked Sendable {
         zmq_close(handle)
     }
 
+    /// Publishes this socket's disconnections (a peer's connection closing: the peer stopped or
+    /// died) on `endpoint` (inproc), where a `.pair` socket connected to it gets one message each.
+    /// - Throws: `ZMQError` when libzmq refuses.
+    public func monitorDisconnections(at endpoint: String) throws {
+        guard zmq_socket_monitor(handle, endpoint, ZMQ_EVENT_DISCONNECTED) == 0 else {
+            throw ZMQError.last("monitoring a socket at \(endpoint)")
+        }
+    }
+
+    /// Whether a message from a monitor endpoint reports a disconnection (its first frame holds
+    /// the event number, 16 bits in host order, then a 32-bit value).
+    public static func isDisconnection(_ message: Message) -> Bool {
+        guard let first = message.frames.first, first.count >= 6 else { return false }
+        return UInt16(first[0]) | UInt16(first[1]) << 8 == UInt16(ZMQ_EVENT_DISCONNECTED)
+    }
+
     /// Sets an integer option (`ZMQ_SNDHWM`, `ZMQ_LINGER` …).
     public func setOption(_ option: Int32, _ value: Int32) throws {
         var value = value

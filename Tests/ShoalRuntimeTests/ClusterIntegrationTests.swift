@@ -21,6 +21,18 @@ import Testing
         #expect(line == "sum=\(expected) nodes=head,second")
     }
 
+    @Test func aDriverWaitingWhenTheHeadDiesGetsAClearErrorAndExits() async throws {
+        let cluster = try await ClusterProcesses()
+        defer { cluster.stop() }
+        let driver = try cluster.driver(["wait-long"])
+        defer { ClusterProcesses.killTree(driver.pid) }
+        _ = try await driver.waitForLine(startingWith: "waiting", timeout: .seconds(60))
+        ClusterProcesses.killTree(cluster.head.pid)
+        #expect(try await driver.waitForExit(timeout: .seconds(20)) == 3, "\(driver.output)")
+        let lost = driver.line(startingWith: "lost:") ?? ""
+        #expect(lost.contains("connection to the head at \(cluster.address) was lost"), "\(driver.output)")
+    }
+
     @Test func tasksOnAKilledNodeAreRetriedAndEachResultArrivesOnce() async throws {
         let cluster = try await ClusterProcesses(cpus: 2, nodeTimeoutMilliseconds: 2000)
         defer { cluster.stop() }

@@ -113,6 +113,10 @@ public actor DriverCore: ObjectStoreClient {
     private var pumpScheduled = false
     private var finished: UInt64 = 0
     private var closed = false
+    /// Why later requests fail once `closed` (a shutdown, or the head lost).
+    private var closedReason = "the cluster handle was shut down"
+    /// Receives the head socket's disconnections (see `startServing`).
+    private var headMonitor: Socket?
     /// The node daemon on this machine, whose object store holds this driver's large puts.
     private var localNode: Socket?
     private var localNodeID = ""
@@ -210,13 +214,31 @@ public actor DriverCore: ObjectStoreClient {
         loop.schedule(after: .milliseconds(50), repeating: .milliseconds(50)) { [unowned self] in
             self.assumeIsolated { $0.returnIdleLeases() }
         }
+        // The head's connection closing means the head stopped or died, and a new head does not
+        // take over this driver: what waits on it would wait forever, so it fails now.
+        let endpoint = "inproc://shoal-head-monitor-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+        do {
+            try head.monitorDisconnections(at: endpoint)
+            let monitor = try Socket(.pair)
+            try monitor.connect(endpoint)
+            loop.register(monitor) { [unowned self] message in self.assumeIsolated { $0.headDisconnected(message) } }
+            headMonitor = monitor
+        } catch {
+            logger.warning("cannot watch the head's connection; a dead head will not be noticed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func headDisconnected(_ message: ShoalTransport.Message) {
+        guard !closed, Socket.isDisconnection(message) else { return }
+        logger.error("lost the connection to the head", metadata: ["head": "\(headAddress)"])
+        end(because: "the connection to the head at \(headAddress) was lost (the head stopped or died)", lost: true)
     }
 
     /// Sends a request to the head and waits for its reply.
     func request(
         _ body: Envelope.OneOf_Body, payloads: [[UInt8]] = [], timeout: Duration, what: String, toLocalNode: Bool = false
     ) async throws -> Envelope {
-        guard !closed else { throw ClusterError.shutDown("the cluster handle was shut down") }
+        guard !closed else { throw ClusterError.shutDown(closedReason) }
         let id = nextRequestID
         nextRequestID += 1
         var timer: Int?
@@ -690,7 +712,7 @@ public actor DriverCore: ObjectStoreClient {
                 break
             }
             guard !closed else {
-                continuation.resume(throwing: ClusterError.shutDown("the cluster handle was shut down"))
+                continuation.resume(throwing: ClusterError.shutDown(closedReason))
                 return
             }
             objects[id]?.waiters.append((token, continuation))
@@ -830,26 +852,40 @@ public actor DriverCore: ObjectStoreClient {
     /// the loop.
     public func disconnect() {
         guard !closed else { return }
+        end(because: "the cluster handle was shut down", lost: false)
+    }
+
+    /// Closes the leases, tells the head (unless it is lost), fails everything still waiting
+    /// with `reason`, and stops the loop.
+    private func end(because reason: String, lost: Bool) {
         closed = true
+        closedReason = reason
+        func failure(_ detail: String = "") -> ClusterError {
+            lost ? .connectionFailed(reason + detail) : .shutDown(reason + detail)
+        }
         for lease in leases.values {
             loop.unregister(lease.socket)
             lease.socket.close()
         }
         leases.removeAll()
-        try? head.send(Envelope(0, .disconnectDriver(Shoal_V1_DisconnectDriver())))
+        if !lost { try? head.send(Envelope(0, .disconnectDriver(Shoal_V1_DisconnectDriver()))) }
+        if let headMonitor {
+            loop.unregister(headMonitor)
+            headMonitor.close()
+            self.headMonitor = nil
+        }
         for (id, entry) in objects {
             for waiter in entry.waiters {
-                waiter.continuation.resume(
-                    throwing: ClusterError.shutDown("the cluster handle was shut down while object \(id) was pending"))
+                waiter.continuation.resume(throwing: failure(" while object \(id) was pending"))
             }
             objects[id]?.waiters = []
         }
         for continuation in replies.values {
-            continuation.resume(throwing: ClusterError.shutDown("the cluster handle was shut down"))
+            continuation.resume(throwing: failure())
         }
         replies.removeAll()
         for pending in Array(actorCalls.values) + parkedActorCalls.values.flatMap({ $0 }) {
-            pending.continuation.resume(throwing: ClusterError.shutDown("the cluster handle was shut down"))
+            pending.continuation.resume(throwing: failure())
         }
         actorCalls.removeAll()
         parkedActorCalls.removeAll()

@@ -556,6 +556,20 @@ case "fail-after-output":
     FileHandle.standardError.write(Data("fatal: the data file is corrupt\n".utf8))
     exit(4)
 
+case "wait-long":
+    // Waits on a task that outlives the head the test kills: the wait must end with an error.
+    let long = try cluster.submit(sleepy, 60)
+    print("waiting")
+    flushStandardOutput()
+    do {
+        _ = try await cluster.get(long)
+        print("finished")
+    } catch {
+        print("lost: \(error)")
+        flushStandardOutput()
+        exit(3)
+    }
+
 case "hold":
     _ = try await cluster.get(try cluster.submit(square, 1))
     print("ready")
