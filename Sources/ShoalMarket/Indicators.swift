@@ -388,9 +388,12 @@ public enum Indicators {
                     var total = v[0]
                     out[0] = total
                     for index in 1..<c.count {
-                        // ±volume by the close's direction, without a branch to mispredict.
-                        let direction = (c[index] > c[index - 1] ? 1.0 : 0.0) - (c[index] < c[index - 1] ? 1.0 : 0.0)
-                        total += direction * v[index]
+                        // Bars whose close does not move (or is NaN) add nothing, whatever their volume.
+                        if c[index] > c[index - 1] {
+                            total += v[index]
+                        } else if c[index] < c[index - 1] {
+                            total -= v[index]
+                        }
                         out[index] = total
                     }
                 }

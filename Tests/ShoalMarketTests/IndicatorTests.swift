@@ -58,6 +58,9 @@ struct IndicatorTests {
 
     @Test func volumeIndicators() {
         close(Indicators.obv(close: [1, 2, 2, 1], volume: [10, 20, 30, 40]), [10, 30, 30, -10], "obv")
+        close(
+            Indicators.obv(close: [1, 2, 2, 1], volume: [10, 20, .nan, 40]), [10, 30, 30, -10],
+            "obv: a flat bar adds nothing, even with a missing volume")
         let prices: [Double] = [1, 2, 3, 4]
         close(
             Indicators.vwap(high: prices, low: prices, close: prices, volume: [1, 1, 2, 0], period: 2), [nan, 1.5, 8.0 / 3, 3],

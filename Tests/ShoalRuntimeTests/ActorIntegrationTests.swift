@@ -43,7 +43,7 @@ import Testing
         let driver = try cluster.driver(["restart", "0", "victim"])
         _ = try await driver.waitForLine(startingWith: "ready", timeout: .seconds(60))
         #expect(driver.line(startingWith: "placed") == "placed phoenix=victim mortal=victim")
-        ClusterProcesses.killTree(victim.pid)
+        victim.killTree()
         #expect(try await driver.waitForExit(timeout: .seconds(90)) == 0)
         // Rebuilt through its initialiser: the count starts again.
         #expect(driver.line(startingWith: "phoenix restarted") == "phoenix restarted on head count=1")

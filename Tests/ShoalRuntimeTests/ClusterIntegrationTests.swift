@@ -25,12 +25,15 @@ import Testing
         let cluster = try await ClusterProcesses()
         defer { cluster.stop() }
         let driver = try cluster.driver(["wait-long"])
-        defer { ClusterProcesses.killTree(driver.pid) }
+        defer { driver.killTree() }
         _ = try await driver.waitForLine(startingWith: "waiting", timeout: .seconds(60))
-        ClusterProcesses.killTree(cluster.head.pid)
+        cluster.head.killTree()
         #expect(try await driver.waitForExit(timeout: .seconds(20)) == 3, "\(driver.output)")
         let lost = driver.line(startingWith: "lost:") ?? ""
         #expect(lost.contains("connection to the head at \(cluster.address) was lost"), "\(driver.output)")
+        let after = driver.line(startingWith: "after:") ?? ""
+        #expect(after.contains("connection to the head at \(cluster.address) was lost"), "later calls fail at once: \(driver.output)")
+        #expect(driver.line(startingWith: "shut down") != nil, "shutting down returns: \(driver.output)")
     }
 
     @Test func tasksOnAKilledNodeAreRetriedAndEachResultArrivesOnce() async throws {
@@ -41,7 +44,7 @@ import Testing
         _ = try await driver.waitForLine(startingWith: "progress 200", timeout: .seconds(120))
         let status = try cluster.status()
         #expect(status.nodes.first { $0.id == "victim" }?.executors ?? 0 > 0, "the victim node should be running executors")
-        ClusterProcesses.killTree(victim.pid)
+        victim.killTree()
         #expect(try await driver.waitForExit(timeout: .seconds(240)) == 0)
         #expect(driver.line(startingWith: "done") == "done count=2000 distinct=2000 sum=\((0..<2000).reduce(0, +)) inorder=true")
         let after = try cluster.status()

@@ -27,8 +27,8 @@ import Testing
             binaryPath("cluster"), ["start", "--address", address, "--num-cpus", "1", "--node-id", "second", "--block"],
             environment: environment)
         defer {
-            ClusterProcesses.killTree(head.pid)
-            ClusterProcesses.killTree(node.pid)
+            head.killTree()
+            node.killTree()
         }
         func driver(_ arguments: [String]) async throws -> RunningProcess {
             let process = try RunningProcess(

@@ -249,7 +249,7 @@ import Testing
             return (head, String(line.split(separator: " ")[4]))
         }
         var (head, address) = try await startHead()
-        defer { ClusterProcesses.killTree(head.pid) }
+        defer { head.killTree() }
         var client = try JobClient(address: address)
         let done = try client.submit(entrypoint: ["/bin/sh", "-c", "echo finished before the restart"], jobID: "before")
         _ = try client.follow(done.id) { _, _ in }

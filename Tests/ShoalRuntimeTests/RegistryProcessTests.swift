@@ -51,7 +51,7 @@ import Testing
             return (head, String(line.split(separator: " ")[4]))
         }
         var (head, address) = try await startHead()
-        defer { ClusterProcesses.killTree(head.pid) }
+        defer { head.killTree() }
         let artifact = session + "/weights.bin"
         FileManager.default.createFile(
             atPath: artifact, contents: Data((0..<(512 << 10)).map { UInt8(truncatingIfNeeded: $0 &* 31) }))

@@ -30,6 +30,11 @@ public final class RunningProcess: Sendable {
     /// Output split into lines as it arrives from the pipe's reader thread.
     final class LineBuffer: Sendable {
         private let state = Mutex<(lines: [String], partial: [UInt8])>(([], []))
+        /// Set by the reader thread at the pipe's end (every holder of its write end has exited).
+        private let ended = Mutex(false)
+
+        func finish() { ended.withLock { $0 = true } }
+        var isFinished: Bool { ended.withLock { $0 } }
 
         func append(_ bytes: UnsafeBufferPointer<UInt8>) {
             state.withLock { state in
@@ -69,6 +74,7 @@ public final class RunningProcess: Sendable {
             defer {
                 chunk.deallocate()
                 close(readEnd)
+                buffer.finish()
             }
             while true {
                 let count = read(readEnd, chunk.baseAddress, chunk.count)
@@ -100,7 +106,7 @@ public final class RunningProcess: Sendable {
             if let line = line(startingWith: prefix) { return line }
             if !isRunning {
                 // The last lines may still be in the pipe.
-                try await Task.sleep(for: .milliseconds(100))
+                try await drainOutput()
                 if let line = line(startingWith: prefix) { return line }
                 break
             }
@@ -132,8 +138,7 @@ public final class RunningProcess: Sendable {
         let deadline = ContinuousClock.now + timeout
         while true {
             if let status = reap() {
-                // Let the reader thread take the last lines from the pipe.
-                try await Task.sleep(for: .milliseconds(50))
+                try await drainOutput()
                 return status
             }
             guard ContinuousClock.now < deadline else {
@@ -144,10 +149,29 @@ public final class RunningProcess: Sendable {
         }
     }
 
+    /// After the child's exit: waits (up to 5 s, as a grandchild may hold the pipe open) until the
+    /// reader thread has taken everything from the pipe.
+    private func drainOutput() async throws {
+        let deadline = ContinuousClock.now + .seconds(5)
+        while !buffer.isFinished && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+    }
+
     public var isRunning: Bool { reap() == nil }
 
-    /// Sends a signal to the process.
-    public func signal(_ signal: Int32) { kill(pid, signal) }
+    /// Sends a signal to the process, unless it has been reaped (its pid may belong to another
+    /// process by now).
+    public func signal(_ signal: Int32) {
+        exitStatus.withLock { exit in
+            if exit == nil { kill(pid, signal) }
+        }
+    }
+
+    /// Kills the process and everything below it with SIGKILL, unless it has been reaped.
+    public func killTree() {
+        exitStatus.withLock { exit in
+            if exit == nil { ClusterProcesses.killTree(pid) }
+        }
+    }
 }
 
 /// A cluster of separate OS processes on loopback: a head (with its node daemon) and extra
@@ -218,7 +242,7 @@ public final class ClusterProcesses: Sendable {
         for process in all { process.signal(SIGTERM) }
         let deadline = ContinuousClock.now + .seconds(5)
         while all.contains(where: \.isRunning) && ContinuousClock.now < deadline { usleep(20_000) }
-        for process in all where process.isRunning { Self.killTree(process.pid) }
+        for process in all where process.isRunning { process.killTree() }
         try? FileManager.default.removeItem(atPath: session)
     }
 }

@@ -30,8 +30,9 @@ void shoal_hurst(const double *x, long n, long window, double *out);
 /// least-squares slope of log(mean normalised curve length) on log(1 / delay).
 void shoal_higuchi(const double *x, long n, long window, long max_delay, double *out);
 
-/// out[i] = log(numerator[i] / denominator[i]) where both are positive and the ratio finite,
-/// NaN elsewhere, for i in 0…n−1 (vectorised; within an ulp or two of libm's log).
+/// out[i] = log(numerator[i] / denominator[i]) where both are positive (±inf where the ratio
+/// overflows or underflows, as libm's), NaN elsewhere, for i in 0…n−1 (vectorised; within an ulp
+/// or two of libm's log).
 void shoal_log_ratios(const double *numerator, const double *denominator, long n, double *out);
 
 #ifdef __cplusplus

@@ -117,6 +117,10 @@ public actor DriverCore: ObjectStoreClient {
     private var closedReason = "the cluster handle was shut down"
     /// Receives the head socket's disconnections (see `startServing`).
     private var headMonitor: Socket?
+    private var loopStopping = false
+    /// For the extensions: whether the handle has ended, and why.
+    var isClosed: Bool { closed }
+    var closedMessage: String { closedReason }
     /// The node daemon on this machine, whose object store holds this driver's large puts.
     private var localNode: Socket?
     private var localNodeID = ""
@@ -230,6 +234,9 @@ public actor DriverCore: ObjectStoreClient {
 
     private func headDisconnected(_ message: ShoalTransport.Message) {
         guard !closed, Socket.isDisconnection(message) else { return }
+        // What the head sent before it went is still in the socket: take it first.
+        while let last = try? head.receive() { receiveFromHead(last) }
+        guard !closed else { return }
         logger.error("lost the connection to the head", metadata: ["head": "\(headAddress)"])
         end(because: "the connection to the head at \(headAddress) was lost (the head stopped or died)", lost: true)
     }
@@ -851,12 +858,24 @@ public actor DriverCore: ObjectStoreClient {
     /// Returns every lease, tells the head the job is done, fails what still waits, and stops
     /// the loop.
     public func disconnect() {
-        guard !closed else { return }
+        guard !closed else {
+            // After a lost head the loop still runs (so later calls can fail): stop it now.
+            if !loopStopping { stopLoop() }
+            return
+        }
         end(because: "the cluster handle was shut down", lost: false)
+        stopLoop()
     }
 
-    /// Closes the leases, tells the head (unless it is lost), fails everything still waiting
-    /// with `reason`, and stops the loop.
+    private func stopLoop() {
+        loopStopping = true
+        let loop = self.loop
+        // Give the disconnect a moment to leave before the socket closes with the loop.
+        loop.schedule(after: .milliseconds(20)) { loop.shutdown() }
+    }
+
+    /// Closes the leases, tells the head (unless it is lost), and fails everything still waiting
+    /// with `reason`; later requests fail with it too. The loop keeps running until `disconnect`.
     private func end(because reason: String, lost: Bool) {
         closed = true
         closedReason = reason
@@ -894,8 +913,5 @@ public actor DriverCore: ObjectStoreClient {
             socket.close()
         }
         actorSockets.removeAll()
-        let loop = self.loop
-        // Give the disconnect a moment to leave before the socket closes with the loop.
-        loop.schedule(after: .milliseconds(20)) { loop.shutdown() }
     }
 }

@@ -127,7 +127,10 @@ public struct HybridModel: Sendable {
     public func forward(_ input: Variable, variables: [String: Variable], training: Bool, seed: UInt64 = 0) -> Output {
         let batch = input.shape.first ?? 0
         let chunk = Self.inferenceChunk
-        guard !input.tape.recording, batch > chunk, input.shape.count == 3 else {
+        // Only when nothing records: a recording tape (the input's or the variables') would be
+        // written from several threads.
+        guard !input.tape.recording, batch > chunk, input.shape.count == 3, variables.values.allSatisfy({ !$0.tape.recording })
+        else {
             return forwardBatch(input, variables: variables, training: training, seed: seed)
         }
         let tape = input.tape

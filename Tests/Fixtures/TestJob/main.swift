@@ -567,6 +567,16 @@ case "wait-long":
     } catch {
         print("lost: \(error)")
         flushStandardOutput()
+        // Later calls fail at once too, and shutting down returns.
+        do {
+            _ = try await cluster.get(try cluster.submit(square, 2))
+            print("after: answered")
+        } catch {
+            print("after: \(error)")
+        }
+        await cluster.shutdown()
+        print("shut down")
+        flushStandardOutput()
         exit(3)
     }
 
