@@ -388,12 +388,14 @@ public enum Indicators {
                     var total = v[0]
                     out[0] = total
                     for index in 1..<c.count {
-                        // Bars whose close does not move (or is NaN) add nothing, whatever their volume.
-                        if c[index] > c[index - 1] {
-                            total += v[index]
-                        } else if c[index] < c[index - 1] {
-                            total -= v[index]
-                        }
+                        // ±volume by the close's direction without a branch to mispredict; a bar
+                        // whose close does not move (or is NaN) adds nothing, whatever its volume
+                        // (its volume's bits are masked to +0, so a NaN volume cannot leak in).
+                        let (now, before) = (c[index], c[index - 1])
+                        let up = Int64(now > before ? 1 : 0)
+                        let down = Int64(now < before ? 1 : 0)
+                        let mask = UInt64(bitPattern: -(up | down))
+                        total += Double(up - down) * Double(bitPattern: v[index].bitPattern & mask)
                         out[index] = total
                     }
                 }
