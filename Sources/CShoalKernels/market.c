@@ -1,6 +1,7 @@
 // Rolling-window market measures, eight windows at a time (see include/shoal_market.h).
 #include "shoal_market.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,16 +85,14 @@ void shoal_log_ratios(const double *numerator, const double *denominator, long n
         lane_logs(ratio, logs);
         int unusual = 0;
         SHOAL_LANES
-        for (int w = 0; w < lanes; w++) unusual |= !(ratio[w] >= 2.2250738585072014e-308 && ratio[w] <= 1.7976931348623157e308);
+        for (int w = 0; w < lanes; w++) unusual |= !(ratio[w] >= DBL_MIN && ratio[w] <= DBL_MAX);
         if (!unusual) {
             memcpy(out + start, logs, sizeof logs);
         } else {
-            // NaN, zero, subnormal or infinite ratios (never prices' in practice) go to libm.
+            // NaN, zero, subnormal or infinite ratios (never prices' in practice): libm's answer.
             for (int w = 0; w < lanes; w++) {
-                const double r = ratio[w], a = numerator[start + w], b = denominator[start + w];
-                out[start + w] = r >= 2.2250738585072014e-308 && r <= 1.7976931348623157e308 ? logs[w]
-                                 : a > 0 && b > 0                                            ? log(a / b)
-                                                                                             : NAN;
+                const double a = numerator[start + w], b = denominator[start + w];
+                out[start + w] = ratio[w] >= DBL_MIN && ratio[w] <= DBL_MAX ? logs[w] : a > 0 && b > 0 ? log(a / b) : NAN;
             }
         }
     }

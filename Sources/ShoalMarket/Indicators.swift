@@ -342,14 +342,17 @@ public enum Indicators {
                     column(c.count, warmUp: 0) { out in
                         guard c.count > 0 else { return }
                         out[0] = h[0] - l[0]
-                        for index in 1..<c.count {
-                            let previous = c[index - 1]
-                            out[index] = max(h[index] - l[index], abs(h[index] - previous), abs(l[index] - previous))
-                        }
+                        for index in 1..<c.count { out[index] = trueRange(h[index], l[index], after: c[index - 1]) }
                     }
                 }
             }
         }
+    }
+
+    /// One bar's true range given the close before it.
+    @inline(__always)
+    static func trueRange(_ high: Double, _ low: Double, after previousClose: Double) -> Double {
+        max(high - low, abs(high - previousClose), abs(low - previousClose))
     }
 
     /// Wilder's ATR, TA-Lib's way: the first value (at index `period`) is the average of the
@@ -362,7 +365,7 @@ public enum Indicators {
                     column(c.count, warmUp: c.count > period ? period : nil) { out in
                         guard c.count > period else { return }
                         // The true ranges of bars 1…period seed the average; then Wilder's smoothing, one pass.
-                        func range(_ i: Int) -> Double { max(h[i] - l[i], abs(h[i] - c[i - 1]), abs(l[i] - c[i - 1])) }
+                        func range(_ i: Int) -> Double { trueRange(h[i], l[i], after: c[i - 1]) }
                         var average = 0.0
                         for i in 1...period { average += range(i) }
                         average /= Double(period)
@@ -489,7 +492,12 @@ public enum Indicators {
     /// Rolling standard deviation (sample, ddof = 1, as pandas) over `period` values.
     public static func rollingStandardDeviation(_ values: [Double], period: Int) -> [Double] {
         precondition(period >= 2, "a standard deviation needs a period of at least 2")
-        return rollingMoments(values, period: period, ddof: 1).deviation
+        // The deviations alone (no column of means).
+        return values.withUnsafeBufferPointer { x in
+            column(x.count, warmUp: min(x.count, period - 1)) { out in
+                forEachWindow(x, period: period, ddof: 1) { index, _, deviation in out[index] = deviation }
+            }
+        }
     }
 
     /// Volatility ratio: the standard deviation of log returns over the last `short` bars over
@@ -502,12 +510,9 @@ public enum Indicators {
     /// first, then the long window's pass writes the ratio.
     public static func volatilityRatio(returns: [Double], short: Int = 10, long: Int = 50) -> [Double] {
         precondition(short >= 2 && long > short, "volatility ratio needs 2 <= short < long")
+        let near = rollingStandardDeviation(returns, period: short)
         return returns.withUnsafeBufferPointer { x in
-            // The short window's deviations alone (no column of means).
-            let near = column(x.count, warmUp: min(x.count, short - 1)) { out in
-                forEachWindow(x, period: short, ddof: 1) { index, _, deviation in out[index] = deviation }
-            }
-            return near.withUnsafeBufferPointer { n in
+            near.withUnsafeBufferPointer { n in
                 column(x.count, warmUp: min(x.count, long - 1)) { out in
                     forEachWindow(x, period: long, ddof: 1) { index, _, far in out[index] = far > 0 ? n[index] / far : .nan }
                 }

@@ -124,8 +124,7 @@ public final class RunningProcess: Sendable {
             var status: Int32 = 0
             let result = waitpid(pid, &status, WNOHANG)
             if result == pid {
-                let signal = status & 0x7f
-                exit = signal == 0 ? (status >> 8) & 0xff : 128 + signal
+                exit = ChildProcess.exitCode(status)
             } else if result < 0 && errno == ECHILD {
                 exit = -1
             }

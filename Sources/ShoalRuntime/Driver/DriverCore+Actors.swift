@@ -80,7 +80,7 @@ extension DriverCore {
     func callActor(
         _ id: ClusterActorID, target: String, substitutions: [String], arguments: [[UInt8]], dependencies: DependencyCollector
     ) async throws -> [UInt8]? {
-        guard !isClosed else { throw ActorDiedError(actorID: id, reason: closedMessage) }
+        guard !closed else { throw ActorDiedError(actorID: id, reason: closedReason) }
         if actorRoutes[id] == nil {
             var lookup = Shoal_V1_LookupActor()
             lookup.actorID = id.rawValue

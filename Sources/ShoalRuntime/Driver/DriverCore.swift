@@ -112,15 +112,11 @@ public actor DriverCore: ObjectStoreClient {
     private var nextWaiterToken = 1
     private var pumpScheduled = false
     private var finished: UInt64 = 0
-    private var closed = false
+    private(set) var closed = false
     /// Why later requests fail once `closed` (a shutdown, or the head lost).
-    private var closedReason = "the cluster handle was shut down"
+    private(set) var closedReason = "the cluster handle was shut down"
     /// Receives the head socket's disconnections (see `startServing`).
     private var headMonitor: Socket?
-    private var loopStopping = false
-    /// For the extensions: whether the handle has ended, and why.
-    var isClosed: Bool { closed }
-    var closedMessage: String { closedReason }
     /// The node daemon on this machine, whose object store holds this driver's large puts.
     private var localNode: Socket?
     private var localNodeID = ""
@@ -858,17 +854,9 @@ public actor DriverCore: ObjectStoreClient {
     /// Returns every lease, tells the head the job is done, fails what still waits, and stops
     /// the loop.
     public func disconnect() {
-        guard !closed else {
-            // After a lost head the loop still runs (so later calls can fail): stop it now.
-            if !loopStopping { stopLoop() }
-            return
-        }
-        end(because: "the cluster handle was shut down", lost: false)
-        stopLoop()
-    }
-
-    private func stopLoop() {
-        loopStopping = true
+        // After a lost head the handle is already closed, its loop still running so that later
+        // calls could fail: only the loop is left to stop (`shutdown` runs once however asked).
+        if !closed { end(because: "the cluster handle was shut down", lost: false) }
         let loop = self.loop
         // Give the disconnect a moment to leave before the socket closes with the loop.
         loop.schedule(after: .milliseconds(20)) { loop.shutdown() }

@@ -110,8 +110,13 @@ public enum ChildProcess {
             if result == pid { break }
             if result < 0 && errno != EINTR { return (-1, "could not be waited for: \(String(cString: strerror(errno)))") }
         }
+        return (exitCode(status), describe(status))
+    }
+
+    /// A `waitpid` status as a shell's exit code: the status, or 128 + the signal that ended it.
+    public static func exitCode(_ status: Int32) -> Int32 {
         let signal = status & 0x7f
-        return (signal == 0 ? (status >> 8) & 0xff : 128 + signal, describe(status))
+        return signal == 0 ? (status >> 8) & 0xff : 128 + signal
     }
 
     /// Reaps `pid` if it has exited, without waiting.
