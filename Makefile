@@ -87,8 +87,11 @@ bench-registry: deps
 	python3 -c 'import mlflow' 2>/dev/null || pip install -q mlflow
 	mkdir -p Benchmarks/out
 	$$(swift build -c release --show-bin-path)/cluster models bench --count 300 --json Benchmarks/out/shoal_registry.json
+	$$(swift build -c release --show-bin-path)/cluster models bench --count 300 --through-registry \
+	  --json Benchmarks/out/shoal_registry_socket.json
 	python3 Benchmarks/registry_mlflow.py Benchmarks/out/mlflow_registry.json --count 50
-	python3 Benchmarks/registry_report.py Benchmarks/out/shoal_registry.json Benchmarks/out/mlflow_registry.json Benchmarks/RESULTS.md
+	python3 Benchmarks/registry_report.py Benchmarks/out/shoal_registry.json Benchmarks/out/shoal_registry_socket.json \
+	  Benchmarks/out/mlflow_registry.json Benchmarks/RESULTS.md
 
 ## bench-jobs: `cluster submit` beside `ray job submit`; updates the Jobs section of Benchmarks/RESULTS.md.
 bench-jobs: deps

@@ -21,7 +21,9 @@ import Testing
             server = try RegistryServer(service: service, bind: "tcp://127.0.0.1:0", advertisedHost: "127.0.0.1")
         }
 
-        func client(_ identity: String) throws -> ModelRegistry { try ModelRegistry(address: server.address, identity: identity) }
+        func client(_ identity: String, sharedStore: Bool = true) throws -> ModelRegistry {
+            try ModelRegistry(address: server.address, identity: identity, sharedStore: sharedStore)
+        }
 
         func remove() {
             server.shutdown()
@@ -113,11 +115,19 @@ import Testing
         #expect(throws: StorageError.self) { try database.run("DELETE FROM audit_log") }
     }
 
-    @Test(arguments: [StorageBackend.sqlite, .postgres])
-    func badRequestsGetClearErrors(_ backend: StorageBackend) throws {
+    /// The same checks whether the client writes the shared artifact store itself or sends
+    /// artifacts through the registry's socket.
+    @Test(arguments: [StorageBackend.sqlite, .postgres], [true, false])
+    func badRequestsGetClearErrors(_ backend: StorageBackend, sharedStore: Bool) throws {
         let fixture = try Fixture(backend, maxArtifact: 1 << 20)
         defer { fixture.remove() }
-        let alice = try fixture.client("alice")
+        let alice = try fixture.client("alice", sharedStore: sharedStore)
+        #expect(alice.usesSharedStore == sharedStore)
+        // A folder at the store's path that is not the store (another host's) is never used.
+        try "another store\n".write(toFile: fixture.artifacts + "/.shoal-store", atomically: true, encoding: .utf8)
+        #expect(try !fixture.client("carol").usesSharedStore)
+        try fixture.server.service.artifacts.identifier.write(
+            toFile: fixture.artifacts + "/.shoal-store", atomically: true, encoding: .utf8)
         let v1 = try alice.register(model: "m", artifact: Self.safetensors([1]))
         expectError("no model 'ghost'") { _ = try alice.version("ghost") }
         expectError("has no version 9") { _ = try alice.version("m", number: 9) }

@@ -9,22 +9,77 @@ import Synchronization
 
 /// Model artifacts, content-addressed by SHA-256 in a folder (local, or a path several hosts
 /// share): `<root>/<first two hex digits>/<sha256>`. Every read checks the hash.
+///
+/// The registry serves a store, and a client that sees the same folder (same host, or a shared
+/// mount) attaches to it and moves artifacts in and out itself, as MLflow's clients do with
+/// their artifact stores; `.shoal-store` in the folder names the store so that a client never
+/// mistakes another folder at the same path for it.
 public struct ArtifactStore: Sendable {
+    /// An absolute path.
     public let root: String
     /// The largest artifact accepted.
     public let maxSize: UInt64
+    /// What `.shoal-store` holds: a random name given when the store was made.
+    public let identifier: String
 
     public static let defaultMaxSize: UInt64 = 2 << 30
+    static let identifierFile = ".shoal-store"
+    /// Reads and hashes go this many bytes at a time, so the hash reads what was just copied.
+    private static let chunk = 256 << 10
 
+    /// Opens the store at `root`, making the folder and its identifier when new.
+    /// - Throws: `RegistryError.unavailable` when the folder cannot be made or named.
     public init(root: String, maxSize: UInt64 = defaultMaxSize) throws {
+        let absolute = root.hasPrefix("/") ? root : FileManager.default.currentDirectoryPath + "/" + root
+        do {
+            try FileManager.default.createDirectory(atPath: absolute, withIntermediateDirectories: true)
+        } catch {
+            throw RegistryError.unavailable("cannot create the artifact store at \(absolute): \(error.localizedDescription)")
+        }
+        self.init(root: absolute, maxSize: maxSize, identifier: try Self.identifier(of: absolute))
+    }
+
+    private init(root: String, maxSize: UInt64, identifier: String) {
         self.root = root
         self.maxSize = maxSize
-        do {
-            try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        } catch {
-            throw RegistryError.unavailable("cannot create the artifact store at \(root): \(error.localizedDescription)")
-        }
+        self.identifier = identifier
     }
+
+    /// The store a registry described, when this process sees the same one at its path.
+    /// - Returns: nil when `root` is absent here or holds another store.
+    public static func attach(root: String, identifier: String, maxSize: UInt64) -> ArtifactStore? {
+        guard root.hasPrefix("/"), !identifier.isEmpty, let found = Files.read(root + "/" + identifierFile),
+            String(decoding: found, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) == identifier
+        else { return nil }
+        return ArtifactStore(root: root, maxSize: maxSize, identifier: identifier)
+    }
+
+    /// The store's name from `.shoal-store`, written first by whoever finds it missing (a link,
+    /// so two registries starting on one folder agree on the name).
+    private static func identifier(of root: String) throws -> String {
+        let path = root + "/" + identifierFile
+        func existing() -> String? {
+            Files.read(path).map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) }
+                .flatMap { $0.isEmpty ? nil : $0 }
+        }
+        if let name = existing() { return name }
+        let name = UUID().uuidString.lowercased()
+        let temporary = path + ".\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        do {
+            try Files.create(Array((name + "\n").utf8), at: temporary)
+        } catch {
+            throw RegistryError.unavailable("cannot name the artifact store at \(root): \(error)")
+        }
+        defer { unlink(temporary) }
+        if link(temporary, path) == 0 { return name }
+        guard errno == EEXIST, let winner = existing() else {
+            throw RegistryError.unavailable("cannot name the artifact store at \(root): \(String(cString: strerror(errno)))")
+        }
+        return winner
+    }
+
+    /// The name the store gives `bytes`: their SHA-256 in lowercase hex.
+    public static func address(of bytes: [UInt8]) -> String { SHA256.hexDigest(of: bytes) }
 
     func path(of sha: String) -> String { "\(root)/\(sha.prefix(2))/\(sha)" }
 
@@ -52,7 +107,7 @@ public struct ArtifactStore: Sendable {
                 written.withLock { $0 = RegistryError.unavailable("\(error)") }
             }
         }
-        let actual = SHA256.hexDigest(of: bytes)
+        let actual = Self.address(of: bytes)
         writing.wait()
         if let failure = written.withLock({ $0 }) { throw failure }
         guard sha.isEmpty || actual == sha else {
@@ -74,13 +129,52 @@ public struct ArtifactStore: Sendable {
         return actual
     }
 
-    /// The artifact's bytes, checked against its hash.
+    /// Checks that a client's `put` left an artifact of `size` bytes under `sha` (its bytes are
+    /// checked against the hash on every read).
+    /// - Throws: `RegistryError.invalid` naming what is missing or wrong.
+    func checkStored(sha: String, size: UInt64) throws {
+        guard SHA256.isHexDigest(sha) else {
+            throw RegistryError.invalid("artifact hash '\(sha.prefix(80))' is not a SHA-256 hex digest")
+        }
+        guard size <= maxSize else {
+            throw RegistryError.invalid("the artifact is \(formatBytes(size)), over the registry's limit of \(formatBytes(maxSize))")
+        }
+        var info = stat()
+        guard stat(path(of: sha), &info) == 0 else {
+            throw RegistryError.invalid("artifact \(sha) is not in the artifact store at \(root); send its bytes instead")
+        }
+        guard UInt64(info.st_size) == size else {
+            throw RegistryError.invalid("artifact \(sha) in \(root) has \(info.st_size) bytes, not the \(size) the request names")
+        }
+    }
+
+    /// The artifact's bytes, checked against its hash (read and hashed a chunk at a time).
     /// - Throws: `RegistryError` naming the artifact when it is missing or corrupted.
     public func read(sha: String) throws -> [UInt8] {
-        guard SHA256.isHexDigest(sha), let bytes = Files.read(path(of: sha)) else {
-            throw RegistryError.unavailable("artifact \(sha.prefix(80)) is missing from the artifact store at \(root)")
+        let missing = RegistryError.unavailable("artifact \(sha.prefix(80)) is missing from the artifact store at \(root)")
+        guard SHA256.isHexDigest(sha) else { throw missing }
+        let descriptor = open(path(of: sha), O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw missing }
+        defer { close(descriptor) }
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else { throw missing }
+        let size = Int(info.st_size)
+        let hasher = try SHA256.Hasher()
+        var complete = true
+        let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+            var done = 0
+            while done < size {
+                let got = Glibc.read(descriptor, buffer.baseAddress! + done, min(Self.chunk, size - done))
+                if got < 0 && errno == EINTR { continue }
+                guard got > 0 else { break }
+                hasher.update(UnsafeRawBufferPointer(start: buffer.baseAddress! + done, count: got))
+                done += got
+            }
+            complete = done == size
+            count = done
         }
-        let actual = SHA256.hexDigest(of: bytes)
+        guard complete else { throw RegistryError.unavailable("artifact \(sha) in \(root) could not be read whole") }
+        let actual = hasher.hexDigest()
         guard actual == sha else {
             throw RegistryError.corrupted(
                 "artifact \(sha) in \(root) is corrupted: its \(bytes.count) bytes hash to \(actual); restore it from a copy or register the version again"

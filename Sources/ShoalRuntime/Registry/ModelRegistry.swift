@@ -147,12 +147,19 @@ public struct VersionComparison: Sendable {
 
 /// The client of a model registry (hosted by the head, or by `cluster registry serve`). One
 /// user at a time: it owns a socket.
+///
+/// Artifacts move through the registry's socket, or, where this process sees the registry's
+/// artifact store (the same host, or a shared mount), straight into and out of the store: the
+/// client hashes what it writes and checks the hash of what it reads.
 public final class ModelRegistry {
     public let address: String
     /// Who this client acts as: recorded with every change, and checked by approvals.
     public let identity: String
     private let channel: RequestChannel
     private let timeout: Duration
+    private let useSharedStore: Bool
+    /// The registry's store as seen from here: unknown until first needed, then nil when not reachable.
+    private var sharedStore: ArtifactStore??
 
     /// `SHOAL_IDENTITY`, else `user@host`.
     public static var defaultIdentity: String {
@@ -161,11 +168,30 @@ public final class ModelRegistry {
         return "\(environment["USER"] ?? NSUserName())@\(ProcessInfo.processInfo.hostName)"
     }
 
-    public init(address: String, identity: String = ModelRegistry.defaultIdentity, timeout: Duration = .seconds(60)) throws {
+    /// - Parameter sharedStore: whether to use the registry's artifact store in place when this
+    ///   process sees it (false: every artifact goes through the registry's socket).
+    public init(
+        address: String, identity: String = ModelRegistry.defaultIdentity, timeout: Duration = .seconds(60),
+        sharedStore: Bool = true
+    ) throws {
         self.address = address.hasPrefix("tcp://") ? address : "tcp://" + address
         self.identity = identity
         self.timeout = timeout
+        useSharedStore = sharedStore
         channel = try RequestChannel(address: self.address, peer: "registry")
+    }
+
+    /// Whether artifacts go straight to and from the registry's store (asks the registry once).
+    public var usesSharedStore: Bool { store() != nil }
+
+    private func store() -> ArtifactStore? {
+        guard useSharedStore else { return nil }
+        if let known = sharedStore { return known }
+        let found = (try? request(.describeStore(Shoal_V1_DescribeStore()))).flatMap { reply, _ in
+            ArtifactStore.attach(root: reply.store.root, identifier: reply.store.storeID, maxSize: reply.store.maxSize)
+        }
+        sharedStore = .some(found)
+        return found
     }
 
     /// Creates a model (versions can also create it on first registration).
@@ -202,10 +228,27 @@ public final class ModelRegistry {
         register.lineage.dataSha256 = lineage.dataSHA256
         register.lineage.codeSha256 = lineage.codeSHA256
         register.lineage.parentVersion = UInt32(lineage.parentVersion ?? 0)
-        // The registry hashes the artifact itself: naming the hash here would be a second pass.
         register.artifactFormat = format
         register.configJson = configJSON
         register.createModel = createModel
+        if let store = store() {
+            // Checked here too (in the registry's order) so that the commonest refusals leave
+            // nothing in the store; a version refused later leaves a file a retry reuses.
+            try RegistryService.checkName(model)
+            if format == "safetensors" { try ArtifactStore.validateSafetensors(artifact) }
+            do {
+                register.artifactSha256 = try store.put(artifact)
+                register.artifactSize = UInt64(artifact.count)
+                register.artifactInStore = true
+                return ModelVersion(try request(.registerVersion(register)).0.version)
+            } catch let error as RegistryError where error.kind == .unavailable {
+                // Not writable from here: the bytes go through the registry.
+                register.artifactSha256 = ""
+                register.artifactSize = 0
+                register.artifactInStore = false
+            }
+        }
+        // The registry hashes the artifact itself: naming the hash here would be a second pass.
         return ModelVersion(try request(.registerVersion(register), artifact: artifact).0.version)
     }
 
@@ -240,10 +283,24 @@ public final class ModelRegistry {
         return ModelVersion(try request(.getVersion(get)).0.version)
     }
 
-    /// A version and its artifact's bytes (checked against their hash by the registry).
+    /// A version and its artifact's bytes, checked against their hash (here when read from the
+    /// shared store, else by the registry).
     public func load(
         name: String, version number: Int? = nil, alias: String? = nil
     ) throws -> (version: ModelVersion, artifact: [UInt8]) {
+        var number = number
+        if let store = store() {
+            let found = try version(name, number: number, alias: alias)
+            number = found.version
+            do {
+                let bytes = try store.read(sha: found.artifactSHA256)
+                if UInt64(bytes.count) == found.artifactSize { return (found, bytes) }
+            } catch let error as RegistryError where error.kind != .unavailable {
+                throw RegistryError(kind: error.kind, message: "\(name) version \(found.version): \(error.message)")
+            } catch {
+                // Missing or unreadable here: the registry's copy is the one to ask for.
+            }
+        }
         var download = Shoal_V1_DownloadArtifact()
         download.model = name
         download.version = UInt32(number ?? 0)

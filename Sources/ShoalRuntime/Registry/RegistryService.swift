@@ -94,7 +94,9 @@ public final class RegistryService: Sendable {
         case .createModel(let create):
             reply.model = try createModel(create, by: identity)
         case .registerVersion(let register):
-            guard let artifact else { throw RegistryError.invalid("registering a version needs its artifact as frame 1") }
+            guard artifact != nil || register.artifactInStore else {
+                throw RegistryError.invalid("registering a version needs its artifact as frame 1, or put in the artifact store")
+            }
             reply.version = try registerVersion(register, artifact: artifact, by: identity)
         case .getModel(let get):
             reply.model = try pool.withDatabase { try model(get.name, in: $0) }
@@ -122,6 +124,10 @@ public final class RegistryService: Sendable {
             }
             reply.version = info
             return (reply, bytes)
+        case .describeStore:
+            reply.store.root = artifacts.root
+            reply.store.storeID = artifacts.identifier
+            reply.store.maxSize = artifacts.maxSize
         case nil:
             throw RegistryError.invalid("the registry request names no operation")
         }
@@ -220,7 +226,7 @@ public final class RegistryService: Sendable {
     // MARK: versions
 
     private func registerVersion(
-        _ register: Shoal_V1_RegisterVersion, artifact: [UInt8], by identity: String
+        _ register: Shoal_V1_RegisterVersion, artifact: [UInt8]?, by identity: String
     ) throws
         -> Shoal_V1_VersionInfo
     {
@@ -236,7 +242,7 @@ public final class RegistryService: Sendable {
         guard format == "binary" || format == "safetensors" else {
             throw RegistryError.invalid("artifact format '\(format.prefix(40))' is not one of: safetensors, binary")
         }
-        if format == "safetensors" { try ArtifactStore.validateSafetensors(artifact) }
+        if let artifact, format == "safetensors" { try ArtifactStore.validateSafetensors(artifact) }
         var config: Any = [String: Any]()
         if !register.configJson.isEmpty {
             guard
@@ -252,8 +258,18 @@ public final class RegistryService: Sendable {
             }
         }
         // The artifact first: a crash after this leaves an unreferenced file, never a version
-        // without its artifact.
-        let artifactSHA = try artifacts.put(artifact, sha256: register.artifactSha256)
+        // without its artifact. A client that put it in the store itself names it.
+        let artifactSHA: String
+        let size: UInt64
+        if let artifact {
+            artifactSHA = try artifacts.put(artifact, sha256: register.artifactSha256)
+            size = UInt64(artifact.count)
+        } else {
+            try artifacts.checkStored(sha: register.artifactSha256, size: register.artifactSize)
+            if format == "safetensors" { try ArtifactStore.validateSafetensors(try artifacts.read(sha: register.artifactSha256)) }
+            artifactSHA = register.artifactSha256
+            size = register.artifactSize
+        }
         return try pool.withDatabase { database in
             try database.transaction {
                 if try database.query("SELECT 1 AS found FROM registered_models WHERE name = $1", [.text(register.model)]).isEmpty
@@ -296,7 +312,7 @@ public final class RegistryService: Sendable {
                         "data_sha256": register.lineage.dataSha256,
                         "code_sha256": register.lineage.codeSha256, "parent_version": parent,
                     ],
-                    "artifact": ["sha256": artifactSHA, "size": artifact.count, "format": format],
+                    "artifact": ["sha256": artifactSHA, "size": size, "format": format],
                     "registered_by": identity,
                 ]
                 let cardJSON = String(
@@ -312,7 +328,7 @@ public final class RegistryService: Sendable {
                     [
                         .text(register.model), .integer(number), .real(Date().timeIntervalSince1970), .text(identity),
                         .text(register.description_p), .text(parameters), .text(artifactSHA),
-                        .integer(Int64(artifact.count)),
+                        .integer(Int64(size)),
                         .text(format), .text(cardJSON), .text(register.lineage.jobID), .text(register.lineage.taskID),
                         .text(register.lineage.dataSha256), .text(register.lineage.codeSha256), .integer(Int64(parent)),
                     ])
@@ -331,7 +347,7 @@ public final class RegistryService: Sendable {
                 }
                 try audit(
                     "register", model: register.model, version: UInt32(number),
-                    details: "artifact \(artifactSHA) (\(artifact.count) bytes, \(format))",
+                    details: "artifact \(artifactSHA) (\(size) bytes, \(format))",
                     reason: register.description_p,
                     by: identity, in: database)
                 return try version(UInt32(number), of: register.model, in: database)

@@ -2198,110 +2198,124 @@ public nonisolated struct Shoal_V1_WorkingDirState: Sendable {
 
 /// The model registry, hosted by the head or alone (`cluster registry serve`). Every request
 /// names who asks; an artifact travels as frame 1 (of RegisterVersion, and of the reply to
-/// DownloadArtifact).
-public nonisolated struct Shoal_V1_RegistryRequest: Sendable {
+/// DownloadArtifact), unless the client reaches the artifact store itself (DescribeStore).
+public nonisolated struct Shoal_V1_RegistryRequest: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var identity: String = String()
+  public var identity: String {
+    get {_storage._identity}
+    set {_uniqueStorage()._identity = newValue}
+  }
 
-  public var op: Shoal_V1_RegistryRequest.OneOf_Op? = nil
+  public var op: OneOf_Op? {
+    get {return _storage._op}
+    set {_uniqueStorage()._op = newValue}
+  }
 
   public var createModel: Shoal_V1_CreateModel {
     get {
-      if case .createModel(let v)? = op {return v}
+      if case .createModel(let v)? = _storage._op {return v}
       return Shoal_V1_CreateModel()
     }
-    set {op = .createModel(newValue)}
+    set {_uniqueStorage()._op = .createModel(newValue)}
   }
 
   public var registerVersion: Shoal_V1_RegisterVersion {
     get {
-      if case .registerVersion(let v)? = op {return v}
+      if case .registerVersion(let v)? = _storage._op {return v}
       return Shoal_V1_RegisterVersion()
     }
-    set {op = .registerVersion(newValue)}
+    set {_uniqueStorage()._op = .registerVersion(newValue)}
   }
 
   public var getModel: Shoal_V1_GetModel {
     get {
-      if case .getModel(let v)? = op {return v}
+      if case .getModel(let v)? = _storage._op {return v}
       return Shoal_V1_GetModel()
     }
-    set {op = .getModel(newValue)}
+    set {_uniqueStorage()._op = .getModel(newValue)}
   }
 
   public var getVersion: Shoal_V1_GetVersion {
     get {
-      if case .getVersion(let v)? = op {return v}
+      if case .getVersion(let v)? = _storage._op {return v}
       return Shoal_V1_GetVersion()
     }
-    set {op = .getVersion(newValue)}
+    set {_uniqueStorage()._op = .getVersion(newValue)}
   }
 
   public var listModels: Shoal_V1_ListModels {
     get {
-      if case .listModels(let v)? = op {return v}
+      if case .listModels(let v)? = _storage._op {return v}
       return Shoal_V1_ListModels()
     }
-    set {op = .listModels(newValue)}
+    set {_uniqueStorage()._op = .listModels(newValue)}
   }
 
   public var searchVersions: Shoal_V1_SearchVersions {
     get {
-      if case .searchVersions(let v)? = op {return v}
+      if case .searchVersions(let v)? = _storage._op {return v}
       return Shoal_V1_SearchVersions()
     }
-    set {op = .searchVersions(newValue)}
+    set {_uniqueStorage()._op = .searchVersions(newValue)}
   }
 
   public var setTags: Shoal_V1_SetTags {
     get {
-      if case .setTags(let v)? = op {return v}
+      if case .setTags(let v)? = _storage._op {return v}
       return Shoal_V1_SetTags()
     }
-    set {op = .setTags(newValue)}
+    set {_uniqueStorage()._op = .setTags(newValue)}
   }
 
   public var moveAlias: Shoal_V1_MoveAlias {
     get {
-      if case .moveAlias(let v)? = op {return v}
+      if case .moveAlias(let v)? = _storage._op {return v}
       return Shoal_V1_MoveAlias()
     }
-    set {op = .moveAlias(newValue)}
+    set {_uniqueStorage()._op = .moveAlias(newValue)}
   }
 
   public var approveVersion: Shoal_V1_ApproveVersion {
     get {
-      if case .approveVersion(let v)? = op {return v}
+      if case .approveVersion(let v)? = _storage._op {return v}
       return Shoal_V1_ApproveVersion()
     }
-    set {op = .approveVersion(newValue)}
+    set {_uniqueStorage()._op = .approveVersion(newValue)}
   }
 
   public var archiveVersion: Shoal_V1_ArchiveVersion {
     get {
-      if case .archiveVersion(let v)? = op {return v}
+      if case .archiveVersion(let v)? = _storage._op {return v}
       return Shoal_V1_ArchiveVersion()
     }
-    set {op = .archiveVersion(newValue)}
+    set {_uniqueStorage()._op = .archiveVersion(newValue)}
   }
 
   public var readAudit: Shoal_V1_ReadAudit {
     get {
-      if case .readAudit(let v)? = op {return v}
+      if case .readAudit(let v)? = _storage._op {return v}
       return Shoal_V1_ReadAudit()
     }
-    set {op = .readAudit(newValue)}
+    set {_uniqueStorage()._op = .readAudit(newValue)}
   }
 
   public var downloadArtifact: Shoal_V1_DownloadArtifact {
     get {
-      if case .downloadArtifact(let v)? = op {return v}
+      if case .downloadArtifact(let v)? = _storage._op {return v}
       return Shoal_V1_DownloadArtifact()
     }
-    set {op = .downloadArtifact(newValue)}
+    set {_uniqueStorage()._op = .downloadArtifact(newValue)}
+  }
+
+  public var describeStore: Shoal_V1_DescribeStore {
+    get {
+      if case .describeStore(let v)? = _storage._op {return v}
+      return Shoal_V1_DescribeStore()
+    }
+    set {_uniqueStorage()._op = .describeStore(newValue)}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -2319,10 +2333,13 @@ public nonisolated struct Shoal_V1_RegistryRequest: Sendable {
     case archiveVersion(Shoal_V1_ArchiveVersion)
     case readAudit(Shoal_V1_ReadAudit)
     case downloadArtifact(Shoal_V1_DownloadArtifact)
+    case describeStore(Shoal_V1_DescribeStore)
 
   }
 
   public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Shoal_V1_RegistryReply: Sendable {
@@ -2354,12 +2371,50 @@ public nonisolated struct Shoal_V1_RegistryReply: Sendable {
 
   public var audit: [Shoal_V1_AuditEntry] = []
 
+  public var store: Shoal_V1_ArtifactStoreInfo {
+    get {_store ?? Shoal_V1_ArtifactStoreInfo()}
+    set {_store = newValue}
+  }
+  /// Returns true if `store` has been explicitly set.
+  public var hasStore: Bool {self._store != nil}
+  /// Clears the value of `store`. Subsequent reads from it will return its default value.
+  public mutating func clearStore() {self._store = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _model: Shoal_V1_ModelInfo? = nil
   fileprivate var _version: Shoal_V1_VersionInfo? = nil
+  fileprivate var _store: Shoal_V1_ArtifactStoreInfo? = nil
+}
+
+/// Where the registry keeps artifacts. A client that finds the same store at `root` (its
+/// `.shoal-store` file holds `store_id`) writes and reads artifacts there itself.
+public nonisolated struct Shoal_V1_DescribeStore: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Shoal_V1_ArtifactStoreInfo: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var root: String = String()
+
+  public var storeID: String = String()
+
+  public var maxSize: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 public nonisolated struct Shoal_V1_ModelInfo: Sendable {
@@ -2590,6 +2645,11 @@ public nonisolated struct Shoal_V1_RegisterVersion: Sendable {
 
   /// create the model when it does not exist
   public var createModel: Bool = false
+
+  /// The client put the artifact into the store itself, under artifact_sha256 (no frame 1).
+  public var artifactInStore: Bool = false
+
+  public var artifactSize: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -6805,241 +6865,296 @@ nonisolated extension Shoal_V1_WorkingDirState: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Shoal_V1_RegistryRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RegistryRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}identity\0\u{4}\u{9}create_model\0\u{3}register_version\0\u{3}get_model\0\u{3}get_version\0\u{3}list_models\0\u{3}search_versions\0\u{3}set_tags\0\u{3}move_alias\0\u{3}approve_version\0\u{3}archive_version\0\u{3}read_audit\0\u{3}download_artifact\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}identity\0\u{4}\u{9}create_model\0\u{3}register_version\0\u{3}get_model\0\u{3}get_version\0\u{3}list_models\0\u{3}search_versions\0\u{3}set_tags\0\u{3}move_alias\0\u{3}approve_version\0\u{3}archive_version\0\u{3}read_audit\0\u{3}download_artifact\0\u{3}describe_store\0")
+
+  fileprivate class _StorageClass {
+    var _identity: String = String()
+    var _op: Shoal_V1_RegistryRequest.OneOf_Op?
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _identity = source._identity
+      _op = source._op
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.identity) }()
-      case 10: try {
-        var v: Shoal_V1_CreateModel?
-        var hadOneofValue = false
-        if let current = self.op {
-          hadOneofValue = true
-          if case .createModel(let m) = current {v = m}
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._identity) }()
+        case 10: try {
+          var v: Shoal_V1_CreateModel?
+          var hadOneofValue = false
+          if let current = _storage._op {
+            hadOneofValue = true
+            if case .createModel(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._op = .createModel(v)
+          }
+        }()
+        case 11: try {
+          var v: Shoal_V1_RegisterVersion?
+          var hadOneofValue = false
+          if let current = _storage._op {
+            hadOneofValue = true
+            if case .registerVersion(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._op = .registerVersion(v)
+          }
+        }()
+        case 12: try {
+          var v: Shoal_V1_GetModel?
+          var hadOneofValue = false
+          if let current = _storage._op {
+            hadOneofValue = true
+            if case .getModel(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._op = .getModel(v)
+          }
+        }()
+        case 13: try {
+          var v: Shoal_V1_GetVersion?
+          var hadOneofValue = false
+          if let current = _storage._op {
+            hadOneofValue = true
+            if case .getVersion(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._op = .getVersion(v)
+          }
+        }()
+        case 14: try {
+          var v: Shoal_V1_ListModels?
+          var hadOneofValue = false
+          if let current = _storage._op {
+            hadOneofValue = true
+            if case .listModels(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._op = .listModels(v)
+          }
+        }()
+        case 15: try {
+          var v: Shoal_V1_SearchVersions?
+          var hadOneofValue = false
+          if let current = _storage._op {
+            hadOneofValue = true
+            if case .searchVersions(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._op = .searchVersions(v)
+          }
+        }()
+        case 16: try {
+          var v: Shoal_V1_SetTags?
+          var hadOneofValue = false
+          if let current = _storage._op {
+            hadOneofValue = true
+            if case .setTags(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._op = .setTags(v)
+          }
+        }()
+        case 17: try {
+          var v: Shoal_V1_MoveAlias?
+          var hadOneofValue = false
+          if let current = _storage._op {
+            hadOneofValue = true
+            if case .moveAlias(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._op = .moveAlias(v)
+          }
+        }()
+        case 18: try {
+          var v: Shoal_V1_ApproveVersion?
+          var hadOneofValue = false
+          if let current = _storage._op {
+            hadOneofValue = true
+            if case .approveVersion(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._op = .approveVersion(v)
+          }
+        }()
+        case 19: try {
+          var v: Shoal_V1_ArchiveVersion?
+          var hadOneofValue = false
+          if let current = _storage._op {
+            hadOneofValue = true
+            if case .archiveVersion(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._op = .archiveVersion(v)
+          }
+        }()
+        case 20: try {
+          var v: Shoal_V1_ReadAudit?
+          var hadOneofValue = false
+          if let current = _storage._op {
+            hadOneofValue = true
+            if case .readAudit(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._op = .readAudit(v)
+          }
+        }()
+        case 21: try {
+          var v: Shoal_V1_DownloadArtifact?
+          var hadOneofValue = false
+          if let current = _storage._op {
+            hadOneofValue = true
+            if case .downloadArtifact(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._op = .downloadArtifact(v)
+          }
+        }()
+        case 22: try {
+          var v: Shoal_V1_DescribeStore?
+          var hadOneofValue = false
+          if let current = _storage._op {
+            hadOneofValue = true
+            if case .describeStore(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._op = .describeStore(v)
+          }
+        }()
+        default: break
         }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.op = .createModel(v)
-        }
-      }()
-      case 11: try {
-        var v: Shoal_V1_RegisterVersion?
-        var hadOneofValue = false
-        if let current = self.op {
-          hadOneofValue = true
-          if case .registerVersion(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.op = .registerVersion(v)
-        }
-      }()
-      case 12: try {
-        var v: Shoal_V1_GetModel?
-        var hadOneofValue = false
-        if let current = self.op {
-          hadOneofValue = true
-          if case .getModel(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.op = .getModel(v)
-        }
-      }()
-      case 13: try {
-        var v: Shoal_V1_GetVersion?
-        var hadOneofValue = false
-        if let current = self.op {
-          hadOneofValue = true
-          if case .getVersion(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.op = .getVersion(v)
-        }
-      }()
-      case 14: try {
-        var v: Shoal_V1_ListModels?
-        var hadOneofValue = false
-        if let current = self.op {
-          hadOneofValue = true
-          if case .listModels(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.op = .listModels(v)
-        }
-      }()
-      case 15: try {
-        var v: Shoal_V1_SearchVersions?
-        var hadOneofValue = false
-        if let current = self.op {
-          hadOneofValue = true
-          if case .searchVersions(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.op = .searchVersions(v)
-        }
-      }()
-      case 16: try {
-        var v: Shoal_V1_SetTags?
-        var hadOneofValue = false
-        if let current = self.op {
-          hadOneofValue = true
-          if case .setTags(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.op = .setTags(v)
-        }
-      }()
-      case 17: try {
-        var v: Shoal_V1_MoveAlias?
-        var hadOneofValue = false
-        if let current = self.op {
-          hadOneofValue = true
-          if case .moveAlias(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.op = .moveAlias(v)
-        }
-      }()
-      case 18: try {
-        var v: Shoal_V1_ApproveVersion?
-        var hadOneofValue = false
-        if let current = self.op {
-          hadOneofValue = true
-          if case .approveVersion(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.op = .approveVersion(v)
-        }
-      }()
-      case 19: try {
-        var v: Shoal_V1_ArchiveVersion?
-        var hadOneofValue = false
-        if let current = self.op {
-          hadOneofValue = true
-          if case .archiveVersion(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.op = .archiveVersion(v)
-        }
-      }()
-      case 20: try {
-        var v: Shoal_V1_ReadAudit?
-        var hadOneofValue = false
-        if let current = self.op {
-          hadOneofValue = true
-          if case .readAudit(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.op = .readAudit(v)
-        }
-      }()
-      case 21: try {
-        var v: Shoal_V1_DownloadArtifact?
-        var hadOneofValue = false
-        if let current = self.op {
-          hadOneofValue = true
-          if case .downloadArtifact(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.op = .downloadArtifact(v)
-        }
-      }()
-      default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if !self.identity.isEmpty {
-      try visitor.visitSingularStringField(value: self.identity, fieldNumber: 1)
-    }
-    switch self.op {
-    case .createModel?: try {
-      guard case .createModel(let v)? = self.op else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
-    }()
-    case .registerVersion?: try {
-      guard case .registerVersion(let v)? = self.op else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
-    }()
-    case .getModel?: try {
-      guard case .getModel(let v)? = self.op else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
-    }()
-    case .getVersion?: try {
-      guard case .getVersion(let v)? = self.op else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
-    }()
-    case .listModels?: try {
-      guard case .listModels(let v)? = self.op else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
-    }()
-    case .searchVersions?: try {
-      guard case .searchVersions(let v)? = self.op else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
-    }()
-    case .setTags?: try {
-      guard case .setTags(let v)? = self.op else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
-    }()
-    case .moveAlias?: try {
-      guard case .moveAlias(let v)? = self.op else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
-    }()
-    case .approveVersion?: try {
-      guard case .approveVersion(let v)? = self.op else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 18)
-    }()
-    case .archiveVersion?: try {
-      guard case .archiveVersion(let v)? = self.op else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 19)
-    }()
-    case .readAudit?: try {
-      guard case .readAudit(let v)? = self.op else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
-    }()
-    case .downloadArtifact?: try {
-      guard case .downloadArtifact(let v)? = self.op else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
-    }()
-    case nil: break
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._identity.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._identity, fieldNumber: 1)
+      }
+      switch _storage._op {
+      case .createModel?: try {
+        guard case .createModel(let v)? = _storage._op else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+      }()
+      case .registerVersion?: try {
+        guard case .registerVersion(let v)? = _storage._op else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+      }()
+      case .getModel?: try {
+        guard case .getModel(let v)? = _storage._op else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+      }()
+      case .getVersion?: try {
+        guard case .getVersion(let v)? = _storage._op else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
+      }()
+      case .listModels?: try {
+        guard case .listModels(let v)? = _storage._op else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
+      }()
+      case .searchVersions?: try {
+        guard case .searchVersions(let v)? = _storage._op else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
+      }()
+      case .setTags?: try {
+        guard case .setTags(let v)? = _storage._op else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
+      }()
+      case .moveAlias?: try {
+        guard case .moveAlias(let v)? = _storage._op else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
+      }()
+      case .approveVersion?: try {
+        guard case .approveVersion(let v)? = _storage._op else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 18)
+      }()
+      case .archiveVersion?: try {
+        guard case .archiveVersion(let v)? = _storage._op else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 19)
+      }()
+      case .readAudit?: try {
+        guard case .readAudit(let v)? = _storage._op else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
+      }()
+      case .downloadArtifact?: try {
+        guard case .downloadArtifact(let v)? = _storage._op else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
+      }()
+      case .describeStore?: try {
+        guard case .describeStore(let v)? = _storage._op else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
+      }()
+      case nil: break
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Shoal_V1_RegistryRequest, rhs: Shoal_V1_RegistryRequest) -> Bool {
-    if lhs.identity != rhs.identity {return false}
-    if lhs.op != rhs.op {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._identity != rhs_storage._identity {return false}
+        if _storage._op != rhs_storage._op {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -7047,7 +7162,7 @@ nonisolated extension Shoal_V1_RegistryRequest: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Shoal_V1_RegistryReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RegistryReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}model\0\u{1}models\0\u{1}version\0\u{1}versions\0\u{1}audit\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}model\0\u{1}models\0\u{1}version\0\u{1}versions\0\u{1}audit\0\u{1}store\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -7060,6 +7175,7 @@ nonisolated extension Shoal_V1_RegistryReply: SwiftProtobuf.Message, SwiftProtob
       case 3: try { try decoder.decodeSingularMessageField(value: &self._version) }()
       case 4: try { try decoder.decodeRepeatedMessageField(value: &self.versions) }()
       case 5: try { try decoder.decodeRepeatedMessageField(value: &self.audit) }()
+      case 6: try { try decoder.decodeSingularMessageField(value: &self._store) }()
       default: break
       }
     }
@@ -7085,6 +7201,9 @@ nonisolated extension Shoal_V1_RegistryReply: SwiftProtobuf.Message, SwiftProtob
     if !self.audit.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.audit, fieldNumber: 5)
     }
+    try { if let v = self._store {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -7094,6 +7213,66 @@ nonisolated extension Shoal_V1_RegistryReply: SwiftProtobuf.Message, SwiftProtob
     if lhs._version != rhs._version {return false}
     if lhs.versions != rhs.versions {return false}
     if lhs.audit != rhs.audit {return false}
+    if lhs._store != rhs._store {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shoal_V1_DescribeStore: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DescribeStore"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shoal_V1_DescribeStore, rhs: Shoal_V1_DescribeStore) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shoal_V1_ArtifactStoreInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ArtifactStoreInfo"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}root\0\u{3}store_id\0\u{3}max_size\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.root) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.storeID) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.maxSize) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.root.isEmpty {
+      try visitor.visitSingularStringField(value: self.root, fieldNumber: 1)
+    }
+    if !self.storeID.isEmpty {
+      try visitor.visitSingularStringField(value: self.storeID, fieldNumber: 2)
+    }
+    if self.maxSize != 0 {
+      try visitor.visitSingularUInt64Field(value: self.maxSize, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shoal_V1_ArtifactStoreInfo, rhs: Shoal_V1_ArtifactStoreInfo) -> Bool {
+    if lhs.root != rhs.root {return false}
+    if lhs.storeID != rhs.storeID {return false}
+    if lhs.maxSize != rhs.maxSize {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -7511,7 +7690,7 @@ nonisolated extension Shoal_V1_CreateModel: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Shoal_V1_RegisterVersion: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RegisterVersion"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}model\0\u{1}description\0\u{1}parameters\0\u{1}metrics\0\u{1}tags\0\u{1}lineage\0\u{3}artifact_sha256\0\u{3}artifact_format\0\u{3}config_json\0\u{3}create_model\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}model\0\u{1}description\0\u{1}parameters\0\u{1}metrics\0\u{1}tags\0\u{1}lineage\0\u{3}artifact_sha256\0\u{3}artifact_format\0\u{3}config_json\0\u{3}create_model\0\u{3}artifact_in_store\0\u{3}artifact_size\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -7529,6 +7708,8 @@ nonisolated extension Shoal_V1_RegisterVersion: SwiftProtobuf.Message, SwiftProt
       case 8: try { try decoder.decodeSingularStringField(value: &self.artifactFormat) }()
       case 9: try { try decoder.decodeSingularStringField(value: &self.configJson) }()
       case 10: try { try decoder.decodeSingularBoolField(value: &self.createModel) }()
+      case 11: try { try decoder.decodeSingularBoolField(value: &self.artifactInStore) }()
+      case 12: try { try decoder.decodeSingularUInt64Field(value: &self.artifactSize) }()
       default: break
       }
     }
@@ -7569,6 +7750,12 @@ nonisolated extension Shoal_V1_RegisterVersion: SwiftProtobuf.Message, SwiftProt
     if self.createModel != false {
       try visitor.visitSingularBoolField(value: self.createModel, fieldNumber: 10)
     }
+    if self.artifactInStore != false {
+      try visitor.visitSingularBoolField(value: self.artifactInStore, fieldNumber: 11)
+    }
+    if self.artifactSize != 0 {
+      try visitor.visitSingularUInt64Field(value: self.artifactSize, fieldNumber: 12)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -7583,6 +7770,8 @@ nonisolated extension Shoal_V1_RegisterVersion: SwiftProtobuf.Message, SwiftProt
     if lhs.artifactFormat != rhs.artifactFormat {return false}
     if lhs.configJson != rhs.configJson {return false}
     if lhs.createModel != rhs.createModel {return false}
+    if lhs.artifactInStore != rhs.artifactInStore {return false}
+    if lhs.artifactSize != rhs.artifactSize {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
