@@ -46,7 +46,9 @@ enum Files {
     }
 
     /// The whole file, or nil when it cannot be read.
-    static func read(_ path: String) -> [UInt8]? {
+    /// - Parameter each: given each piece (at most `chunk` bytes) as soon as it is read, while it
+    ///   is still in cache (to hash the file as it is read).
+    static func read(_ path: String, chunk: Int = .max, each: (UnsafeRawBufferPointer) -> Void = { _ in }) -> [UInt8]? {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { return nil }
         defer { close(descriptor) }
@@ -57,9 +59,10 @@ enum Files {
         let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
             var done = 0
             while done < size {
-                let got = Glibc.read(descriptor, buffer.baseAddress! + done, size - done)
+                let got = Glibc.read(descriptor, buffer.baseAddress! + done, min(chunk, size - done))
                 if got < 0 && errno == EINTR { continue }
                 guard got > 0 else { break }
+                each(UnsafeRawBufferPointer(start: buffer.baseAddress! + done, count: got))
                 done += got
             }
             complete = done == size

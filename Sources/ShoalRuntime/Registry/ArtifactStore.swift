@@ -151,29 +151,10 @@ public struct ArtifactStore: Sendable {
     /// The artifact's bytes, checked against its hash (read and hashed a chunk at a time).
     /// - Throws: `RegistryError` naming the artifact when it is missing or corrupted.
     public func read(sha: String) throws -> [UInt8] {
-        let missing = RegistryError.unavailable("artifact \(sha.prefix(80)) is missing from the artifact store at \(root)")
-        guard SHA256.isHexDigest(sha) else { throw missing }
-        let descriptor = open(path(of: sha), O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { throw missing }
-        defer { close(descriptor) }
-        var info = stat()
-        guard fstat(descriptor, &info) == 0 else { throw missing }
-        let size = Int(info.st_size)
         let hasher = try SHA256.Hasher()
-        var complete = true
-        let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
-            var done = 0
-            while done < size {
-                let got = Glibc.read(descriptor, buffer.baseAddress! + done, min(Self.chunk, size - done))
-                if got < 0 && errno == EINTR { continue }
-                guard got > 0 else { break }
-                hasher.update(UnsafeRawBufferPointer(start: buffer.baseAddress! + done, count: got))
-                done += got
-            }
-            complete = done == size
-            count = done
+        guard SHA256.isHexDigest(sha), let bytes = Files.read(path(of: sha), chunk: Self.chunk, each: hasher.update) else {
+            throw RegistryError.unavailable("artifact \(sha.prefix(80)) is missing from the artifact store at \(root)")
         }
-        guard complete else { throw RegistryError.unavailable("artifact \(sha) in \(root) could not be read whole") }
         let actual = hasher.hexDigest()
         guard actual == sha else {
             throw RegistryError.corrupted(
