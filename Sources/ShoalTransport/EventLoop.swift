@@ -20,6 +20,15 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
         let handler: (Message) -> Void
     }
 
+    /// A plain file descriptor the loop polls (a `LocalLink`'s socket).
+    private struct Watch {
+        let id: Int
+        let fd: Int32
+        var events: Int16
+        let handler: (Int16) -> Void
+        let onStop: (() -> Void)?
+    }
+
     private struct Timer {
         let id: Int
         var deadline: ContinuousClock.Instant
@@ -51,12 +60,16 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
 
     // Loop-thread state.
     private var registrations: [Registration] = []
+    private var watches: [Watch] = []
+    private var nextWatchID = 0
     private var timers: [Timer] = []
     private var nextTimerID = 0
     /// Until when the loop polls without sleeping, as its owner asked (`pollBriefly`).
     private var busyUntil = ContinuousClock.now
     /// Messages read from one socket before the loop moves on, so no peer starves another.
     private let fairnessBatch = 256
+    /// Rounds of queued jobs the loop runs before it polls its sockets again.
+    private let localRounds = 8
 
     /// How long the loop keeps polling without sleeping after it last had work: waking a
     /// sleeping thread on another core costs tens of microseconds, so latency-critical loops
@@ -152,6 +165,31 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
         registrations.removeAll { $0.socket === socket }
     }
 
+    /// Polls the file descriptor `fd` for `events` (poll(2)'s `POLLIN`, `POLLOUT`) and calls `handler`
+    /// with the events that are ready. The descriptor stays the caller's to close; `onStop` runs
+    /// on the loop's thread when the loop shuts down with the descriptor still watched.
+    /// - Returns: an id for `setEvents(_:for:)` and `unwatch(_:)`.
+    public func watch(
+        _ fd: Int32, events: Int16, onStop: (() -> Void)? = nil, handler: @escaping (Int16) -> Void
+    ) -> Int {
+        checkIsolated()
+        nextWatchID += 1
+        watches.append(Watch(id: nextWatchID, fd: fd, events: events, handler: handler, onStop: onStop))
+        return nextWatchID
+    }
+
+    /// Changes the events polled for a watched descriptor.
+    public func setEvents(_ events: Int16, for id: Int) {
+        checkIsolated()
+        if let index = watches.firstIndex(where: { $0.id == id }) { watches[index].events = events }
+    }
+
+    /// Stops polling a watched descriptor.
+    public func unwatch(_ id: Int) {
+        checkIsolated()
+        watches.removeAll { $0.id == id }
+    }
+
     /// Calls `body` after `delay`, and again every `repeating` if given.
     /// - Returns: an id for `cancelTimer(_:)`.
     @discardableResult
@@ -193,24 +231,31 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
     private func run() {
         threadID.withLock { $0 = pthread_self() }
         started.signal()
-        var items: [zmq_pollitem_t] = []
+        var items: [pollfd] = []
         var batch: [Work] = []
         var lastWork = ContinuousClock.now
         while true {
-            let stopping = inbox.withLock { inbox in
-                swap(&batch, &inbox.work)
-                return inbox.stopping
-            }
-            for work in batch {
-                switch work {
-                case .job(let job):
-                    job.runSynchronously(isolatedTo: asUnownedSerialExecutor(), taskExecutor: asUnownedTaskExecutor())
-                case .closure(let body):
-                    body()
+            // Jobs often enqueue more jobs (a task resuming its caller): run those too before
+            // polling, a few rounds at most so sockets are never left unpolled for long.
+            var stopping = false
+            for _ in 0..<localRounds {
+                stopping = inbox.withLock { inbox in
+                    swap(&batch, &inbox.work)
+                    return inbox.stopping
                 }
+                if batch.isEmpty { break }
+                for work in batch {
+                    switch work {
+                    case .job(let job):
+                        job.runSynchronously(isolatedTo: asUnownedSerialExecutor(), taskExecutor: asUnownedTaskExecutor())
+                    case .closure(let body):
+                        body()
+                    }
+                }
+                lastWork = .now
+                batch.removeAll(keepingCapacity: true)
+                if stopping { break }
             }
-            if !batch.isEmpty { lastWork = .now }
-            batch.removeAll(keepingCapacity: true)
             // Work queued before the stop (a last clean-up) has run; now stop.
             if stopping { break }
 
@@ -219,30 +264,56 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
                 timeout = 0
                 inbox.withLock { $0.sleeping = false }
             }
+            // One poll(2) over plain descriptors: the wake pipe, each socket's signalling
+            // descriptor, the watched ones. A socket used since its last check may hold input
+            // its descriptor will not announce, so it is checked without waiting.
+            let snapshot = registrations
+            let watched = watches
+            if timeout != 0 && snapshot.contains(where: { $0.socket.needsEventCheck }) { timeout = 0 }
             items.removeAll(keepingCapacity: true)
-            items.append(zmq_pollitem_t(socket: nil, fd: wakeRead, events: Int16(ZMQ_POLLIN), revents: 0))
-            for registration in registrations {
-                items.append(zmq_pollitem_t(socket: registration.socket.handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0))
+            items.append(pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0))
+            for registration in snapshot {
+                items.append(pollfd(fd: registration.socket.signalFD, events: Int16(POLLIN), revents: 0))
+            }
+            for watch in watched {
+                items.append(pollfd(fd: watch.fd, events: watch.events, revents: 0))
             }
             let count = items.count
-            let ready = items.withUnsafeMutableBufferPointer { zmq_poll($0.baseAddress, Int32(count), timeout) }
+            let ready = items.withUnsafeMutableBufferPointer { Glibc.poll($0.baseAddress, nfds_t(count), Int32(timeout)) }
             inbox.withLock { $0.sleeping = false }
-            if ready > 0 { lastWork = .now }
-            if ready > 0 {
-                if items[0].revents != 0 {
-                    var drained = [UInt8](repeating: 0, count: 64)
-                    while Glibc.read(wakeRead, &drained, drained.count) > 0 {}
-                }
-                // Handlers may register or unregister sockets: walk a snapshot.
-                let snapshot = registrations
-                for (index, registration) in snapshot.enumerated() where items[index + 1].revents != 0 {
-                    drain(registration)
+            if items[0].revents != 0 {
+                withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { buffer in
+                    while Glibc.read(wakeRead, buffer.baseAddress, buffer.count) > 0 {}
                 }
             }
+            var worked = false
+            // Handlers may register or unregister sockets: walk the snapshot polled.
+            for (index, registration) in snapshot.enumerated()
+            where items[index + 1].revents != 0 || registration.socket.needsEventCheck {
+                if registration.socket.hasInput() {
+                    worked = true
+                    drain(registration)
+                } else {
+                    registration.socket.needsEventCheck = false
+                }
+            }
+            if ready > 0 {
+                // Socket handlers may have changed the watches: walk those that were polled.
+                for (index, watch) in watched.enumerated() {
+                    let revents = items[index + 1 + snapshot.count].revents
+                    guard revents != 0, watches.contains(where: { $0.id == watch.id }) else { continue }
+                    worked = true
+                    watch.handler(revents)
+                }
+            }
+            if worked { lastWork = .now }
             fireTimers()
         }
         for registration in registrations { registration.socket.close() }
         registrations.removeAll()
+        let watched = watches
+        watches.removeAll()
+        for watch in watched { watch.onStop?() }
         timers.removeAll()
         stopped.signal()
     }

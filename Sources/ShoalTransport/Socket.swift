@@ -31,6 +31,16 @@ public final class Socket: @unchecked Sendable {
     let handle: UnsafeMutableRawPointer
     public let kind: Kind
     private var isClosed = false
+    /// Whether libzmq may hold input that nobody has looked for since the socket was last used:
+    /// every send and every received message sets it, a receive that finds nothing clears it.
+    /// Its signalling descriptor (`signalFD`) only tells of changes after such a check.
+    var needsEventCheck = true
+    /// The descriptor libzmq makes readable when the socket's state may have changed (ZMQ_FD).
+    private(set) lazy var signalFD: Int32 = {
+        var fd: Int32 = -1
+        var size = MemoryLayout<Int32>.size
+        return zmq_getsockopt(handle, ZMQ_FD, &fd, &size) == 0 ? fd : -1
+    }()
 
     /// Opens a socket of `kind` with linger 0, so closing never blocks on unsent messages.
     /// - Throws: `ZMQError` when libzmq cannot open one (too many open files).
@@ -129,10 +139,19 @@ public final class Socket: @unchecked Sendable {
         return String(decoding: bytes, as: UTF8.self)
     }
 
+    /// Whether a message can be received now (ZMQ_EVENTS); brings libzmq's view up to date.
+    func hasInput() -> Bool {
+        var events: Int32 = 0
+        var size = MemoryLayout<Int32>.size
+        guard zmq_getsockopt(handle, ZMQ_EVENTS, &events, &size) == 0 else { return false }
+        return events & ZMQ_POLLIN != 0
+    }
+
     /// Sends the frames as one message.
     /// - Parameter blocking: when false, a full queue is an error (`wouldBlock`) instead of a wait.
     /// - Throws: `ZMQError`, e.g. EHOSTUNREACH on a ROUTER for an unknown peer.
     public func send(_ frames: [[UInt8]], blocking: Bool = false) throws {
+        needsEventCheck = true
         let last = frames.count - 1
         for (index, frame) in frames.enumerated() {
             var flags: Int32 = index < last ? ZMQ_SNDMORE : 0
@@ -168,6 +187,7 @@ public final class Socket: @unchecked Sendable {
     /// Receives one whole message.
     /// - Parameter blocking: when true, waits for one (up to the socket's receive timeout).
     public func receive(blocking: Bool) throws -> Message? {
+        needsEventCheck = true
         var frames: [[UInt8]] = []
         var message = zmq_msg_t()
         zmq_msg_init(&message)
@@ -176,7 +196,10 @@ public final class Socket: @unchecked Sendable {
             let flags: Int32 = (blocking || !frames.isEmpty) ? 0 : ZMQ_DONTWAIT
             guard zmq_msg_recv(&message, handle, flags) >= 0 else {
                 let error = ZMQError.last("receiving")
-                if error.wouldBlock && frames.isEmpty { return nil }
+                if error.wouldBlock && frames.isEmpty {
+                    needsEventCheck = false
+                    return nil
+                }
                 throw error
             }
             let size = zmq_msg_size(&message)

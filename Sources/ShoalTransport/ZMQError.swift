@@ -22,6 +22,12 @@ public struct ZMQError: Error, CustomStringConvertible, Sendable {
         return ZMQError(errno: code, message: doing.isEmpty ? text : "\(doing): \(text)")
     }
 
+    /// The last system error (errno) on this thread, with what was being done.
+    static func system(_ doing: String) -> ZMQError {
+        let code = Glibc.errno
+        return ZMQError(errno: code, message: "\(doing): \(String(cString: strerror(code)))")
+    }
+
     public var description: String { "ZeroMQ: \(message)" }
 
     /// The call would have blocked (EAGAIN).

@@ -69,7 +69,7 @@ struct Incoming {
     }
 }
 
-extension Socket {
+extension MessageSink {
     /// Sends an envelope and payload frames, to `peer` on a ROUTER.
     func send(_ envelope: Envelope, payloads: [[UInt8]] = [], to peer: [UInt8]? = nil) throws {
         var frames: [[UInt8]] = []
@@ -77,6 +77,6 @@ extension Socket {
         if let peer { frames.append(peer) }
         frames.append(envelope.frame())
         frames.append(contentsOf: payloads)
-        try send(frames)
+        try send(frames: frames)
     }
 }

@@ -63,3 +63,10 @@ enum SpinSetting {
         return value
     }()
 }
+
+/// Whether drivers reach executors on their own host over local links (Unix-domain streams read
+/// by the loops themselves) instead of ZeroMQ: on by default, `SHOAL_LOCAL_LINKS=0` turns them off
+/// (for comparing the two paths, or a host whose processes cannot share abstract socket names).
+enum LocalLinkSetting {
+    static let enabled: Bool = ProcessInfo.processInfo.environment["SHOAL_LOCAL_LINKS"] != "0"
+}

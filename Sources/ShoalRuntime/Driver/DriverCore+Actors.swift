@@ -146,9 +146,9 @@ extension DriverCore {
         }
     }
 
-    private func actorSocket(_ address: String) throws -> Socket {
+    private func actorSocket(_ address: String) throws -> Connection {
         if let socket = actorSockets[address] { return socket }
-        let socket = try loop.dealer(connectedTo: address) { [unowned self] message in
+        let socket = try Connection(to: address, on: loop, preferLocal: LocalLinkSetting.enabled) { [unowned self] message in
             self.assumeIsolated { $0.receiveActorReply(message) }
         }
         actorSockets[address] = socket

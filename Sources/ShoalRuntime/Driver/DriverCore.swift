@@ -42,7 +42,7 @@ public actor DriverCore: ObjectStoreClient {
     struct Lease {
         var id: UInt64
         var shape: TaskOptions.Shape
-        var socket: Socket
+        var socket: Connection
         var nodeID: String
         var inFlight: Set<UInt64> = []
         var idleSince = ContinuousClock.now
@@ -106,7 +106,7 @@ public actor DriverCore: ObjectStoreClient {
     private var replies: [UInt64: CheckedContinuation<Envelope, any Error>] = [:]
     var nextRequestID: UInt64 = 1
     var actorRoutes: [ClusterActorID: ActorRoute] = [:]
-    var actorSockets: [String: Socket] = [:]
+    var actorSockets: [String: Connection] = [:]
     var actorCalls: [UInt64: PendingActorCall] = [:]
     var parkedActorCalls: [ClusterActorID: [PendingActorCall]] = [:]
     private var nextWaiterToken = 1
@@ -528,7 +528,8 @@ public actor DriverCore: ObjectStoreClient {
             "lease granted", metadata: ["lease": "\(granted.leaseID)", "request": "\(requestID)", "node": "\(granted.nodeID)"])
         do {
             let leaseID = granted.leaseID
-            let socket = try loop.dealer(connectedTo: granted.executorAddress) { [unowned self] message in
+            let socket = try Connection(to: granted.executorAddress, on: loop, preferLocal: LocalLinkSetting.enabled) {
+                [unowned self] message in
                 self.assumeIsolated { $0.receiveResults(message, leaseID: leaseID) }
             }
             leases[leaseID] = Lease(id: leaseID, shape: shape, socket: socket, nodeID: granted.nodeID)
@@ -610,7 +611,6 @@ public actor DriverCore: ObjectStoreClient {
     /// A lease's executor or node is gone: its in-flight tasks are retried or failed.
     private func loseLease(_ leaseID: UInt64, reason: String) {
         guard let lease = leases.removeValue(forKey: leaseID) else { return }
-        loop.unregister(lease.socket)
         lease.socket.close()
         logger.warning("lost a lease", metadata: ["lease": "\(leaseID)", "reason": "\(reason)"])
         for id in lease.inFlight.sorted().reversed() {
@@ -844,7 +844,6 @@ public actor DriverCore: ObjectStoreClient {
         for lease in leases.values where lease.inFlight.isEmpty && (queues[lease.shape]?.isEmpty ?? true) {
             guard now - lease.idleSince > config.leaseIdleTimeout else { continue }
             leases[lease.id] = nil
-            loop.unregister(lease.socket)
             lease.socket.close()
             logger.debug("lease returned", metadata: ["lease": "\(lease.id)"])
             returnLease(lease.id)
@@ -871,7 +870,6 @@ public actor DriverCore: ObjectStoreClient {
             lost ? .connectionFailed(reason + detail) : .shutDown(reason + detail)
         }
         for lease in leases.values {
-            loop.unregister(lease.socket)
             lease.socket.close()
         }
         leases.removeAll()
@@ -896,10 +894,7 @@ public actor DriverCore: ObjectStoreClient {
         }
         actorCalls.removeAll()
         parkedActorCalls.removeAll()
-        for socket in actorSockets.values {
-            loop.unregister(socket)
-            socket.close()
-        }
+        for socket in actorSockets.values { socket.close() }
         actorSockets.removeAll()
     }
 }

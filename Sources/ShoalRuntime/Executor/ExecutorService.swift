@@ -28,7 +28,7 @@ public actor ExecutorService: ObjectStoreClient {
     public nonisolated let address: String
     let executorID: String
     let nodeAddress: String
-    let socket: Socket
+    let socket: RouterEndpoint
     let node: Socket
     private let registry: TaskRegistry
     private var queue: [QueuedTask] = []
@@ -56,9 +56,8 @@ public actor ExecutorService: ObjectStoreClient {
         self.nodeAddress = nodeAddress
         self.executorID = executorID
         self.registry = registry
-        socket = try Socket(.router)
-        try socket.setUnboundedQueues()
-        address = try socket.bind("tcp://\(host):0")
+        socket = try RouterEndpoint(binding: "tcp://\(host):0")
+        address = socket.address
         node = try Socket(.dealer)
         try node.setRoutingID(executorID)
         try node.setUnboundedQueues()
@@ -68,7 +67,13 @@ public actor ExecutorService: ObjectStoreClient {
     }
 
     private func start() {
-        loop.register(socket) { [unowned self] message in self.assumeIsolated { $0.receive(message) } }
+        do {
+            try socket.serve(on: loop, serveLocal: LocalLinkSetting.enabled) { [unowned self] message in
+                self.assumeIsolated { $0.receive(message) }
+            }
+        } catch {
+            logger.warning("drivers on this host will reach this executor over ZeroMQ", metadata: ["error": "\(error)"])
+        }
         loop.register(node) { [unowned self] message in self.assumeIsolated { $0.receiveFromNode(message) } }
         loop.schedule(after: .milliseconds(200), repeating: .milliseconds(200)) { [unowned self] in
             self.assumeIsolated { $0.watchParent() }
