@@ -38,14 +38,18 @@ demo: deps
 
 ## bench: release microbenchmarks beside Ray on this machine; writes Benchmarks/RESULTS.md.
 bench: deps
-	$(RELEASE) --product cluster
-	$(RELEASE) --product trading
-	Benchmarks/run.sh
+	$(MAKE) bench-tasks
 	$(MAKE) bench-jobs
 	$(MAKE) bench-registry
 	$(MAKE) bench-features
 	$(MAKE) bench-model
 	$(MAKE) bench-rl
+
+## bench-tasks: tasks, actors and objects beside Ray (and Shoal over ZeroMQ only); rewrites the top of RESULTS.md.
+bench-tasks: deps
+	$(RELEASE) --product cluster
+	$(RELEASE) --product trading
+	Benchmarks/run.sh
 
 ## bench-model: the hybrid model beside PyTorch (1 and 2 threads) and the parity check; updates RESULTS.md.
 bench-model: deps

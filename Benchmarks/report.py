@@ -7,6 +7,8 @@ import sys
 
 shoal = {row["name"]: row for row in json.load(open(sys.argv[1]))}
 ray = {row["name"]: row for row in json.load(open(sys.argv[2]))}
+# Optional: the same Shoal rows with SHOAL_LOCAL_LINKS=0 (drivers reach executors over ZeroMQ).
+zeromq = {row["name"]: row for row in json.load(open(sys.argv[3]))} if len(sys.argv) > 3 else {}
 
 
 def cpu():
@@ -38,7 +40,7 @@ print()
 print(f"Measured {datetime.date.today()} by `make bench` on this machine ({cpu()}, {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} vCPUs),")
 print("Shoal as a release build, one run with both systems back to back. Throughput rows are the mean ± standard")
 print("deviation over trials; latencies are percentiles over every call of the sync row. The machine is a shared VM:")
-print("separate runs of the same build differ by up to about 20% (the sync task row measured 9-11x Ray across runs).")
+print("separate runs of the same build differ by up to about 20%, and Ray's figures differ between days by up to 3x.")
 print()
 print("## Tasks (issue: runtime core)")
 print()
@@ -89,12 +91,41 @@ for name, unit in [("single client put calls", "per second"), ("single client ge
     value = (lambda row: "—" if row is None else (f"{row['mean']:.2f}" if unit == "GB/s" else fmt(row)))
     print(f"| {name} ({unit}) | {value(s)} | {value(r)} | {ratio} |")
 print()
+# The Ray figures the actors issue quotes for this kind of machine, for a second ratio when Ray runs slow.
+quoted = {"1:1 actor calls sync": 1060, "1:1 actor calls async": 4700, "single client put calls": 2300,
+          "single client get calls": 10700}
+against = [f"{name} {shoal[name]['mean'] / value:.1f}× ({value:,})" for name, value in quoted.items() if name in shoal]
+if against:
+    print("Against the Ray figures the actors issue quotes for this machine, rather than this run's: " + "; ".join(against) + ".")
+    print()
+copy = shoal.get("memcpy of the same array, one thread")
+if copy:
+    print(f"The ceiling for a put of fresh bytes, same run: one thread copying the same 100 MiB array into memory already")
+    print(f"mapped and touched moved {copy['mean']:.2f} GB/s.")
+    print()
 bare50 = shoal.get("bare ZeroMQ DEALER/ROUTER round trip p50")
 bare99 = shoal.get("bare ZeroMQ DEALER/ROUTER round trip p99")
 p50 = shoal.get("task round trip p50")
 if bare50 and p50:
     print(f"Bare ZeroMQ DEALER/ROUTER round trip between two processes, same run: p50 {bare50['mean']:.0f} µs, p99 {bare99['mean']:.0f} µs.")
     print(f"Shoal's trivial-task round trip is {p50['mean'] / bare50['mean']:.2f}× the bare p50.")
+    print()
+if zeromq:
+    print("Transport paths, same build, run just after: drivers reach executors on their own host over local links")
+    print("(Unix-domain streams written and read by the event loops themselves, which spin briefly after each message) by")
+    print("default; `SHOAL_LOCAL_LINKS=0` sends the same messages through ZeroMQ, whose I/O threads sleep between messages and")
+    print("must be woken on another vCPU for each one.")
+    print()
+    print("| row | local links | ZeroMQ | links / ZeroMQ |")
+    print("|---|---:|---:|---:|")
+    for name in ["single client tasks sync", "single client tasks async", "1:1 actor calls sync", "1:1 actor calls async",
+                 "n:n actor calls async", "task round trip p50", "task round trip p99"]:
+        s, z = shoal.get(name), zeromq.get(name)
+        if not s or not z:
+            continue
+        latency = "round trip" in name
+        ratio = f"{z['mean'] / s['mean']:.1f}× faster" if latency else f"{s['mean'] / z['mean']:.1f}×"
+        print(f"| {name} ({'µs' if latency else 'per second'}) | {fmt(s)} | {fmt(z)} | {ratio} |")
     print()
 memory = [name for name in shoal if name.endswith("tasks in waves")]
 print("Goals (issue 2): 10× Ray on `single client tasks sync` and `async`; a p50 task round trip within 2× of the bare")
