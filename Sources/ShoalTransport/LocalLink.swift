@@ -20,7 +20,7 @@ import CZeroMQ
 public final class LocalLink {
     /// Frames a message may have, and bytes it may hold, before the stream counts as corrupt.
     static let maximumFrames = 1 << 16
-    static let maximumMessageBytes = 1 << 36
+    static let maximumMessageBytes = 1 << 34
 
     private let loop: EventLoop
     private let fd: Int32
@@ -244,8 +244,9 @@ public final class LocalLink {
         while !isClosed {
             guard let size = nextMessageSize() else { return !isClosed }
             guard readEnd - readStart >= size else {
-                // Make room for the rest of a large message now, so it arrives in few reads.
-                makeRoom(size - (readEnd - readStart))
+                // Room for more of a large message, growing by at most doubling: a header that
+                // claims more than the peer sends costs only what actually arrives.
+                makeRoom(min(size - (readEnd - readStart), max(Self.readChunk, input.count)))
                 return true
             }
             let message = input.withUnsafeBytes { buffer in
