@@ -1,5 +1,3 @@
-import CZeroMQ
-
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -24,7 +22,7 @@ public final class LocalLink {
 
     private let loop: EventLoop
     private let fd: Int32
-    /// Put before the frames of every message received (a listener's peer id), or empty.
+    /// Put before the frames of every message received (a listener's peer id), or nil.
     private let prefix: [UInt8]?
     private let handler: (Message) -> Void
     private var watchID = 0
@@ -83,17 +81,25 @@ public final class LocalLink {
     }
 
     /// Sends the frames as one message; a closed link drops it.
-    public func send(_ frames: [[UInt8]]) {
-        send(frames[...])
+    /// - Throws: `ZMQError` (EMSGSIZE) for a message the framing cannot carry.
+    public func send(_ frames: [[UInt8]]) throws {
+        try send(frames[...])
     }
 
     /// Sends the frames as one message; a closed link drops it. Small messages go out in one
     /// write from a reused buffer; large frames are written from their own storage, and only
     /// what the socket does not take at once is copied, to be sent when it drains.
-    func send(_ frames: ArraySlice<[UInt8]>) {
+    func send(_ frames: ArraySlice<[UInt8]>) throws {
         guard !isClosed else { return }
         var total = 4 + 4 * frames.count
         for frame in frames { total += frame.count }
+        guard frames.count <= Self.maximumFrames, total <= Self.maximumMessageBytes,
+            frames.allSatisfy({ $0.count <= Int(UInt32.max) })
+        else {
+            throw ZMQError(
+                errno: EMSGSIZE,
+                message: "a local link carries at most \(Self.maximumFrames) frames of 4 GiB each, \(Self.maximumMessageBytes >> 30) GiB in all")
+        }
         scratch.removeAll(keepingCapacity: true)
         appendHeader(frames, to: &scratch)
         if total <= Self.coalesceLimit {
@@ -373,7 +379,7 @@ public final class LocalListener {
         guard let peer = frames.first, let link = links[peer] else {
             throw ZMQError(errno: EHOSTUNREACH, message: "sending to a local link: no such peer")
         }
-        link.send(frames.dropFirst())
+        try link.send(frames.dropFirst())
     }
 
     /// Stops listening and closes every link.
@@ -453,7 +459,7 @@ public final class Connection: MessageSink {
 
     public func send(frames: [[UInt8]]) throws {
         switch path {
-        case .link(let link): link.send(frames)
+        case .link(let link): try link.send(frames)
         case .socket(let socket): try socket.send(frames, blocking: false)
         }
     }

@@ -107,6 +107,18 @@ final class LinkClient: @unchecked Sendable {
         server.stop()
     }
 
+    @Test func aMessageTheFramingCannotCarryIsRefusedAndTheLinkGoesOn() async throws {
+        let server = try await EchoRouter(serveLocal: true)
+        let client = try await LinkClient(to: server.endpoint.address, preferLocal: true)
+        let tooMany = [[UInt8]](repeating: [], count: 70_000)
+        await #expect(throws: ZMQError.self) { try await client.send(tooMany) }
+        try await client.send([Array("fine".utf8)])
+        try await waitUntil { client.count == 1 }
+        #expect(client.received.withLock { $0 } == [[Array("fine".utf8)]])
+        client.stop()
+        server.stop()
+    }
+
     @Test func withoutAListenerTheConnectionUsesZeroMQ() async throws {
         let server = try await EchoRouter(serveLocal: false)
         let client = try await LinkClient(to: server.endpoint.address, preferLocal: true)
