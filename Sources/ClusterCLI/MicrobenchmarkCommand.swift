@@ -291,38 +291,40 @@ struct MicrobenchmarkCommand: AsyncParsableCommand {
             })
         let large = [Float](repeating: 1.5, count: 25 << 20)  // 100 MiB
         let bytes = Double(large.count * 4) / 1e9
-        var row = try await rate("single client put gigabytes") { deadline in
-            var count = 0
-            while ContinuousClock.now < deadline {
-                _ = try await cluster.put(large)
-                count += 1
-            }
-            return count
+        // Rates of whole arrays, reported as gigabytes per second.
+        func gigabytes(_ name: String, _ body: (ContinuousClock.Instant) async throws -> Int) async throws -> Row {
+            var row = try await rate(name, body)
+            row.mean *= bytes
+            row.deviation *= bytes
+            row.unit = "GB per second"
+            return row
         }
-        row.mean *= bytes
-        row.deviation *= bytes
-        row.unit = "GB per second"
-        rows.append(row)
+        rows.append(
+            try await gigabytes("single client put gigabytes") { deadline in
+                var count = 0
+                while ContinuousClock.now < deadline {
+                    _ = try await cluster.put(large)
+                    count += 1
+                }
+                return count
+            })
         // The ceiling a put of fresh bytes works against: one thread copying the same array
         // into memory already mapped and touched.
         var target = [Float](repeating: 0, count: large.count)
-        row = try await rate("memcpy of the same array, one thread") { deadline in
-            var count = 0
-            while ContinuousClock.now < deadline {
-                target.withUnsafeMutableBytes { destination in
-                    large.withUnsafeBytes { destination.copyMemory(from: $0) }
+        rows.append(
+            try await gigabytes("memcpy of the same array, one thread") { deadline in
+                var count = 0
+                while ContinuousClock.now < deadline {
+                    target.withUnsafeMutableBytes { destination in
+                        large.withUnsafeBytes { destination.copyMemory(from: $0) }
+                    }
+                    count += 1
                 }
-                count += 1
-            }
-            return count
-        }
-        row.mean *= bytes
-        row.deviation *= bytes
-        row.unit = "GB per second"
-        rows.append(row)
+                return count
+            })
         var clients: [Cluster] = []
         for _ in 0..<cpus { clients.append(try await Cluster.connect(address: cluster.address)) }
-        row = try await rate("multi client put gigabytes") { deadline in
+        let row = try await gigabytes("multi client put gigabytes") { deadline in
             try await withThrowingTaskGroup(of: Int.self) { group in
                 for client in clients {
                     group.addTask {
@@ -337,9 +339,6 @@ struct MicrobenchmarkCommand: AsyncParsableCommand {
                 return try await group.reduce(0, +)
             }
         }
-        row.mean *= bytes
-        row.deviation *= bytes
-        row.unit = "GB per second"
         rows.append(row)
         for client in clients { await client.shutdown() }
         return rows

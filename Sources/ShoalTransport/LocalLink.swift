@@ -145,27 +145,35 @@ public final class LocalLink {
         for frame in frames { put(frame.count) }
     }
 
+    /// Writes as much of `bytes` as the socket takes now. - Returns: how many it took, or nil
+    /// when the stream failed (EPIPE, ECONNRESET: the peer is gone) and the link is closed.
+    private func sendSome(_ bytes: UnsafeRawBufferPointer) -> Int? {
+        var offset = 0
+        while offset < bytes.count {
+            let written = Glibc.send(
+                fd, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
+            if written > 0 {
+                offset += written
+            } else if written < 0 && errno == EINTR {
+                continue
+            } else if written < 0 && errno == EAGAIN {
+                break
+            } else {
+                close()
+                return nil
+            }
+        }
+        return offset
+    }
+
     /// Writes `bytes` now if nothing is queued before them, and queues what the socket did not take.
     private func write(_ bytes: UnsafeRawBufferPointer) {
         guard !isClosed, bytes.count > 0 else { return }
         var offset = 0
         if pendingStart == pending.count {
-            while offset < bytes.count {
-                let written = Glibc.send(
-                    fd, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
-                if written > 0 {
-                    offset += written
-                } else if written < 0 && errno == EINTR {
-                    continue
-                } else if written < 0 && errno == EAGAIN {
-                    break
-                } else {
-                    // EPIPE, ECONNRESET: the peer is gone, and nothing more can be sent.
-                    close()
-                    return
-                }
-            }
-            if offset == bytes.count { return }
+            guard let written = sendSome(bytes) else { return }
+            if written == bytes.count { return }
+            offset = written
             pending.removeAll(keepingCapacity: true)
             pendingStart = 0
         }
@@ -178,22 +186,12 @@ public final class LocalLink {
 
     /// Writes queued bytes until the socket is full; polls for writability while some remain.
     private func flush() {
-        while pendingStart < pending.count {
-            let written = pending.withUnsafeBytes { buffer in
-                Glibc.send(
-                    fd, buffer.baseAddress! + pendingStart, buffer.count - pendingStart,
-                    Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
-            }
-            if written > 0 {
-                pendingStart += written
-            } else if written < 0 && errno == EINTR {
-                continue
-            } else if written < 0 && errno == EAGAIN {
-                return
-            } else {
-                close()
-                return
-            }
+        guard !isClosed else { return }
+        if pendingStart < pending.count {
+            guard let written = pending.withUnsafeBytes({ sendSome(UnsafeRawBufferPointer(rebasing: $0[pendingStart...])) })
+            else { return }
+            pendingStart += written
+            if pendingStart < pending.count { return }
         }
         pending.removeAll(keepingCapacity: pending.count <= 1 << 20)
         pendingStart = 0
