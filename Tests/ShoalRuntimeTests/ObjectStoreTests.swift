@@ -1,5 +1,6 @@
 import Foundation
 import Shoal
+@testable import ShoalRuntime
 import ShoalTestSupport
 import Testing
 
@@ -46,5 +47,36 @@ import Testing
         #expect(try await driver.waitForExit(timeout: .seconds(600)) == 0)
         #expect(driver.line(startingWith: "dropping") == "dropping spills=0 ", "freed objects leave room: no spilling")
         #expect(driver.line(startingWith: "holding") == "holding verified=100 spilledSome=true underLimit=true")
+    }
+}
+
+/// Writable mappings kept across objects that reuse one store file.
+@Suite struct WriteMappingsTests {
+    @Test func aReusedFileIsWrittenThroughItsKeptMappingAndADeletedOneIsLetGo() throws {
+        let directory = NSTemporaryDirectory() + "shoal-write-mappings-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let count = WriteMappings.minimumKeptSize
+        let first = directory + "/first"
+        #expect(FileManager.default.createFile(atPath: first, contents: Data(count: count)))
+        let mappings = WriteMappings()
+        try mappings.write(path: first, count: count) { $0.initializeMemory(as: UInt8.self, repeating: 1) }
+        // The store hands the same file to the next object under another name.
+        let second = directory + "/second"
+        #expect(rename(first, second) == 0)
+        try mappings.write(path: second, count: count) { bytes in
+            #expect(bytes.allSatisfy { $0 == 1 })
+            bytes.initializeMemory(as: UInt8.self, repeating: 2)
+        }
+        let written = try #require(FileManager.default.contents(atPath: second))
+        #expect(written.count == count && written.allSatisfy { $0 == 2 })
+        // Deleted by the store: the kept mapping goes at the next release, and a new file of the
+        // same size is mapped afresh.
+        #expect(unlink(second) == 0)
+        mappings.release()
+        let third = directory + "/third"
+        #expect(FileManager.default.createFile(atPath: third, contents: Data(count: count)))
+        try mappings.write(path: third, count: count) { bytes in #expect(bytes.allSatisfy { $0 == 0 }) }
+        #expect(throws: ClusterError.self) { try mappings.write(path: directory + "/missing", count: count) { _ in } }
     }
 }

@@ -58,8 +58,7 @@ extension DriverCore {
         guard case .objectPlaced(let placed) = reply.body else {
             throw ClusterError.peerError("placing object \(key): unexpected reply")
         }
-        let mapping = try MappedObject(path: placed.path, count: Int(size), writable: true)
-        mapping.write(write)
+        try writeMappings.write(path: placed.path, count: Int(size), write)
         var seal = Shoal_V1_SealObject()
         seal.key = key
         try sendToLocalNode(Envelope(0, .sealObject(seal)))

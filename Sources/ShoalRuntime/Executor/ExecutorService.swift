@@ -47,6 +47,8 @@ public actor ExecutorService: ObjectStoreClient {
     private var nextNodeRequest: UInt64 = 1
     private let jobID = ProcessInfo.processInfo.environment["SHOAL_JOB_ID"] ?? ""
     private let parent = getppid()
+    /// Mappings of the store files this executor wrote large outputs into, kept for reuse.
+    private let writeMappings = WriteMappings()
     private var logger = Logger(label: "shoal.executor")
 
     /// Starts serving and says hello to the node daemon at `nodeAddress`.
@@ -91,6 +93,7 @@ public actor ExecutorService: ObjectStoreClient {
         if getppid() != parent || isStopRequested {
             _exit(0)
         }
+        writeMappings.release()
     }
 
     private func receiveFromNode(_ message: ShoalTransport.Message) {
@@ -268,8 +271,9 @@ public actor ExecutorService: ObjectStoreClient {
         guard case .objectPlaced(let placed) = reply.body else {
             throw ClusterError.peerError("placing object \(key): \(reply.body.map { "\($0)" } ?? "no reply")")
         }
-        let mapping = try MappedObject(path: placed.path, count: bytes.count, writable: true)
-        mapping.write { target in bytes.withUnsafeBytes { target.copyMemory(from: $0) } }
+        try writeMappings.write(path: placed.path, count: bytes.count) { target in
+            bytes.withUnsafeBytes { target.copyMemory(from: $0) }
+        }
         var seal = Shoal_V1_SealObject()
         seal.key = key
         try node.send(Envelope(0, .sealObject(seal)))

@@ -14,21 +14,18 @@ public final class MappedObject: @unchecked Sendable {
 
     /// Maps the file at `path`.
     /// - Throws: `ClusterError` naming the file when it cannot be opened or mapped.
-    init(path: String, count: Int, writable: Bool = false) throws {
+    init(path: String, count: Int) throws {
         self.count = count
         guard count > 0 else {
             base = nil
             return
         }
-        let descriptor = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC)
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else {
             throw ClusterError.notFound("cannot open object file \(path): \(String(cString: strerror(errno)))")
         }
         defer { close(descriptor) }
-        let protection = writable ? (PROT_READ | PROT_WRITE) : PROT_READ
-        // Writers pre-fault the whole mapping in one call instead of one page fault per page.
-        let flags = writable ? (MAP_SHARED | MAP_POPULATE) : MAP_SHARED
-        let pointer = mmap(nil, count, protection, flags, descriptor, 0)
+        let pointer = mmap(nil, count, PROT_READ, MAP_SHARED, descriptor, 0)
         guard let pointer, pointer != MAP_FAILED else {
             throw ClusterError.peerError("cannot map object file \(path): \(String(cString: strerror(errno)))")
         }
@@ -41,11 +38,6 @@ public final class MappedObject: @unchecked Sendable {
 
     /// The bytes, valid while this value lives.
     public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
-
-    /// Writes into a writable mapping.
-    func write(_ body: (UnsafeMutableRawBufferPointer) throws -> Void) rethrows {
-        try body(UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer(mutating: base), count: count))
-    }
 
     /// The elements of an object holding an array of scalars (`[Float]`, `[Double]` …), read in
     /// place: the array's count, then its elements.
