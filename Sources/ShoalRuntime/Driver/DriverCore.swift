@@ -862,8 +862,10 @@ public actor DriverCore: ObjectStoreClient {
         // calls could fail: only the loop is left to stop (`shutdown` runs once however asked).
         if !closed { end(because: "the cluster handle was shut down", lost: false) }
         let loop = self.loop
-        // Give the disconnect a moment to leave before the socket closes with the loop.
-        loop.schedule(after: .milliseconds(20)) { loop.shutdown() }
+        // Give the disconnect a moment to leave before the socket closes with the loop. The
+        // loop's handlers and timers hold this driver unowned: the closure keeps it alive until
+        // the loop has stopped, however soon its handle is dropped.
+        loop.schedule(after: .milliseconds(20)) { withExtendedLifetime(self) { loop.shutdown() } }
     }
 
     /// Closes the leases, tells the head (unless it is lost), and fails everything still waiting
