@@ -308,6 +308,18 @@ struct MicrobenchmarkCommand: AsyncParsableCommand {
                 }
                 return count
             })
+        // A get on the node that holds the object: decoded into a new array from its mapping.
+        let stored = try await cluster.put(large)
+        rows.append(
+            try await gigabytes("single client get gigabytes") { deadline in
+                var count = 0
+                while ContinuousClock.now < deadline {
+                    let value = try await stored.get()
+                    guard value.count == large.count else { throw ValidationError("a get returned \(value.count) floats") }
+                    count += 1
+                }
+                return count
+            })
         // The ceiling a put of fresh bytes works against: one thread copying the same array
         // into memory already mapped and touched.
         var target = [Float](repeating: 0, count: large.count)
