@@ -70,7 +70,7 @@ public final class Connection: MessageSink {
 ///
 /// `@unchecked Sendable` as `Socket` is: made on one thread, then used by its loop's thread alone.
 public final class RouterEndpoint: MessageSink, @unchecked Sendable {
-    public let socket: Socket
+    private let socket: Socket
     private var listener: LocalListener?
     /// The address the ROUTER bound, which also names its local links.
     public let address: String

@@ -50,7 +50,7 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
 
     public let name: String
     private let inbox = Mutex(Inbox())
-    /// A pipe whose read end zmq_poll watches, so other threads can wake the loop.
+    /// A pipe whose read end the loop polls, so other threads can wake it.
     private let wakeRead: Int32
     private let wakeWrite: Int32
     private let threadID = Mutex<pthread_t?>(nil)
@@ -290,12 +290,8 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
             // Handlers may register or unregister sockets: walk the snapshot polled.
             for (index, registration) in snapshot.enumerated()
             where items[index + 1].revents != 0 || registration.socket.needsEventCheck {
-                if registration.socket.hasInput() {
-                    worked = true
-                    drain(registration)
-                } else {
-                    registration.socket.needsEventCheck = false
-                }
+                // A receive that finds nothing brings libzmq's view up to date and clears the flag.
+                if drain(registration) { worked = true }
             }
             if ready > 0 {
                 // Socket handlers may have changed the watches: walk those that were polled.
@@ -318,21 +314,19 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
         stopped.signal()
     }
 
-    private func drain(_ registration: Registration) {
+    /// Hands queued messages to the socket's handler. - Returns: whether there was any.
+    private func drain(_ registration: Registration) -> Bool {
+        var received = false
         for _ in 0..<fairnessBatch {
-            guard registrations.contains(where: { $0.socket === registration.socket }) else { return }
-            let message: Message?
-            do {
-                message = try registration.socket.receive()
-            } catch {
-                return
-            }
-            guard let message else { return }
+            guard registrations.contains(where: { $0.socket === registration.socket }) else { return received }
+            guard let message = try? registration.socket.receive() else { return received }
+            received = true
             registration.handler(message)
         }
+        return received
     }
 
-    /// Milliseconds zmq_poll may wait: 0 with work queued, else until the next timer.
+    /// Milliseconds poll(2) may wait: 0 with work queued, else until the next timer.
     private func pollTimeout() -> Int {
         let idle = inbox.withLock { inbox -> Bool in
             let empty = inbox.work.isEmpty && !inbox.stopping

@@ -32,7 +32,8 @@ public final class Socket: @unchecked Sendable {
     public let kind: Kind
     private var isClosed = false
     /// Whether libzmq may hold input that nobody has looked for since the socket was last used:
-    /// every send and every received message sets it, a receive that finds nothing clears it.
+    /// every send and every received message sets it, a receive that finds nothing clears it
+    /// (and, by processing libzmq's pending commands, re-arms the signalling descriptor).
     /// Its signalling descriptor (`signalFD`) only tells of changes after such a check.
     var needsEventCheck = true
     /// The descriptor libzmq makes readable when the socket's state may have changed (ZMQ_FD).
@@ -137,14 +138,6 @@ public final class Socket: @unchecked Sendable {
         guard zmq_getsockopt(handle, ZMQ_LAST_ENDPOINT, &buffer, &size) == 0 else { return nil }
         let bytes = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
         return String(decoding: bytes, as: UTF8.self)
-    }
-
-    /// Whether a message can be received now (ZMQ_EVENTS); brings libzmq's view up to date.
-    func hasInput() -> Bool {
-        var events: Int32 = 0
-        var size = MemoryLayout<Int32>.size
-        guard zmq_getsockopt(handle, ZMQ_EVENTS, &events, &size) == 0 else { return false }
-        return events & ZMQ_POLLIN != 0
     }
 
     /// Sends the frames as one message.

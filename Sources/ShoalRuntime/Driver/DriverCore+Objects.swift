@@ -84,11 +84,14 @@ extension DriverCore {
     }
 }
 
-/// Arrays of scalars, which `put` writes into shared memory straight from their storage in
-/// the layout `BinaryEncoder` uses (an 8-byte count, then the elements).
+/// Arrays of scalars, which `put` writes into shared memory straight from their storage and
+/// `get` copies out of a mapping in one piece, in the layout `BinaryEncoder` uses (an 8-byte
+/// count, then the elements).
 protocol RawArrayConvertible {
     var rawByteCount: Int { get }
     func writeRaw(into target: UnsafeMutableRawBufferPointer)
+    /// The array a stored object holds, checked against the object's size.
+    static func copied(from mapped: MappedObject) throws -> Self
 }
 
 /// Scalars whose arrays `BinaryEncoder` writes as raw memory.
@@ -115,5 +118,9 @@ extension Array: RawArrayConvertible where Element: RawScalar {
         withUnsafeBytes { source in
             UnsafeMutableRawBufferPointer(rebasing: target[8...]).copyMemory(from: source)
         }
+    }
+
+    static func copied(from mapped: MappedObject) throws -> [Element] {
+        Array(try mapped.elements(of: Element.self))
     }
 }

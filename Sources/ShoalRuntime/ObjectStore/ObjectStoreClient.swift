@@ -29,22 +29,10 @@ extension ObjectContents {
             }
             let mapped = try await client.map(location)
             // Arrays of scalars: one copy out of the mapping, not a decode call per element.
-            if let raw = Value.self as? any RawArrayDecodable.Type, let value = try raw.copied(from: mapped) as? Value {
+            if let raw = Value.self as? any RawArrayConvertible.Type, let value = try raw.copied(from: mapped) as? Value {
                 return value
             }
             return try BinaryDecoder().decode(Value.self, from: mapped.bytes)
         }
-    }
-}
-
-/// Arrays of scalars, read out of a stored object's mapping in one copy: the layout `BinaryEncoder`
-/// writes (an 8-byte count, then the elements), checked against the object's size.
-protocol RawArrayDecodable {
-    static func copied(from mapped: MappedObject) throws -> Self
-}
-
-extension Array: RawArrayDecodable where Element: RawScalar {
-    static func copied(from mapped: MappedObject) throws -> [Element] {
-        Array(try mapped.elements(of: Element.self))
     }
 }
