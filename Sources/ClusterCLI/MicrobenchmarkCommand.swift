@@ -334,6 +334,37 @@ struct MicrobenchmarkCommand: AsyncParsableCommand {
                 }
                 return count
             })
+        // The same copy spread over the cores, as Shoal's large puts and gets do it.
+        rows.append(
+            try await gigabytes("memcpy of the same array, all cores") { deadline in
+                var count = 0
+                while ContinuousClock.now < deadline {
+                    target.withUnsafeMutableBytes { destination in
+                        large.withUnsafeBytes { LargeCopy.copy($0, into: destination) }
+                    }
+                    count += 1
+                }
+                return count
+            })
+        // The ceiling for a get of a new array: the same copy into a newly allocated array, whose
+        // pages the kernel must first hand out zeroed, spread over the cores.
+        rows.append(
+            try await gigabytes("copy into a new array, all cores") { deadline in
+                var count = 0
+                while ContinuousClock.now < deadline {
+                    let copy = large.withUnsafeBufferPointer { source in
+                        [Float](unsafeUninitializedCapacity: source.count) { target, initialized in
+                            let bytes = UnsafeMutableRawBufferPointer(target)
+                            adviseHugePages(bytes)
+                            LargeCopy.copy(UnsafeRawBufferPointer(source), into: bytes)
+                            initialized = source.count
+                        }
+                    }
+                    guard copy.count == large.count else { throw ValidationError("a copy has \(copy.count) floats") }
+                    count += 1
+                }
+                return count
+            })
         var clients: [Cluster] = []
         for _ in 0..<cpus { clients.append(try await Cluster.connect(address: cluster.address)) }
         let row = try await gigabytes("multi client put gigabytes") { deadline in

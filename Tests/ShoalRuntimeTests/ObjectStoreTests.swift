@@ -50,16 +50,16 @@ import Testing
     }
 }
 
-/// Writable mappings kept across objects that reuse one store file.
-@Suite struct WriteMappingsTests {
+/// Mappings kept across objects that reuse one store file.
+@Suite struct StoreMappingsTests {
     @Test func aReusedFileIsWrittenThroughItsKeptMappingAndADeletedOneIsLetGo() throws {
         let directory = NSTemporaryDirectory() + "shoal-write-mappings-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let count = WriteMappings.minimumKeptSize
+        let count = StoreMappings.minimumKeptSize
         let first = directory + "/first"
         #expect(FileManager.default.createFile(atPath: first, contents: Data(count: count)))
-        let mappings = WriteMappings()
+        let mappings = StoreMappings()
         try mappings.write(path: first, count: count) { $0.initializeMemory(as: UInt8.self, repeating: 1) }
         // The store hands the same file to the next object under another name.
         let second = directory + "/second"
@@ -78,5 +78,32 @@ import Testing
         #expect(FileManager.default.createFile(atPath: third, contents: Data(count: count)))
         try mappings.write(path: third, count: count) { bytes in #expect(bytes.allSatisfy { $0 == 0 }) }
         #expect(throws: ClusterError.self) { try mappings.write(path: directory + "/missing", count: count) { _ in } }
+    }
+
+    @Test func aReadSeesTheLatestWriteAndOutlivesTheFilesDeletion() throws {
+        let directory = NSTemporaryDirectory() + "shoal-read-mappings-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let count = StoreMappings.minimumKeptSize
+        let path = directory + "/object"
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(count: count)))
+        let mappings = StoreMappings()
+        try mappings.write(path: path, count: count) { $0.initializeMemory(as: UInt8.self, repeating: 3) }
+        let first = try mappings.read(path: path, count: count)
+        #expect(first.count == count && first.bytes.allSatisfy { $0 == 3 })
+        // The same file written again (a recycled file): a new read sees the new bytes.
+        try mappings.write(path: path, count: count) { $0.initializeMemory(as: UInt8.self, repeating: 4) }
+        let second = try mappings.read(path: path, count: count)
+        #expect(second.bytes.allSatisfy { $0 == 4 })
+        // Deleted by the store and let go here: a view still held keeps its bytes readable.
+        #expect(unlink(path) == 0)
+        mappings.release()
+        #expect(second.bytes.allSatisfy { $0 == 4 })
+        // Small files are mapped read-only for the one read.
+        let small = directory + "/small"
+        #expect(FileManager.default.createFile(atPath: small, contents: Data([1, 2, 3])))
+        let read = try mappings.read(path: small, count: 3)
+        #expect(Array(read.bytes) == [1, 2, 3])
+        #expect(throws: ClusterError.self) { try mappings.read(path: directory + "/missing", count: count) }
     }
 }

@@ -18,7 +18,7 @@ extension DriverCore {
         let bytes = try BinaryEncoder().encode(value)
         if bytes.count > inlineObjectLimit {
             let location = try await store(key: objectKeyPrefix + String(id), size: UInt64(bytes.count)) { target in
-                bytes.withUnsafeBytes { target.copyMemory(from: $0) }
+                bytes.withUnsafeBytes { LargeCopy.copy($0, into: target) }
             }
             await record(id, .stored(location))
         } else if !recordOnLoop(id, .inline(bytes)) {
@@ -58,7 +58,7 @@ extension DriverCore {
         guard case .objectPlaced(let placed) = reply.body else {
             throw ClusterError.peerError("placing object \(key): unexpected reply")
         }
-        try writeMappings.write(path: placed.path, count: Int(size), write)
+        try storeMappings.write(path: placed.path, count: Int(size), write)
         var seal = Shoal_V1_SealObject()
         seal.key = key
         try sendToLocalNode(Envelope(0, .sealObject(seal)))
@@ -80,7 +80,7 @@ extension DriverCore {
         guard case .objectPlaced(let placed) = reply.body else {
             throw ClusterError.peerError("mapping object \(location.key): unexpected reply")
         }
-        return try MappedObject(path: placed.path, count: Int(placed.size))
+        return try storeMappings.read(path: placed.path, count: Int(placed.size))
     }
 }
 
@@ -116,11 +116,17 @@ extension Array: RawArrayConvertible where Element: RawScalar {
     func writeRaw(into target: UnsafeMutableRawBufferPointer) {
         target.storeBytes(of: UInt64(count).littleEndian, as: UInt64.self)
         withUnsafeBytes { source in
-            UnsafeMutableRawBufferPointer(rebasing: target[8...]).copyMemory(from: source)
+            LargeCopy.copy(source, into: UnsafeMutableRawBufferPointer(rebasing: target[8...]))
         }
     }
 
     static func copied(from mapped: MappedObject) throws -> [Element] {
-        Array(try mapped.elements(of: Element.self))
+        let source = try mapped.elements(of: Element.self)
+        return Array(unsafeUninitializedCapacity: source.count) { target, initialized in
+            let bytes = UnsafeMutableRawBufferPointer(target)
+            adviseHugePages(bytes)
+            LargeCopy.copy(UnsafeRawBufferPointer(source), into: bytes)
+            initialized = source.count
+        }
     }
 }

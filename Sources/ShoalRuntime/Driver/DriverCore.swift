@@ -123,8 +123,8 @@ public actor DriverCore: ObjectStoreClient {
     private var localNodeAddress = ""
     /// Node daemons elsewhere that hold objects this driver owns (large task outputs).
     private var otherNodes: [String: Socket] = [:]
-    /// Mappings of the store files this driver wrote its large puts into, kept for reuse.
-    let writeMappings = WriteMappings()
+    /// Mappings of the large store files this driver wrote or read, kept for reuse.
+    let storeMappings = StoreMappings()
     nonisolated let objectKeyPrefix = "obj-\(getpid())-\(UInt32.random(in: 0...UInt32.max))-"
 
     private init(loop: EventLoop, head: Socket, headAddress: String, jobID: String, config: RuntimeConfig) {
@@ -213,7 +213,7 @@ public actor DriverCore: ObjectStoreClient {
         loop.schedule(after: config.heartbeatInterval, repeating: config.heartbeatInterval) { [unowned self] in
             self.assumeIsolated { driver in
                 driver.heartbeat()
-                driver.writeMappings.release()
+                driver.storeMappings.release()
             }
         }
         loop.schedule(after: .milliseconds(50), repeating: .milliseconds(50)) { [unowned self] in

@@ -47,8 +47,8 @@ public actor ExecutorService: ObjectStoreClient {
     private var nextNodeRequest: UInt64 = 1
     private let jobID = ProcessInfo.processInfo.environment["SHOAL_JOB_ID"] ?? ""
     private let parent = getppid()
-    /// Mappings of the store files this executor wrote large outputs into, kept for reuse.
-    private let writeMappings = WriteMappings()
+    /// Mappings of the large store files this executor wrote or read, kept for reuse.
+    private let storeMappings = StoreMappings()
     private var logger = Logger(label: "shoal.executor")
 
     /// Starts serving and says hello to the node daemon at `nodeAddress`.
@@ -93,7 +93,7 @@ public actor ExecutorService: ObjectStoreClient {
         if getppid() != parent || isStopRequested {
             _exit(0)
         }
-        writeMappings.release()
+        storeMappings.release()
     }
 
     private func receiveFromNode(_ message: ShoalTransport.Message) {
@@ -271,8 +271,8 @@ public actor ExecutorService: ObjectStoreClient {
         guard case .objectPlaced(let placed) = reply.body else {
             throw ClusterError.peerError("placing object \(key): \(reply.body.map { "\($0)" } ?? "no reply")")
         }
-        try writeMappings.write(path: placed.path, count: bytes.count) { target in
-            bytes.withUnsafeBytes { target.copyMemory(from: $0) }
+        try storeMappings.write(path: placed.path, count: bytes.count) { target in
+            bytes.withUnsafeBytes { LargeCopy.copy($0, into: target) }
         }
         var seal = Shoal_V1_SealObject()
         seal.key = key
@@ -306,7 +306,7 @@ public actor ExecutorService: ObjectStoreClient {
         get.jobID = jobID
         let reply = try await requestFromNode(.getObject(get))
         switch reply.body {
-        case .objectPlaced(let placed): return try MappedObject(path: placed.path, count: Int(placed.size))
+        case .objectPlaced(let placed): return try storeMappings.read(path: placed.path, count: Int(placed.size))
         case .error(let error): throw ClusterError.peerError("mapping object \(location.key): \(error.message)")
         default: throw ClusterError.peerError("mapping object \(location.key): unexpected reply")
         }
