@@ -403,12 +403,29 @@ extension ModelsCommand {
                 _ = ArtifactStore.address(of: artifact)
                 hashTimes.append((clock.now - start).seconds)
             }
+            // Writing the artifact to a new file of its own, for the same account: a new file takes
+            // new pages from the kernel. The files stay until all are written, so that none reuses
+            // another's freed pages.
+            var writeTimes: [Double] = []
+            let probes = NSTemporaryDirectory() + "shoal-registry-bench-probe-\(getpid())"
+            try FileManager.default.createDirectory(atPath: probes, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: probes) }
+            for index in 0..<20 {
+                let path = probes + "/\(index)"
+                let start = clock.now
+                let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+                let written = artifact.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+                if descriptor >= 0 { close(descriptor) }
+                writeTimes.append((clock.now - start).seconds)
+                guard written == artifact.count else { throw ValidationError("cannot write a probe file at \(path)") }
+            }
             let result: [String: Double] = [
                 "register_ms": median(registerTimes) * 1000, "fetch_ms": median(fetchTimes) * 1000,
                 "cycle_per_second": Double(count) / (registerTimes.reduce(0, +) + fetchTimes.reduce(0, +)),
                 "register_per_second": Double(count) / registerTimes.reduce(0, +),
                 "fetch_per_second": Double(count) / fetchTimes.reduce(0, +), "count": Double(count),
-                "sha256_ms": median(hashTimes) * 1000, "shared_store": shared ? 1 : 0,
+                "sha256_ms": median(hashTimes) * 1000, "new_file_ms": median(writeTimes) * 1000,
+                "shared_store": shared ? 1 : 0,
             ]
             print(
                 String(
