@@ -6,7 +6,7 @@ APT_PACKAGES := libzmq3-dev libopenblas-dev libpq-dev libsqlite3-dev libssl-dev 
 SWIFT_FLAGS ?=
 RELEASE := swift build -c release $(SWIFT_FLAGS)
 
-.PHONY: all deps build test demo bench bench-jobs bench-registry bench-features bench-model bench-rl bench-tasks proto clean format container
+.PHONY: all deps build test demo bench bench-jobs bench-registry bench-features bench-model bench-rl bench-ppo-seeds bench-tasks proto clean format container
 
 all: build
 
@@ -44,6 +44,7 @@ bench: deps
 	$(MAKE) bench-features
 	$(MAKE) bench-model
 	$(MAKE) bench-rl
+	$(MAKE) bench-ppo-seeds
 
 ## bench-tasks: tasks, actors and objects beside Ray (and Shoal over ZeroMQ only); rewrites the top of RESULTS.md.
 bench-tasks: deps
@@ -73,6 +74,14 @@ bench-rl: deps
 	env -u OPENBLAS_CORETYPE python3 Benchmarks/rl_shoal.py $$(swift build -c release --show-bin-path) Benchmarks/out/rl
 	python3 Benchmarks/rl_sb3.py Benchmarks/out/rl/sb3_rl.json
 	python3 Benchmarks/rl_report.py Benchmarks/out/rl Benchmarks/RESULTS.md
+
+## bench-ppo-seeds: PPO's steps to 475 on CartPole over 30 seeds, Shoal beside Stable-Baselines3, with a rank test.
+bench-ppo-seeds: deps
+	$(RELEASE) --product trading
+	python3 -c 'import stable_baselines3, gymnasium' 2>/dev/null || pip install -q "stable-baselines3==2.9.*" "gymnasium==1.4.*"
+	mkdir -p Benchmarks/out/rl
+	env -u OPENBLAS_CORETYPE python3 Benchmarks/ppo_seeds.py $$(swift build -c release --show-bin-path) Benchmarks/out/ppo-seeds \
+	  Benchmarks/RESULTS.md
 
 ## bench-features: the standard features on 1,000,000 bars x 4 assets beside pandas; updates its section of RESULTS.md.
 bench-features: deps

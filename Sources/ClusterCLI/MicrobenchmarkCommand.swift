@@ -320,32 +320,25 @@ struct MicrobenchmarkCommand: AsyncParsableCommand {
                 }
                 return count
             })
-        // The ceiling a put of fresh bytes works against: one thread copying the same array
-        // into memory already mapped and touched.
+        // The ceilings a put of fresh bytes works against: copying the same array into memory
+        // already mapped and touched, on one thread, then spread over the cores as Shoal's large
+        // puts and gets copy.
         var target = [Float](repeating: 0, count: large.count)
-        rows.append(
-            try await gigabytes("memcpy of the same array, one thread") { deadline in
-                var count = 0
-                while ContinuousClock.now < deadline {
-                    target.withUnsafeMutableBytes { destination in
-                        large.withUnsafeBytes { destination.copyMemory(from: $0) }
+        for (name, spread) in [("memcpy of the same array, one thread", false), ("memcpy of the same array, all cores", true)] {
+            rows.append(
+                try await gigabytes(name) { deadline in
+                    var count = 0
+                    while ContinuousClock.now < deadline {
+                        target.withUnsafeMutableBytes { destination in
+                            large.withUnsafeBytes { source in
+                                if spread { LargeCopy.copy(source, into: destination) } else { destination.copyMemory(from: source) }
+                            }
+                        }
+                        count += 1
                     }
-                    count += 1
-                }
-                return count
-            })
-        // The same copy spread over the cores, as Shoal's large puts and gets do it.
-        rows.append(
-            try await gigabytes("memcpy of the same array, all cores") { deadline in
-                var count = 0
-                while ContinuousClock.now < deadline {
-                    target.withUnsafeMutableBytes { destination in
-                        large.withUnsafeBytes { LargeCopy.copy($0, into: destination) }
-                    }
-                    count += 1
-                }
-                return count
-            })
+                    return count
+                })
+        }
         // The ceiling for a get of a new array: the same copy into a newly allocated array, whose
         // pages the kernel must first hand out zeroed, spread over the cores.
         rows.append(
