@@ -67,15 +67,19 @@ final class StoreMappings {
     }
 
     /// Maps the store file at `path` (`count` bytes) for reading, through a kept mapping if the
-    /// file is large.
+    /// file is large (and this process may write it, as the node's own user may: kept mappings
+    /// serve writes too).
     /// - Throws: `ClusterError` naming the file when it cannot be opened or mapped.
     func read(path: String, count: Int) throws -> MappedObject {
         release()
         guard count > 0 else { return MappedObject(mapping: nil, count: 0) }
-        if count >= Self.minimumKeptSize { return MappedObject(mapping: try writableMapping(path: path, count: count), count: count) }
+        let large = count >= Self.minimumKeptSize
+        if large && access(path, W_OK) == 0 {
+            return MappedObject(mapping: try writableMapping(path: path, count: count), count: count)
+        }
         let descriptor = try open(path, flags: O_RDONLY)
         defer { close(descriptor) }
-        let mapping = try FileMapping(descriptor: descriptor, count: count, writable: false, populate: false, path: path)
+        let mapping = try FileMapping(descriptor: descriptor, count: count, writable: false, populate: large, path: path)
         return MappedObject(mapping: mapping, count: count)
     }
 
