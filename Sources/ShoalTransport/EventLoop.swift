@@ -89,7 +89,9 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
         }
         wakeRead = ends[0]
         wakeWrite = ends[1]
-        let thread = Thread { [unowned self] in self.run() }
+        // The thread keeps its loop alive until `run` returns: an owner that drops the loop from
+        // one of its own jobs must not free it under the running thread.
+        let thread = Thread { self.run() }
         thread.name = name
         thread.stackSize = 4 << 20
         thread.start()

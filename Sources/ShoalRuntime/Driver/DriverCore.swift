@@ -84,6 +84,7 @@ public actor DriverCore: ObjectStoreClient {
     /// The driver's event loop: it owns the driver's sockets, and code that runs on it (with it
     /// as task executor preference) reaches the driver without a thread hop.
     public nonisolated let loop: EventLoop
+    private nonisolated let ownsLoop: Bool
     public nonisolated var unownedExecutor: UnownedSerialExecutor { loop.asUnownedSerialExecutor() }
 
     /// The job this driver runs as.
@@ -127,12 +128,17 @@ public actor DriverCore: ObjectStoreClient {
     let storeMappings = StoreMappings()
     nonisolated let objectKeyPrefix = "obj-\(getpid())-\(UInt32.random(in: 0...UInt32.max))-"
 
-    private init(loop: EventLoop, head: Socket, headAddress: String, jobID: String, config: RuntimeConfig) {
+    /// - Parameter ownsLoop: whether letting go of this core stops `loop` (not for the core of
+    ///   the handshake, whose loop the connected core adopts).
+    private init(
+        loop: EventLoop, head: Socket, headAddress: String, jobID: String, config: RuntimeConfig, ownsLoop: Bool = true
+    ) {
         self.loop = loop
         self.head = head
         self.headAddress = headAddress
         self.jobID = jobID
         self.config = config
+        self.ownsLoop = ownsLoop
     }
 
     /// Connects to the head, registers this executable as the job's package, and starts the
@@ -151,8 +157,14 @@ public actor DriverCore: ObjectStoreClient {
         try head.setUnboundedQueues()
         try head.setRoutingID("driver:\(getpid()):\(UInt32.random(in: 0...UInt32.max))")
         try head.connect(headAddress)
-        let core = DriverCore(loop: loop, head: head, headAddress: headAddress, jobID: jobID, config: config)
-        let accepted = try await core.handshake(package: package, executable: executable, timeout: timeout)
+        let core = DriverCore(loop: loop, head: head, headAddress: headAddress, jobID: jobID, config: config, ownsLoop: false)
+        let accepted: Shoal_V1_DriverAccepted
+        do {
+            accepted = try await core.handshake(package: package, executable: executable, timeout: timeout)
+        } catch {
+            loop.shutdown()
+            throw error
+        }
         let connected = DriverCore(adopting: core, jobID: accepted.jobID)
         try await connected.attachLocalNode(accepted)
         return connected
@@ -854,6 +866,11 @@ public actor DriverCore: ObjectStoreClient {
             returnLease(lease.id)
         }
     }
+
+    // Handlers and timers hold this driver unowned: one let go of without `disconnect()` stops
+    // its loop first (waiting for it unless this is the loop's own thread, which then runs no
+    // handler again). The head learns of the job's end from its missing heartbeats.
+    deinit { if ownsLoop { loop.shutdown() } }
 
     /// Returns every lease, tells the head the job is done, fails what still waits, and stops
     /// the loop.

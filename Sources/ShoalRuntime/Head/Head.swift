@@ -147,6 +147,11 @@ public actor Head {
         loop.shutdown()
     }
 
+    // Handlers and timers hold this head unowned: a head let go of without `shutdown()` stops its
+    // loop first (waiting for it unless this is the loop's own thread, which then runs no handler
+    // again).
+    deinit { loop.shutdown() }
+
     // MARK: receiving
 
     private func receive(_ message: ShoalTransport.Message) {

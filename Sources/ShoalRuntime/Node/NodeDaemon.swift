@@ -140,6 +140,14 @@ public actor NodeDaemon {
         loop.shutdown()
     }
 
+    // Handlers and timers hold this daemon unowned: one let go of without `shutdown()` stops its
+    // loop first (waiting for it unless this is the loop's own thread), then ends its executors.
+    deinit {
+        loop.shutdown()
+        for entry in executors.values { kill(entry.pid, SIGKILL) }
+        for entry in executors.values { _ = ChildProcess.wait(for: entry.pid, timeout: .seconds(1)) }
+    }
+
     private func killAllExecutors() {
         objects.removeAll()
         for entry in executors.values { kill(entry.pid, SIGKILL) }
