@@ -52,14 +52,19 @@ import Testing
 
 /// Mappings kept across objects that reuse one store file.
 @Suite struct StoreMappingsTests {
-    @Test func aReusedFileIsWrittenThroughItsKeptMappingAndADeletedOneIsLetGo() throws {
-        let directory = NSTemporaryDirectory() + "shoal-write-mappings-\(UInt32.random(in: 0...UInt32.max))"
+    /// A new folder holding `file`, a zeroed file of the smallest kept size, and mappings to use on it.
+    private static func fixture(named name: String, file: String) throws -> (String, String, Int, StoreMappings) {
+        let directory = NSTemporaryDirectory() + "shoal-\(name)-mappings-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
         let count = StoreMappings.minimumKeptSize
-        let first = directory + "/first"
-        #expect(FileManager.default.createFile(atPath: first, contents: Data(count: count)))
-        let mappings = StoreMappings()
+        let path = directory + "/" + file
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(count: count)))
+        return (directory, path, count, StoreMappings())
+    }
+
+    @Test func aReusedFileIsWrittenThroughItsKeptMappingAndADeletedOneIsLetGo() throws {
+        let (directory, first, count, mappings) = try Self.fixture(named: "write", file: "first")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         try mappings.write(path: first, count: count) { $0.initializeMemory(as: UInt8.self, repeating: 1) }
         // The store hands the same file to the next object under another name.
         let second = directory + "/second"
@@ -81,13 +86,8 @@ import Testing
     }
 
     @Test func aReadSeesTheLatestWriteAndOutlivesTheFilesDeletion() throws {
-        let directory = NSTemporaryDirectory() + "shoal-read-mappings-\(UInt32.random(in: 0...UInt32.max))"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let (directory, path, count, mappings) = try Self.fixture(named: "read", file: "object")
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let count = StoreMappings.minimumKeptSize
-        let path = directory + "/object"
-        #expect(FileManager.default.createFile(atPath: path, contents: Data(count: count)))
-        let mappings = StoreMappings()
         try mappings.write(path: path, count: count) { $0.initializeMemory(as: UInt8.self, repeating: 3) }
         let first = try mappings.read(path: path, count: count)
         #expect(first.count == count && first.bytes.allSatisfy { $0 == 3 })
