@@ -63,6 +63,9 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
     private var watches: [Watch] = []
     private var nextWatchID = 0
     private var timers: [Timer] = []
+    /// Set by a `shutdown()` on the loop's own thread: no socket handler, watch or timer runs
+    /// after it, since their owner may be gone (an owner's deinit stops its loop). Loop thread only.
+    private var handlersHalted = false
     private var nextTimerID = 0
     /// Until when the loop polls without sleeping, as its owner asked (`pollBriefly`).
     private var busyUntil = ContinuousClock.now
@@ -225,7 +228,11 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
         guard !already else { return }
         inbox.withLock { $0.stopping = true }
         signal()
-        if !inLoop { stopped.wait() }
+        if inLoop {
+            handlersHalted = true
+        } else {
+            stopped.wait()
+        }
     }
 
     // MARK: the loop
@@ -299,7 +306,7 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
                 // Socket handlers may have changed the watches: walk those that were polled.
                 for (index, watch) in watched.enumerated() {
                     let revents = items[index + 1 + snapshot.count].revents
-                    guard revents != 0, watches.contains(where: { $0.id == watch.id }) else { continue }
+                    guard revents != 0, !handlersHalted, watches.contains(where: { $0.id == watch.id }) else { continue }
                     worked = true
                     watch.handler(revents)
                 }
@@ -320,7 +327,7 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
     private func drain(_ registration: Registration) -> Bool {
         var received = false
         for _ in 0..<fairnessBatch {
-            guard registrations.contains(where: { $0.socket === registration.socket }) else { return received }
+            guard !handlersHalted, registrations.contains(where: { $0.socket === registration.socket }) else { return received }
             guard let message = try? registration.socket.receive() else { return received }
             received = true
             registration.handler(message)
@@ -356,6 +363,6 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
             }
         }
         timers.removeAll { $0.interval == nil && $0.deadline > now + .seconds(1 << 39) }
-        for body in due { body() }
+        for body in due where !handlersHalted { body() }
     }
 }

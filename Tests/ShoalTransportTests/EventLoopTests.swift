@@ -89,6 +89,24 @@ final class Recorder: Sendable {
         loop.shutdown()
     }
 
+    @Test func aShutdownOnTheLoopsOwnThreadRunsNoHandlerAfterIt() async throws {
+        // An owner's deinit may stop its loop from one of the loop's own timers or handlers: the
+        // others, which may hold that owner unowned, must not run after it.
+        let loop = EventLoop(name: "test-stop-inside")
+        let ran = Mutex<[String]>([])
+        loop.execute {
+            loop.schedule(after: .milliseconds(10)) {
+                ran.withLock { $0.append("stopper") }
+                loop.shutdown()
+            }
+            loop.schedule(after: .milliseconds(10)) { ran.withLock { $0.append("after") } }
+        }
+        let deadline = ContinuousClock.now + .seconds(5)
+        while ran.withLock({ $0.isEmpty }) && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(ran.withLock { $0 } == ["stopper"])
+    }
+
     @Test func workFromManyThreadsRunsInOrderPerThread() async throws {
         let loop = EventLoop(name: "test-order")
         let recorder = Recorder()

@@ -148,8 +148,8 @@ extension DriverCore {
 
     private func actorSocket(_ address: String) throws -> Connection {
         if let socket = actorSockets[address] { return socket }
-        let socket = try Connection(to: address, on: loop, preferLocal: LocalLinkSetting.enabled) { [unowned self] message in
-            self.assumeIsolated { $0.receiveActorReply(message) }
+        let socket = try Connection(to: address, on: loop, preferLocal: LocalLinkSetting.enabled) { [weak self] message in
+            self?.assumeIsolated { $0.receiveActorReply(message) }
         }
         actorSockets[address] = socket
         return socket

@@ -152,11 +152,12 @@ public actor DriverCore: ObjectStoreClient {
         config: RuntimeConfig, timeout: Duration = .seconds(10)
     ) async throws -> DriverCore {
         let package = try SHA256.hexDigest(ofFile: executable)
-        let loop = EventLoop(name: "shoal-driver", spin: .microseconds(SpinSetting.microseconds))
         let head = try Socket(.dealer)
         try head.setUnboundedQueues()
         try head.setRoutingID("driver:\(getpid()):\(UInt32.random(in: 0...UInt32.max))")
         try head.connect(headAddress)
+        // After the steps that may throw: a loop's thread runs until it is shut down.
+        let loop = EventLoop(name: "shoal-driver", spin: .microseconds(SpinSetting.microseconds))
         let core = DriverCore(loop: loop, head: head, headAddress: headAddress, jobID: jobID, config: config, ownsLoop: false)
         let accepted: Shoal_V1_DriverAccepted
         do {
@@ -178,8 +179,8 @@ public actor DriverCore: ObjectStoreClient {
 
     private func attachLocalNode(_ accepted: Shoal_V1_DriverAccepted) throws {
         guard !accepted.localNodeAddress.isEmpty else { return }
-        localNode = try loop.dealer(connectedTo: accepted.localNodeAddress) { [unowned self] message in
-            self.assumeIsolated { $0.receiveFromLocalNode(message) }
+        localNode = try loop.dealer(connectedTo: accepted.localNodeAddress) { [weak self] message in
+            self?.assumeIsolated { $0.receiveFromLocalNode(message) }
         }
         localNodeID = accepted.localNodeID
         localNodeAddress = accepted.localNodeAddress
@@ -191,7 +192,7 @@ public actor DriverCore: ObjectStoreClient {
     }
 
     private func handshake(package: String, executable: String, timeout: Duration) async throws -> Shoal_V1_DriverAccepted {
-        loop.register(head) { [unowned self] message in self.assumeIsolated { $0.receiveFromHead(message) } }
+        loop.register(head) { [weak self] message in self?.assumeIsolated { $0.receiveFromHead(message) } }
         defer { loop.unregister(head) }
         var connect = Shoal_V1_ConnectDriver()
         connect.packageSha256 = package
@@ -221,15 +222,15 @@ public actor DriverCore: ObjectStoreClient {
     }
 
     private func startServing() {
-        loop.register(head) { [unowned self] message in self.assumeIsolated { $0.receiveFromHead(message) } }
-        loop.schedule(after: config.heartbeatInterval, repeating: config.heartbeatInterval) { [unowned self] in
-            self.assumeIsolated { driver in
+        loop.register(head) { [weak self] message in self?.assumeIsolated { $0.receiveFromHead(message) } }
+        loop.schedule(after: config.heartbeatInterval, repeating: config.heartbeatInterval) { [weak self] in
+            self?.assumeIsolated { driver in
                 driver.heartbeat()
                 driver.storeMappings.release()
             }
         }
-        loop.schedule(after: .milliseconds(50), repeating: .milliseconds(50)) { [unowned self] in
-            self.assumeIsolated { $0.returnIdleLeases() }
+        loop.schedule(after: .milliseconds(50), repeating: .milliseconds(50)) { [weak self] in
+            self?.assumeIsolated { $0.returnIdleLeases() }
         }
         // The head's connection closing means the head stopped or died, and a new head does not
         // take over this driver: what waits on it would wait forever, so it fails now.
@@ -238,7 +239,7 @@ public actor DriverCore: ObjectStoreClient {
             try head.monitorDisconnections(at: endpoint)
             let monitor = try Socket(.pair)
             try monitor.connect(endpoint)
-            loop.register(monitor) { [unowned self] message in self.assumeIsolated { $0.headDisconnected(message) } }
+            loop.register(monitor) { [weak self] message in self?.assumeIsolated { $0.headDisconnected(message) } }
             headMonitor = monitor
         } catch {
             logger.warning("cannot watch the head's connection; a dead head will not be noticed", metadata: ["error": "\(error)"])
@@ -274,8 +275,8 @@ public actor DriverCore: ObjectStoreClient {
                 return
             }
             replies[id] = continuation
-            timer = loop.schedule(after: timeout) { [unowned self] in
-                self.assumeIsolated { core in
+            timer = loop.schedule(after: timeout) { [weak self] in
+                self?.assumeIsolated { core in
                     core.replies.removeValue(forKey: id)?.resume(
                         throwing: ClusterError.timeout("\(what): no reply within \(timeout)"))
                 }
@@ -546,8 +547,8 @@ public actor DriverCore: ObjectStoreClient {
         do {
             let leaseID = granted.leaseID
             let socket = try Connection(to: granted.executorAddress, on: loop, preferLocal: LocalLinkSetting.enabled) {
-                [unowned self] message in
-                self.assumeIsolated { $0.receiveResults(message, leaseID: leaseID) }
+                [weak self] message in
+                self?.assumeIsolated { $0.receiveResults(message, leaseID: leaseID) }
             }
             leases[leaseID] = Lease(id: leaseID, shape: shape, socket: socket, nodeID: granted.nodeID)
             pump()
@@ -737,8 +738,8 @@ public actor DriverCore: ObjectStoreClient {
             }
             objects[id]?.waiters.append((token, continuation))
             if let timeout {
-                timer = loop.schedule(after: timeout) { [unowned self] in
-                    self.assumeIsolated { core in
+                timer = loop.schedule(after: timeout) { [weak self] in
+                    self?.assumeIsolated { core in
                         guard let index = core.objects[id]?.waiters.firstIndex(where: { $0.token == token }) else { return }
                         let waiter = core.objects[id]?.waiters.remove(at: index)
                         waiter?.continuation.resume(
@@ -867,9 +868,10 @@ public actor DriverCore: ObjectStoreClient {
         }
     }
 
-    // Handlers and timers hold this driver unowned: one let go of without `disconnect()` stops
-    // its loop first (waiting for it unless this is the loop's own thread, which then runs no
-    // handler again). The head learns of the job's end from its missing heartbeats.
+    // Handlers and timers hold this driver weakly, and do nothing once it is gone; one let go of
+    // without `disconnect()` also stops its loop (waiting for it unless this is the loop's own
+    // thread, which then runs no handler again). The head learns of the job's end from its
+    // missing heartbeats.
     deinit { if ownsLoop { loop.shutdown() } }
 
     /// Returns every lease, tells the head the job is done, fails what still waits, and stops
@@ -879,9 +881,9 @@ public actor DriverCore: ObjectStoreClient {
         // calls could fail: only the loop is left to stop (`shutdown` runs once however asked).
         if !closed { end(because: "the cluster handle was shut down", lost: false) }
         let loop = self.loop
-        // Give the disconnect a moment to leave before the socket closes with the loop. The
-        // loop's handlers and timers hold this driver unowned: the closure keeps it alive until
-        // the loop has stopped, however soon its handle is dropped.
+        // Give the disconnect a moment to leave before the socket closes with the loop; the
+        // closure keeps this driver (which its handlers hold weakly) alive until then, however
+        // soon its handle is dropped.
         loop.schedule(after: .milliseconds(20)) { withExtendedLifetime(self) { loop.shutdown() } }
     }
 

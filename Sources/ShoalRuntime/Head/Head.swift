@@ -100,8 +100,6 @@ public actor Head {
         maxWorkingDirSize: UInt64 = WorkingDirectoryArchive.defaultMaxSize, registry: RegistryService? = nil
     ) async throws {
         self.registry = registry
-        let loop = EventLoop(name: "shoal-head")
-        self.loop = loop
         self.config = config
         logger = Logger(label: "shoal.head")
         packageDirectory = sessionDirectory + "/packages"
@@ -126,6 +124,9 @@ public actor Head {
         self.socket = socket
         let port = bound.split(separator: ":").last.map(String.init) ?? "0"
         address = "tcp://\(advertisedHost):\(port)"
+        // Made last: a loop's thread runs until it is shut down, and an init that throws never
+        // reaches the deinit that would do it.
+        loop = EventLoop(name: "shoal-head")
         start()
     }
 
@@ -133,11 +134,11 @@ public actor Head {
         recoverJobs()
         recoveryDeadline = .now + Self.actorRecoveryPeriod
         recoverDetachedActors()
-        loop.register(socket) { [unowned self] message in
-            self.assumeIsolated { $0.receive(message) }
+        loop.register(socket) { [weak self] message in
+            self?.assumeIsolated { $0.receive(message) }
         }
-        loop.schedule(after: config.heartbeatInterval, repeating: config.heartbeatInterval / 2) { [unowned self] in
-            self.assumeIsolated { $0.checkLiveness() }
+        loop.schedule(after: config.heartbeatInterval, repeating: config.heartbeatInterval / 2) { [weak self] in
+            self?.assumeIsolated { $0.checkLiveness() }
         }
         logger.info("head listening", metadata: ["address": "\(address)"])
     }
@@ -147,9 +148,9 @@ public actor Head {
         loop.shutdown()
     }
 
-    // Handlers and timers hold this head unowned: a head let go of without `shutdown()` stops its
-    // loop first (waiting for it unless this is the loop's own thread, which then runs no handler
-    // again).
+    // Handlers and timers hold this head weakly, and do nothing once it is gone; a head let go of
+    // without `shutdown()` also stops its loop (waiting for it unless this is the loop's own
+    // thread, which then runs no handler again), so that its thread and socket end with it.
     deinit { loop.shutdown() }
 
     // MARK: receiving

@@ -131,8 +131,8 @@ extension NodeDaemon {
 
     private func peerSocket(_ address: String) throws -> Socket {
         if let socket = peerNodes[address] { return socket }
-        let socket = try loop.dealer(connectedTo: address) { [unowned self] message in
-            self.assumeIsolated { $0.receiveFromPeerNode(message) }
+        let socket = try loop.dealer(connectedTo: address) { [weak self] message in
+            self?.assumeIsolated { $0.receiveFromPeerNode(message) }
         }
         peerNodes[address] = socket
         return socket

@@ -77,8 +77,6 @@ public actor NodeDaemon {
         headAddress: String, nodeID: String? = nil, resources: Resources, host: String,
         sessionDirectory: String, config: RuntimeConfig, objectStoreMemory: UInt64 = NodeDaemon.defaultObjectStoreMemory
     ) async throws {
-        let loop = EventLoop(name: "shoal-node")
-        self.loop = loop
         let id = nodeID ?? "node-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
         self.nodeID = id
         self.headAddress = headAddress
@@ -106,17 +104,20 @@ public actor NodeDaemon {
         try executorSocket.setUnboundedQueues()
         let bound = try executorSocket.bind("tcp://\(host):0")
         address = bound
+        // Made last: a loop's thread runs until it is shut down, and an init that throws never
+        // reaches the deinit that would do it.
+        loop = EventLoop(name: "shoal-node")
         start()
     }
 
     private func start() {
-        loop.register(head) { [unowned self] message in self.assumeIsolated { $0.receiveFromHead(message) } }
-        loop.register(executorSocket) { [unowned self] message in self.assumeIsolated { $0.receiveFromExecutor(message) } }
-        loop.schedule(after: .zero, repeating: config.heartbeatInterval) { [unowned self] in
-            self.assumeIsolated { $0.heartbeat() }
+        loop.register(head) { [weak self] message in self?.assumeIsolated { $0.receiveFromHead(message) } }
+        loop.register(executorSocket) { [weak self] message in self?.assumeIsolated { $0.receiveFromExecutor(message) } }
+        loop.schedule(after: .zero, repeating: config.heartbeatInterval) { [weak self] in
+            self?.assumeIsolated { $0.heartbeat() }
         }
-        loop.schedule(after: .milliseconds(50), repeating: .milliseconds(50)) { [unowned self] in
-            self.assumeIsolated { $0.reapExecutors() }
+        loop.schedule(after: .milliseconds(50), repeating: .milliseconds(50)) { [weak self] in
+            self?.assumeIsolated { $0.reapExecutors() }
         }
         register()
     }
@@ -140,10 +141,12 @@ public actor NodeDaemon {
         loop.shutdown()
     }
 
-    // Handlers and timers hold this daemon unowned: one let go of without `shutdown()` stops its
-    // loop first (waiting for it unless this is the loop's own thread), then ends its executors.
+    // Handlers and timers hold this daemon weakly, and do nothing once it is gone; one let go of
+    // without `shutdown()` also stops its loop (waiting for it unless this is the loop's own
+    // thread, which then runs no handler again), frees its store's memory and ends its executors.
     deinit {
         loop.shutdown()
+        objects.removeAll()
         for entry in executors.values { kill(entry.pid, SIGKILL) }
         for entry in executors.values { _ = ChildProcess.wait(for: entry.pid, timeout: .seconds(1)) }
     }

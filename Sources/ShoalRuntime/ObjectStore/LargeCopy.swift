@@ -16,7 +16,8 @@ import Foundation
 /// costs more than it saves.
 public enum LargeCopy {
     public static let parallelThreshold = 16 << 20
-    /// Pieces are whole 2 MiB huge pages, so no two threads fault the same page.
+    /// A multiple of the 2 MiB huge page, so that where the target is aligned to one no two threads
+    /// fault the same page (elsewhere neighbouring pieces share their edge pages).
     private static let piece = 8 << 20
     private static let parallel = ProcessInfo.processInfo.activeProcessorCount > 1
 

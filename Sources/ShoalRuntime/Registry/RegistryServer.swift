@@ -40,13 +40,14 @@ public final class RegistryServer: Sendable {
 
     public init(service: RegistryService, bind: String, advertisedHost: String) throws {
         self.service = service
-        loop = EventLoop(name: "shoal-registry")
         let socket = try Socket(.router)
         try socket.setUnboundedQueues()
         let bound = try socket.bind(bind)
         self.socket = socket
         address = "tcp://\(advertisedHost):\(bound.split(separator: ":").last.map(String.init) ?? "0")"
-        let loop = self.loop
+        // After the steps that may throw: a loop's thread runs until it is shut down.
+        let loop = EventLoop(name: "shoal-registry")
+        self.loop = loop
         loop.execute { [socket, service] in
             loop.register(socket) { message in
                 Self.receive(message, socket: socket, loop: loop, service: service)
