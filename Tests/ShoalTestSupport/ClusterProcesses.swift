@@ -138,6 +138,11 @@ public final class RunningProcess: Sendable {
         while true {
             if let status = reap() {
                 try await drainOutput()
+                if status != 0 {
+                    // A test that expects success shows why it did not get it.
+                    let tail = output.suffix(30).joined(separator: "\n")
+                    FileHandle.standardError.write(Data("process \(pid) exited with \(status); its output ends:\n\(tail)\n".utf8))
+                }
                 return status
             }
             guard ContinuousClock.now < deadline else {
