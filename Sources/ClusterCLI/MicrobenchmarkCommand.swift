@@ -345,14 +345,7 @@ struct MicrobenchmarkCommand: AsyncParsableCommand {
             try await gigabytes("copy into a new array, all cores") { deadline in
                 var count = 0
                 while ContinuousClock.now < deadline {
-                    let copy = large.withUnsafeBufferPointer { source in
-                        [Float](unsafeUninitializedCapacity: source.count) { target, initialized in
-                            let bytes = UnsafeMutableRawBufferPointer(target)
-                            adviseHugePages(bytes)
-                            LargeCopy.copy(UnsafeRawBufferPointer(source), into: bytes)
-                            initialized = source.count
-                        }
-                    }
+                    let copy = large.withUnsafeBufferPointer { LargeCopy.array(copying: $0) }
                     guard copy.count == large.count else { throw ValidationError("a copy has \(copy.count) floats") }
                     count += 1
                 }

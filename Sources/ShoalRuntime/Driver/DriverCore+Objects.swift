@@ -121,12 +121,6 @@ extension Array: RawArrayConvertible where Element: RawScalar {
     }
 
     static func copied(from mapped: MappedObject) throws -> [Element] {
-        let source = try mapped.elements(of: Element.self)
-        return Array(unsafeUninitializedCapacity: source.count) { target, initialized in
-            let bytes = UnsafeMutableRawBufferPointer(target)
-            adviseHugePages(bytes)
-            LargeCopy.copy(UnsafeRawBufferPointer(source), into: bytes)
-            initialized = source.count
-        }
+        LargeCopy.array(copying: try mapped.elements(of: Element.self))
     }
 }

@@ -147,15 +147,19 @@ public actor NodeDaemon {
     deinit {
         loop.shutdown()
         objects.removeAll()
-        for entry in executors.values { kill(entry.pid, SIGKILL) }
-        for entry in executors.values { _ = ChildProcess.wait(for: entry.pid, timeout: .seconds(1)) }
+        Self.end(executors.values)
     }
 
     private func killAllExecutors() {
         objects.removeAll()
-        for entry in executors.values { kill(entry.pid, SIGKILL) }
-        for entry in executors.values { _ = ChildProcess.wait(for: entry.pid, timeout: .seconds(1)) }
+        Self.end(executors.values)
         executors.removeAll()
+    }
+
+    /// Kills the executors and reaps them (a second at most each).
+    private static func end(_ entries: some Collection<ExecutorEntry>) {
+        for entry in entries { kill(entry.pid, SIGKILL) }
+        for entry in entries { _ = ChildProcess.wait(for: entry.pid, timeout: .seconds(1)) }
     }
 
     private func heartbeat() {

@@ -32,7 +32,8 @@ final class FileMapping: @unchecked Sendable {
 /// copy it on the development VM; mapping without `MAP_POPULATE` costs a fault per 4 KiB page
 /// instead, several times more); a mapping kept from the last use of the same file costs nothing.
 /// A kept mapping also keeps its pages, so every file the node has since deleted
-/// (`st_nlink == 0`) is let go at the next use or `release()`, which owners call on a timer.
+/// (`st_nlink == 0`) is let go before another mapping is kept and at `release()`, which owners
+/// call on a timer.
 /// A `MappedObject` handed out holds its mapping itself, so letting go here never unmaps bytes
 /// someone still reads.
 ///
@@ -60,7 +61,6 @@ final class StoreMappings {
     /// the mapping if the file is large.
     /// - Throws: `ClusterError` naming the file when it cannot be opened or mapped.
     func write(path: String, count: Int, _ body: (UnsafeMutableRawBufferPointer) -> Void) throws {
-        release()
         guard count > 0 else { return }
         let mapping = try writableMapping(path: path, count: count)
         body(UnsafeMutableRawBufferPointer(start: mapping.base, count: count))
@@ -71,7 +71,6 @@ final class StoreMappings {
     /// serve writes too).
     /// - Throws: `ClusterError` naming the file when it cannot be opened or mapped.
     func read(path: String, count: Int) throws -> MappedObject {
-        release()
         guard count > 0 else { return MappedObject(mapping: nil, count: 0) }
         let large = count >= Self.minimumKeptSize
         if large && access(path, W_OK) == 0 {
@@ -123,6 +122,7 @@ final class StoreMappings {
             close(descriptor)
             return mapping
         }
+        release()
         if kept.count >= maximumKept, let oldest = kept.indices.min(by: { kept[$0].lastUse < kept[$1].lastUse }) {
             close(kept.remove(at: oldest).descriptor)
         }
