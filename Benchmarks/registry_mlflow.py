@@ -25,12 +25,17 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("out")
     parser.add_argument("--count", type=int, default=50)
+    parser.add_argument("--folder", help="a new folder for the store, left in place (default: a temporary one, removed)")
     arguments = parser.parse_args()
 
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    folder = tempfile.mkdtemp(prefix="mlflow-bench-")
+    if arguments.folder:
+        os.makedirs(arguments.folder)
+        folder = os.path.abspath(arguments.folder)
+    else:
+        folder = tempfile.mkdtemp(prefix="mlflow-bench-")
     uri = f"sqlite:///{folder}/mlflow.db"
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
@@ -56,15 +61,17 @@ def main():
         path = mlflow.artifacts.download_artifacts(artifact_uri=found.source, dst_path=target)
         size = os.path.getsize(os.path.join(path, "weights.safetensors"))
         assert size == 2 << 20 and found.version == version.version
-        shutil.rmtree(target)
         done = time.perf_counter()
+        # Downloads stay until the end, as Shoal's artifacts do: removing files here would slow
+        # the next run's file creation (ext4 without a journal skips recently deleted inodes).
         if index > 0:  # the first is warm-up
             register_times.append(registered - start)
             fetch_times.append(done - registered)
         print(f"  mlflow {index}/{arguments.count}: register {1000 * (registered - start):.1f} ms, fetch {1000 * (done - registered):.1f} ms",
               file=sys.stderr, end="\r", flush=True)
     print(file=sys.stderr)
-    shutil.rmtree(folder, ignore_errors=True)
+    if not arguments.folder:
+        shutil.rmtree(folder, ignore_errors=True)
     result = {
         "system": f"MLflow {mlflow.__version__}",
         "register_ms": statistics.median(register_times) * 1000,

@@ -337,6 +337,13 @@ extension ModelsCommand {
         @Option(help: "Write the figures as JSON here.") var json: String?
         @Flag(help: "Send artifacts through the registry's socket even where the client sees the artifact store.")
         var throughRegistry = false
+        @Option(
+            help: ArgumentHelp(
+                "A new folder for the registry's store and the probe files, left in place afterwards (default: a temporary one, removed).",
+                discussion:
+                    "Removing thousands of files makes the next new files slower to create on ext4 without a journal (recently deleted inodes are skipped for up to minutes), so a comparison run removes its folders only after every system has run."
+            ))
+        var folder: String?
 
         func validate() throws {
             guard count > 0, size >= 8 else { throw ValidationError("--count must be above 0 and --size at least 8") }
@@ -344,10 +351,13 @@ extension ModelsCommand {
 
         func run() async throws {
             var server: RegistryServer?
-            let folder = NSTemporaryDirectory() + "shoal-registry-bench-\(getpid())"
+            let folder = self.folder ?? NSTemporaryDirectory() + "shoal-registry-bench-\(getpid())"
+            guard !FileManager.default.fileExists(atPath: folder) else {
+                throw ValidationError("--folder \(folder) exists already; name a new one")
+            }
             defer {
                 server?.shutdown()
-                try? FileManager.default.removeItem(atPath: folder)
+                if self.folder == nil { try? FileManager.default.removeItem(atPath: folder) }
             }
             let target: String
             if let address {
@@ -364,7 +374,15 @@ extension ModelsCommand {
             let shared = registry.usesSharedStore
             printError("  artifacts \(shared ? "written and read in the shared artifact store" : "sent through the registry's socket")")
             var generator = SystemRandomNumberGenerator()
-            var artifact = (0..<size).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            var artifact = [UInt8](repeating: 0, count: size)
+            artifact.withUnsafeMutableBytes { raw in
+                var offset = 0
+                while offset < raw.count {
+                    let word = generator.next()
+                    withUnsafeBytes(of: word) { for (index, byte) in $0.prefix(raw.count - offset).enumerated() { raw[offset + index] = byte } }
+                    offset += 8
+                }
+            }
             let model = "bench-\(UInt32.random(in: 0...UInt32.max))"
             var registerTimes: [Double] = []
             var fetchTimes: [Double] = []
@@ -407,9 +425,8 @@ extension ModelsCommand {
             // new pages from the kernel. The files stay until all are written, so that none reuses
             // another's freed pages.
             var writeTimes: [Double] = []
-            let probes = NSTemporaryDirectory() + "shoal-registry-bench-probe-\(getpid())"
+            let probes = folder + "/probes"
             try FileManager.default.createDirectory(atPath: probes, withIntermediateDirectories: true)
-            defer { try? FileManager.default.removeItem(atPath: probes) }
             for index in 0..<20 {
                 let path = probes + "/\(index)"
                 let start = clock.now

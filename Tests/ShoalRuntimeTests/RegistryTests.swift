@@ -62,7 +62,7 @@ import Testing
             model: "hybrid", artifact: Self.safetensors([1, 2, 3]), parameters: ["lr": "0.001"], metrics: ["accuracy": 0.61],
             history: [("loss", 1, 0.9), ("loss", 2, 0.7)], tags: ["stage": "dev"],
             lineage: .init(jobID: "job-1", taskID: "7", dataSHA256: String(repeating: "a", count: 64)),
-            configJSON: #"{"hidden": 64}"#)
+            configJSON: #"{"hidden": 64, "layers": [1.5, "lstm", null, true, {"k": -3}]}"#)
         let v2 = try alice.register(
             model: "hybrid", artifact: Self.safetensors([4, 5]), parameters: ["lr": "0.0005"], metrics: ["accuracy": 0.67],
             tags: ["stage": "candidate"], lineage: .init(parentVersion: 1))
@@ -71,6 +71,13 @@ import Testing
         #expect(v1.metrics["loss"]?.map(\.value) == [Double]([0.9, 0.7]))
         #expect(v1.lineage.jobID == "job-1" && v2.lineage.parentVersion == 1)
         #expect(v1.modelCard.contains("\"hidden\" : 64"), "\(v1.modelCard)")
+        let card = try JSONSerialization.jsonObject(with: Data(v1.modelCard.utf8)) as? [String: Any]
+        let config = card?["config"] as? [String: Any]
+        #expect((config?["layers"] as? [Any])?.count == 5 && (config?["layers"] as? [Any])?.first as? Double == 1.5)
+        #expect((card?["metrics"] as? [String: Double]) == ["accuracy": 0.61, "loss": 0.7])
+        #expect((card?["lineage"] as? [String: Any])?["job_id"] as? String == "job-1")
+        #expect((card?["artifact"] as? [String: Any])?["sha256"] as? String == v1.artifactSHA256)
+        #expect(card?["version"] as? Int == 1 && card?["registered_by"] as? String == "alice")
 
         // production moves only to a version someone else approved.
         expectError("needs an approval") { try alice.moveAlias("hybrid", "production", to: 2) }
@@ -146,6 +153,9 @@ import Testing
             _ = try alice.register(model: "m", artifact: Self.safetensors([2]), metrics: ["x": .nan])
         }
         expectError("needs an identity") { _ = try fixture.client(" ").models() }
+        expectError("the model configuration is not JSON") {
+            _ = try alice.register(model: "m", artifact: Self.safetensors([2]), configJSON: "{hidden: 64")
+        }
         // Refused registrations took no number: the next one is 2.
         #expect(try alice.register(model: "m", artifact: Self.safetensors([3])).version == 2)
 

@@ -56,6 +56,34 @@ final class Recorder: Sendable {
         server.loop.shutdown()
     }
 
+    /// Frames from 64 KiB on are lent to libzmq rather than copied: they must arrive intact
+    /// while the sender changes its arrays and several are in flight at once.
+    @Test(arguments: ["tcp://127.0.0.1:0", "inproc://echo-large-frames"])
+    func largeFramesArriveIntactWhileTheSenderChangesItsArrays(_ endpoint: String) async throws {
+        let server = EchoServer()
+        let bound = try await server.start(endpoint: endpoint)
+        let client = try Socket(.dealer)
+        try client.connect(bound)
+        func contents(_ index: Int) -> [UInt8] {
+            (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ index) }
+        }
+        // One array changed in place between sends: were its storage not held for libzmq until
+        // sent, the bytes in flight would change under it.
+        var large = contents(0)
+        for index in 0..<8 {
+            if index > 0 { large.withUnsafeMutableBufferPointer { for i in $0.indices { $0[i] = $0[i] &+ 1 } } }
+            try client.send([Array("m\(index)".utf8), large, [UInt8](repeating: UInt8(index), count: 64 << 10)], blocking: true)
+        }
+        for index in 0..<8 {
+            let reply = try #require(try client.receive(timeout: .seconds(5)))
+            #expect(reply.frames.count == 3 && reply.frames[0] == Array("m\(index)".utf8))
+            let intact = reply.frames.count == 3 && reply.frames[1] == contents(index)
+            let exact = reply.frames.count == 3 && reply.frames[2] == [UInt8](repeating: UInt8(index), count: 64 << 10)
+            #expect(intact && exact, "the large frames of message \(index) changed in flight")
+        }
+        server.loop.shutdown()
+    }
+
     @Test func timersFireAndCancel() async throws {
         let loop = EventLoop(name: "test-timers")
         let fired = Mutex<[String]>([])

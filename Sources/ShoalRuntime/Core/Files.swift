@@ -13,6 +13,13 @@ enum Files {
         var description: String { message }
     }
 
+    /// The most one `write` call is given. The kernel sizes a new file's page-cache folios by
+    /// the write: one 2 MB call takes a 2 MB folio, and on a VM whose host takes back freed
+    /// memory (free page reporting) those high-order blocks are the ones it took back, so the
+    /// copy stalls on the host. A new 2 MB file written whole took 7.8 ms here, in 256 KiB
+    /// calls 1.3 ms (median of 150 each, interleaved).
+    static let writePiece = 256 << 10
+
     /// Writes `bytes` into a new file at `path` (it must not exist).
     static func create(_ bytes: [UInt8], at path: String, mode: mode_t = 0o644) throws {
         let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
@@ -21,7 +28,7 @@ enum Files {
         try bytes.withUnsafeBytes { raw in
             var done = 0
             while done < raw.count {
-                let written = write(descriptor, raw.baseAddress! + done, raw.count - done)
+                let written = write(descriptor, raw.baseAddress! + done, min(raw.count - done, writePiece))
                 if written < 0 && errno == EINTR { continue }
                 guard written > 0 else {
                     let reason = String(cString: strerror(errno))

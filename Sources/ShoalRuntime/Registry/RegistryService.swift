@@ -243,15 +243,7 @@ public final class RegistryService: Sendable {
             throw RegistryError.invalid("artifact format '\(format.prefix(40))' is not one of: safetensors, binary")
         }
         if let artifact, format == "safetensors" { try ArtifactStore.validateSafetensors(artifact) }
-        var config: Any = [String: Any]()
-        if !register.configJson.isEmpty {
-            guard
-                let parsed = try? JSONSerialization.jsonObject(with: Data(register.configJson.utf8), options: [.fragmentsAllowed])
-            else {
-                throw RegistryError.invalid("the model configuration is not JSON")
-            }
-            config = parsed
-        }
+        let config = try ModelCard.configuration(register.configJson)
         for digest in [register.lineage.dataSha256, register.lineage.codeSha256] where !digest.isEmpty {
             guard SHA256.isHexDigest(digest) else {
                 throw RegistryError.invalid("lineage hash '\(digest.prefix(80))' is not a SHA-256 hex digest")
@@ -304,20 +296,15 @@ public final class RegistryService: Sendable {
                 let parameters = String(decoding: try JSONEncoder.sorted.encode(register.parameters), as: UTF8.self)
                 var latest: [String: Double] = [:]
                 for point in register.metrics.sorted(by: { $0.step < $1.step }) { latest[point.key] = point.value }
-                let card: [String: Any] = [
-                    "model": register.model, "version": number, "description": register.description_p, "config": config,
-                    "parameters": register.parameters, "metrics": latest,
-                    "lineage": [
-                        "job_id": register.lineage.jobID, "task_id": register.lineage.taskID,
-                        "data_sha256": register.lineage.dataSha256,
-                        "code_sha256": register.lineage.codeSha256, "parent_version": parent,
-                    ],
-                    "artifact": ["sha256": artifactSHA, "size": size, "format": format],
-                    "registered_by": identity,
-                ]
-                let cardJSON = String(
-                    decoding: try JSONSerialization.data(withJSONObject: card, options: [.sortedKeys, .prettyPrinted]),
-                    as: UTF8.self)
+                let cardJSON = try ModelCard(
+                    model: register.model, version: number, description: register.description_p, config: config,
+                    parameters: register.parameters, metrics: latest,
+                    lineage: .init(
+                        job_id: register.lineage.jobID, task_id: register.lineage.taskID,
+                        data_sha256: register.lineage.dataSha256, code_sha256: register.lineage.codeSha256,
+                        parent_version: parent),
+                    artifact: .init(sha256: artifactSHA, size: size, format: format), registered_by: identity
+                ).json()
                 try database.run(
                     """
                     INSERT INTO model_versions (model, version, status, created_at, created_by, description, parameters,
