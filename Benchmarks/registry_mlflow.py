@@ -3,17 +3,24 @@ local artifact store, the same operations as `cluster models bench`:
   register: a run with 10 metrics and a 2 MB artifact, registered as a new model version, and
             an alias moved to it;
   fetch:    the version by alias, and its artifact downloaded.
-Usage: python3 Benchmarks/registry_mlflow.py OUT.json [--count N]
+With --server, the client talks to an `mlflow server` (started here on loopback, SQLite backend,
+artifacts proxied by the server with its defaults) over HTTP: the setup a client on another host has,
+beside Shoal's `--through-registry`.
+Usage: python3 Benchmarks/registry_mlflow.py OUT.json [--count N] [--folder DIR] [--server]
 """
 import argparse
 import json
 import logging
 import os
 import shutil
+import signal
+import socket
+import subprocess
 import statistics
 import sys
 import tempfile
 import time
+import urllib.request
 import warnings
 
 warnings.filterwarnings("ignore")
@@ -26,6 +33,7 @@ def main():
     parser.add_argument("out")
     parser.add_argument("--count", type=int, default=50)
     parser.add_argument("--folder", help="a new folder for the store, left in place (default: a temporary one, removed)")
+    parser.add_argument("--server", action="store_true", help="through an `mlflow server` on loopback")
     arguments = parser.parse_args()
 
     import mlflow
@@ -36,11 +44,48 @@ def main():
         folder = os.path.abspath(arguments.folder)
     else:
         folder = tempfile.mkdtemp(prefix="mlflow-bench-")
-    uri = f"sqlite:///{folder}/mlflow.db"
+    server = None
+    if arguments.server:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        server = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{folder}/mlflow.db",
+             "--artifacts-destination", f"{folder}/artifacts", "--host", "127.0.0.1", "--port", str(port)],
+            stdout=open(f"{folder}/server.log", "w"), stderr=subprocess.STDOUT, start_new_session=True)
+        uri = f"http://127.0.0.1:{port}"
+        for _ in range(240):
+            try:
+                if urllib.request.urlopen(f"{uri}/health", timeout=1).status == 200:
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            os.killpg(server.pid, signal.SIGKILL)
+            sys.exit(f"mlflow server did not start; see {folder}/server.log")
+    else:
+        uri = f"sqlite:///{folder}/mlflow.db"
+    try:
+        result = measure(mlflow, MlflowClient, uri, folder, arguments)
+    finally:
+        if server:  # the server and its workers: a process group of their own
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait()
+    if not arguments.folder:
+        shutil.rmtree(folder, ignore_errors=True)
+    result["setup"] = "server" if arguments.server else "local"
+    json.dump(result, open(arguments.out, "w"), indent=1)
+    print(json.dumps(result))
+
+
+def measure(mlflow, MlflowClient, uri, folder, arguments):
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    experiment = client.create_experiment("bench", artifact_location=f"file://{folder}/artifacts")
+    if arguments.server:
+        experiment = client.create_experiment("bench")  # artifacts go through the server
+    else:
+        experiment = client.create_experiment("bench", artifact_location=f"file://{folder}/artifacts")
     client.create_registered_model("hybrid")
     weights = os.path.join(folder, "weights.safetensors")
     with open(weights, "wb") as handle:
@@ -70,9 +115,7 @@ def main():
         print(f"  mlflow {index}/{arguments.count}: register {1000 * (registered - start):.1f} ms, fetch {1000 * (done - registered):.1f} ms",
               file=sys.stderr, end="\r", flush=True)
     print(file=sys.stderr)
-    if not arguments.folder:
-        shutil.rmtree(folder, ignore_errors=True)
-    result = {
+    return {
         "system": f"MLflow {mlflow.__version__}",
         "register_ms": statistics.median(register_times) * 1000,
         "fetch_ms": statistics.median(fetch_times) * 1000,
@@ -81,8 +124,6 @@ def main():
         "fetch_per_second": len(fetch_times) / sum(fetch_times),
         "count": arguments.count,
     }
-    json.dump(result, open(arguments.out, "w"), indent=1)
-    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -373,14 +373,18 @@ extension ModelsCommand {
             let registry = try ModelRegistry(address: target, identity: "bench", sharedStore: !throughRegistry)
             let shared = registry.usesSharedStore
             printError("  artifacts \(shared ? "written and read in the shared artifact store" : "sent through the registry's socket")")
-            var generator = SystemRandomNumberGenerator()
+            // Random bytes from SplitMix64 seeded by the system: one system call, not one per word.
+            var state = UInt64.random(in: 0...UInt64.max)
             var artifact = [UInt8](repeating: 0, count: size)
             artifact.withUnsafeMutableBytes { raw in
-                var offset = 0
-                while offset < raw.count {
-                    let word = generator.next()
-                    withUnsafeBytes(of: word) { for (index, byte) in $0.prefix(raw.count - offset).enumerated() { raw[offset + index] = byte } }
-                    offset += 8
+                for offset in stride(from: 0, to: raw.count, by: 8) {
+                    state &+= 0x9E37_79B9_7F4A_7C15
+                    var word = (state ^ (state >> 30)) &* 0xBF58_476D_1CE4_E5B9
+                    word = (word ^ (word >> 27)) &* 0x94D0_49BB_1331_11EB
+                    word ^= word >> 31
+                    withUnsafeBytes(of: word) { bytes in
+                        for index in 0..<min(8, raw.count - offset) { raw[offset + index] = bytes[index] }
+                    }
                 }
             }
             let model = "bench-\(UInt32.random(in: 0...UInt32.max))"

@@ -1,6 +1,7 @@
 import Foundation
 import ShoalStorage
 import ShoalTestSupport
+import ShoalWire
 import Testing
 
 @testable import ShoalRuntime
@@ -168,5 +169,78 @@ import Testing
             _ = try alice.load(name: "m", version: 1)
         }
         #expect(try alice.load(name: "m", version: 2).artifact == Self.safetensors([3]))
+    }
+}
+
+extension RegistryTests {
+    /// Artifacts over a piece's size cross the socket in pieces both ways; the registry checks
+    /// each upload's order, size and limit, and leaves no staging file behind.
+    @Test(arguments: [StorageBackend.sqlite, .postgres])
+    func largeArtifactsCrossTheSocketInPieces(_ backend: StorageBackend) throws {
+        let fixture = try Fixture(backend, maxArtifact: 4 << 20)
+        defer { fixture.remove() }
+        let alice = try fixture.client("alice", sharedStore: false)
+        let artifact = (0..<(4 * ArtifactPieces.size + 123)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 9) }
+        let v1 = try alice.register(model: "big", artifact: artifact, format: "binary")
+        #expect(v1.artifactSHA256 == SHA256.hexDigest(of: artifact) && v1.artifactSize == UInt64(artifact.count))
+        let loaded = try alice.load(name: "big", version: 1)
+        #expect(loaded.artifact.count == artifact.count && loaded.artifact == artifact)
+
+        // A flipped byte in the middle is caught after the pieces were sent; registering the
+        // same bytes again repairs the stored copy.
+        let path = "\(fixture.artifacts)/\(v1.artifactSHA256.prefix(2))/\(v1.artifactSHA256)"
+        var stored = try #require(FileManager.default.contents(atPath: path))
+        stored[stored.count / 2] ^= 0x40
+        try stored.write(to: URL(fileURLWithPath: path))
+        expectError("big version 1: artifact \(v1.artifactSHA256) in \(fixture.artifacts) is corrupted") {
+            _ = try alice.load(name: "big", version: 1)
+        }
+        #expect(try alice.register(model: "big", artifact: artifact, format: "binary").version == 2)
+        #expect(try alice.load(name: "big", version: 1).artifact == artifact)
+
+        // Uploads that do not add up, by hand.
+        let channel = try RequestChannel(address: fixture.server.address, peer: "registry")
+        func piece(_ upload: UInt64, _ offset: UInt64, _ count: Int, of total: UInt64) throws {
+            var chunk = Shoal_V1_ArtifactChunk()
+            chunk.uploadID = upload
+            chunk.offset = offset
+            chunk.total = total
+            try channel.send(.artifactChunk(chunk), payloads: [[UInt8](repeating: 7, count: count)])
+        }
+        func register(_ upload: UInt64, size: UInt64) throws {
+            var register = Shoal_V1_RegisterVersion()
+            register.model = "big"
+            register.artifactFormat = "binary"
+            register.uploadID = upload
+            register.artifactSize = size
+            var request = Shoal_V1_RegistryRequest()
+            request.identity = "alice"
+            request.op = .registerVersion(register)
+            _ = try channel.request(.registryRequest(request), timeout: .seconds(10))
+        }
+        expectError("no artifact upload 42 from this client") { try register(42, size: 10) }
+        try piece(1, 0, 100, of: 300)
+        try piece(1, 200, 100, of: 300)
+        expectError("upload piece at byte 200 (100 bytes of 300) does not follow the 100 bytes received") {
+            try register(1, size: 300)
+        }
+        try piece(2, 0, 100, of: 300)
+        expectError("the upload holds 100 of 300 bytes, not the 300") { try register(2, size: 300) }
+        try piece(3, 0, 100, of: 8 << 20)
+        expectError("over the registry's limit of 4.0 MiB") { try register(3, size: 8 << 20) }
+        try piece(4, 0, 300, of: 300)
+        #expect(throws: Never.self) { try register(4, size: 300) }
+        #expect(try alice.load(name: "big", version: 3).artifact == [UInt8](repeating: 7, count: 300))
+        #expect(fixture.server.service.uploads.count == 0)
+        let staged = (try? FileManager.default.contentsOfDirectory(atPath: fixture.artifacts + "/.incoming")) ?? []
+        #expect(staged.isEmpty, "staging files left: \(staged)")
+
+        // A registry starting on the store removes staging files an hour old (left by a crash).
+        let stale = fixture.artifacts + "/.incoming/stale"
+        let fresh = fixture.artifacts + "/.incoming/fresh"
+        for path in [stale, fresh] { #expect(FileManager.default.createFile(atPath: path, contents: Data([1]))) }
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -7200)], ofItemAtPath: stale)
+        _ = try RegistryService(storage: fixture.store.location, artifacts: try ArtifactStore(root: fixture.artifacts))
+        #expect(!FileManager.default.fileExists(atPath: stale) && FileManager.default.fileExists(atPath: fresh))
     }
 }

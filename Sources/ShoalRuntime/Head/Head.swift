@@ -180,13 +180,17 @@ public actor Head {
         let peer = incoming.sender
         let requestID = incoming.envelope.requestID
         if try handleJobMessage(incoming) { return }
+        if case .artifactChunk(let chunk) = incoming.envelope.body {
+            registry?.receive(chunk, bytes: try? incoming.payload(1), from: peer)
+            return
+        }
         if case .registryRequest(let request) = incoming.envelope.body {
             guard let registry else {
                 try send(.error(requestID, .unavailable, "this head hosts no model registry"), to: peer)
                 return
             }
             let loop = self.loop
-            registry.dispatch(request, artifact: try? incoming.payload(1), requestID: requestID) {
+            registry.dispatch(request, artifact: try? incoming.payload(1), requestID: requestID, peer: peer) {
                 [weak self] envelope, payloads in
                 loop.execute { [weak self] in
                     self?.assumeIsolated { try? $0.send(envelope, payloads: payloads, to: peer) }

@@ -25,11 +25,16 @@ final class RequestChannel {
     /// Sends `body` with `payloads` and waits up to `timeout` for its answer.
     /// - Throws: `ClusterError.connectionFailed` when none comes, `ClusterError.peerError` with
     ///   the server's message when it answers with an error.
-    func request(_ body: Envelope.OneOf_Body, payloads: [[UInt8]] = [], timeout: Duration) throws -> Incoming {
+    /// - Parameter partial: takes each message the server sends for this request ahead of its
+    ///   answer (pieces of a download); `timeout` then runs from the latest one.
+    func request(
+        _ body: Envelope.OneOf_Body, payloads: [[UInt8]] = [], timeout: Duration,
+        partial: ((Incoming) throws -> Void)? = nil
+    ) throws -> Incoming {
         let requestID = nextRequestID
         nextRequestID += 1
         try socket.send(Envelope(requestID, body), payloads: payloads)
-        let deadline = ContinuousClock.now + timeout
+        var deadline = ContinuousClock.now + timeout
         while true {
             let left = deadline - .now
             guard left > .zero, let message = try socket.receive(timeout: left) else {
@@ -40,7 +45,17 @@ final class RequestChannel {
             if case .error(let error) = incoming.envelope.body {
                 throw ClusterError.peerError(namesServerInErrors ? "the \(peer) at \(address): \(error.message)" : error.message)
             }
+            if let partial, case .artifactChunk = incoming.envelope.body {
+                try partial(incoming)
+                deadline = .now + timeout
+                continue
+            }
             return incoming
         }
+    }
+
+    /// Sends a one-way message (request id 0: the server answers none).
+    func send(_ body: Envelope.OneOf_Body, payloads: [[UInt8]] = []) throws {
+        try socket.send(Envelope(0, body), payloads: payloads)
     }
 }

@@ -95,9 +95,7 @@ public struct ArtifactStore: Sendable {
         }
         // The bytes go to a temporary file on another thread while this one hashes them: the
         // file's final name is the hash, known only at the end.
-        let staging = root + "/.incoming"
-        try? FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
-        let temporary = staging + "/\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+        let temporary = stagingPath()
         let written = Mutex<(any Error)?>(nil)
         let writing = DispatchGroup()
         DispatchQueue.global().async(group: writing) {
@@ -114,10 +112,38 @@ public struct ArtifactStore: Sendable {
             try? FileManager.default.removeItem(atPath: temporary)
             throw RegistryError.invalid("the artifact's bytes hash to \(actual), not the \(sha.prefix(80)) the request names")
         }
-        let target = path(of: actual)
-        if let existing = try? read(sha: actual), existing.count == bytes.count {
+        try settle(temporary, as: actual, size: UInt64(bytes.count))
+        return actual
+    }
+
+    /// Removes staging files older than `age` seconds: left by a registry or client that died
+    /// mid-write (a live upload is dropped after two idle minutes, so none is that old).
+    func sweepStaging(olderThan age: TimeInterval = 3600) {
+        let staging = root + "/.incoming"
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: staging) else { return }
+        let now = Date().timeIntervalSince1970
+        for name in names {
+            var info = stat()
+            let path = staging + "/" + name
+            if stat(path, &info) == 0, now - TimeInterval(info.st_mtim.tv_sec) > age { unlink(path) }
+        }
+    }
+
+    /// A new path in the store's staging folder, for a file whose name (its hash) is not known yet.
+    func stagingPath() -> String {
+        let staging = root + "/.incoming"
+        try? FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+        return staging + "/\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+    }
+
+    /// Moves a complete staged file into place under its hash `sha`, or drops it where an
+    /// intact copy is there already.
+    /// - Throws: `RegistryError.unavailable` when it cannot be moved.
+    func settle(_ temporary: String, as sha: String, size: UInt64) throws {
+        let target = path(of: sha)
+        if let existing = try? read(sha: sha), UInt64(existing.count) == size {
             try? FileManager.default.removeItem(atPath: temporary)
-            return actual
+            return
         }
         let folder = (target as NSString).deletingLastPathComponent
         try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -126,7 +152,6 @@ public struct ArtifactStore: Sendable {
             try? FileManager.default.removeItem(atPath: temporary)
             throw RegistryError.unavailable("cannot move the artifact into place at \(target): \(reason)")
         }
-        return actual
     }
 
     /// Checks that a client's `put` left an artifact of `size` bytes under `sha` (its bytes are

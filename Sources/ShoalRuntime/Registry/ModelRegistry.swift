@@ -249,7 +249,21 @@ public final class ModelRegistry {
             }
         }
         // The registry hashes the artifact itself: naming the hash here would be a second pass.
-        return ModelVersion(try request(.registerVersion(register), artifact: artifact).0.version)
+        guard artifact.count > ArtifactPieces.size else {
+            return ModelVersion(try request(.registerVersion(register), artifact: artifact).0.version)
+        }
+        // In pieces, so that the registry writes and hashes each while the next is on the wire.
+        register.uploadID = UInt64.random(in: 1...UInt64.max)
+        register.artifactSize = UInt64(artifact.count)
+        var chunk = Shoal_V1_ArtifactChunk()
+        chunk.uploadID = register.uploadID
+        chunk.total = register.artifactSize
+        for start in stride(from: 0, to: artifact.count, by: ArtifactPieces.size) {
+            chunk.offset = UInt64(start)
+            try channel.send(
+                .artifactChunk(chunk), payloads: [Array(artifact[start..<min(start + ArtifactPieces.size, artifact.count)])])
+        }
+        return ModelVersion(try request(.registerVersion(register)).0.version)
     }
 
     private func point(_ key: String, _ step: Int64, _ value: Double) -> Shoal_V1_MetricPoint {
@@ -305,9 +319,19 @@ public final class ModelRegistry {
         download.model = name
         download.version = UInt32(number ?? 0)
         download.alias = alias ?? ""
-        let (reply, bytes) = try request(.downloadArtifact(download))
+        // In pieces: the registry sends each before hashing it, and answers once all hashed.
+        download.chunkSize = UInt32(ArtifactPieces.size)
+        var artifact: [UInt8] = []
+        let (reply, _) = try request(.downloadArtifact(download)) { chunk, bytes in
+            guard chunk.offset == UInt64(artifact.count), UInt64(bytes.count) <= chunk.total &- chunk.offset else {
+                throw ClusterError.peerError(
+                    "the registry sent a piece of \(name) at byte \(chunk.offset) (\(bytes.count) of \(chunk.total) bytes) after \(artifact.count) bytes"
+                )
+            }
+            if artifact.isEmpty { artifact.reserveCapacity(Int(min(chunk.total, 1 << 30))) }
+            artifact.append(contentsOf: bytes)
+        }
         let version = ModelVersion(reply.version)
-        let artifact = bytes ?? []
         // The registry checked the hash as it read the file; TCP and ZeroMQ's framing carry the
         // bytes intact, so the length is checked here.
         guard UInt64(artifact.count) == version.artifactSize else {
@@ -405,15 +429,24 @@ public final class ModelRegistry {
             parameters: parameterNames.map { ($0, a.parameters[$0], b.parameters[$0]) })
     }
 
+    /// - Parameter piece: takes each piece of a download asked for in pieces, in order.
     private func request(
-        _ operation: Shoal_V1_RegistryRequest.OneOf_Op, artifact: [UInt8]? = nil
+        _ operation: Shoal_V1_RegistryRequest.OneOf_Op, artifact: [UInt8]? = nil,
+        piece: ((Shoal_V1_ArtifactChunk, [UInt8]) throws -> Void)? = nil
     ) throws -> (
         Shoal_V1_RegistryReply, [UInt8]?
     ) {
         var request = Shoal_V1_RegistryRequest()
         request.identity = identity
         request.op = operation
-        let incoming = try channel.request(.registryRequest(request), payloads: artifact.map { [$0] } ?? [], timeout: timeout)
+        let incoming = try channel.request(
+            .registryRequest(request), payloads: artifact.map { [$0] } ?? [], timeout: timeout,
+            partial: piece.map { piece in
+                { incoming in
+                    guard case .artifactChunk(let chunk) = incoming.envelope.body else { return }
+                    try piece(chunk, try incoming.payload(1))
+                }
+            })
         guard case .registryReply(let reply) = incoming.envelope.body else {
             throw ClusterError.peerError("the registry at \(address) answered with something else")
         }

@@ -7,13 +7,20 @@ import ShoalWire
 extension RegistryService {
     /// Runs a registry request off the caller's thread and hands the reply (or the error) to
     /// `reply`, which the owner of the socket sends from its own loop.
+    /// - Parameter reply: sends one message to the asker: each piece of a download asked for
+    ///   in pieces, then the reply or the error.
     func dispatch(
-        _ request: Shoal_V1_RegistryRequest, artifact: [UInt8]?, requestID: UInt64,
+        _ request: Shoal_V1_RegistryRequest, artifact: [UInt8]?, requestID: UInt64, peer: [UInt8],
         reply: @escaping @Sendable (Envelope, [[UInt8]]) -> Void
     ) {
         DispatchQueue.global().async { [self] in
             do {
-                let (answer, bytes) = try handle(request, artifact: artifact)
+                let (answer, bytes) = try handle(request, artifact: artifact, peer: peer) { offset, total, bytes in
+                    var chunk = Shoal_V1_ArtifactChunk()
+                    chunk.offset = offset
+                    chunk.total = total
+                    reply(Envelope(requestID, .artifactChunk(chunk)), [bytes])
+                }
                 reply(Envelope(requestID, .registryReply(answer)), bytes.map { [$0] } ?? [])
             } catch let error as RegistryError {
                 let code: Shoal_V1_ErrorReply.Code =
@@ -27,6 +34,12 @@ extension RegistryService {
                 reply(.error(requestID, .unavailable, "the registry's store failed: \(error)"), [])
             }
         }
+    }
+
+    /// Takes one piece of an upload (a one-way message: a failure is told when the upload is
+    /// named by its registration).
+    func receive(_ chunk: Shoal_V1_ArtifactChunk, bytes: [UInt8]?, from peer: [UInt8]) {
+        uploads.receive(chunk, bytes: bytes ?? [], from: peer, store: artifacts)
     }
 }
 
@@ -62,6 +75,10 @@ public final class RegistryServer: Sendable {
             }
             return
         }
+        if case .artifactChunk(let chunk) = incoming.envelope.body {
+            service.receive(chunk, bytes: try? incoming.payload(1), from: incoming.sender)
+            return
+        }
         guard case .registryRequest(let request) = incoming.envelope.body else {
             try? socket.send(
                 .error(incoming.envelope.requestID, .invalidArgument, "this is a registry server: only registry requests"),
@@ -69,7 +86,9 @@ public final class RegistryServer: Sendable {
             return
         }
         let sender = incoming.sender
-        service.dispatch(request, artifact: try? incoming.payload(1), requestID: incoming.envelope.requestID) {
+        service.dispatch(
+            request, artifact: try? incoming.payload(1), requestID: incoming.envelope.requestID, peer: incoming.sender
+        ) {
             envelope, payloads in
             loop.execute { try? socket.send(envelope, payloads: payloads, to: sender) }
         }

@@ -11,6 +11,8 @@ public final class RegistryService: Sendable {
     public let artifacts: ArtifactStore
     /// Aliases that move only to a version approved for them by someone other than its registrant.
     public let protectedAliases: Set<String>
+    /// Artifacts arriving in pieces through the socket.
+    let uploads = ArtifactUploads()
 
     static let migrations: [Migration] = {
         let tables = """
@@ -78,13 +80,20 @@ public final class RegistryService: Sendable {
         pool = try DatabasePool(storage, size: connections)
         self.artifacts = artifacts
         self.protectedAliases = protectedAliases
+        artifacts.sweepStaging()
     }
 
     // MARK: requests
 
     /// Carries out one request.
     /// - Returns: the reply and, for a download, the artifact's bytes.
-    public func handle(_ request: Shoal_V1_RegistryRequest, artifact: [UInt8]?) throws -> (Shoal_V1_RegistryReply, [UInt8]?) {
+    /// - Parameters:
+    ///   - peer: who sent it (the routing id), to whom its uploads belong.
+    ///   - piece: sends one piece of a download asked for in pieces, ahead of the reply.
+    public func handle(
+        _ request: Shoal_V1_RegistryRequest, artifact: [UInt8]?, peer: [UInt8] = [],
+        piece: (_ offset: UInt64, _ total: UInt64, _ bytes: [UInt8]) -> Void = { _, _, _ in }
+    ) throws -> (Shoal_V1_RegistryReply, [UInt8]?) {
         let identity = request.identity.trimmingCharacters(in: .whitespaces)
         guard !identity.isEmpty, identity.count <= 200 else {
             throw RegistryError.invalid("every registry request needs an identity (who asks), 1 to 200 characters")
@@ -94,10 +103,11 @@ public final class RegistryService: Sendable {
         case .createModel(let create):
             reply.model = try createModel(create, by: identity)
         case .registerVersion(let register):
-            guard artifact != nil || register.artifactInStore else {
-                throw RegistryError.invalid("registering a version needs its artifact as frame 1, or put in the artifact store")
+            guard artifact != nil || register.artifactInStore || register.uploadID != 0 else {
+                throw RegistryError.invalid(
+                    "registering a version needs its artifact as frame 1, in upload pieces, or put in the artifact store")
             }
-            reply.version = try registerVersion(register, artifact: artifact, by: identity)
+            reply.version = try registerVersion(register, artifact: artifact, peer: peer, by: identity)
         case .getModel(let get):
             reply.model = try pool.withDatabase { try model(get.name, in: $0) }
         case .getVersion(let get):
@@ -116,9 +126,14 @@ public final class RegistryService: Sendable {
                 try version(
                     resolve(download.model, download.version, download.alias, in: database), of: download.model, in: database)
             }
-            let bytes: [UInt8]
+            var bytes: [UInt8]?
             do {
-                bytes = try artifacts.read(sha: info.artifactSha256)
+                if download.chunkSize > 0 {
+                    let size = Int(min(max(download.chunkSize, 64 << 10), 64 << 20))
+                    _ = try artifacts.stream(sha: info.artifactSha256, piece: size, send: piece)
+                } else {
+                    bytes = try artifacts.read(sha: info.artifactSha256)
+                }
             } catch let error as RegistryError {
                 throw RegistryError(kind: error.kind, message: "\(info.model) version \(info.version): \(error.message)")
             }
@@ -226,7 +241,7 @@ public final class RegistryService: Sendable {
     // MARK: versions
 
     private func registerVersion(
-        _ register: Shoal_V1_RegisterVersion, artifact: [UInt8]?, by identity: String
+        _ register: Shoal_V1_RegisterVersion, artifact: [UInt8]?, peer: [UInt8], by identity: String
     ) throws
         -> Shoal_V1_VersionInfo
     {
@@ -256,6 +271,15 @@ public final class RegistryService: Sendable {
         if let artifact {
             artifactSHA = try artifacts.put(artifact, sha256: register.artifactSha256)
             size = UInt64(artifact.count)
+        } else if register.uploadID != 0 {
+            let upload = try uploads.take(register.uploadID, from: peer)
+            artifactSHA = try upload.finish(size: register.artifactSize)
+            size = register.artifactSize
+            guard register.artifactSha256.isEmpty || register.artifactSha256 == artifactSHA else {
+                throw RegistryError.invalid(
+                    "the artifact's bytes hash to \(artifactSHA), not the \(register.artifactSha256.prefix(80)) the request names")
+            }
+            if format == "safetensors" { try ArtifactStore.validateSafetensors(try artifacts.read(sha: artifactSHA)) }
         } else {
             try artifacts.checkStored(sha: register.artifactSha256, size: register.artifactSize)
             if format == "safetensors" { try ArtifactStore.validateSafetensors(try artifacts.read(sha: register.artifactSha256)) }

@@ -694,6 +694,14 @@ public nonisolated struct Shoal_V1_Envelope: Sendable {
     set {body = .registryReply(newValue)}
   }
 
+  public var artifactChunk: Shoal_V1_ArtifactChunk {
+    get {
+      if case .artifactChunk(let v)? = body {return v}
+      return Shoal_V1_ArtifactChunk()
+    }
+    set {body = .artifactChunk(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -759,6 +767,7 @@ public nonisolated struct Shoal_V1_Envelope: Sendable {
     case workingDirState(Shoal_V1_WorkingDirState)
     case registryRequest(Shoal_V1_RegistryRequest)
     case registryReply(Shoal_V1_RegistryReply)
+    case artifactChunk(Shoal_V1_ArtifactChunk)
 
   }
 
@@ -2198,124 +2207,119 @@ public nonisolated struct Shoal_V1_WorkingDirState: Sendable {
 
 /// The model registry, hosted by the head or alone (`cluster registry serve`). Every request
 /// names who asks; an artifact travels as frame 1 (of RegisterVersion, and of the reply to
-/// DownloadArtifact), unless the client reaches the artifact store itself (DescribeStore).
-public nonisolated struct Shoal_V1_RegistryRequest: @unchecked Sendable {
+/// DownloadArtifact) or in ArtifactChunk messages, unless the client reaches the artifact store
+/// itself (DescribeStore).
+public nonisolated struct Shoal_V1_RegistryRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var identity: String {
-    get {_storage._identity}
-    set {_uniqueStorage()._identity = newValue}
-  }
+  public var identity: String = String()
 
-  public var op: OneOf_Op? {
-    get {return _storage._op}
-    set {_uniqueStorage()._op = newValue}
-  }
+  public var op: Shoal_V1_RegistryRequest.OneOf_Op? = nil
 
   public var createModel: Shoal_V1_CreateModel {
     get {
-      if case .createModel(let v)? = _storage._op {return v}
+      if case .createModel(let v)? = op {return v}
       return Shoal_V1_CreateModel()
     }
-    set {_uniqueStorage()._op = .createModel(newValue)}
+    set {op = .createModel(newValue)}
   }
 
   public var registerVersion: Shoal_V1_RegisterVersion {
     get {
-      if case .registerVersion(let v)? = _storage._op {return v}
+      if case .registerVersion(let v)? = op {return v}
       return Shoal_V1_RegisterVersion()
     }
-    set {_uniqueStorage()._op = .registerVersion(newValue)}
+    set {op = .registerVersion(newValue)}
   }
 
   public var getModel: Shoal_V1_GetModel {
     get {
-      if case .getModel(let v)? = _storage._op {return v}
+      if case .getModel(let v)? = op {return v}
       return Shoal_V1_GetModel()
     }
-    set {_uniqueStorage()._op = .getModel(newValue)}
+    set {op = .getModel(newValue)}
   }
 
   public var getVersion: Shoal_V1_GetVersion {
     get {
-      if case .getVersion(let v)? = _storage._op {return v}
+      if case .getVersion(let v)? = op {return v}
       return Shoal_V1_GetVersion()
     }
-    set {_uniqueStorage()._op = .getVersion(newValue)}
+    set {op = .getVersion(newValue)}
   }
 
   public var listModels: Shoal_V1_ListModels {
     get {
-      if case .listModels(let v)? = _storage._op {return v}
+      if case .listModels(let v)? = op {return v}
       return Shoal_V1_ListModels()
     }
-    set {_uniqueStorage()._op = .listModels(newValue)}
+    set {op = .listModels(newValue)}
   }
 
   public var searchVersions: Shoal_V1_SearchVersions {
     get {
-      if case .searchVersions(let v)? = _storage._op {return v}
+      if case .searchVersions(let v)? = op {return v}
       return Shoal_V1_SearchVersions()
     }
-    set {_uniqueStorage()._op = .searchVersions(newValue)}
+    set {op = .searchVersions(newValue)}
   }
 
   public var setTags: Shoal_V1_SetTags {
     get {
-      if case .setTags(let v)? = _storage._op {return v}
+      if case .setTags(let v)? = op {return v}
       return Shoal_V1_SetTags()
     }
-    set {_uniqueStorage()._op = .setTags(newValue)}
+    set {op = .setTags(newValue)}
   }
 
   public var moveAlias: Shoal_V1_MoveAlias {
     get {
-      if case .moveAlias(let v)? = _storage._op {return v}
+      if case .moveAlias(let v)? = op {return v}
       return Shoal_V1_MoveAlias()
     }
-    set {_uniqueStorage()._op = .moveAlias(newValue)}
+    set {op = .moveAlias(newValue)}
   }
 
   public var approveVersion: Shoal_V1_ApproveVersion {
     get {
-      if case .approveVersion(let v)? = _storage._op {return v}
+      if case .approveVersion(let v)? = op {return v}
       return Shoal_V1_ApproveVersion()
     }
-    set {_uniqueStorage()._op = .approveVersion(newValue)}
+    set {op = .approveVersion(newValue)}
   }
 
   public var archiveVersion: Shoal_V1_ArchiveVersion {
     get {
-      if case .archiveVersion(let v)? = _storage._op {return v}
+      if case .archiveVersion(let v)? = op {return v}
       return Shoal_V1_ArchiveVersion()
     }
-    set {_uniqueStorage()._op = .archiveVersion(newValue)}
+    set {op = .archiveVersion(newValue)}
   }
 
   public var readAudit: Shoal_V1_ReadAudit {
     get {
-      if case .readAudit(let v)? = _storage._op {return v}
+      if case .readAudit(let v)? = op {return v}
       return Shoal_V1_ReadAudit()
     }
-    set {_uniqueStorage()._op = .readAudit(newValue)}
+    set {op = .readAudit(newValue)}
   }
 
   public var downloadArtifact: Shoal_V1_DownloadArtifact {
     get {
-      if case .downloadArtifact(let v)? = _storage._op {return v}
+      if case .downloadArtifact(let v)? = op {return v}
       return Shoal_V1_DownloadArtifact()
     }
-    set {_uniqueStorage()._op = .downloadArtifact(newValue)}
+    set {op = .downloadArtifact(newValue)}
   }
 
   public var describeStore: Shoal_V1_DescribeStore {
     get {
-      if case .describeStore(let v)? = _storage._op {return v}
+      if case .describeStore(let v)? = op {return v}
       return Shoal_V1_DescribeStore()
     }
-    set {_uniqueStorage()._op = .describeStore(newValue)}
+    set {op = .describeStore(newValue)}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -2338,8 +2342,6 @@ public nonisolated struct Shoal_V1_RegistryRequest: @unchecked Sendable {
   }
 
   public init() {}
-
-  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Shoal_V1_RegistryReply: Sendable {
@@ -2612,50 +2614,89 @@ public nonisolated struct Shoal_V1_CreateModel: Sendable {
   public init() {}
 }
 
-public nonisolated struct Shoal_V1_RegisterVersion: Sendable {
+public nonisolated struct Shoal_V1_RegisterVersion: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var model: String = String()
+  public var model: String {
+    get {_storage._model}
+    set {_uniqueStorage()._model = newValue}
+  }
 
-  public var description_p: String = String()
+  public var description_p: String {
+    get {_storage._description_p}
+    set {_uniqueStorage()._description_p = newValue}
+  }
 
-  public var parameters: Dictionary<String,String> = [:]
+  public var parameters: Dictionary<String,String> {
+    get {_storage._parameters}
+    set {_uniqueStorage()._parameters = newValue}
+  }
 
-  public var metrics: [Shoal_V1_MetricPoint] = []
+  public var metrics: [Shoal_V1_MetricPoint] {
+    get {_storage._metrics}
+    set {_uniqueStorage()._metrics = newValue}
+  }
 
-  public var tags: Dictionary<String,String> = [:]
+  public var tags: Dictionary<String,String> {
+    get {_storage._tags}
+    set {_uniqueStorage()._tags = newValue}
+  }
 
   public var lineage: Shoal_V1_Lineage {
-    get {_lineage ?? Shoal_V1_Lineage()}
-    set {_lineage = newValue}
+    get {_storage._lineage ?? Shoal_V1_Lineage()}
+    set {_uniqueStorage()._lineage = newValue}
   }
   /// Returns true if `lineage` has been explicitly set.
-  public var hasLineage: Bool {self._lineage != nil}
+  public var hasLineage: Bool {_storage._lineage != nil}
   /// Clears the value of `lineage`. Subsequent reads from it will return its default value.
-  public mutating func clearLineage() {self._lineage = nil}
+  public mutating func clearLineage() {_uniqueStorage()._lineage = nil}
 
-  public var artifactSha256: String = String()
+  public var artifactSha256: String {
+    get {_storage._artifactSha256}
+    set {_uniqueStorage()._artifactSha256 = newValue}
+  }
 
-  public var artifactFormat: String = String()
+  public var artifactFormat: String {
+    get {_storage._artifactFormat}
+    set {_uniqueStorage()._artifactFormat = newValue}
+  }
 
   /// the model's configuration, for its card
-  public var configJson: String = String()
+  public var configJson: String {
+    get {_storage._configJson}
+    set {_uniqueStorage()._configJson = newValue}
+  }
 
   /// create the model when it does not exist
-  public var createModel: Bool = false
+  public var createModel: Bool {
+    get {_storage._createModel}
+    set {_uniqueStorage()._createModel = newValue}
+  }
 
   /// The client put the artifact into the store itself, under artifact_sha256 (no frame 1).
-  public var artifactInStore: Bool = false
+  public var artifactInStore: Bool {
+    get {_storage._artifactInStore}
+    set {_uniqueStorage()._artifactInStore = newValue}
+  }
 
-  public var artifactSize: UInt64 = 0
+  public var artifactSize: UInt64 {
+    get {_storage._artifactSize}
+    set {_uniqueStorage()._artifactSize = newValue}
+  }
+
+  /// Not 0: the artifact came as ArtifactChunk messages under this upload id (no frame 1).
+  public var uploadID: UInt64 {
+    get {_storage._uploadID}
+    set {_uniqueStorage()._uploadID = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _lineage: Shoal_V1_Lineage? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Shoal_V1_GetModel: Sendable {
@@ -2863,6 +2904,32 @@ public nonisolated struct Shoal_V1_DownloadArtifact: Sendable {
 
   public var alias: String = String()
 
+  /// Above 0: the bytes come as ArtifactChunk messages of at most this size, with the request's
+  /// id, ahead of the reply; the registry hashes each piece after sending it, so the transfer
+  /// runs beside the check, and the reply is an error when the whole does not match.
+  public var chunkSize: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A piece of an artifact crossing the registry's socket, frame 1 its bytes, in order.
+/// Downloads: sent by the registry before its reply. Uploads: sent by the client with request
+/// id 0 under an upload id of its choosing, then named by RegisterVersion.upload_id; the
+/// registry writes and hashes each piece as it comes, and drops an upload left unnamed.
+public nonisolated struct Shoal_V1_ArtifactChunk: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var uploadID: UInt64 = 0
+
+  public var offset: UInt64 = 0
+
+  /// the artifact's size
+  public var total: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2916,7 +2983,7 @@ nonisolated extension Shoal_V1_ResourceSet: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Shoal_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}error\0\u{4}\u{8}register_node\0\u{3}node_registered\0\u{3}node_heartbeat\0\u{3}start_executor\0\u{3}executor_started\0\u{3}executor_exited\0\u{3}release_executor\0\u{3}end_job\0\u{3}fetch_package\0\u{3}package_data\0\u{3}connect_driver\0\u{3}driver_accepted\0\u{3}upload_package\0\u{3}package_stored\0\u{3}request_lease\0\u{3}lease_granted\0\u{3}return_lease\0\u{3}driver_heartbeat\0\u{3}lease_lost\0\u{3}disconnect_driver\0\u{4}\u{b}status_request\0\u{3}status_reply\0\u{3}shutdown_cluster\0\u{4}\u{8}executor_hello\0\u{4}\u{a}push_tasks\0\u{3}task_results\0\u{3}cancel_tasks\0\u{3}release_borrows\0\u{4}\u{7}create_actor\0\u{3}actor_location\0\u{3}lookup_actor\0\u{3}start_actor\0\u{3}actor_started\0\u{3}actor_state\0\u{3}actor_call\0\u{3}actor_reply\0\u{3}kill_actor\0\u{3}stop_actor\0\u{3}create_object\0\u{3}object_placed\0\u{3}seal_object\0\u{3}get_object\0\u{3}free_objects\0\u{3}pull_chunk\0\u{3}object_chunk\0\u{4}\u{4}create_placement_group\0\u{3}placement_group_created\0\u{3}remove_placement_group\0\u{4}\u{8}submit_job\0\u{3}job_reply\0\u{3}list_jobs\0\u{3}job_list\0\u{3}get_job\0\u{3}read_job_logs\0\u{3}job_logs\0\u{3}stop_job\0\u{3}check_working_dir\0\u{3}upload_working_dir\0\u{3}working_dir_state\0\u{4}\u{a}registry_request\0\u{3}registry_reply\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}error\0\u{4}\u{8}register_node\0\u{3}node_registered\0\u{3}node_heartbeat\0\u{3}start_executor\0\u{3}executor_started\0\u{3}executor_exited\0\u{3}release_executor\0\u{3}end_job\0\u{3}fetch_package\0\u{3}package_data\0\u{3}connect_driver\0\u{3}driver_accepted\0\u{3}upload_package\0\u{3}package_stored\0\u{3}request_lease\0\u{3}lease_granted\0\u{3}return_lease\0\u{3}driver_heartbeat\0\u{3}lease_lost\0\u{3}disconnect_driver\0\u{4}\u{b}status_request\0\u{3}status_reply\0\u{3}shutdown_cluster\0\u{4}\u{8}executor_hello\0\u{4}\u{a}push_tasks\0\u{3}task_results\0\u{3}cancel_tasks\0\u{3}release_borrows\0\u{4}\u{7}create_actor\0\u{3}actor_location\0\u{3}lookup_actor\0\u{3}start_actor\0\u{3}actor_started\0\u{3}actor_state\0\u{3}actor_call\0\u{3}actor_reply\0\u{3}kill_actor\0\u{3}stop_actor\0\u{3}create_object\0\u{3}object_placed\0\u{3}seal_object\0\u{3}get_object\0\u{3}free_objects\0\u{3}pull_chunk\0\u{3}object_chunk\0\u{4}\u{4}create_placement_group\0\u{3}placement_group_created\0\u{3}remove_placement_group\0\u{4}\u{8}submit_job\0\u{3}job_reply\0\u{3}list_jobs\0\u{3}job_list\0\u{3}get_job\0\u{3}read_job_logs\0\u{3}job_logs\0\u{3}stop_job\0\u{3}check_working_dir\0\u{3}upload_working_dir\0\u{3}working_dir_state\0\u{4}\u{a}registry_request\0\u{3}registry_reply\0\u{3}artifact_chunk\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3731,6 +3798,19 @@ nonisolated extension Shoal_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._M
           self.body = .registryReply(v)
         }
       }()
+      case 122: try {
+        var v: Shoal_V1_ArtifactChunk?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .artifactChunk(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .artifactChunk(v)
+        }
+      }()
       default: break
       }
     }
@@ -3992,6 +4072,10 @@ nonisolated extension Shoal_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._M
     case .registryReply?: try {
       guard case .registryReply(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 121)
+    }()
+    case .artifactChunk?: try {
+      guard case .artifactChunk(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 122)
     }()
     case nil: break
     }
@@ -6867,294 +6951,256 @@ nonisolated extension Shoal_V1_RegistryRequest: SwiftProtobuf.Message, SwiftProt
   public static let protoMessageName: String = _protobuf_package + ".RegistryRequest"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}identity\0\u{4}\u{9}create_model\0\u{3}register_version\0\u{3}get_model\0\u{3}get_version\0\u{3}list_models\0\u{3}search_versions\0\u{3}set_tags\0\u{3}move_alias\0\u{3}approve_version\0\u{3}archive_version\0\u{3}read_audit\0\u{3}download_artifact\0\u{3}describe_store\0")
 
-  fileprivate class _StorageClass {
-    var _identity: String = String()
-    var _op: Shoal_V1_RegistryRequest.OneOf_Op?
-
-      // This property is used as the initial default value for new instances of the type.
-      // The type itself is protecting the reference to its storage via CoW semantics.
-      // This will force a copy to be made of this reference when the first mutation occurs;
-      // hence, it is safe to mark this as `nonisolated(unsafe)`.
-      static nonisolated(unsafe) let defaultInstance = _StorageClass()
-
-    private init() {}
-
-    init(copying source: _StorageClass) {
-      _identity = source._identity
-      _op = source._op
-    }
-  }
-
-  fileprivate mutating func _uniqueStorage() -> _StorageClass {
-    if !isKnownUniquelyReferenced(&_storage) {
-      _storage = _StorageClass(copying: _storage)
-    }
-    return _storage
-  }
-
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    _ = _uniqueStorage()
-    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
-      while let fieldNumber = try decoder.nextFieldNumber() {
-        // The use of inline closures is to circumvent an issue where the compiler
-        // allocates stack space for every case branch when no optimizations are
-        // enabled. https://github.com/apple/swift-protobuf/issues/1034
-        switch fieldNumber {
-        case 1: try { try decoder.decodeSingularStringField(value: &_storage._identity) }()
-        case 10: try {
-          var v: Shoal_V1_CreateModel?
-          var hadOneofValue = false
-          if let current = _storage._op {
-            hadOneofValue = true
-            if case .createModel(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._op = .createModel(v)
-          }
-        }()
-        case 11: try {
-          var v: Shoal_V1_RegisterVersion?
-          var hadOneofValue = false
-          if let current = _storage._op {
-            hadOneofValue = true
-            if case .registerVersion(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._op = .registerVersion(v)
-          }
-        }()
-        case 12: try {
-          var v: Shoal_V1_GetModel?
-          var hadOneofValue = false
-          if let current = _storage._op {
-            hadOneofValue = true
-            if case .getModel(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._op = .getModel(v)
-          }
-        }()
-        case 13: try {
-          var v: Shoal_V1_GetVersion?
-          var hadOneofValue = false
-          if let current = _storage._op {
-            hadOneofValue = true
-            if case .getVersion(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._op = .getVersion(v)
-          }
-        }()
-        case 14: try {
-          var v: Shoal_V1_ListModels?
-          var hadOneofValue = false
-          if let current = _storage._op {
-            hadOneofValue = true
-            if case .listModels(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._op = .listModels(v)
-          }
-        }()
-        case 15: try {
-          var v: Shoal_V1_SearchVersions?
-          var hadOneofValue = false
-          if let current = _storage._op {
-            hadOneofValue = true
-            if case .searchVersions(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._op = .searchVersions(v)
-          }
-        }()
-        case 16: try {
-          var v: Shoal_V1_SetTags?
-          var hadOneofValue = false
-          if let current = _storage._op {
-            hadOneofValue = true
-            if case .setTags(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._op = .setTags(v)
-          }
-        }()
-        case 17: try {
-          var v: Shoal_V1_MoveAlias?
-          var hadOneofValue = false
-          if let current = _storage._op {
-            hadOneofValue = true
-            if case .moveAlias(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._op = .moveAlias(v)
-          }
-        }()
-        case 18: try {
-          var v: Shoal_V1_ApproveVersion?
-          var hadOneofValue = false
-          if let current = _storage._op {
-            hadOneofValue = true
-            if case .approveVersion(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._op = .approveVersion(v)
-          }
-        }()
-        case 19: try {
-          var v: Shoal_V1_ArchiveVersion?
-          var hadOneofValue = false
-          if let current = _storage._op {
-            hadOneofValue = true
-            if case .archiveVersion(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._op = .archiveVersion(v)
-          }
-        }()
-        case 20: try {
-          var v: Shoal_V1_ReadAudit?
-          var hadOneofValue = false
-          if let current = _storage._op {
-            hadOneofValue = true
-            if case .readAudit(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._op = .readAudit(v)
-          }
-        }()
-        case 21: try {
-          var v: Shoal_V1_DownloadArtifact?
-          var hadOneofValue = false
-          if let current = _storage._op {
-            hadOneofValue = true
-            if case .downloadArtifact(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._op = .downloadArtifact(v)
-          }
-        }()
-        case 22: try {
-          var v: Shoal_V1_DescribeStore?
-          var hadOneofValue = false
-          if let current = _storage._op {
-            hadOneofValue = true
-            if case .describeStore(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._op = .describeStore(v)
-          }
-        }()
-        default: break
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.identity) }()
+      case 10: try {
+        var v: Shoal_V1_CreateModel?
+        var hadOneofValue = false
+        if let current = self.op {
+          hadOneofValue = true
+          if case .createModel(let m) = current {v = m}
         }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.op = .createModel(v)
+        }
+      }()
+      case 11: try {
+        var v: Shoal_V1_RegisterVersion?
+        var hadOneofValue = false
+        if let current = self.op {
+          hadOneofValue = true
+          if case .registerVersion(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.op = .registerVersion(v)
+        }
+      }()
+      case 12: try {
+        var v: Shoal_V1_GetModel?
+        var hadOneofValue = false
+        if let current = self.op {
+          hadOneofValue = true
+          if case .getModel(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.op = .getModel(v)
+        }
+      }()
+      case 13: try {
+        var v: Shoal_V1_GetVersion?
+        var hadOneofValue = false
+        if let current = self.op {
+          hadOneofValue = true
+          if case .getVersion(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.op = .getVersion(v)
+        }
+      }()
+      case 14: try {
+        var v: Shoal_V1_ListModels?
+        var hadOneofValue = false
+        if let current = self.op {
+          hadOneofValue = true
+          if case .listModels(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.op = .listModels(v)
+        }
+      }()
+      case 15: try {
+        var v: Shoal_V1_SearchVersions?
+        var hadOneofValue = false
+        if let current = self.op {
+          hadOneofValue = true
+          if case .searchVersions(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.op = .searchVersions(v)
+        }
+      }()
+      case 16: try {
+        var v: Shoal_V1_SetTags?
+        var hadOneofValue = false
+        if let current = self.op {
+          hadOneofValue = true
+          if case .setTags(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.op = .setTags(v)
+        }
+      }()
+      case 17: try {
+        var v: Shoal_V1_MoveAlias?
+        var hadOneofValue = false
+        if let current = self.op {
+          hadOneofValue = true
+          if case .moveAlias(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.op = .moveAlias(v)
+        }
+      }()
+      case 18: try {
+        var v: Shoal_V1_ApproveVersion?
+        var hadOneofValue = false
+        if let current = self.op {
+          hadOneofValue = true
+          if case .approveVersion(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.op = .approveVersion(v)
+        }
+      }()
+      case 19: try {
+        var v: Shoal_V1_ArchiveVersion?
+        var hadOneofValue = false
+        if let current = self.op {
+          hadOneofValue = true
+          if case .archiveVersion(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.op = .archiveVersion(v)
+        }
+      }()
+      case 20: try {
+        var v: Shoal_V1_ReadAudit?
+        var hadOneofValue = false
+        if let current = self.op {
+          hadOneofValue = true
+          if case .readAudit(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.op = .readAudit(v)
+        }
+      }()
+      case 21: try {
+        var v: Shoal_V1_DownloadArtifact?
+        var hadOneofValue = false
+        if let current = self.op {
+          hadOneofValue = true
+          if case .downloadArtifact(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.op = .downloadArtifact(v)
+        }
+      }()
+      case 22: try {
+        var v: Shoal_V1_DescribeStore?
+        var hadOneofValue = false
+        if let current = self.op {
+          hadOneofValue = true
+          if case .describeStore(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.op = .describeStore(v)
+        }
+      }()
+      default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every if/case branch local when no optimizations
-      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-      // https://github.com/apple/swift-protobuf/issues/1182
-      if !_storage._identity.isEmpty {
-        try visitor.visitSingularStringField(value: _storage._identity, fieldNumber: 1)
-      }
-      switch _storage._op {
-      case .createModel?: try {
-        guard case .createModel(let v)? = _storage._op else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
-      }()
-      case .registerVersion?: try {
-        guard case .registerVersion(let v)? = _storage._op else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
-      }()
-      case .getModel?: try {
-        guard case .getModel(let v)? = _storage._op else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
-      }()
-      case .getVersion?: try {
-        guard case .getVersion(let v)? = _storage._op else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
-      }()
-      case .listModels?: try {
-        guard case .listModels(let v)? = _storage._op else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
-      }()
-      case .searchVersions?: try {
-        guard case .searchVersions(let v)? = _storage._op else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
-      }()
-      case .setTags?: try {
-        guard case .setTags(let v)? = _storage._op else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
-      }()
-      case .moveAlias?: try {
-        guard case .moveAlias(let v)? = _storage._op else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
-      }()
-      case .approveVersion?: try {
-        guard case .approveVersion(let v)? = _storage._op else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 18)
-      }()
-      case .archiveVersion?: try {
-        guard case .archiveVersion(let v)? = _storage._op else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 19)
-      }()
-      case .readAudit?: try {
-        guard case .readAudit(let v)? = _storage._op else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
-      }()
-      case .downloadArtifact?: try {
-        guard case .downloadArtifact(let v)? = _storage._op else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
-      }()
-      case .describeStore?: try {
-        guard case .describeStore(let v)? = _storage._op else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
-      }()
-      case nil: break
-      }
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.identity.isEmpty {
+      try visitor.visitSingularStringField(value: self.identity, fieldNumber: 1)
+    }
+    switch self.op {
+    case .createModel?: try {
+      guard case .createModel(let v)? = self.op else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+    }()
+    case .registerVersion?: try {
+      guard case .registerVersion(let v)? = self.op else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+    }()
+    case .getModel?: try {
+      guard case .getModel(let v)? = self.op else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+    }()
+    case .getVersion?: try {
+      guard case .getVersion(let v)? = self.op else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
+    }()
+    case .listModels?: try {
+      guard case .listModels(let v)? = self.op else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
+    }()
+    case .searchVersions?: try {
+      guard case .searchVersions(let v)? = self.op else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
+    }()
+    case .setTags?: try {
+      guard case .setTags(let v)? = self.op else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
+    }()
+    case .moveAlias?: try {
+      guard case .moveAlias(let v)? = self.op else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
+    }()
+    case .approveVersion?: try {
+      guard case .approveVersion(let v)? = self.op else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 18)
+    }()
+    case .archiveVersion?: try {
+      guard case .archiveVersion(let v)? = self.op else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 19)
+    }()
+    case .readAudit?: try {
+      guard case .readAudit(let v)? = self.op else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
+    }()
+    case .downloadArtifact?: try {
+      guard case .downloadArtifact(let v)? = self.op else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
+    }()
+    case .describeStore?: try {
+      guard case .describeStore(let v)? = self.op else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
+    }()
+    case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Shoal_V1_RegistryRequest, rhs: Shoal_V1_RegistryRequest) -> Bool {
-    if lhs._storage !== rhs._storage {
-      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
-        let _storage = _args.0
-        let rhs_storage = _args.1
-        if _storage._identity != rhs_storage._identity {return false}
-        if _storage._op != rhs_storage._op {return false}
-        return true
-      }
-      if !storagesAreEqual {return false}
-    }
+    if lhs.identity != rhs.identity {return false}
+    if lhs.op != rhs.op {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -7690,88 +7736,153 @@ nonisolated extension Shoal_V1_CreateModel: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Shoal_V1_RegisterVersion: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RegisterVersion"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}model\0\u{1}description\0\u{1}parameters\0\u{1}metrics\0\u{1}tags\0\u{1}lineage\0\u{3}artifact_sha256\0\u{3}artifact_format\0\u{3}config_json\0\u{3}create_model\0\u{3}artifact_in_store\0\u{3}artifact_size\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}model\0\u{1}description\0\u{1}parameters\0\u{1}metrics\0\u{1}tags\0\u{1}lineage\0\u{3}artifact_sha256\0\u{3}artifact_format\0\u{3}config_json\0\u{3}create_model\0\u{3}artifact_in_store\0\u{3}artifact_size\0\u{3}upload_id\0")
+
+  fileprivate class _StorageClass {
+    var _model: String = String()
+    var _description_p: String = String()
+    var _parameters: Dictionary<String,String> = [:]
+    var _metrics: [Shoal_V1_MetricPoint] = []
+    var _tags: Dictionary<String,String> = [:]
+    var _lineage: Shoal_V1_Lineage? = nil
+    var _artifactSha256: String = String()
+    var _artifactFormat: String = String()
+    var _configJson: String = String()
+    var _createModel: Bool = false
+    var _artifactInStore: Bool = false
+    var _artifactSize: UInt64 = 0
+    var _uploadID: UInt64 = 0
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _model = source._model
+      _description_p = source._description_p
+      _parameters = source._parameters
+      _metrics = source._metrics
+      _tags = source._tags
+      _lineage = source._lineage
+      _artifactSha256 = source._artifactSha256
+      _artifactFormat = source._artifactFormat
+      _configJson = source._configJson
+      _createModel = source._createModel
+      _artifactInStore = source._artifactInStore
+      _artifactSize = source._artifactSize
+      _uploadID = source._uploadID
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.model) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.description_p) }()
-      case 3: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.parameters) }()
-      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.metrics) }()
-      case 5: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.tags) }()
-      case 6: try { try decoder.decodeSingularMessageField(value: &self._lineage) }()
-      case 7: try { try decoder.decodeSingularStringField(value: &self.artifactSha256) }()
-      case 8: try { try decoder.decodeSingularStringField(value: &self.artifactFormat) }()
-      case 9: try { try decoder.decodeSingularStringField(value: &self.configJson) }()
-      case 10: try { try decoder.decodeSingularBoolField(value: &self.createModel) }()
-      case 11: try { try decoder.decodeSingularBoolField(value: &self.artifactInStore) }()
-      case 12: try { try decoder.decodeSingularUInt64Field(value: &self.artifactSize) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._model) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._description_p) }()
+        case 3: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &_storage._parameters) }()
+        case 4: try { try decoder.decodeRepeatedMessageField(value: &_storage._metrics) }()
+        case 5: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &_storage._tags) }()
+        case 6: try { try decoder.decodeSingularMessageField(value: &_storage._lineage) }()
+        case 7: try { try decoder.decodeSingularStringField(value: &_storage._artifactSha256) }()
+        case 8: try { try decoder.decodeSingularStringField(value: &_storage._artifactFormat) }()
+        case 9: try { try decoder.decodeSingularStringField(value: &_storage._configJson) }()
+        case 10: try { try decoder.decodeSingularBoolField(value: &_storage._createModel) }()
+        case 11: try { try decoder.decodeSingularBoolField(value: &_storage._artifactInStore) }()
+        case 12: try { try decoder.decodeSingularUInt64Field(value: &_storage._artifactSize) }()
+        case 13: try { try decoder.decodeSingularUInt64Field(value: &_storage._uploadID) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if !self.model.isEmpty {
-      try visitor.visitSingularStringField(value: self.model, fieldNumber: 1)
-    }
-    if !self.description_p.isEmpty {
-      try visitor.visitSingularStringField(value: self.description_p, fieldNumber: 2)
-    }
-    if !self.parameters.isEmpty {
-      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.parameters, fieldNumber: 3)
-    }
-    if !self.metrics.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.metrics, fieldNumber: 4)
-    }
-    if !self.tags.isEmpty {
-      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.tags, fieldNumber: 5)
-    }
-    try { if let v = self._lineage {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
-    } }()
-    if !self.artifactSha256.isEmpty {
-      try visitor.visitSingularStringField(value: self.artifactSha256, fieldNumber: 7)
-    }
-    if !self.artifactFormat.isEmpty {
-      try visitor.visitSingularStringField(value: self.artifactFormat, fieldNumber: 8)
-    }
-    if !self.configJson.isEmpty {
-      try visitor.visitSingularStringField(value: self.configJson, fieldNumber: 9)
-    }
-    if self.createModel != false {
-      try visitor.visitSingularBoolField(value: self.createModel, fieldNumber: 10)
-    }
-    if self.artifactInStore != false {
-      try visitor.visitSingularBoolField(value: self.artifactInStore, fieldNumber: 11)
-    }
-    if self.artifactSize != 0 {
-      try visitor.visitSingularUInt64Field(value: self.artifactSize, fieldNumber: 12)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._model.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._model, fieldNumber: 1)
+      }
+      if !_storage._description_p.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._description_p, fieldNumber: 2)
+      }
+      if !_storage._parameters.isEmpty {
+        try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: _storage._parameters, fieldNumber: 3)
+      }
+      if !_storage._metrics.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._metrics, fieldNumber: 4)
+      }
+      if !_storage._tags.isEmpty {
+        try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: _storage._tags, fieldNumber: 5)
+      }
+      try { if let v = _storage._lineage {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+      } }()
+      if !_storage._artifactSha256.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._artifactSha256, fieldNumber: 7)
+      }
+      if !_storage._artifactFormat.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._artifactFormat, fieldNumber: 8)
+      }
+      if !_storage._configJson.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._configJson, fieldNumber: 9)
+      }
+      if _storage._createModel != false {
+        try visitor.visitSingularBoolField(value: _storage._createModel, fieldNumber: 10)
+      }
+      if _storage._artifactInStore != false {
+        try visitor.visitSingularBoolField(value: _storage._artifactInStore, fieldNumber: 11)
+      }
+      if _storage._artifactSize != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._artifactSize, fieldNumber: 12)
+      }
+      if _storage._uploadID != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._uploadID, fieldNumber: 13)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Shoal_V1_RegisterVersion, rhs: Shoal_V1_RegisterVersion) -> Bool {
-    if lhs.model != rhs.model {return false}
-    if lhs.description_p != rhs.description_p {return false}
-    if lhs.parameters != rhs.parameters {return false}
-    if lhs.metrics != rhs.metrics {return false}
-    if lhs.tags != rhs.tags {return false}
-    if lhs._lineage != rhs._lineage {return false}
-    if lhs.artifactSha256 != rhs.artifactSha256 {return false}
-    if lhs.artifactFormat != rhs.artifactFormat {return false}
-    if lhs.configJson != rhs.configJson {return false}
-    if lhs.createModel != rhs.createModel {return false}
-    if lhs.artifactInStore != rhs.artifactInStore {return false}
-    if lhs.artifactSize != rhs.artifactSize {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._model != rhs_storage._model {return false}
+        if _storage._description_p != rhs_storage._description_p {return false}
+        if _storage._parameters != rhs_storage._parameters {return false}
+        if _storage._metrics != rhs_storage._metrics {return false}
+        if _storage._tags != rhs_storage._tags {return false}
+        if _storage._lineage != rhs_storage._lineage {return false}
+        if _storage._artifactSha256 != rhs_storage._artifactSha256 {return false}
+        if _storage._artifactFormat != rhs_storage._artifactFormat {return false}
+        if _storage._configJson != rhs_storage._configJson {return false}
+        if _storage._createModel != rhs_storage._createModel {return false}
+        if _storage._artifactInStore != rhs_storage._artifactInStore {return false}
+        if _storage._artifactSize != rhs_storage._artifactSize {return false}
+        if _storage._uploadID != rhs_storage._uploadID {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -8244,7 +8355,7 @@ nonisolated extension Shoal_V1_AuditEntry: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Shoal_V1_DownloadArtifact: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".DownloadArtifact"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}model\0\u{1}version\0\u{1}alias\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}model\0\u{1}version\0\u{1}alias\0\u{3}chunk_size\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -8255,6 +8366,7 @@ nonisolated extension Shoal_V1_DownloadArtifact: SwiftProtobuf.Message, SwiftPro
       case 1: try { try decoder.decodeSingularStringField(value: &self.model) }()
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.version) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.alias) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.chunkSize) }()
       default: break
       }
     }
@@ -8270,6 +8382,9 @@ nonisolated extension Shoal_V1_DownloadArtifact: SwiftProtobuf.Message, SwiftPro
     if !self.alias.isEmpty {
       try visitor.visitSingularStringField(value: self.alias, fieldNumber: 3)
     }
+    if self.chunkSize != 0 {
+      try visitor.visitSingularUInt32Field(value: self.chunkSize, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -8277,6 +8392,47 @@ nonisolated extension Shoal_V1_DownloadArtifact: SwiftProtobuf.Message, SwiftPro
     if lhs.model != rhs.model {return false}
     if lhs.version != rhs.version {return false}
     if lhs.alias != rhs.alias {return false}
+    if lhs.chunkSize != rhs.chunkSize {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shoal_V1_ArtifactChunk: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ArtifactChunk"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}upload_id\0\u{1}offset\0\u{1}total\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.uploadID) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.offset) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.total) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.uploadID != 0 {
+      try visitor.visitSingularUInt64Field(value: self.uploadID, fieldNumber: 1)
+    }
+    if self.offset != 0 {
+      try visitor.visitSingularUInt64Field(value: self.offset, fieldNumber: 2)
+    }
+    if self.total != 0 {
+      try visitor.visitSingularUInt64Field(value: self.total, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shoal_V1_ArtifactChunk, rhs: Shoal_V1_ArtifactChunk) -> Bool {
+    if lhs.uploadID != rhs.uploadID {return false}
+    if lhs.offset != rhs.offset {return false}
+    if lhs.total != rhs.total {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
