@@ -99,9 +99,6 @@ bench-registry: deps
 	$(RELEASE) --product cluster
 	python3 -c 'import mlflow' 2>/dev/null || pip install -q mlflow
 	mkdir -p Benchmarks/out
-	# 1 GiB written to a file and deleted: the page cache every run below draws its new files from is then memory
-	# the VM's host has already backed, instead of fresh pages whose first touch falls on whichever system runs first.
-	dd if=/dev/zero of=$${TMPDIR:-/tmp}/shoal-bench-warm bs=1M count=1024 status=none && rm -f $${TMPDIR:-/tmp}/shoal-bench-warm
 	# Each system's files stay until all have run: on ext4 without a journal, files removed in the last minutes
 	# make new ones slower to create, and whichever ran next would pay for the one before.
 	rm -rf Benchmarks/out/registry-scratch && mkdir -p Benchmarks/out/registry-scratch
@@ -111,9 +108,11 @@ bench-registry: deps
 	  --json Benchmarks/out/shoal_registry_socket.json --folder Benchmarks/out/registry-scratch/socket
 	python3 Benchmarks/registry_mlflow.py Benchmarks/out/mlflow_registry.json --count 50 \
 	  --folder Benchmarks/out/registry-scratch/mlflow
+	python3 Benchmarks/registry_mlflow.py Benchmarks/out/mlflow_registry_server.json --count 30 --server \
+	  --folder Benchmarks/out/registry-scratch/mlflow-server
 	rm -rf Benchmarks/out/registry-scratch
 	python3 Benchmarks/registry_report.py Benchmarks/out/shoal_registry.json Benchmarks/out/shoal_registry_socket.json \
-	  Benchmarks/out/mlflow_registry.json Benchmarks/RESULTS.md
+	  Benchmarks/out/mlflow_registry.json Benchmarks/out/mlflow_registry_server.json Benchmarks/RESULTS.md
 
 ## bench-jobs: `cluster submit` beside `ray job submit`; updates the Jobs section of Benchmarks/RESULTS.md.
 bench-jobs: deps

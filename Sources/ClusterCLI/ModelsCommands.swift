@@ -435,7 +435,16 @@ extension ModelsCommand {
                 let path = probes + "/\(index)"
                 let start = clock.now
                 let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-                let written = artifact.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+                // 256 KiB a call, as the artifact store writes.
+                let written = artifact.withUnsafeBytes { raw in
+                    var done = 0
+                    while done < raw.count {
+                        let got = write(descriptor, raw.baseAddress! + done, min(raw.count - done, 256 << 10))
+                        guard got > 0 else { break }
+                        done += got
+                    }
+                    return done
+                }
                 if descriptor >= 0 { close(descriptor) }
                 writeTimes.append((clock.now - start).seconds)
                 guard written == artifact.count else { throw ValidationError("cannot write a probe file at \(path)") }

@@ -332,8 +332,8 @@ public final class ModelRegistry {
             artifact.append(contentsOf: bytes)
         }
         let version = ModelVersion(reply.version)
-        // The registry checked the hash as it read the file; TCP and ZeroMQ's framing carry the
-        // bytes intact, so the length is checked here.
+        // The registry checked the hash as it read the file (its reply says the pieces were
+        // intact); TCP and ZeroMQ's framing carry them intact, so the length is checked here.
         guard UInt64(artifact.count) == version.artifactSize else {
             throw ClusterError.peerError(
                 "the artifact of \(name) version \(version.version) arrived with \(artifact.count) bytes, not \(version.artifactSize)"

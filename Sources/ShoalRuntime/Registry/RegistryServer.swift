@@ -15,13 +15,13 @@ extension RegistryService {
     ) {
         DispatchQueue.global().async { [self] in
             do {
-                let (answer, bytes) = try handle(request, artifact: artifact, peer: peer) { offset, total, bytes in
+                let answer = try handle(request, artifact: artifact, peer: peer) { offset, total, bytes in
                     var chunk = Shoal_V1_ArtifactChunk()
                     chunk.offset = offset
                     chunk.total = total
                     reply(Envelope(requestID, .artifactChunk(chunk)), [bytes])
                 }
-                reply(Envelope(requestID, .registryReply(answer)), bytes.map { [$0] } ?? [])
+                reply(Envelope(requestID, .registryReply(answer)), [])
             } catch let error as RegistryError {
                 let code: Shoal_V1_ErrorReply.Code =
                     switch error.kind {

@@ -86,14 +86,13 @@ public final class RegistryService: Sendable {
     // MARK: requests
 
     /// Carries out one request.
-    /// - Returns: the reply and, for a download, the artifact's bytes.
     /// - Parameters:
     ///   - peer: who sent it (the routing id), to whom its uploads belong.
     ///   - piece: sends one piece of a download asked for in pieces, ahead of the reply.
     public func handle(
         _ request: Shoal_V1_RegistryRequest, artifact: [UInt8]?, peer: [UInt8] = [],
         piece: (_ offset: UInt64, _ total: UInt64, _ bytes: [UInt8]) -> Void = { _, _, _ in }
-    ) throws -> (Shoal_V1_RegistryReply, [UInt8]?) {
+    ) throws -> Shoal_V1_RegistryReply {
         let identity = request.identity.trimmingCharacters(in: .whitespaces)
         guard !identity.isEmpty, identity.count <= 200 else {
             throw RegistryError.invalid("every registry request needs an identity (who asks), 1 to 200 characters")
@@ -126,19 +125,13 @@ public final class RegistryService: Sendable {
                 try version(
                     resolve(download.model, download.version, download.alias, in: database), of: download.model, in: database)
             }
-            var bytes: [UInt8]?
             do {
-                if download.chunkSize > 0 {
-                    let size = Int(min(max(download.chunkSize, 64 << 10), 64 << 20))
-                    _ = try artifacts.stream(sha: info.artifactSha256, piece: size, send: piece)
-                } else {
-                    bytes = try artifacts.read(sha: info.artifactSha256)
-                }
+                let size = download.chunkSize == 0 ? ArtifactPieces.size : Int(min(max(download.chunkSize, 64 << 10), 64 << 20))
+                _ = try artifacts.stream(sha: info.artifactSha256, piece: size, send: piece)
             } catch let error as RegistryError {
                 throw RegistryError(kind: error.kind, message: "\(info.model) version \(info.version): \(error.message)")
             }
             reply.version = info
-            return (reply, bytes)
         case .describeStore:
             reply.store.root = artifacts.root
             reply.store.storeID = artifacts.identifier
@@ -146,7 +139,7 @@ public final class RegistryService: Sendable {
         case nil:
             throw RegistryError.invalid("the registry request names no operation")
         }
-        return (reply, nil)
+        return reply
     }
 
     // MARK: validation
