@@ -394,7 +394,7 @@ struct MicrobenchmarkCommand: AsyncParsableCommand {
                                 var count = 0
                                 while ContinuousClock.now < deadline {
                                     count += try await withThrowingTaskGroup(of: Int.self) { calls in
-                                        for index in 0..<1000 {
+                                        for _ in 0..<1000 {
                                             calls.addTask {
                                                 withArgument ? try await actor.take(argument) : try await actor.small()
                                             }

@@ -231,6 +231,25 @@ extension RegistryTests {
         try piece(4, 0, 300, of: 300)
         #expect(throws: Never.self) { try register(4, size: 300) }
         #expect(try alice.load(name: "big", version: 3).artifact == [UInt8](repeating: 7, count: 300))
+        // A registration refused for another reason drops its upload too.
+        try piece(5, 0, 300, of: 300)
+        expectError("the upload holds 300 of 300 bytes, not the 301") { try register(5, size: 301) }
+        expectError("no artifact upload 5 from this client") { try register(5, size: 300) }
+        // One client holds at most eight uploads open.
+        for id in UInt64(10)..<18 { try piece(id, 0, 10, of: 10) }
+        try piece(18, 0, 10, of: 10)
+        expectError("this client has 8 uploads open already") { try register(18, size: 10) }
+        for id in UInt64(10)..<18 { expectError("not the 11 the registration names") { try register(id, size: 11) } }
+
+        // A download asked for in one frame (chunk size 0, as clients before pieces asked).
+        var download = Shoal_V1_DownloadArtifact()
+        download.model = "big"
+        download.version = 1
+        var asking = Shoal_V1_RegistryRequest()
+        asking.identity = "alice"
+        asking.op = .downloadArtifact(download)
+        let whole = try channel.request(.registryRequest(asking), timeout: .seconds(10))
+        #expect(try whole.payload(1) == artifact)
         #expect(fixture.server.service.uploads.count == 0)
         let staged = (try? FileManager.default.contentsOfDirectory(atPath: fixture.artifacts + "/.incoming")) ?? []
         #expect(staged.isEmpty, "staging files left: \(staged)")

@@ -226,8 +226,9 @@ extension Head {
                 let workingDirectory = folder + "/working_dir"
                 try? FileManager.default.removeItem(atPath: folder)
                 try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-                FileManager.default.createFile(atPath: stdoutPath, contents: nil)
-                FileManager.default.createFile(atPath: stderrPath, contents: nil)
+                guard FileManager.default.createFile(atPath: stdoutPath, contents: nil),
+                    FileManager.default.createFile(atPath: stderrPath, contents: nil)
+                else { throw Files.Failure(message: "cannot create the job's log files in \(folder)") }
                 if let archive {
                     guard let bytes = Files.read(archive) else {
                         throw ClusterError.invalidArgument("the working directory archive \(archive) cannot be read")

@@ -117,7 +117,7 @@ public struct ArtifactStore: Sendable {
     }
 
     /// Removes staging files older than `age` seconds: left by a registry or client that died
-    /// mid-write (a live upload is dropped after two idle minutes, so none is that old).
+    /// mid-write (an upload's file is written to at least every two minutes, or the upload is dropped).
     func sweepStaging(olderThan age: TimeInterval = 3600) {
         let staging = root + "/.incoming"
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: staging) else { return }

@@ -24,9 +24,15 @@ extension ArtifactStore {
     ///   hash to `sha`; the pieces sent must then be thrown away).
     func stream(sha: String, piece: Int, send: (_ offset: UInt64, _ total: UInt64, _ bytes: [UInt8]) -> Void) throws -> UInt64 {
         let path = path(of: sha)
-        let descriptor = SHA256.isHexDigest(sha) ? open(path, O_RDONLY | O_CLOEXEC) : -1
+        guard SHA256.isHexDigest(sha) else {
+            throw RegistryError.unavailable("artifact '\(sha.prefix(80))' is not a SHA-256 hex digest")
+        }
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else {
-            throw RegistryError.unavailable("artifact \(sha.prefix(80)) is missing from the artifact store at \(root)")
+            throw RegistryError.unavailable(
+                errno == ENOENT
+                    ? "artifact \(sha) is missing from the artifact store at \(root)"
+                    : "cannot open artifact \(sha) in \(root): \(String(cString: strerror(errno)))")
         }
         defer { close(descriptor) }
         var info = stat()
@@ -70,13 +76,16 @@ extension ArtifactStore {
     }
 }
 
+/// Seconds on a clock that never steps (idle uploads are timed on it).
+private func monotonicSeconds() -> Int64 { Int64(DispatchTime.now().uptimeNanoseconds / 1_000_000_000) }
+
 /// One artifact arriving in pieces, hashed on one queue and written to a staging file on
 /// another, each in the order the pieces came: the hash (the longest part) runs on one core
 /// while the other takes the transfer and the writes.
 final class ArtifactUpload: @unchecked Sendable {
-    // @unchecked: `hasher`, `received`, `total` and `failure` are touched only on `hashing`;
-    // `descriptor`, `written` and `writeFailure` only on `writing` (and in `finish` after both
-    // queues are drained); `lastActivity` is atomic.
+    // @unchecked: `hasher`, `received`, `total`, `failure` and `hashClosed` are touched only
+    // on `hashing`; `descriptor`, `written`, `writeFailure` and `writeClosed` only on
+    // `writing`; `failed` and `lastActivity` are atomic.
     private let hashing = DispatchQueue(label: "shoal-registry-upload-hash")
     private let writing = DispatchQueue(label: "shoal-registry-upload-write")
     private let store: ArtifactStore
@@ -86,10 +95,14 @@ final class ArtifactUpload: @unchecked Sendable {
     private var received: UInt64 = 0
     private var total: UInt64?
     private var failure: RegistryError?
+    private var hashClosed = false
     private var written: UInt64 = 0
     private var writeFailure: RegistryError?
-    /// Seconds since the epoch of the last piece, for dropping uploads nobody names.
-    let lastActivity = Atomic<Int64>(Int64(Date().timeIntervalSince1970))
+    private var writeClosed = false
+    /// Set by the hashing side on a failure, so that the writing side stops too.
+    private let failed = Atomic<Bool>(false)
+    /// When the last piece came (`monotonicSeconds`), for dropping uploads nobody names.
+    let lastActivity = Atomic<Int64>(monotonicSeconds())
 
     /// - Throws: `RegistryError.unavailable` when the staging file cannot be made.
     init(store: ArtifactStore) throws {
@@ -110,57 +123,75 @@ final class ArtifactUpload: @unchecked Sendable {
     /// Queues one piece for hashing and writing. A piece out of order, past the declared size
     /// or over the store's limit fails the upload; the failure is told when it is named.
     func append(offset: UInt64, total: UInt64, bytes: [UInt8]) {
-        lastActivity.store(Int64(Date().timeIntervalSince1970), ordering: .relaxed)
+        lastActivity.store(monotonicSeconds(), ordering: .relaxed)
         hashing.async { self.hash(offset: offset, total: total, bytes: bytes) }
         writing.async { self.write(bytes) }
     }
 
+    private func fail(_ error: RegistryError) {
+        failure = error
+        failed.store(true, ordering: .relaxed)
+    }
+
     private func hash(offset: UInt64, total: UInt64, bytes: [UInt8]) {
         guard failure == nil else { return }
+        guard !hashClosed else {
+            return fail(.invalid("a piece of the upload came at byte \(offset) after its registration named it"))
+        }
         if self.total == nil {
             guard total <= store.maxSize else {
-                failure = .invalid(
-                    "the artifact is \(formatBytes(total)), over the registry's limit of \(formatBytes(store.maxSize))")
-                return
+                return fail(
+                    .invalid("the artifact is \(formatBytes(total)), over the registry's limit of \(formatBytes(store.maxSize))"))
             }
             self.total = total
         }
-        guard total == self.total, offset == received, UInt64(bytes.count) <= total - received else {
-            failure = .invalid(
-                "upload piece at byte \(offset) (\(bytes.count) bytes of \(total)) does not follow the \(received) bytes received of \(self.total ?? 0)"
-            )
-            return
+        guard total == self.total else {
+            return fail(.invalid("a piece of the upload gives its size as \(total) bytes, the first gave \(self.total ?? 0)"))
+        }
+        guard offset == received, UInt64(bytes.count) <= total - received else {
+            return fail(
+                .invalid(
+                    "upload piece at byte \(offset) (\(bytes.count) bytes of \(total)) does not follow the \(received) bytes received"
+                ))
         }
         bytes.withUnsafeBytes(hasher.update)
         received += UInt64(bytes.count)
     }
 
-    /// Writes one piece; stops at the store's limit (the hashing side tells why).
+    /// Writes one piece; stops once the hashing side failed, past the store's limit, or after
+    /// the registration (the hashing side tells why).
     private func write(_ bytes: [UInt8]) {
-        guard writeFailure == nil, written + UInt64(bytes.count) <= store.maxSize else { return }
-        let complete = bytes.withUnsafeBytes { raw -> Bool in
+        guard writeFailure == nil, !writeClosed, !failed.load(ordering: .relaxed),
+            written + UInt64(bytes.count) <= store.maxSize
+        else { return }
+        var failure: Int32 = 0
+        bytes.withUnsafeBytes { raw in
             var done = 0
             while done < raw.count {
                 let got = Glibc.write(descriptor, raw.baseAddress! + done, min(raw.count - done, Files.writePiece))
                 if got < 0 && errno == EINTR { continue }
-                guard got > 0 else { return false }
+                guard got > 0 else {
+                    failure = got == 0 ? EIO : errno
+                    return
+                }
                 done += got
             }
-            return true
         }
-        guard complete else {
-            writeFailure = .unavailable("cannot write an upload to \(temporary): \(String(cString: strerror(errno)))")
+        guard failure == 0 else {
+            writeFailure = .unavailable("cannot write an upload to \(temporary): \(String(cString: strerror(failure)))")
             return
         }
         written += UInt64(bytes.count)
     }
 
-    /// Waits for the pieces queued so far, checks that all `size` bytes came, and moves the
-    /// file into the store under its hash.
+    /// Waits for the pieces queued so far, checks that all `size` bytes came and hash to
+    /// `sha` (when named), lets `check` look at the staged file, and moves it into the store.
+    /// Pieces that come later fail nothing but themselves.
     /// - Returns: the artifact's hash.
-    /// - Throws: the upload's failure, or `RegistryError.invalid` when bytes are missing.
-    func finish(size: UInt64) throws -> String {
+    /// - Throws: the upload's failure, or `RegistryError.invalid` naming what does not add up.
+    func finish(size: UInt64, sha named: String, check: (String) throws -> Void) throws -> String {
         let sha = try hashing.sync { () throws -> String in
+            hashClosed = true
             if let failure { throw failure }
             guard let total, total == size, received == size else {
                 throw RegistryError.invalid(
@@ -168,7 +199,11 @@ final class ArtifactUpload: @unchecked Sendable {
             }
             return hasher.hexDigest()
         }
+        guard named.isEmpty || named == sha else {
+            throw RegistryError.invalid("the artifact's bytes hash to \(sha), not the \(named.prefix(80)) the request names")
+        }
         try writing.sync {
+            writeClosed = true
             if let writeFailure { throw writeFailure }
             guard written == size else {
                 throw RegistryError.unavailable("the upload's staging file holds \(written) of its \(size) bytes")
@@ -176,56 +211,103 @@ final class ArtifactUpload: @unchecked Sendable {
             close(descriptor)
             descriptor = -1
         }
+        try check(temporary)
         try store.settle(temporary, as: sha, size: size)
         return sha
     }
 }
 
 /// The uploads in progress, by sender and upload id. An upload nobody names within
-/// `ArtifactUploads.idleLimit` of its last piece is dropped with its staging file.
+/// `ArtifactUploads.idleLimit` of its last piece is dropped with its staging file, at the
+/// registry's next piece or request.
 final class ArtifactUploads: Sendable {
     struct Key: Hashable {
         let peer: [UInt8]
         let id: UInt64
     }
 
-    static let idleLimit: Int64 = 120
-    /// The most uploads open at once; pieces of further ones are dropped, and their
-    /// registrations refused.
-    static let limit = 256
-    private let open = Mutex<[Key: ArtifactUpload]>([:])
+    /// An upload made, or the reason its first piece could not start one.
+    private enum Entry: Sendable {
+        case open(ArtifactUpload)
+        case refused(RegistryError, since: Int64)
+    }
 
-    /// Queues one piece on its upload, making the upload at its first piece.
-    func receive(_ chunk: Shoal_V1_ArtifactChunk, bytes: [UInt8], from peer: [UInt8], store: ArtifactStore) {
-        let key = Key(peer: peer, id: chunk.uploadID)
-        let upload: ArtifactUpload? = open.withLock { uploads in
-            if let known = uploads[key] { return known }
-            guard chunk.offset == 0, uploads.count < Self.limit, let made = try? ArtifactUpload(store: store) else { return nil }
-            uploads[key] = made
-            return made
-        }
+    static let idleLimit: Int64 = 120
+    /// The most uploads open at once, and from one sender: the first pieces of further ones
+    /// are refused, and so are their registrations.
+    static let limit = 256
+    static let limitPerSender = 8
+    private let table = Mutex<[Key: Entry]>([:])
+
+    /// Queues one piece on its upload, making the upload at its first piece. Pieces with no
+    /// bytes, or under upload id 0, are ignored.
+    func receive(_ chunk: Shoal_V1_ArtifactChunk, bytes: [UInt8]?, from peer: [UInt8], store: ArtifactStore) {
+        guard chunk.uploadID != 0, let bytes, !bytes.isEmpty else { return }
         dropIdle()
+        let key = Key(peer: peer, id: chunk.uploadID)
+        let upload: ArtifactUpload? = table.withLock { entries in
+            switch entries[key] {
+            case .open(let known): return known
+            case .refused: return nil
+            case nil: break
+            }
+            guard chunk.offset == 0 else { return nil }
+            let now = monotonicSeconds()
+            guard entries.count < Self.limit else {
+                entries[key] = .refused(.unavailable("the registry has \(Self.limit) uploads open; try again"), since: now)
+                return nil
+            }
+            guard entries.keys.filter({ $0.peer == peer }).count < Self.limitPerSender else {
+                entries[key] = .refused(
+                    .invalid("this client has \(Self.limitPerSender) uploads open already; name or abandon them first"),
+                    since: now)
+                return nil
+            }
+            do {
+                let made = try ArtifactUpload(store: store)
+                entries[key] = .open(made)
+                return made
+            } catch let error as RegistryError {
+                entries[key] = .refused(error, since: now)
+            } catch {
+                entries[key] = .refused(.unavailable("cannot stage an upload: \(error)"), since: now)
+            }
+            return nil
+        }
         upload?.append(offset: chunk.offset, total: chunk.total, bytes: bytes)
     }
 
     /// Takes the upload a registration names: it is finished (or dropped) by the caller.
-    /// - Throws: `RegistryError.invalid` when this sender has no such upload.
+    /// - Throws: why the upload could not start, or `RegistryError.invalid` when this sender
+    ///   has no such upload.
     func take(_ id: UInt64, from peer: [UInt8]) throws -> ArtifactUpload {
-        guard let upload = open.withLock({ $0.removeValue(forKey: Key(peer: peer, id: id)) }) else {
+        dropIdle()
+        switch table.withLock({ $0.removeValue(forKey: Key(peer: peer, id: id)) }) {
+        case .open(let upload): return upload
+        case .refused(let error, _): throw error
+        case nil:
             throw RegistryError.invalid(
-                "no artifact upload \(id) from this client: its first piece never came, it was idle over \(Self.idleLimit) s, or \(Self.limit) others were open"
-            )
+                "no artifact upload \(id) from this client: its first piece never came, or it was idle over \(Self.idleLimit) s")
         }
-        return upload
     }
 
-    /// Drops uploads idle past the limit (their staging files go with them).
+    /// Drops uploads (and refusals) idle past the limit; their staging files go with them.
     func dropIdle() {
-        let now = Int64(Date().timeIntervalSince1970)
-        open.withLock { uploads in
-            uploads = uploads.filter { now - $0.value.lastActivity.load(ordering: .relaxed) <= Self.idleLimit }
+        let now = monotonicSeconds()
+        table.withLock { entries in
+            entries = entries.filter { _, entry in
+                switch entry {
+                case .open(let upload): now - upload.lastActivity.load(ordering: .relaxed) <= Self.idleLimit
+                case .refused(_, let since): now - since <= Self.idleLimit
+                }
+            }
         }
     }
 
-    var count: Int { open.withLock { $0.count } }
+    /// Uploads open (refusals not counted).
+    var count: Int {
+        table.withLock { entries in
+            entries.values.count { if case .open = $0 { true } else { false } }
+        }
+    }
 }

@@ -322,13 +322,20 @@ public final class ModelRegistry {
         // In pieces: the registry sends each before hashing it, and answers once all hashed.
         download.chunkSize = UInt32(ArtifactPieces.size)
         var artifact: [UInt8] = []
+        var total: UInt64?
         let (reply, _) = try request(.downloadArtifact(download)) { chunk, bytes in
-            guard chunk.offset == UInt64(artifact.count), UInt64(bytes.count) <= chunk.total &- chunk.offset else {
+            let expected = total ?? chunk.total
+            guard chunk.total == expected, chunk.offset == UInt64(artifact.count), chunk.offset <= expected,
+                UInt64(bytes.count) <= expected - chunk.offset
+            else {
                 throw ClusterError.peerError(
-                    "the registry sent a piece of \(name) at byte \(chunk.offset) (\(bytes.count) of \(chunk.total) bytes) after \(artifact.count) bytes"
+                    "the registry sent a piece of \(name) at byte \(chunk.offset) (\(bytes.count) of \(chunk.total) bytes) after \(artifact.count) of \(expected) bytes"
                 )
             }
-            if artifact.isEmpty { artifact.reserveCapacity(Int(min(chunk.total, 1 << 30))) }
+            if total == nil {
+                total = expected
+                artifact.reserveCapacity(Int(min(expected, 1 << 30)))
+            }
             artifact.append(contentsOf: bytes)
         }
         let version = ModelVersion(reply.version)

@@ -14,14 +14,15 @@ extension RegistryService {
         reply: @escaping @Sendable (Envelope, [[UInt8]]) -> Void
     ) {
         DispatchQueue.global().async { [self] in
+            uploads.dropIdle()
             do {
-                let answer = try handle(request, artifact: artifact, peer: peer) { offset, total, bytes in
+                let (answer, bytes) = try handle(request, artifact: artifact, peer: peer) { offset, total, bytes in
                     var chunk = Shoal_V1_ArtifactChunk()
                     chunk.offset = offset
                     chunk.total = total
                     reply(Envelope(requestID, .artifactChunk(chunk)), [bytes])
                 }
-                reply(Envelope(requestID, .registryReply(answer)), [])
+                reply(Envelope(requestID, .registryReply(answer)), bytes.map { [$0] } ?? [])
             } catch let error as RegistryError {
                 let code: Shoal_V1_ErrorReply.Code =
                     switch error.kind {
@@ -39,7 +40,7 @@ extension RegistryService {
     /// Takes one piece of an upload (a one-way message: a failure is told when the upload is
     /// named by its registration).
     func receive(_ chunk: Shoal_V1_ArtifactChunk, bytes: [UInt8]?, from peer: [UInt8]) {
-        uploads.receive(chunk, bytes: bytes ?? [], from: peer, store: artifacts)
+        uploads.receive(chunk, bytes: bytes, from: peer, store: artifacts)
     }
 }
 

@@ -86,13 +86,21 @@ public final class RegistryService: Sendable {
     // MARK: requests
 
     /// Carries out one request.
+    /// - Returns: the reply and, for a download asked for in one frame (`chunk_size` 0), the
+    ///   artifact's bytes.
     /// - Parameters:
     ///   - peer: who sent it (the routing id), to whom its uploads belong.
     ///   - piece: sends one piece of a download asked for in pieces, ahead of the reply.
     public func handle(
         _ request: Shoal_V1_RegistryRequest, artifact: [UInt8]?, peer: [UInt8] = [],
         piece: (_ offset: UInt64, _ total: UInt64, _ bytes: [UInt8]) -> Void = { _, _, _ in }
-    ) throws -> Shoal_V1_RegistryReply {
+    ) throws -> (Shoal_V1_RegistryReply, [UInt8]?) {
+        // An upload a registration names is taken before any check, so that a refused
+        // registration drops it (and its staging file) too.
+        var upload: ArtifactUpload?
+        if case .registerVersion(let register) = request.op, register.uploadID != 0 {
+            upload = try uploads.take(register.uploadID, from: peer)
+        }
         let identity = request.identity.trimmingCharacters(in: .whitespaces)
         guard !identity.isEmpty, identity.count <= 200 else {
             throw RegistryError.invalid("every registry request needs an identity (who asks), 1 to 200 characters")
@@ -102,11 +110,11 @@ public final class RegistryService: Sendable {
         case .createModel(let create):
             reply.model = try createModel(create, by: identity)
         case .registerVersion(let register):
-            guard artifact != nil || register.artifactInStore || register.uploadID != 0 else {
+            guard artifact != nil || register.artifactInStore || upload != nil else {
                 throw RegistryError.invalid(
                     "registering a version needs its artifact as frame 1, in upload pieces, or put in the artifact store")
             }
-            reply.version = try registerVersion(register, artifact: artifact, peer: peer, by: identity)
+            reply.version = try registerVersion(register, artifact: artifact, upload: upload, by: identity)
         case .getModel(let get):
             reply.model = try pool.withDatabase { try model(get.name, in: $0) }
         case .getVersion(let get):
@@ -125,13 +133,19 @@ public final class RegistryService: Sendable {
                 try version(
                     resolve(download.model, download.version, download.alias, in: database), of: download.model, in: database)
             }
+            var bytes: [UInt8]?
             do {
-                let size = download.chunkSize == 0 ? ArtifactPieces.size : Int(min(max(download.chunkSize, 64 << 10), 64 << 20))
-                _ = try artifacts.stream(sha: info.artifactSha256, piece: size, send: piece)
+                if download.chunkSize == 0 {
+                    bytes = try artifacts.read(sha: info.artifactSha256)
+                } else {
+                    let size = Int(min(max(download.chunkSize, 64 << 10), 64 << 20))
+                    _ = try artifacts.stream(sha: info.artifactSha256, piece: size, send: piece)
+                }
             } catch let error as RegistryError {
                 throw RegistryError(kind: error.kind, message: "\(info.model) version \(info.version): \(error.message)")
             }
             reply.version = info
+            return (reply, bytes)
         case .describeStore:
             reply.store.root = artifacts.root
             reply.store.storeID = artifacts.identifier
@@ -139,7 +153,7 @@ public final class RegistryService: Sendable {
         case nil:
             throw RegistryError.invalid("the registry request names no operation")
         }
-        return reply
+        return (reply, nil)
     }
 
     // MARK: validation
@@ -234,7 +248,7 @@ public final class RegistryService: Sendable {
     // MARK: versions
 
     private func registerVersion(
-        _ register: Shoal_V1_RegisterVersion, artifact: [UInt8]?, peer: [UInt8], by identity: String
+        _ register: Shoal_V1_RegisterVersion, artifact: [UInt8]?, upload: ArtifactUpload?, by identity: String
     ) throws
         -> Shoal_V1_VersionInfo
     {
@@ -264,15 +278,16 @@ public final class RegistryService: Sendable {
         if let artifact {
             artifactSHA = try artifacts.put(artifact, sha256: register.artifactSha256)
             size = UInt64(artifact.count)
-        } else if register.uploadID != 0 {
-            let upload = try uploads.take(register.uploadID, from: peer)
-            artifactSHA = try upload.finish(size: register.artifactSize)
-            size = register.artifactSize
-            guard register.artifactSha256.isEmpty || register.artifactSha256 == artifactSHA else {
-                throw RegistryError.invalid(
-                    "the artifact's bytes hash to \(artifactSHA), not the \(register.artifactSha256.prefix(80)) the request names")
+        } else if let upload {
+            // Checked in the staging file, before it takes its place in the store.
+            artifactSHA = try upload.finish(size: register.artifactSize, sha: register.artifactSha256) { staged in
+                guard format == "safetensors" else { return }
+                guard let bytes = Files.read(staged) else {
+                    throw RegistryError.unavailable("cannot read the staged upload at \(staged)")
+                }
+                try ArtifactStore.validateSafetensors(bytes)
             }
-            if format == "safetensors" { try ArtifactStore.validateSafetensors(try artifacts.read(sha: artifactSHA)) }
+            size = register.artifactSize
         } else {
             try artifacts.checkStored(sha: register.artifactSha256, size: register.artifactSize)
             if format == "safetensors" { try ArtifactStore.validateSafetensors(try artifacts.read(sha: register.artifactSha256)) }

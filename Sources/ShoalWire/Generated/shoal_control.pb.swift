@@ -2206,9 +2206,9 @@ public nonisolated struct Shoal_V1_WorkingDirState: Sendable {
 }
 
 /// The model registry, hosted by the head or alone (`cluster registry serve`). Every request
-/// names who asks; an artifact travels as frame 1 of RegisterVersion or in ArtifactChunk
-/// messages (always so for DownloadArtifact), unless the client reaches the artifact store itself
-/// (DescribeStore).
+/// names who asks; an artifact travels as frame 1 (of RegisterVersion, and of the reply to
+/// DownloadArtifact) or in ArtifactChunk messages, unless the client reaches the artifact store
+/// itself (DescribeStore).
 public nonisolated struct Shoal_V1_RegistryRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -2904,10 +2904,10 @@ public nonisolated struct Shoal_V1_DownloadArtifact: Sendable {
 
   public var alias: String = String()
 
-  /// The bytes come as ArtifactChunk messages of at most this size (0: 256 KiB; 64 KiB to
-  /// 64 MiB), with the request's id, ahead of the reply; the registry hashes each piece after
-  /// sending it, so the transfer runs beside the check, and the reply is an error when the
-  /// whole does not match.
+  /// Above 0: the bytes come as ArtifactChunk messages of at most this size (64 KiB to 64 MiB),
+  /// with the request's id, ahead of the reply; the registry hashes each piece after sending
+  /// it, so the transfer runs beside the check, and the reply is an error when the whole does
+  /// not match. 0: the bytes are frame 1 of the reply.
   public var chunkSize: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -2918,7 +2918,7 @@ public nonisolated struct Shoal_V1_DownloadArtifact: Sendable {
 /// A piece of an artifact crossing the registry's socket, frame 1 its bytes, in order.
 /// Downloads: sent by the registry before its reply. Uploads: sent by the client with request
 /// id 0 under an upload id of its choosing, then named by RegisterVersion.upload_id; the
-/// registry writes and hashes each piece as it comes, and drops an upload left unnamed.
+/// registry writes and hashes each piece as it comes, and drops an upload left idle two minutes.
 public nonisolated struct Shoal_V1_ArtifactChunk: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
