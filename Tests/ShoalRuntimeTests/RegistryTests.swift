@@ -141,6 +141,10 @@ import Testing
         expectError("has no version 9") { _ = try alice.version("m", number: 9) }
         expectError("has no alias 'champion'") { _ = try alice.load(name: "m", alias: "champion") }
         expectError("is not a valid model name") { _ = try alice.register(model: "../etc", artifact: [1]) }
+        for bad in ["modèle", "-m", ".m", String(repeating: "m", count: 129), ""] {
+            expectError("is not a valid model name") { _ = try alice.createModel(bad) }
+        }
+        #expect(try alice.createModel("Model_1.v-2").name == "Model_1.v-2")
         expectError("is not a valid alias") { try alice.moveAlias("m", "prod uction", to: 1) }
         expectError("is not a valid tag key") { try alice.setTags("m", ["bad key": "x"]) }
         expectError("over the registry's limit of 1.0 MiB") {
