@@ -27,16 +27,33 @@ public struct SafeTensorsLayout: Sendable {
     ///   or is not JSON, an entry without dtype, shape or range, a shape that does not match its
     ///   range, ranges that overlap or leave gaps, bytes after the last tensor.
     public static func parse(_ bytes: [UInt8]) throws -> SafeTensorsLayout {
-        guard bytes.count >= 8 else { throw SafeTensorsLayoutError("under 8 bytes") }
-        let length = bytes[0..<8].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-        guard length <= UInt64(bytes.count - 8), length <= 100 << 20 else {
-            throw SafeTensorsLayoutError("the header length \(length) overruns the file (\(bytes.count) bytes)")
+        try parse(head: bytes[...], fileSize: bytes.count)
+    }
+
+    /// The header length a file's first 8 bytes give.
+    public static func headerLength(_ first8: ArraySlice<UInt8>) -> UInt64 {
+        first8.prefix(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+    }
+
+    /// The largest header accepted.
+    public static let maximumHeader: UInt64 = 100 << 20
+
+    /// Parses from the file's first bytes alone: `head` must hold at least the length and the
+    /// header (8 + `headerLength` bytes), `fileSize` is the whole file's size.
+    public static func parse(head: ArraySlice<UInt8>, fileSize: Int) throws -> SafeTensorsLayout {
+        guard fileSize >= 8, head.count >= 8 else { throw SafeTensorsLayoutError("under 8 bytes") }
+        let length = headerLength(head)
+        guard length <= UInt64(fileSize - 8), length <= maximumHeader else {
+            throw SafeTensorsLayoutError("the header length \(length) overruns the file (\(fileSize) bytes)")
         }
         let dataStart = 8 + Int(length)
-        guard let header = try? JSONSerialization.jsonObject(with: Data(bytes[8..<dataStart])) as? [String: Any] else {
+        guard head.count >= dataStart else { throw SafeTensorsLayoutError("the header was cut short") }
+        let start = head.startIndex
+        guard let header = try? JSONSerialization.jsonObject(with: Data(head[(start + 8)..<(start + dataStart)])) as? [String: Any]
+        else {
             throw SafeTensorsLayoutError("the header is not a JSON object")
         }
-        let dataSize = bytes.count - dataStart
+        let dataSize = fileSize - dataStart
         var entries: [Entry] = []
         var metadata: [String: String] = [:]
         for (name, value) in header {

@@ -202,6 +202,18 @@ extension RegistryTests {
         #expect(try alice.register(model: "big", artifact: artifact, format: "binary").version == 2)
         #expect(try alice.load(name: "big", version: 1).artifact == artifact)
 
+        // A safetensors file in pieces is checked from its header in the staging file; one
+        // that is not never reaches the store.
+        let tensors = Self.safetensors((0..<(ArtifactPieces.size / 2)).map { Float($0) })
+        #expect(try alice.register(model: "big", artifact: tensors).artifactSize == UInt64(tensors.count))
+        var broken = tensors
+        broken.append(0)  // one byte after the last tensor
+        expectError("not a safetensors file: 1 bytes after the last tensor") {
+            _ = try alice.register(model: "big", artifact: broken)
+        }
+        let brokenPath = fixture.artifacts + "/" + SHA256.hexDigest(of: broken).prefix(2) + "/" + SHA256.hexDigest(of: broken)
+        #expect(!FileManager.default.fileExists(atPath: brokenPath))
+
         // Uploads that do not add up, by hand.
         let channel = try RequestChannel(address: fixture.server.address, peer: "registry")
         func piece(_ upload: UInt64, _ offset: UInt64, _ count: Int, of total: UInt64) throws {
@@ -234,7 +246,7 @@ extension RegistryTests {
         expectError("over the registry's limit of 4.0 MiB") { try register(3, size: 8 << 20) }
         try piece(4, 0, 300, of: 300)
         #expect(throws: Never.self) { try register(4, size: 300) }
-        #expect(try alice.load(name: "big", version: 3).artifact == [UInt8](repeating: 7, count: 300))
+        #expect(try alice.load(name: "big", version: 4).artifact == [UInt8](repeating: 7, count: 300))
         // A registration refused for another reason drops its upload too.
         try piece(5, 0, 300, of: 300)
         expectError("the upload holds 300 of 300 bytes, not the 301") { try register(5, size: 301) }

@@ -198,6 +198,44 @@ public struct ArtifactStore: Sendable {
             throw RegistryError.invalid("the artifact is not a safetensors file: \(error.message)")
         }
     }
+
+    /// The same check of a file, reading its header only (not the tensors, nor their hash).
+    /// - Throws: `RegistryError.invalid` for a file that is not safetensors, `.unavailable`
+    ///   when it cannot be read.
+    static func validateSafetensors(atPath path: String) throws {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            throw RegistryError.unavailable("cannot read \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(descriptor) }
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else {
+            throw RegistryError.unavailable("cannot read \(path): \(String(cString: strerror(errno)))")
+        }
+        func read(_ count: Int, at offset: Int) -> [UInt8] {
+            [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+                var done = 0
+                while done < count {
+                    let got = pread(descriptor, buffer.baseAddress! + done, count - done, off_t(offset + done))
+                    if got < 0 && errno == EINTR { continue }
+                    guard got > 0 else { break }
+                    done += got
+                }
+                initialized = done
+            }
+        }
+        let size = Int(info.st_size)
+        var head = read(min(size, 8), at: 0)
+        let length = SafeTensorsLayout.headerLength(head[...])
+        if head.count == 8, length <= SafeTensorsLayout.maximumHeader, length <= UInt64(size - 8) {
+            head += read(Int(length), at: 8)
+        }
+        do {
+            _ = try SafeTensorsLayout.parse(head: head[...], fileSize: size)
+        } catch let error as SafeTensorsLayoutError {
+            throw RegistryError.invalid("the artifact is not a safetensors file: \(error.message)")
+        }
+    }
 }
 
 /// A registry request that cannot be carried out.
