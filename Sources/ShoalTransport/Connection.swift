@@ -85,10 +85,14 @@ public final class RouterEndpoint: MessageSink, @unchecked Sendable {
 
     /// Polls the ROUTER on `loop` and, when `serveLocal`, listens for local links too; `handler`
     /// gets every message from either, first frame the peer's id.
+    /// - Parameter linkAddress: the address clients connect to, which names the links (default:
+    ///   the one the ROUTER bound; a server bound to 0.0.0.0 is reached at its advertised one).
     /// - Throws: `ZMQError` when the link name is taken.
-    public func serve(on loop: EventLoop, serveLocal: Bool, handler: @escaping (Message) -> Void) throws {
+    public func serve(
+        on loop: EventLoop, serveLocal: Bool, linkAddress: String? = nil, handler: @escaping (Message) -> Void
+    ) throws {
         loop.register(socket, handler: handler)
-        if serveLocal { listener = try LocalListener(serving: address, on: loop, handler: handler) }
+        if serveLocal { listener = try LocalListener(serving: linkAddress ?? address, on: loop, handler: handler) }
     }
 
     public func send(frames: [[UInt8]]) throws {

@@ -22,8 +22,11 @@ import Testing
             server = try RegistryServer(service: service, bind: "tcp://127.0.0.1:0", advertisedHost: "127.0.0.1")
         }
 
-        func client(_ identity: String, sharedStore: Bool = true) throws -> ModelRegistry {
-            try ModelRegistry(address: server.address, identity: identity, sharedStore: sharedStore)
+        func client(_ identity: String, sharedStore: Bool = true, localLink: Bool = true) throws -> ModelRegistry {
+            let client = try ModelRegistry(
+                address: server.address, identity: identity, sharedStore: sharedStore, localLink: localLink)
+            #expect(client.usesLocalLink == localLink)
+            return client
         }
 
         func remove() {
@@ -129,7 +132,8 @@ import Testing
     func badRequestsGetClearErrors(_ backend: StorageBackend, sharedStore: Bool) throws {
         let fixture = try Fixture(backend, maxArtifact: 1 << 20)
         defer { fixture.remove() }
-        let alice = try fixture.client("alice", sharedStore: sharedStore)
+        // Through the socket over ZeroMQ, to cover that path with every refusal too.
+        let alice = try fixture.client("alice", sharedStore: sharedStore, localLink: sharedStore)
         #expect(alice.usesSharedStore == sharedStore)
         // A folder at the store's path that is not the store (another host's) is never used.
         try "another store\n".write(toFile: fixture.artifacts + "/.shoal-store", atomically: true, encoding: .utf8)
@@ -179,11 +183,12 @@ import Testing
 extension RegistryTests {
     /// Artifacts over a piece's size cross the socket in pieces both ways; the registry checks
     /// each upload's order, size and limit, and leaves no staging file behind.
-    @Test(arguments: [StorageBackend.sqlite, .postgres])
-    func largeArtifactsCrossTheSocketInPieces(_ backend: StorageBackend) throws {
+    /// Over a local link (a client on the registry's host) and over ZeroMQ.
+    @Test(arguments: [StorageBackend.sqlite, .postgres], [true, false])
+    func largeArtifactsCrossTheSocketInPieces(_ backend: StorageBackend, localLink: Bool) throws {
         let fixture = try Fixture(backend, maxArtifact: 4 << 20)
         defer { fixture.remove() }
-        let alice = try fixture.client("alice", sharedStore: false)
+        let alice = try fixture.client("alice", sharedStore: false, localLink: localLink)
         let artifact = (0..<(4 * ArtifactPieces.size + 123)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 9) }
         let v1 = try alice.register(model: "big", artifact: artifact, format: "binary")
         #expect(v1.artifactSHA256 == SHA256.hexDigest(of: artifact) && v1.artifactSize == UInt64(artifact.count))
@@ -215,7 +220,8 @@ extension RegistryTests {
         #expect(!FileManager.default.fileExists(atPath: brokenPath))
 
         // Uploads that do not add up, by hand.
-        let channel = try RequestChannel(address: fixture.server.address, peer: "registry")
+        let channel = try RequestChannel(address: fixture.server.address, peer: "registry", preferLocal: localLink)
+        #expect(channel.isLocal == localLink)
         func piece(_ upload: UInt64, _ offset: UInt64, _ count: Int, of total: UInt64) throws {
             var chunk = Shoal_V1_ArtifactChunk()
             chunk.uploadID = upload

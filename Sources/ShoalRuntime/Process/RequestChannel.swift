@@ -10,17 +10,64 @@ final class RequestChannel {
     let peer: String
     /// Whether a server's error message is prefixed with where it came from.
     private let namesServerInErrors: Bool
-    private let socket: Socket
+    /// A local link when the server runs on this host and serves one, else a ZeroMQ DEALER.
+    private enum Path {
+        case link(BlockingLink)
+        case socket(Socket)
+    }
+
+    private let path: Path
     private var nextRequestID: UInt64 = 1
 
-    init(address: String, peer: String, namesServerInErrors: Bool = false) throws {
+    /// - Parameter preferLocal: take a local link to the server when it serves one on this host
+    ///   (and `SHOAL_LOCAL_LINKS` is not 0).
+    init(address: String, peer: String, namesServerInErrors: Bool = false, preferLocal: Bool = false) throws {
         self.address = address.hasPrefix("tcp://") ? address : "tcp://" + address
         self.peer = peer
         self.namesServerInErrors = namesServerInErrors
-        socket = try Socket.dealer(connectedTo: self.address)
+        if preferLocal, LocalLinkSetting.enabled, let link = BlockingLink.connect(to: self.address) {
+            path = .link(link)
+        } else {
+            path = .socket(try Socket.dealer(connectedTo: self.address))
+        }
     }
 
-    deinit { socket.close() }
+    deinit {
+        switch path {
+        case .link(let link): link.close()
+        case .socket(let socket): socket.close()
+        }
+    }
+
+    /// Whether requests go over a local link.
+    var isLocal: Bool {
+        if case .link = path { return true }
+        return false
+    }
+
+    private func send(_ envelope: Envelope, payloads: [[UInt8]]) throws {
+        switch path {
+        case .link(let link):
+            do {
+                try link.send([envelope.frame()] + payloads)
+            } catch let error as ZMQError {
+                throw ClusterError.connectionFailed("the \(peer) at \(address) closed its local link: \(error)")
+            }
+        case .socket(let socket): try socket.send(envelope, payloads: payloads)
+        }
+    }
+
+    private func receive(timeout: Duration) throws -> ShoalTransport.Message? {
+        switch path {
+        case .link(let link):
+            do {
+                return try link.receive(timeout: timeout)
+            } catch let error as ZMQError {
+                throw ClusterError.connectionFailed("the \(peer) at \(address) closed its local link: \(error)")
+            }
+        case .socket(let socket): return try socket.receive(timeout: timeout)
+        }
+    }
 
     /// Sends `body` with `payloads` and waits up to `timeout` for its answer.
     /// - Throws: `ClusterError.connectionFailed` when none comes, `ClusterError.peerError` with
@@ -33,11 +80,11 @@ final class RequestChannel {
     ) throws -> Incoming {
         let requestID = nextRequestID
         nextRequestID += 1
-        try socket.send(Envelope(requestID, body), payloads: payloads)
+        try send(Envelope(requestID, body), payloads: payloads)
         var deadline = ContinuousClock.now + timeout
         while true {
             let left = deadline - .now
-            guard left > .zero, let message = try socket.receive(timeout: left) else {
+            guard left > .zero, let message = try receive(timeout: left) else {
                 throw ClusterError.connectionFailed("no \(peer) answered at \(address) within \(timeout)")
             }
             let incoming = try Incoming(message, routed: false)
@@ -56,6 +103,6 @@ final class RequestChannel {
 
     /// Sends a one-way message (request id 0: the server answers none).
     func send(_ body: Envelope.OneOf_Body, payloads: [[UInt8]] = []) throws {
-        try socket.send(Envelope(0, body), payloads: payloads)
+        try send(Envelope(0, body), payloads: payloads)
     }
 }

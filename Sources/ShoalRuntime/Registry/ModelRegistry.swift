@@ -168,18 +168,24 @@ public final class ModelRegistry {
         return "\(environment["USER"] ?? NSUserName())@\(ProcessInfo.processInfo.hostName)"
     }
 
-    /// - Parameter sharedStore: whether to use the registry's artifact store in place when this
-    ///   process sees it (false: every artifact goes through the registry's socket).
+    /// - Parameters:
+    ///   - sharedStore: whether to use the registry's artifact store in place when this
+    ///     process sees it (false: every artifact goes through the registry's socket).
+    ///   - localLink: whether to reach a registry on this host over a local link when it serves
+    ///     one (false, or `SHOAL_LOCAL_LINKS=0`: always ZeroMQ).
     public init(
         address: String, identity: String = ModelRegistry.defaultIdentity, timeout: Duration = .seconds(60),
-        sharedStore: Bool = true
+        sharedStore: Bool = true, localLink: Bool = true
     ) throws {
         self.address = address.hasPrefix("tcp://") ? address : "tcp://" + address
         self.identity = identity
         self.timeout = timeout
         useSharedStore = sharedStore
-        channel = try RequestChannel(address: self.address, peer: "registry")
+        channel = try RequestChannel(address: self.address, peer: "registry", preferLocal: localLink)
     }
+
+    /// Whether requests go over a local link rather than ZeroMQ.
+    public var usesLocalLink: Bool { channel.isLocal }
 
     /// Whether artifacts go straight to and from the registry's store (asks the registry once).
     public var usesSharedStore: Bool { store() != nil }

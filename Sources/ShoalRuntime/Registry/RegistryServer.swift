@@ -44,35 +44,48 @@ extension RegistryService {
     }
 }
 
-/// The registry served alone (`cluster registry serve`): a ROUTER socket on its own loop.
+/// The registry served alone (`cluster registry serve`): a ROUTER socket on its own loop, and
+/// local links under its advertised address for clients on the same host.
 public final class RegistryServer: Sendable {
     public let service: RegistryService
     /// `tcp://host:port`.
     public let address: String
     private let loop: EventLoop
-    private let socket: Socket
+    private let endpoint: RouterEndpoint
 
     public init(service: RegistryService, bind: String, advertisedHost: String) throws {
         self.service = service
-        let socket = try Socket(.router)
-        try socket.setUnboundedQueues()
-        let bound = try socket.bind(bind)
-        self.socket = socket
-        address = "tcp://\(advertisedHost):\(bound.split(separator: ":").last.map(String.init) ?? "0")"
+        let endpoint = try RouterEndpoint(binding: bind)
+        self.endpoint = endpoint
+        let address = "tcp://\(advertisedHost):\(endpoint.address.split(separator: ":").last.map(String.init) ?? "0")"
+        self.address = address
         // After the steps that may throw: a loop's thread runs until it is shut down.
         let loop = EventLoop(name: "shoal-registry")
         self.loop = loop
-        loop.execute { [socket, service] in
-            loop.register(socket) { message in
-                Self.receive(message, socket: socket, loop: loop, service: service)
+        // Serving starts on the loop; the server is ready (links included) when init returns.
+        let serving = DispatchSemaphore(value: 0)
+        defer { serving.wait() }
+        loop.execute { [endpoint, service] in
+            defer { serving.signal() }
+            do {
+                // Weakly: the endpoint holds its listener, which holds this handler.
+                try endpoint.serve(on: loop, serveLocal: LocalLinkSetting.enabled, linkAddress: address) {
+                    [weak endpoint] message in
+                    if let endpoint { Self.receive(message, endpoint: endpoint, loop: loop, service: service) }
+                }
+            } catch {
+                Logger(label: "shoal.registry").warning(
+                    "clients on this host will reach the registry over ZeroMQ", metadata: ["error": "\(error)"])
             }
         }
     }
 
-    private static func receive(_ message: ShoalTransport.Message, socket: Socket, loop: EventLoop, service: RegistryService) {
+    private static func receive(
+        _ message: ShoalTransport.Message, endpoint: RouterEndpoint, loop: EventLoop, service: RegistryService
+    ) {
         guard let incoming = try? Incoming(message, routed: true) else {
             if let peer = message.frames.first, !peer.isEmpty, message.frames.count > 1 {
-                try? socket.send(.error(0, .malformed, "not a Shoal message"), to: peer)
+                try? endpoint.send(.error(0, .malformed, "not a Shoal message"), to: peer)
             }
             return
         }
@@ -81,7 +94,7 @@ public final class RegistryServer: Sendable {
             return
         }
         guard case .registryRequest(let request) = incoming.envelope.body else {
-            try? socket.send(
+            try? endpoint.send(
                 .error(incoming.envelope.requestID, .invalidArgument, "this is a registry server: only registry requests"),
                 to: incoming.sender)
             return
@@ -91,7 +104,7 @@ public final class RegistryServer: Sendable {
             request, artifact: try? incoming.payload(1), requestID: incoming.envelope.requestID, peer: incoming.sender
         ) {
             envelope, payloads in
-            loop.execute { try? socket.send(envelope, payloads: payloads, to: sender) }
+            loop.execute { try? endpoint.send(envelope, payloads: payloads, to: sender) }
         }
     }
 
