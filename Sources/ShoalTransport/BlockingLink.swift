@@ -90,12 +90,16 @@ public final class BlockingLink {
     public func receive(timeout: Duration) throws -> Message? {
         guard !isClosed else { throw ZMQError(errno: ECONNRESET, message: "receiving on a closed local link") }
         if end == start {
-            var item = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let (seconds, attoseconds) = timeout.components
-            let milliseconds = Int32(clamping: seconds * 1000 + attoseconds / 1_000_000_000_000_000)
-            let ready = poll(&item, 1, milliseconds)
-            if ready < 0 && errno != EINTR { throw ZMQError(errno: errno, message: "polling a local link") }
-            guard ready > 0 else { return nil }
+            let deadline = ContinuousClock.now + timeout
+            while true {
+                var item = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                let (seconds, attoseconds) = max(deadline - .now, .zero).components
+                let milliseconds = Int32(clamping: seconds * 1000 + attoseconds / 1_000_000_000_000_000)
+                let ready = poll(&item, 1, milliseconds)
+                if ready > 0 { break }
+                if ready == 0 { return nil }
+                guard errno == EINTR else { throw ZMQError(errno: errno, message: "polling a local link") }
+            }
         }
         let count = Int(try readWord())
         guard count <= LocalLink.maximumFrames else { throw corrupt("a message of \(count) frames") }
