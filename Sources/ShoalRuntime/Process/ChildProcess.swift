@@ -96,9 +96,19 @@ public enum ChildProcess {
         }
     }
 
-    /// Whether a process with this pid exists.
+    /// Whether a process with this pid exists and has not exited (a zombie has: it only waits
+    /// for its parent, init for an orphan, to reap it).
     public static func isAlive(_ pid: pid_t) -> Bool {
-        kill(pid, 0) == 0 || errno == EPERM
+        guard kill(pid, 0) == 0 || errno == EPERM else { return false }
+        // /proc files report no size: read what comes. The state follows the command's ")".
+        let descriptor = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return true }
+        defer { Glibc.close(descriptor) }
+        var stat = [UInt8](repeating: 0, count: 1024)
+        let count = stat.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+        guard count > 0, let close = stat[0..<count].lastIndex(of: UInt8(ascii: ")")), close + 2 < count else { return true }
+        let state = stat[close + 2]
+        return state != UInt8(ascii: "Z") && state != UInt8(ascii: "X")
     }
 
     /// Waits, blocking the calling thread, until `pid` (our child) exits, and reaps it.
