@@ -225,13 +225,11 @@ struct ModelsCommand: AsyncParsableCommand {
         @Option(help: "The folder to write <model>-v<version>.<format> and its .card.json into.") var output = "."
 
         func run() async throws {
-            let (found, bytes) = try connection.registry().load(name: model, version: version, alias: alias)
-            try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+            // A piece at a time into the file, which appears once all of it matched its hash.
+            let (found, file) = try connection.registry().download(name: model, version: version, alias: alias, into: output)
             let base = "\(output)/\(found.model)-v\(found.version)"
-            let file = base + (found.artifactFormat == "safetensors" ? ".safetensors" : ".bin")
-            try Data(bytes).write(to: URL(fileURLWithPath: file))
             try Data(found.modelCard.utf8).write(to: URL(fileURLWithPath: base + ".card.json"))
-            print("Wrote \(file) (\(bytes.count) bytes, sha256 \(found.artifactSHA256.prefix(16))…) and \(base).card.json")
+            print("Wrote \(file) (\(found.artifactSize) bytes, sha256 \(found.artifactSHA256.prefix(16))…) and \(base).card.json")
         }
     }
 

@@ -109,6 +109,16 @@ import Testing
         }
         let registrations = try registry.audit(model: "m", limit: 100_000).filter { $0.action == "register" }
         #expect(registrations.map(\.version).sorted() == versions, "one audit entry per version, none for a rolled-back one")
+
+        // `cluster models download` writes the artifact and its card.
+        let downloads = session + "/downloads"
+        let download = try RunningProcess(
+            binaryPath("cluster"),
+            ["models", "download", "m", "3", "--output", downloads, "--address", address, "--identity", "checker"],
+            environment: environment)
+        #expect(try await download.waitForExit(timeout: .seconds(60)) == 0, "\(download.output)")
+        #expect(FileManager.default.contents(atPath: downloads + "/m-v3.bin") == FileManager.default.contents(atPath: artifact))
+        #expect(FileManager.default.fileExists(atPath: downloads + "/m-v3.card.json"))
         head.signal(SIGTERM)
         _ = try await head.waitForExit(timeout: .seconds(20))
     }

@@ -195,6 +195,18 @@ extension RegistryTests {
         let loaded = try alice.load(name: "big", version: 1)
         #expect(loaded.artifact.count == artifact.count && loaded.artifact == artifact)
 
+        // Downloaded into a folder a piece at a time, through the socket and from the store.
+        let folder = fixture.artifacts + "-downloads-\(localLink)"
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let (fetched, file) = try alice.download(name: "big", version: 1, into: folder)
+        #expect(fetched.version == 1 && file == folder + "/big-v1.bin")
+        #expect(FileManager.default.contents(atPath: file) == Data(artifact))
+        let local = try fixture.client("bob", sharedStore: true, localLink: localLink)
+        try FileManager.default.removeItem(atPath: file)
+        #expect(try local.download(name: "big", alias: nil, into: folder).path == file)
+        #expect(FileManager.default.contents(atPath: file) == Data(artifact))
+        try FileManager.default.removeItem(atPath: file)
+
         // A flipped byte in the middle is caught after the pieces were sent; registering the
         // same bytes again repairs the stored copy.
         let path = "\(fixture.artifacts)/\(v1.artifactSHA256.prefix(2))/\(v1.artifactSHA256)"
@@ -204,6 +216,12 @@ extension RegistryTests {
         expectError("big version 1: artifact \(v1.artifactSHA256) in \(fixture.artifacts) is corrupted") {
             _ = try alice.load(name: "big", version: 1)
         }
+        for client in [alice, local] {
+            expectError("big version 1: artifact \(v1.artifactSHA256) in \(fixture.artifacts) is corrupted") {
+                _ = try client.download(name: "big", version: 1, into: folder)
+            }
+        }
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: folder)) == [], "a refused download leaves nothing")
         #expect(try alice.register(model: "big", artifact: artifact, format: "binary").version == 2)
         #expect(try alice.load(name: "big", version: 1).artifact == artifact)
 

@@ -76,6 +76,20 @@ extension ArtifactStore {
     }
 }
 
+extension ArtifactStore {
+    /// Hands the artifact `sha` to `write` a piece at a time, hashing each, and checks the hash
+    /// at the end (the pieces written must then be thrown away when it throws).
+    /// - Throws: `RegistryError` when it is missing or corrupted, or what `write` throws.
+    func copy(sha: String, piece: Int = ArtifactPieces.size, write: (UnsafeRawBufferPointer) throws -> Void) throws {
+        var failure: (any Error)?
+        _ = try stream(sha: sha, piece: piece) { _, _, bytes in
+            guard failure == nil else { return }
+            do { try bytes.withUnsafeBytes(write) } catch { failure = error }
+        }
+        if let failure { throw failure }
+    }
+}
+
 /// Seconds on a clock that never steps (idle uploads are timed on it).
 private func monotonicSeconds() -> Int64 { Int64(DispatchTime.now().uptimeNanoseconds / 1_000_000_000) }
 

@@ -2,6 +2,10 @@ import Foundation
 import ShoalTransport
 import ShoalWire
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// One version of a registered model.
 public struct ModelVersion: Sendable, Equatable {
     public var model: String
@@ -353,6 +357,90 @@ public final class ModelRegistry {
             )
         }
         return (version, artifact)
+    }
+
+    /// Writes a version's artifact into `folder` as `<model>-v<version>.safetensors` (or `.bin`),
+    /// a piece at a time, never holding all of it in memory: a large model downloads in the
+    /// memory of one piece. The file appears only once all of it matched its hash; on any error
+    /// nothing is left behind.
+    /// - Returns: the version and the file's path.
+    public func download(
+        name: String, version number: Int? = nil, alias: String? = nil, into folder: String
+    ) throws -> (version: ModelVersion, path: String) {
+        do {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        } catch {
+            throw ClusterError.peerError("cannot create \(folder): \(error.localizedDescription)")
+        }
+        let partial = folder + "/.download-\(UInt64.random(in: 0...UInt64.max)).partial"
+        let descriptor = open(partial, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else {
+            throw ClusterError.peerError("cannot write into \(folder): \(String(cString: strerror(errno)))")
+        }
+        var open = true
+        defer {
+            if open { close(descriptor) }
+            unlink(partial)
+        }
+        var written: UInt64 = 0
+        func write(_ bytes: UnsafeRawBufferPointer) throws {
+            var done = 0
+            while done < bytes.count {
+                let got = Glibc.write(descriptor, bytes.baseAddress! + done, min(bytes.count - done, 256 << 10))
+                if got < 0 && errno == EINTR { continue }
+                guard got > 0 else {
+                    throw ClusterError.peerError("cannot write \(partial): \(String(cString: strerror(got == 0 ? EIO : errno)))")
+                }
+                done += got
+            }
+            written += UInt64(bytes.count)
+        }
+        var found: ModelVersion?
+        if let store = store() {
+            let known = try version(name, number: number, alias: alias)
+            do {
+                try store.copy(sha: known.artifactSHA256) { try write($0) }
+                found = known
+            } catch let error as RegistryError where error.kind != .unavailable {
+                throw RegistryError(kind: error.kind, message: "\(name) version \(known.version): \(error.message)")
+            } catch is RegistryError {
+                // Missing or unreadable here: the registry's copy is the one to ask for.
+                guard ftruncate(descriptor, 0) == 0, lseek(descriptor, 0, SEEK_SET) == 0 else {
+                    throw ClusterError.peerError("cannot rewind \(partial): \(String(cString: strerror(errno)))")
+                }
+                written = 0
+            }
+        }
+        if found == nil {
+            var download = Shoal_V1_DownloadArtifact()
+            download.model = name
+            download.version = UInt32(number ?? 0)
+            download.alias = alias ?? ""
+            download.chunkSize = UInt32(ArtifactPieces.size)
+            let (reply, _) = try request(.downloadArtifact(download)) { chunk, bytes in
+                guard chunk.offset == written, chunk.offset <= chunk.total, UInt64(bytes.count) <= chunk.total - chunk.offset
+                else {
+                    throw ClusterError.peerError(
+                        "the registry sent a piece of \(name) at byte \(chunk.offset) (\(bytes.count) of \(chunk.total) bytes) after \(written) bytes"
+                    )
+                }
+                try bytes.withUnsafeBytes { try write($0) }
+            }
+            found = ModelVersion(reply.version)
+        }
+        guard let found, written == found.artifactSize else {
+            throw ClusterError.peerError(
+                "the artifact of \(name) arrived with \(written) bytes, not \(found?.artifactSize ?? 0)")
+        }
+        open = false
+        guard close(descriptor) == 0 else {
+            throw ClusterError.peerError("cannot write \(partial): \(String(cString: strerror(errno)))")
+        }
+        let path = "\(folder)/\(found.model)-v\(found.version)" + (found.artifactFormat == "safetensors" ? ".safetensors" : ".bin")
+        guard rename(partial, path) == 0 else {
+            throw ClusterError.peerError("cannot move the artifact to \(path): \(String(cString: strerror(errno)))")
+        }
+        return (found, path)
     }
 
     public func search(_ filter: VersionFilter) throws -> [ModelVersion] {
