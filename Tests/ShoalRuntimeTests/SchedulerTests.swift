@@ -50,15 +50,6 @@ import Testing
         }
     }
 
-    /// With no node alive (a cluster starting, nodes rejoining a restarted head), a request
-    /// waits instead of failing as infeasible.
-    @Test func withNoNodeAliveARequestWaits() {
-        #expect(Scheduler().decide(Resources(cpu: 1), strategy: .default, nodes: []) == .wait)
-        let dead = [node("a", cpus: 8, free: 8, alive: false)]
-        #expect(Scheduler().decide(Resources(cpu: 64), strategy: .default, nodes: dead) == .wait)
-        #expect(Scheduler().decide(Resources(cpu: 1), strategy: .nodeAffinity(nodeID: "a", soft: false), nodes: dead) == .wait)
-    }
-
     @Test func nodeAffinityHardAndSoft() {
         let nodes = [node("a", cpus: 2, free: 0), node("b", cpus: 2, free: 2)]
         let one = Resources(cpu: 1)

@@ -20,9 +20,6 @@ struct Scheduler {
 
     func decide(_ request: Resources, strategy: TaskOptions.Strategy, nodes: [Candidate]) -> Decision {
         let alive = nodes.filter(\.alive)
-        // No node alive at all: the cluster is starting, or its nodes are rejoining a restarted
-        // (or briefly unreachable) head. Wait for one rather than judge against nothing.
-        guard !alive.isEmpty else { return .wait }
         if case .nodeAffinity(let nodeID, let soft) = strategy {
             if let node = alive.first(where: { $0.nodeID == nodeID }), node.total.covers(request) {
                 if node.available.covers(request) { return .place(nodeID: nodeID) }
