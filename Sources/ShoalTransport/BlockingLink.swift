@@ -2,6 +2,13 @@
     import Glibc
 #endif
 
+/// Linux's `struct ucred` (which Glibc's module leaves out without _GNU_SOURCE).
+private struct PeerCredentials {
+    var pid: pid_t = 0
+    var uid: uid_t = 0
+    var gid: gid_t = 0
+}
+
 /// The client end of a local link for a tool that asks and waits on its own thread (no event
 /// loop): blocking writes, and reads that wait for a message up to a deadline. Same framing as
 /// `LocalLink` (a 32-bit frame count, a 32-bit length per frame, little-endian, then the frames),
@@ -17,6 +24,8 @@ public final class BlockingLink {
     private var buffer = [UInt8](repeating: 0, count: 64 << 10)
     private var start = 0
     private var end = 0
+    /// While a message is read: when the rest of it must have come.
+    private var readDeadline: ContinuousClock.Instant?
 
     private init(fd: Int32) { self.fd = fd }
 
@@ -30,7 +39,13 @@ public final class BlockingLink {
         let connected = LocalLink.withAbstractAddress(for: address) { pointer, length in
             Glibc.connect(fd, pointer, length) == 0
         }
-        guard connected else {
+        // Abstract names have no permissions: any local user could bind one first. Only a
+        // server run by this user (or root) is trusted; anything else falls back to ZeroMQ.
+        var credentials = PeerCredentials()
+        var size = socklen_t(MemoryLayout<PeerCredentials>.size)
+        guard connected, getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &size) == 0,
+            credentials.uid == getuid() || credentials.uid == 0
+        else {
             Glibc.close(fd)
             return nil
         }
@@ -94,13 +109,16 @@ public final class BlockingLink {
             while true {
                 var item = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
                 let (seconds, attoseconds) = max(deadline - .now, .zero).components
-                let milliseconds = Int32(clamping: seconds * 1000 + attoseconds / 1_000_000_000_000_000)
+                let milliseconds = Int32(clamping: min(seconds, 86_400_000) * 1000 + attoseconds / 1_000_000_000_000_000)
                 let ready = poll(&item, 1, milliseconds)
                 if ready > 0 { break }
                 if ready == 0 { return nil }
                 guard errno == EINTR else { throw ZMQError(errno: errno, message: "polling a local link") }
             }
         }
+        // The rest of the message must come by the same deadline.
+        readDeadline = ContinuousClock.now + timeout
+        defer { readDeadline = nil }
         let count = Int(try readWord())
         guard count <= LocalLink.maximumFrames else { throw corrupt("a message of \(count) frames") }
         var lengths: [Int] = []
@@ -133,6 +151,25 @@ public final class BlockingLink {
         return Message(frames)
     }
 
+    /// Waits until the socket has bytes, or throws when `deadline` passes first (the link is
+    /// then closed: the rest of a message would arrive out of step).
+    private func waitReadable(until deadline: ContinuousClock.Instant) throws {
+        while true {
+            var item = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let (seconds, attoseconds) = max(deadline - .now, .zero).components
+            let milliseconds = Int32(clamping: min(seconds, 86_400_000) * 1000 + attoseconds / 1_000_000_000_000_000)
+            let ready = poll(&item, 1, milliseconds)
+            if ready > 0 { return }
+            if ready < 0 && errno == EINTR { continue }
+            let error =
+                ready == 0
+                ? ZMQError(errno: ETIMEDOUT, message: "a message on a local link stopped halfway")
+                : ZMQError(errno: errno, message: "polling a local link")
+            close()
+            throw error
+        }
+    }
+
     private func corrupt(_ what: String) -> ZMQError {
         close()
         return ZMQError(errno: EPROTO, message: "a local link sent \(what): the stream is corrupt")
@@ -158,6 +195,7 @@ public final class BlockingLink {
                 filled += take
                 continue
             }
+            if let readDeadline { try waitReadable(until: readDeadline) }
             let left = destination.count - filled
             let got: Int
             if left >= buffer.count {

@@ -25,7 +25,7 @@ import Testing
         func client(_ identity: String, sharedStore: Bool = true, localLink: Bool = true) throws -> ModelRegistry {
             let client = try ModelRegistry(
                 address: server.address, identity: identity, sharedStore: sharedStore, localLink: localLink)
-            #expect(client.usesLocalLink == localLink)
+            #expect(client.usesLocalLink == (localLink && LocalLinkSetting.enabled))
             return client
         }
 
@@ -239,7 +239,7 @@ extension RegistryTests {
 
         // Uploads that do not add up, by hand.
         let channel = try RequestChannel(address: fixture.server.address, peer: "registry", preferLocal: localLink)
-        #expect(channel.isLocal == localLink)
+        #expect(channel.isLocal == (localLink && LocalLinkSetting.enabled))
         func piece(_ upload: UInt64, _ offset: UInt64, _ count: Int, of total: UInt64) throws {
             var chunk = Shoal_V1_ArtifactChunk()
             chunk.uploadID = upload

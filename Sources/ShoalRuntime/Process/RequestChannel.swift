@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
 import ShoalTransport
 import ShoalWire
 
@@ -16,7 +19,7 @@ final class RequestChannel {
         case socket(Socket)
     }
 
-    private let path: Path
+    private var path: Path
     private var nextRequestID: UInt64 = 1
 
     /// - Parameter preferLocal: take a local link to the server when it serves one on this host
@@ -46,10 +49,20 @@ final class RequestChannel {
     }
 
     private func send(_ envelope: Envelope, payloads: [[UInt8]]) throws {
+        // A link closed since (the server restarted, a request timed out halfway): a new one
+        // when the server serves links again, else ZeroMQ, which reconnects by itself.
+        if case .link(let link) = path, link.isClosed {
+            path =
+                if let fresh = BlockingLink.connect(to: address) { .link(fresh) } else {
+                    .socket(try Socket.dealer(connectedTo: address))
+                }
+        }
         switch path {
         case .link(let link):
             do {
                 try link.send([envelope.frame()] + payloads)
+            } catch let error as ZMQError where error.errno == EMSGSIZE {
+                throw ClusterError.peerError("the request is too large for a local link: \(error)")
             } catch let error as ZMQError {
                 throw ClusterError.connectionFailed("the \(peer) at \(address) closed its local link: \(error)")
             }

@@ -22,7 +22,7 @@ extension ArtifactStore {
     /// - Returns: the artifact's size.
     /// - Throws: `RegistryError` when the artifact is missing, or corrupted (its bytes do not
     ///   hash to `sha`; the pieces sent must then be thrown away).
-    func stream(sha: String, piece: Int, send: (_ offset: UInt64, _ total: UInt64, _ bytes: [UInt8]) -> Void) throws -> UInt64 {
+    func stream(sha: String, piece: Int, send: (_ offset: UInt64, _ total: UInt64, _ bytes: [UInt8]) throws -> Void) throws -> UInt64 {
         let path = path(of: sha)
         guard SHA256.isHexDigest(sha) else {
             throw RegistryError.unavailable("artifact '\(sha.prefix(80))' is not a SHA-256 hex digest")
@@ -62,7 +62,7 @@ extension ArtifactStore {
                 throw RegistryError.unavailable(
                     "cannot read artifact \(sha) in \(root) at byte \(offset): \(String(cString: strerror(failure)))")
             }
-            send(offset, total, bytes)
+            try send(offset, total, bytes)
             bytes.withUnsafeBytes(hasher.update)
             offset += UInt64(count)
         }
@@ -79,14 +79,10 @@ extension ArtifactStore {
 extension ArtifactStore {
     /// Hands the artifact `sha` to `write` a piece at a time, hashing each, and checks the hash
     /// at the end (the pieces written must then be thrown away when it throws).
-    /// - Throws: `RegistryError` when it is missing or corrupted, or what `write` throws.
-    func copy(sha: String, piece: Int = ArtifactPieces.size, write: (UnsafeRawBufferPointer) throws -> Void) throws {
-        var failure: (any Error)?
-        _ = try stream(sha: sha, piece: piece) { _, _, bytes in
-            guard failure == nil else { return }
-            do { try bytes.withUnsafeBytes(write) } catch { failure = error }
-        }
-        if let failure { throw failure }
+    /// - Throws: `RegistryError` when it is missing or corrupted, or what `write` throws (at once).
+    /// - Returns: the artifact's size.
+    func copy(sha: String, piece: Int = ArtifactPieces.size, write: (UnsafeRawBufferPointer) throws -> Void) throws -> UInt64 {
+        try stream(sha: sha, piece: piece) { _, _, bytes in try bytes.withUnsafeBytes(write) }
     }
 }
 

@@ -399,12 +399,13 @@ public final class ModelRegistry {
         if let store = store() {
             let known = try version(name, number: number, alias: alias)
             do {
-                try store.copy(sha: known.artifactSHA256) { try write($0) }
-                found = known
+                if try store.copy(sha: known.artifactSHA256, write: write) == known.artifactSize { found = known }
             } catch let error as RegistryError where error.kind != .unavailable {
                 throw RegistryError(kind: error.kind, message: "\(name) version \(known.version): \(error.message)")
             } catch is RegistryError {
                 // Missing or unreadable here: the registry's copy is the one to ask for.
+            }
+            if found == nil {
                 guard ftruncate(descriptor, 0) == 0, lseek(descriptor, 0, SEEK_SET) == 0 else {
                     throw ClusterError.peerError("cannot rewind \(partial): \(String(cString: strerror(errno)))")
                 }
@@ -417,8 +418,12 @@ public final class ModelRegistry {
             download.version = UInt32(number ?? 0)
             download.alias = alias ?? ""
             download.chunkSize = UInt32(ArtifactPieces.size)
+            var total: UInt64?
             let (reply, _) = try request(.downloadArtifact(download)) { chunk, bytes in
-                guard chunk.offset == written, chunk.offset <= chunk.total, UInt64(bytes.count) <= chunk.total - chunk.offset
+                let expected = total ?? chunk.total
+                total = expected
+                guard chunk.total == expected, chunk.offset == written, chunk.offset <= expected,
+                    UInt64(bytes.count) <= expected - chunk.offset
                 else {
                     throw ClusterError.peerError(
                         "the registry sent a piece of \(name) at byte \(chunk.offset) (\(bytes.count) of \(chunk.total) bytes) after \(written) bytes"
@@ -431,6 +436,16 @@ public final class ModelRegistry {
         guard let found, written == found.artifactSize else {
             throw ClusterError.peerError(
                 "the artifact of \(name) arrived with \(written) bytes, not \(found?.artifactSize ?? 0)")
+        }
+        // The file's name comes from the registry's answer: only a valid model name makes it.
+        do {
+            try RegistryService.checkName(found.model)
+        } catch {
+            throw ClusterError.peerError("the registry answered with the model name '\(found.model.prefix(80))'")
+        }
+        // On disk before it takes its name, so that a crash never leaves a short file under it.
+        guard fsync(descriptor) == 0 else {
+            throw ClusterError.peerError("cannot write \(partial): \(String(cString: strerror(errno)))")
         }
         open = false
         guard close(descriptor) == 0 else {
