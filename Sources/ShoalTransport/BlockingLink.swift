@@ -24,8 +24,6 @@ public final class BlockingLink {
     private var buffer = [UInt8](repeating: 0, count: 64 << 10)
     private var start = 0
     private var end = 0
-    /// While a message is read: when the rest of it must have come.
-    private var readDeadline: ContinuousClock.Instant?
 
     private init(fd: Int32) { self.fd = fd }
 
@@ -116,9 +114,6 @@ public final class BlockingLink {
                 guard errno == EINTR else { throw ZMQError(errno: errno, message: "polling a local link") }
             }
         }
-        // The rest of the message must come by the same deadline.
-        readDeadline = ContinuousClock.now + timeout
-        defer { readDeadline = nil }
         let count = Int(try readWord())
         guard count <= LocalLink.maximumFrames else { throw corrupt("a message of \(count) frames") }
         var lengths: [Int] = []
@@ -151,25 +146,6 @@ public final class BlockingLink {
         return Message(frames)
     }
 
-    /// Waits until the socket has bytes, or throws when `deadline` passes first (the link is
-    /// then closed: the rest of a message would arrive out of step).
-    private func waitReadable(until deadline: ContinuousClock.Instant) throws {
-        while true {
-            var item = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let (seconds, attoseconds) = max(deadline - .now, .zero).components
-            let milliseconds = Int32(clamping: min(seconds, 86_400_000) * 1000 + attoseconds / 1_000_000_000_000_000)
-            let ready = poll(&item, 1, milliseconds)
-            if ready > 0 { return }
-            if ready < 0 && errno == EINTR { continue }
-            let error =
-                ready == 0
-                ? ZMQError(errno: ETIMEDOUT, message: "a message on a local link stopped halfway")
-                : ZMQError(errno: errno, message: "polling a local link")
-            close()
-            throw error
-        }
-    }
-
     private func corrupt(_ what: String) -> ZMQError {
         close()
         return ZMQError(errno: EPROTO, message: "a local link sent \(what): the stream is corrupt")
@@ -195,7 +171,6 @@ public final class BlockingLink {
                 filled += take
                 continue
             }
-            if let readDeadline { try waitReadable(until: readDeadline) }
             let left = destination.count - filled
             let got: Int
             if left >= buffer.count {
