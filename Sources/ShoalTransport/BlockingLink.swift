@@ -69,11 +69,7 @@ public final class BlockingLink {
         }
         var header: [UInt8] = []
         header.reserveCapacity(4 + 4 * frames.count)
-        func put(_ value: Int) {
-            withUnsafeBytes(of: UInt32(value).littleEndian) { header.append(contentsOf: $0) }
-        }
-        put(frames.count)
-        for frame in frames { put(frame.count) }
+        LocalLink.appendHeader(frames[...], to: &header)
         // Small frames travel in the header's write; large ones from their own storage.
         var large: [Int] = []
         for (index, frame) in frames.enumerated() {

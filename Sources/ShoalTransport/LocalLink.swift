@@ -101,7 +101,7 @@ public final class LocalLink {
                 message: "a local link carries at most \(Self.maximumFrames) frames of 4 GiB each, \(Self.maximumMessageBytes >> 30) GiB in all")
         }
         scratch.removeAll(keepingCapacity: true)
-        appendHeader(frames, to: &scratch)
+        Self.appendHeader(frames, to: &scratch)
         if total <= Self.coalesceLimit {
             for frame in frames { scratch.append(contentsOf: frame) }
             scratch.withUnsafeBytes { write($0) }
@@ -133,7 +133,8 @@ public final class LocalLink {
         if revents & ~Int16(POLLOUT) != 0 { receive() }
     }
 
-    private func appendHeader(_ frames: ArraySlice<[UInt8]>, to bytes: inout [UInt8]) {
+    /// The framing's header: the frame count, then each frame's length.
+    static func appendHeader(_ frames: ArraySlice<[UInt8]>, to bytes: inout [UInt8]) {
         func put(_ value: Int) {
             let value = UInt32(value)
             bytes.append(UInt8(truncatingIfNeeded: value))

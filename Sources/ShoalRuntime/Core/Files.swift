@@ -20,23 +20,46 @@ enum Files {
     /// calls 1.3 ms (median of 150 each, interleaved).
     static let writePiece = 256 << 10
 
+    /// Writes all of `bytes` at the descriptor's position, `writePiece` a call.
+    /// - Returns: 0, or the errno that stopped it (EIO for a write that took nothing).
+    static func write(_ bytes: UnsafeRawBufferPointer, to descriptor: Int32) -> Int32 {
+        var done = 0
+        while done < bytes.count {
+            let written = Glibc.write(descriptor, bytes.baseAddress! + done, min(bytes.count - done, writePiece))
+            if written < 0 && errno == EINTR { continue }
+            guard written > 0 else { return written == 0 ? EIO : errno }
+            done += written
+        }
+        return 0
+    }
+
+    /// Reads up to `count` bytes at `offset` into a new array (fewer at the end of the file).
+    /// - Returns: the bytes, and 0 or the errno that stopped the read.
+    static func read(_ descriptor: Int32, count: Int, at offset: Int) -> (bytes: [UInt8], error: Int32) {
+        var error: Int32 = 0
+        let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            var done = 0
+            while done < count {
+                let got = pread(descriptor, buffer.baseAddress! + done, count - done, off_t(offset + done))
+                if got < 0 && errno == EINTR { continue }
+                if got < 0 { error = errno }
+                guard got > 0 else { break }
+                done += got
+            }
+            initialized = done
+        }
+        return (bytes, error)
+    }
+
     /// Writes `bytes` into a new file at `path` (it must not exist).
     static func create(_ bytes: [UInt8], at path: String, mode: mode_t = 0o644) throws {
         let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard descriptor >= 0 else { throw Failure(message: "cannot write \(path): \(String(cString: strerror(errno)))") }
         defer { close(descriptor) }
-        try bytes.withUnsafeBytes { raw in
-            var done = 0
-            while done < raw.count {
-                let written = write(descriptor, raw.baseAddress! + done, min(raw.count - done, writePiece))
-                if written < 0 && errno == EINTR { continue }
-                guard written > 0 else {
-                    let reason = String(cString: strerror(errno))
-                    unlink(path)
-                    throw Failure(message: "cannot write \(path): \(reason)")
-                }
-                done += written
-            }
+        let failure = bytes.withUnsafeBytes { write($0, to: descriptor) }
+        guard failure == 0 else {
+            unlink(path)
+            throw Failure(message: "cannot write \(path): \(String(cString: strerror(failure)))")
         }
     }
 

@@ -212,23 +212,11 @@ public struct ArtifactStore: Sendable {
         guard fstat(descriptor, &info) == 0 else {
             throw RegistryError.unavailable("cannot read \(path): \(String(cString: strerror(errno)))")
         }
-        func read(_ count: Int, at offset: Int) -> [UInt8] {
-            [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
-                var done = 0
-                while done < count {
-                    let got = pread(descriptor, buffer.baseAddress! + done, count - done, off_t(offset + done))
-                    if got < 0 && errno == EINTR { continue }
-                    guard got > 0 else { break }
-                    done += got
-                }
-                initialized = done
-            }
-        }
         let size = Int(info.st_size)
-        var head = read(min(size, 8), at: 0)
+        var head = Files.read(descriptor, count: min(size, 8), at: 0).bytes
         let length = SafeTensorsLayout.headerLength(head[...])
         if head.count == 8, length <= SafeTensorsLayout.maximumHeader, length <= UInt64(size - 8) {
-            head += read(Int(length), at: 8)
+            head += Files.read(descriptor, count: Int(length), at: 8).bytes
         }
         do {
             _ = try SafeTensorsLayout.parse(head: head[...], fileSize: size)

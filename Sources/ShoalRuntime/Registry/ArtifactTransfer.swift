@@ -44,20 +44,8 @@ extension ArtifactStore {
         var offset: UInt64 = 0
         while offset < total {
             let count = Int(min(UInt64(piece), total - offset))
-            var failure: Int32 = 0
-            let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
-                var done = 0
-                while done < count {
-                    let got = pread(descriptor, buffer.baseAddress! + done, count - done, off_t(offset) + off_t(done))
-                    if got < 0 && errno == EINTR { continue }
-                    guard got > 0 else {
-                        failure = got == 0 ? EIO : errno
-                        break
-                    }
-                    done += got
-                }
-                initialized = done
-            }
+            let (bytes, error) = Files.read(descriptor, count: count, at: Int(offset))
+            let failure = error != 0 ? error : bytes.count < count ? EIO : 0
             guard failure == 0 else {
                 throw RegistryError.unavailable(
                     "cannot read artifact \(sha) in \(root) at byte \(offset): \(String(cString: strerror(failure)))")
@@ -174,19 +162,7 @@ final class ArtifactUpload: @unchecked Sendable {
         guard writeFailure == nil, !writeClosed, !failed.load(ordering: .relaxed),
             written + UInt64(bytes.count) <= store.maxSize
         else { return }
-        var failure: Int32 = 0
-        bytes.withUnsafeBytes { raw in
-            var done = 0
-            while done < raw.count {
-                let got = Glibc.write(descriptor, raw.baseAddress! + done, min(raw.count - done, Files.writePiece))
-                if got < 0 && errno == EINTR { continue }
-                guard got > 0 else {
-                    failure = got == 0 ? EIO : errno
-                    return
-                }
-                done += got
-            }
-        }
+        let failure = bytes.withUnsafeBytes { Files.write($0, to: descriptor) }
         guard failure == 0 else {
             writeFailure = .unavailable("cannot write an upload to \(temporary): \(String(cString: strerror(failure)))")
             return

@@ -384,14 +384,9 @@ public final class ModelRegistry {
         }
         var written: UInt64 = 0
         func write(_ bytes: UnsafeRawBufferPointer) throws {
-            var done = 0
-            while done < bytes.count {
-                let got = Glibc.write(descriptor, bytes.baseAddress! + done, min(bytes.count - done, 256 << 10))
-                if got < 0 && errno == EINTR { continue }
-                guard got > 0 else {
-                    throw ClusterError.peerError("cannot write \(partial): \(String(cString: strerror(got == 0 ? EIO : errno)))")
-                }
-                done += got
+            let failure = Files.write(bytes, to: descriptor)
+            guard failure == 0 else {
+                throw ClusterError.peerError("cannot write \(partial): \(String(cString: strerror(failure)))")
             }
             written += UInt64(bytes.count)
         }
