@@ -45,11 +45,8 @@ public final class PostgresDatabase: SQLDatabase {
         let names = (0..<columns).map { String(cString: PQfname(result, $0)) }
         let types = (0..<columns).map { PQftype(result, $0) }
         return (0..<rows).map { row in
-            var values: [String: SQLValue] = [:]
-            for column in 0..<columns {
-                values[names[Int(column)]] = Self.value(result, row, column, type: types[Int(column)])
-            }
-            return SQLRow(columns: values)
+            SQLRow(
+                names: names, values: (0..<columns).map { Self.value(result, row, $0, type: types[Int($0)]) })
         }
     }
 

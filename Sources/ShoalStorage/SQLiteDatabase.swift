@@ -38,8 +38,23 @@ public enum SQLValue: Sendable, Equatable {
 
 /// One row of a query's result, its columns by name.
 public struct SQLRow: Sendable {
-    public let columns: [String: SQLValue]
-    public subscript(_ name: String) -> SQLValue { columns[name] ?? .null }
+    /// The query's column names, one array shared by all its rows.
+    public let names: [String]
+    /// The values, in the order of `names`.
+    public let values: [SQLValue]
+
+    public init(names: [String], values: [SQLValue]) {
+        self.names = names
+        self.values = values
+    }
+
+    /// The value of the column `name`, or null when the query has none by that name. Found by
+    /// looking along the names (a row has a few columns; a dictionary per row cost more, in
+    /// hashing and allocation, than the SQL that filled it).
+    public subscript(_ name: String) -> SQLValue {
+        guard let index = names.firstIndex(of: name) else { return .null }
+        return values[index]
+    }
 }
 
 /// An embedded SQLite database in a file (or in memory), in WAL mode.
@@ -49,7 +64,8 @@ public struct SQLRow: Sendable {
 public final class SQLiteDatabase: SQLDatabase {
     public var backend: StorageBackend { .sqlite }
     private var handle: OpaquePointer?
-    private var statements: [String: OpaquePointer] = [:]
+    /// Prepared statements by their text, with their column names.
+    private var statements: [String: (statement: OpaquePointer, names: [String])] = [:]
     /// The file, or `:memory:`.
     public let path: String
 
@@ -81,7 +97,7 @@ public final class SQLiteDatabase: SQLDatabase {
     }
 
     deinit {
-        for statement in statements.values { sqlite3_finalize(statement) }
+        for cached in statements.values { sqlite3_finalize(cached.statement) }
         sqlite3_close(handle)
     }
 
@@ -99,7 +115,7 @@ public final class SQLiteDatabase: SQLDatabase {
     /// - Returns: the number of rows it changed.
     @discardableResult
     public func run(_ sql: String, _ parameters: [SQLValue] = []) throws -> Int {
-        let statement = try prepared(sql, parameters)
+        let statement = try prepared(sql, parameters).statement
         defer { sqlite3_reset(statement) }
         let result = sqlite3_step(statement)
         guard result == SQLITE_DONE || result == SQLITE_ROW else { throw failure(sql) }
@@ -108,20 +124,20 @@ public final class SQLiteDatabase: SQLDatabase {
 
     /// Runs a query and returns its rows.
     public func query(_ sql: String, _ parameters: [SQLValue] = []) throws -> [SQLRow] {
-        let statement = try prepared(sql, parameters)
+        var (statement, names) = try prepared(sql, parameters)
         defer { sqlite3_reset(statement) }
         var rows: [SQLRow] = []
         let count = sqlite3_column_count(statement)
-        let names = (0..<count).map { String(cString: sqlite3_column_name(statement, $0)) }
+        // A schema changed since (SQLite prepares the statement again by itself).
+        if count != names.count { names = (0..<count).map { String(cString: sqlite3_column_name(statement, $0)) } }
         while true {
             let result = sqlite3_step(statement)
             if result == SQLITE_DONE { break }
             guard result == SQLITE_ROW else { throw failure(sql) }
-            var columns: [String: SQLValue] = [:]
-            for index in 0..<count {
-                columns[names[Int(index)]] = Self.column(statement, index)
-            }
-            rows.append(SQLRow(columns: columns))
+            var values: [SQLValue] = []
+            values.reserveCapacity(Int(count))
+            for index in 0..<count { values.append(Self.column(statement, index)) }
+            rows.append(SQLRow(names: names, values: values))
         }
         return rows
     }
@@ -139,18 +155,20 @@ public final class SQLiteDatabase: SQLDatabase {
         }
     }
 
-    private func prepared(_ sql: String, _ parameters: [SQLValue]) throws -> OpaquePointer {
+    private func prepared(_ sql: String, _ parameters: [SQLValue]) throws -> (statement: OpaquePointer, names: [String]) {
         let statement: OpaquePointer
+        let names: [String]
         if let cached = statements[sql] {
-            statement = cached
+            (statement, names) = cached
         } else {
             var created: OpaquePointer?
             // `$1` parameters (the dialect both backends share) become SQLite's `?1`.
             guard sqlite3_prepare_v2(handle, Self.numberedParameters(sql), -1, &created, nil) == SQLITE_OK, let created else {
                 throw failure(sql)
             }
-            statements[sql] = created
             statement = created
+            names = (0..<sqlite3_column_count(created)).map { String(cString: sqlite3_column_name(created, $0)) }
+            statements[sql] = (created, names)
         }
         sqlite3_clear_bindings(statement)
         for (offset, value) in parameters.enumerated() {
@@ -168,7 +186,7 @@ public final class SQLiteDatabase: SQLDatabase {
             }
             guard result == SQLITE_OK else { throw failure(sql) }
         }
-        return statement
+        return (statement, names)
     }
 
     /// `$N` outside quotes rewritten as `?N`.
@@ -202,7 +220,8 @@ public final class SQLiteDatabase: SQLDatabase {
         case SQLITE_FLOAT: return .real(sqlite3_column_double(statement, index))
         case SQLITE_TEXT:
             guard let text = sqlite3_column_text(statement, index) else { return .text("") }
-            return .text(String(cString: text))
+            let count = Int(sqlite3_column_bytes(statement, index))
+            return .text(String(decoding: UnsafeBufferPointer(start: text, count: count), as: UTF8.self))
         case SQLITE_BLOB:
             let count = Int(sqlite3_column_bytes(statement, index))
             guard count > 0, let bytes = sqlite3_column_blob(statement, index) else { return .blob([]) }

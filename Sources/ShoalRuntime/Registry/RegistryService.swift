@@ -328,10 +328,10 @@ public final class RegistryService: Sendable {
                         throw RegistryError.invalid("parent version \(parent) of '\(register.model)' does not exist")
                     }
                 }
-                let parameters = String(decoding: try JSONEncoder.sorted.encode(register.parameters), as: UTF8.self)
+                let parameters = JSONText.flatObject(register.parameters)
                 var latest: [String: Double] = [:]
                 for point in register.metrics.sorted(by: { $0.step < $1.step }) { latest[point.key] = point.value }
-                let cardJSON = try ModelCard(
+                let cardJSON = ModelCard(
                     model: register.model, version: number, description: register.description_p, config: config,
                     parameters: register.parameters, metrics: latest,
                     lineage: .init(
@@ -412,8 +412,10 @@ public final class RegistryService: Sendable {
         info.createdAt = row["created_at"].real ?? 0
         info.createdBy = row["created_by"].text ?? ""
         info.description_p = row["description"].text ?? ""
+        let parameters = row["parameters"].text ?? "{}"
         info.parameters =
-            (try? JSONDecoder().decode([String: String].self, from: Data((row["parameters"].text ?? "{}").utf8))) ?? [:]
+            JSONText.parseFlatObject(parameters)
+            ?? (try? JSONDecoder().decode([String: String].self, from: Data(parameters.utf8))) ?? [:]
         info.artifactSha256 = row["artifact_sha256"].text ?? ""
         info.artifactSize = UInt64(row["artifact_size"].integer ?? 0)
         info.artifactFormat = row["artifact_format"].text ?? ""
@@ -682,14 +684,5 @@ public final class RegistryService: Sendable {
                 return entry
             }
         }
-    }
-}
-
-extension JSONEncoder {
-    /// An encoder with sorted keys, for stored JSON that compares equal when its content does.
-    static var sorted: JSONEncoder {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return encoder
     }
 }
