@@ -96,18 +96,25 @@ public struct ArtifactStore: Sendable {
         // The bytes go to a temporary file on another thread while this one hashes them: the
         // file's final name is the hash, known only at the end.
         let temporary = stagingPath()
-        let written = Mutex<(any Error)?>(nil)
-        let writing = DispatchGroup()
-        DispatchQueue.global().async(group: writing) {
-            do {
-                try Files.create(bytes, at: temporary)
-            } catch {
-                written.withLock { $0 = RegistryError.unavailable("\(error)") }
+        let actual: String
+        if bytes.count <= Self.chunk {
+            // Small: the other thread would cost more than it saves.
+            do { try Files.create(bytes, at: temporary) } catch { throw RegistryError.unavailable("\(error)") }
+            actual = Self.address(of: bytes)
+        } else {
+            let written = Mutex<(any Error)?>(nil)
+            let writing = DispatchGroup()
+            DispatchQueue.global().async(group: writing) {
+                do {
+                    try Files.create(bytes, at: temporary)
+                } catch {
+                    written.withLock { $0 = RegistryError.unavailable("\(error)") }
+                }
             }
+            actual = Self.address(of: bytes)
+            writing.wait()
+            if let failure = written.withLock({ $0 }) { throw failure }
         }
-        let actual = Self.address(of: bytes)
-        writing.wait()
-        if let failure = written.withLock({ $0 }) { throw failure }
         guard sha.isEmpty || actual == sha else {
             try? FileManager.default.removeItem(atPath: temporary)
             throw RegistryError.invalid("the artifact's bytes hash to \(actual), not the \(sha.prefix(80)) the request names")
@@ -132,7 +139,9 @@ public struct ArtifactStore: Sendable {
     /// A new path in the store's staging folder, for a file whose name (its hash) is not known yet.
     func stagingPath() -> String {
         let staging = root + "/.incoming"
-        try? FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+        // One system call (the folder is there but for the first file, or after someone
+        // removed it); a failure shows when the file is created.
+        mkdir(staging, 0o755)
         return staging + "/\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
     }
 
@@ -145,9 +154,13 @@ public struct ArtifactStore: Sendable {
             try? FileManager.default.removeItem(atPath: temporary)
             return
         }
-        let folder = (target as NSString).deletingLastPathComponent
-        try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        guard rename(temporary, target) == 0 else {
+        // The folder (the hash's first two digits) is made when the first rename into it fails.
+        var moved = rename(temporary, target) == 0
+        if !moved, errno == ENOENT {
+            mkdir("\(root)/\(sha.prefix(2))", 0o755)
+            moved = rename(temporary, target) == 0
+        }
+        guard moved else {
             let reason = String(cString: strerror(errno))
             try? FileManager.default.removeItem(atPath: temporary)
             throw RegistryError.unavailable("cannot move the artifact into place at \(target): \(reason)")

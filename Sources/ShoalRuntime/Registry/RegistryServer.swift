@@ -14,26 +14,46 @@ extension RegistryService {
         reply: @escaping @Sendable (Envelope, [[UInt8]]) -> Void
     ) {
         DispatchQueue.global().async { [self] in
-            uploads.dropIdle()
-            do {
-                let (answer, bytes) = try handle(request, artifact: artifact, peer: peer) { offset, total, bytes in
-                    var chunk = Shoal_V1_ArtifactChunk()
-                    chunk.offset = offset
-                    chunk.total = total
-                    reply(Envelope(requestID, .artifactChunk(chunk)), [bytes])
-                }
-                reply(Envelope(requestID, .registryReply(answer)), bytes.map { [$0] } ?? [])
-            } catch let error as RegistryError {
-                let code: Shoal_V1_ErrorReply.Code =
-                    switch error.kind {
-                    case .invalid, .denied: .invalidArgument
-                    case .notFound: .notFound
-                    case .corrupted, .unavailable: .unavailable
-                    }
-                reply(.error(requestID, code, error.message), [])
-            } catch {
-                reply(.error(requestID, .unavailable, "the registry's store failed: \(error)"), [])
+            respond(to: request, artifact: artifact, requestID: requestID, peer: peer, reply: reply)
+        }
+    }
+
+    /// Whether a request only reads or writes the database (no artifact bytes to read, write or
+    /// hash, no large result): a server alone answers these on its own loop, saving two hops
+    /// between threads (about 80 µs here) per request.
+    static func isQuick(_ request: Shoal_V1_RegistryRequest, artifact: [UInt8]?) -> Bool {
+        switch request.op {
+        case .getModel, .getVersion, .moveAlias, .setTags, .approveVersion, .archiveVersion, .createModel, .describeStore:
+            true
+        case .registerVersion(let register): artifact == nil && register.uploadID == 0 && register.artifactInStore
+        default: false
+        }
+    }
+
+    /// Carries out a request on this thread and hands its messages to `reply`.
+    func respond(
+        to request: Shoal_V1_RegistryRequest, artifact: [UInt8]?, requestID: UInt64, peer: [UInt8],
+        reply: (Envelope, [[UInt8]]) -> Void
+    ) {
+        uploads.dropIdle()
+        do {
+            let (answer, bytes) = try handle(request, artifact: artifact, peer: peer) { offset, total, bytes in
+                var chunk = Shoal_V1_ArtifactChunk()
+                chunk.offset = offset
+                chunk.total = total
+                reply(Envelope(requestID, .artifactChunk(chunk)), [bytes])
             }
+            reply(Envelope(requestID, .registryReply(answer)), bytes.map { [$0] } ?? [])
+        } catch let error as RegistryError {
+            let code: Shoal_V1_ErrorReply.Code =
+                switch error.kind {
+                case .invalid, .denied: .invalidArgument
+                case .notFound: .notFound
+                case .corrupted, .unavailable: .unavailable
+                }
+            reply(.error(requestID, code, error.message), [])
+        } catch {
+            reply(.error(requestID, .unavailable, "the registry's store failed: \(error)"), [])
         }
     }
 
@@ -100,9 +120,15 @@ public final class RegistryServer: Sendable {
             return
         }
         let sender = incoming.sender
-        service.dispatch(
-            request, artifact: try? incoming.payload(1), requestID: incoming.envelope.requestID, peer: incoming.sender
-        ) {
+        let artifact = try? incoming.payload(1)
+        if RegistryService.isQuick(request, artifact: artifact) {
+            service.respond(to: request, artifact: artifact, requestID: incoming.envelope.requestID, peer: sender) {
+                envelope, payloads in
+                try? endpoint.send(envelope, payloads: payloads, to: sender)
+            }
+            return
+        }
+        service.dispatch(request, artifact: artifact, requestID: incoming.envelope.requestID, peer: sender) {
             envelope, payloads in
             loop.execute { try? endpoint.send(envelope, payloads: payloads, to: sender) }
         }
