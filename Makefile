@@ -94,25 +94,19 @@ bench-features: deps
 	python3 Benchmarks/features_report.py Benchmarks/out/shoal_features.json Benchmarks/out/pandas_features.json Benchmarks/RESULTS.md \
 	  Benchmarks/out/features_crosscheck.txt
 
-## bench-registry: the model registry beside MLflow; updates its section of Benchmarks/RESULTS.md.
+## bench-registry: the model registry beside MLflow, in rounds; updates its section of Benchmarks/RESULTS.md.
 bench-registry: deps
 	$(RELEASE) --product cluster
 	python3 -c 'import mlflow' 2>/dev/null || pip install -q mlflow
 	mkdir -p Benchmarks/out
-	# Each system's files stay until all have run: on ext4 without a journal, files removed in the last minutes
+	# Every system's files stay until all have run: on ext4 without a journal, files removed in the last minutes
 	# make new ones slower to create, and whichever ran next would pay for the one before.
-	rm -rf Benchmarks/out/registry-scratch && mkdir -p Benchmarks/out/registry-scratch
-	$$(swift build -c release --show-bin-path)/cluster models bench --count 300 --json Benchmarks/out/shoal_registry.json \
-	  --folder Benchmarks/out/registry-scratch/shared
-	$$(swift build -c release --show-bin-path)/cluster models bench --count 300 --through-registry \
-	  --json Benchmarks/out/shoal_registry_socket.json --folder Benchmarks/out/registry-scratch/socket
-	python3 Benchmarks/registry_mlflow.py Benchmarks/out/mlflow_registry.json --count 50 \
-	  --folder Benchmarks/out/registry-scratch/mlflow
-	python3 Benchmarks/registry_mlflow.py Benchmarks/out/mlflow_registry_server.json --count 30 --server \
-	  --folder Benchmarks/out/registry-scratch/mlflow-server
 	rm -rf Benchmarks/out/registry-scratch
-	python3 Benchmarks/registry_report.py Benchmarks/out/shoal_registry.json Benchmarks/out/shoal_registry_socket.json \
-	  Benchmarks/out/mlflow_registry.json Benchmarks/out/mlflow_registry_server.json Benchmarks/RESULTS.md
+	cd Benchmarks && python3 registry_bench.py $$(cd .. && swift build -c release --show-bin-path)/cluster \
+	  out/registry_rounds.json --folder out/registry-scratch --rounds 4 --shoal-count 100 --mlflow-count 15 \
+	  --mlflow-server-count 8
+	rm -rf Benchmarks/out/registry-scratch
+	cd Benchmarks && python3 registry_report.py out/registry_rounds.json RESULTS.md
 
 ## bench-jobs: `cluster submit` beside `ray job submit`; updates the Jobs section of Benchmarks/RESULTS.md.
 bench-jobs: deps

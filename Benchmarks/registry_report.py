@@ -1,19 +1,35 @@
 """Puts the registry table into Benchmarks/RESULTS.md, replacing the section from an earlier run:
 Shoal's `cluster models bench` with the shared artifact store and through the registry's socket,
-beside MLflow's client on a local store and through an `mlflow server`, all from one run.
-Usage: registry_report.py SHOAL_SHARED.json SHOAL_SOCKET.json MLFLOW.json MLFLOW_SERVER.json RESULTS.md"""
+beside MLflow's client on a local store and through an `mlflow server`, taking turns in rounds
+(`registry_bench.py`).
+Usage: registry_report.py ROUNDS.json RESULTS.md"""
 import datetime
 import json
+import statistics
 import sys
 
+from registry_mlflow import summary
 from results_section import replace_section
 
-shared = json.load(open(sys.argv[1]))
-socket = json.load(open(sys.argv[2]))
-local = json.load(open(sys.argv[3]))
-server = json.load(open(sys.argv[4]))
-path = sys.argv[5]
+data = json.load(open(sys.argv[1]))
+path = sys.argv[2]
+rounds = data["rounds"]
 begin, end = "<!-- registry:begin -->", "<!-- registry:end -->"
+setups = ["shoal_local", "mlflow_local", "shoal_socket", "mlflow_server"]
+
+
+def pooled(setup):
+    register = [time for turns in rounds for time in turns[setup]["register_times_ms"]]
+    fetch = [time for turns in rounds for time in turns[setup]["fetch_times_ms"]]
+    return summary(register, fetch)
+
+
+def turn_rate(turn):
+    return 1000 * len(turn["register_times_ms"]) / (sum(turn["register_times_ms"]) + sum(turn["fetch_times_ms"]))
+
+
+total = {setup: pooled(setup) for setup in setups}
+shared, local, socket, server = (total[setup] for setup in setups)
 
 
 def ratio(shoal, mlflow, key, higher):
@@ -27,27 +43,30 @@ rows = [
     ("fetch by alias (per second)", "fetch_per_second", True),
     ("whole cycle (per second)", "cycle_per_second", True),
 ]
-system = local["system"]
+system = data["system"]
+sha = [turns["shoal_local"]["sha256_ms"] for turns in rounds if turns["shoal_local"].get("sha256_ms")]
 lines = [begin, "## Model registry (issue: storage layer and model registry)", ""]
 lines += [
-    f"Measured {datetime.date.today()} by `make bench-registry` (also part of `make bench`), one run, all back to back.",
+    f"Measured {datetime.date.today()} by `make bench-registry` (also part of `make bench`): one run of",
+    f"{len(rounds)} rounds in which the four setups take turns (`Benchmarks/registry_bench.py`; the first in a pair",
+    "alternates), so that every system meets the same state of the machine; the figures pool all rounds.",
     "A cycle: register a version with 10 metrics and a 2 MB artifact and move an alias to it (MLflow: a run with 10",
     "metrics and the artifact logged, a model version from it, the alias set), then fetch the version by alias with",
     "its artifact. Every artifact is new bytes (no deduplication), registered as `binary` on both sides (neither parses",
     "it); every Shoal fetch checks the SHA-256 of what it reads (MLflow checks nothing). MLflow logs the ten metrics in",
     "one `log_batch` call; its fetch writes the artifact to a new file (its download API has no in-memory form), while",
-    "Shoal's `load` returns the bytes in memory. Medians in milliseconds; rates are cycles over total time, after one",
-    "warm-up cycle (three for the MLflow server, whose workers each pay a first request). Two setups, each beside its",
-    "MLflow counterpart:",
+    "Shoal's `load` returns the bytes in memory. Medians in milliseconds; rates are cycles over total time. Each Shoal",
+    "turn is a new `cluster models bench` process with a registry of its own (after one warm-up cycle); each MLflow",
+    "setup is started once and warmed up (one cycle, three for the server, whose workers each pay a first request).",
+    "Two setups, each beside its MLflow counterpart:",
     "",
     f"- *Local store*: Shoal's client sees the registry's artifact folder (same host or a shared mount) and writes",
-    f"  and reads artifacts there itself, only metadata crossing the socket (`cluster models bench`, {int(shared['count'])} cycles);",
-    f"  {system}'s Python client on a SQLite backend with a local artifact store (`Benchmarks/registry_mlflow.py`,",
-    f"  {local['count']} cycles).",
+    f"  and reads artifacts there itself, only metadata crossing the socket ({shared['count']} cycles in all);",
+    f"  {system}'s Python client on a SQLite backend with a local artifact store ({local['count']} cycles).",
     f"- *Through the server*: every artifact byte crosses the registry's socket, in 256 KiB pieces that the registry",
-    f"  hashes and writes as they come (`--through-registry`, {int(socket['count'])} cycles: a client on another host without the",
-    f"  mount); MLflow's client through an `mlflow server` on loopback (SQLite backend, artifacts proxied by the",
-    f"  server, its defaults; `--server`, {server['count']} cycles).",
+    f"  hashes and writes as they come (`--through-registry`, {socket['count']} cycles: a client on another host without",
+    f"  the mount); MLflow's client through an `mlflow server` on loopback (SQLite backend, artifacts proxied by the",
+    f"  server, its defaults; {server['count']} cycles).",
     "",
     "| row | Shoal, local store | MLflow, local store | local / MLflow | Shoal, through its server | MLflow, through its server | server / MLflow |",
     "|---|---:|---:|---:|---:|---:|---:|",
@@ -61,26 +80,36 @@ lines += [
     f"Shoal through its server beside MLflow's *local* client, same run: whole cycle {ratio(socket, local, 'cycle_per_second', True):.1f}×, "
     f"register {ratio(socket, local, 'register_per_second', True):.1f}×, fetch {ratio(socket, local, 'fetch_per_second', True):.1f}×.",
     "",
-    f"Where a cycle's time goes, same run: one SHA-256 pass over the 2 MB artifact took {shared['sha256_ms']:.2f} ms (OpenSSL with",
+    "Each round's turns (whole cycles per second), and the median time to write a new 2 MB file (256 KiB a call)",
+    "measured right after each turn:",
+    "",
+    "| round | Shoal local | MLflow local | ratio | Shoal through server | MLflow server | ratio | new 2 MB file after each turn (ms) |",
+    "|---:|---:|---:|---:|---:|---:|---:|---|",
+]
+for number, turns in enumerate(rounds, 1):
+    rates = {setup: turn_rate(turns[setup]) for setup in setups}
+    probes = " / ".join(f"{turns[setup]['new_file_ms']:.1f}" for setup in setups)
+    lines.append(
+        f"| {number} | {rates['shoal_local']:.1f} | {rates['mlflow_local']:.2f} | {rates['shoal_local'] / rates['mlflow_local']:.1f}× "
+        f"| {rates['shoal_socket']:.1f} | {rates['mlflow_server']:.2f} | {rates['shoal_socket'] / rates['mlflow_server']:.1f}× | {probes} |")
+lines += [
+    "",
+    f"Where a cycle's time goes: one SHA-256 pass over the 2 MB artifact took {statistics.median(sha):.2f} ms (OpenSSL with",
     "SHA-NI) and a cycle needs two: the writer names the file by its hash, and the fetch checks it. A verified fetch is",
     "that pass, one request and a read from the page cache; SHA-256 cannot be split across cores, so no verified fetch",
     f"can come near a tenth of MLflow's unchecked {local['fetch_ms']:.2f} ms — the fetch row is bounded by the check, the whole cycle is not.",
-]
-if "new_file_ms" in shared:
-    lines += [
-        f"A new 2 MB file, written as Shoal writes it (256 KiB a call), took {shared['new_file_ms']:.2f} ms (median of 20, after Shoal's runs).",
-    ]
-lines += [
+    "The rest of a register is writing the new file; its pages are the one cost here that neither system controls:",
+    "",
     "Two facts of this VM shape the figures (ratios on other machines will differ), and the harness is built around",
-    "them. (1) Its kernel reports freed",
-    "memory to the host (free page reporting, 8 MiB blocks) and the host takes it back, so the first touch of such",
-    "memory stalls. In a separate measurement on 2026-12-03 (a C probe, 150 new files each, interleaved), a new 2 MB",
-    "file written in one call (which the kernel serves with one 2 MB page-cache folio, likely from such blocks) took",
-    "7.8 ms median, in 256 KiB calls 1.3 ms; so Shoal writes files 256 KiB a call.",
-    "(2) Its ext4 has no journal, and then a new file's inode skips every inode removed in the last seconds to",
-    "minutes: removing thousands of files slows the next creations for whoever runs next, so each system's files",
-    "stay until all four runs are done, MLflow's downloads too (with those removed inside MLflow's timed loop and",
-    "the earlier runs' folders removed before it, as in this harness's first version, MLflow's cycle took twice as long).",
+    "them. (1) Its kernel reports free memory to the host (free page reporting, 2 MiB blocks here) and the host takes",
+    "it back, so the first touch of a page the kernel hands out from such a block stalls in the host. A new file needs",
+    "new page-cache pages: writing one of 2 MB took 0.5 to 7 ms in C probes on 2026-12-03, drifting over minutes with",
+    "how much recently freed (not yet reported) memory the kernel holds, and 2 MB written in one call (one 2 MB folio)",
+    "was slower still; overwriting a file in place took 0.08 ms, and a new file after an unlink 0.35 ms. Shoal writes",
+    "one new file per cycle, MLflow two (the logged artifact and the download), so the ratio is highest when pages are",
+    "cheap and lowest when they are not; the probe column shows which state each turn met. (2) Its ext4 has no",
+    "journal, and then a new file's inode skips every inode removed in the last seconds to minutes: removing thousands",
+    "of files slows the next creations for whoever runs next, so every system's files stay until the run is over.",
     end,
 ]
 replace_section(path, begin, end, lines)

@@ -407,7 +407,7 @@ extension ModelsCommand {
                     registerTimes.append((registered - start).seconds)
                     fetchTimes.append((done - registered).seconds)
                 }
-                if iteration % 50 == 0 || iteration == count {
+                if iteration > 0, iteration % 50 == 0 || iteration == count {
                     let rate = Double(registerTimes.count) / max(1e-9, registerTimes.reduce(0, +) + fetchTimes.reduce(0, +))
                     printError(
                         String(
@@ -462,7 +462,11 @@ extension ModelsCommand {
                     result["fetch_per_second"] ?? 0,
                     result["cycle_per_second"] ?? 0))
             if let json {
-                try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys, .prettyPrinted]).write(
+                // Each cycle's times too, for a harness that pools several runs.
+                var written: [String: Any] = result
+                written["register_times_ms"] = registerTimes.map { $0 * 1000 }
+                written["fetch_times_ms"] = fetchTimes.map { $0 * 1000 }
+                try JSONSerialization.data(withJSONObject: written, options: [.sortedKeys, .prettyPrinted]).write(
                     to: URL(fileURLWithPath: json))
             }
         }
