@@ -1,8 +1,8 @@
 import Foundation
 
 /// Timings shared by the cluster's processes. Every value can be set from the environment
-/// (`SHOAL_HEARTBEAT_MS`, `SHOAL_NODE_TIMEOUT_MS`, `SHOAL_DRIVER_TIMEOUT_MS`) so tests can
-/// shorten them.
+/// (`SHOAL_HEARTBEAT_MS`, `SHOAL_NODE_TIMEOUT_MS`, `SHOAL_DRIVER_TIMEOUT_MS`,
+/// `SHOAL_LEASE_IDLE_MS`, `SHOAL_FIRST_NODE_WAIT_MS`) so tests can shorten them.
 public struct RuntimeConfig: Sendable {
     /// How often nodes and drivers report to the head.
     public var heartbeatInterval: Duration = .milliseconds(500)
@@ -14,6 +14,9 @@ public struct RuntimeConfig: Sendable {
     public var leaseIdleTimeout: Duration = .milliseconds(300)
     /// Tasks sent to one leased executor before its results come back.
     public var pipelineDepth: Int = 32
+    /// How long after a head starts, while no node has joined it yet, requests that no node
+    /// could hold wait for one instead of failing as infeasible.
+    public var firstNodeWait: Duration = .seconds(15)
 
     public init() {}
 
@@ -32,6 +35,7 @@ public struct RuntimeConfig: Sendable {
         if let value = try milliseconds("SHOAL_NODE_TIMEOUT_MS") { config.nodeTimeout = value }
         if let value = try milliseconds("SHOAL_DRIVER_TIMEOUT_MS") { config.driverTimeout = value }
         if let value = try milliseconds("SHOAL_LEASE_IDLE_MS") { config.leaseIdleTimeout = value }
+        if let value = try milliseconds("SHOAL_FIRST_NODE_WAIT_MS") { config.firstNodeWait = value }
         return config
     }
 }

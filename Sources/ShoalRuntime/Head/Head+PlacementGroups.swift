@@ -51,7 +51,7 @@ extension Head {
         let now = alive.map { BundlePlacer.Node(id: $0.id, available: $0.available) }
         guard let chosen = BundlePlacer.place(record.bundles, strategy: record.strategy, on: now) else {
             let empty = alive.map { BundlePlacer.Node(id: $0.id, available: $0.total) }
-            if BundlePlacer.place(record.bundles, strategy: record.strategy, on: empty) == nil {
+            if BundlePlacer.place(record.bundles, strategy: record.strategy, on: empty) == nil, !waitingForFirstNode {
                 placementGroups[id] = nil
                 pendingGroups.removeAll { $0 == id }
                 if let creator = record.creator {

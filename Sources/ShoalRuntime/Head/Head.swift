@@ -84,6 +84,15 @@ public actor Head {
     /// Until then, detached actors rebuilt from the store wait for their nodes to rejoin.
     var recoveryDeadline = ContinuousClock.now + Head.actorRecoveryPeriod
     static let actorRecoveryPeriod: Duration = .seconds(30)
+    /// Until then (`RuntimeConfig.firstNodeWait` after the start), while no node has joined this
+    /// head (a cluster starting, or nodes rejoining a restarted head), requests that no node
+    /// could hold wait instead of failing as infeasible against an empty cluster. Once one node
+    /// has joined (or the time is up) they fail as before: a cluster whose last node died does
+    /// not make them wait forever.
+    var firstNodeDeadline = ContinuousClock.now
+    private var aNodeJoined = false
+    /// Whether requests wait for the first node (see `firstNodeDeadline`).
+    var waitingForFirstNode: Bool { !aNodeJoined && ContinuousClock.now < firstNodeDeadline }
     /// The model registry this head hosts, if any.
     public nonisolated let registry: RegistryService?
 
@@ -133,6 +142,11 @@ public actor Head {
     private func start() {
         recoverJobs()
         recoveryDeadline = .now + Self.actorRecoveryPeriod
+        firstNodeDeadline = .now + config.firstNodeWait
+        // Then what waited for a first node that never came fails as infeasible.
+        loop.schedule(after: config.firstNodeWait + .milliseconds(10)) { [weak self] in
+            self?.assumeIsolated { $0.schedulePending() }
+        }
         recoverDetachedActors()
         loop.register(socket) { [weak self] message in
             self?.assumeIsolated { $0.receive(message) }
@@ -277,6 +291,7 @@ public actor Head {
             id: register.nodeID, peer: peer, address: register.address, total: total, available: total,
             pid: register.pid, host: register.host)
         gpuInUse[register.nodeID] = []
+        aNodeJoined = true
         var reply = Shoal_V1_NodeRegistered()
         reply.heartbeatIntervalMs = UInt32(config.heartbeatInterval.milliseconds)
         try? send(Envelope(requestID, .nodeRegistered(reply)), to: peer)
@@ -445,6 +460,8 @@ public actor Head {
             decision = scheduler.decide(resources, strategy: Self.strategy(lease.request), nodes: candidates())
         }
         switch decision {
+        case .infeasible where waitingForFirstNode:
+            return false
         case .infeasible(let why):
             try? send(.error(lease.requestID, .infeasible, why), to: lease.peer)
             return true

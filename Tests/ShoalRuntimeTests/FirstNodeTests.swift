@@ -1,0 +1,84 @@
+import Foundation
+import ShoalTransport
+import ShoalWire
+import Testing
+
+@testable import ShoalRuntime
+
+/// A head that no node has joined yet: a driver's request waits for the first node instead of
+/// failing as infeasible at once, and fails once the wait is over. The head runs here; the
+/// driver and the node are DEALER sockets speaking its protocol over loopback.
+@Suite struct FirstNodeTests {
+    static func head(wait: Duration) async throws -> (Head, String) {
+        var config = RuntimeConfig()
+        config.firstNodeWait = wait
+        let session = NSTemporaryDirectory() + "shoal-first-node-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let head = try await Head(bind: "tcp://127.0.0.1:0", advertisedHost: "127.0.0.1", sessionDirectory: session, config: config)
+        return (head, session)
+    }
+
+    /// Connects a driver and asks for a lease of one CPU.
+    static func driverAskingForALease(at address: String) throws -> Socket {
+        let driver = try Socket.dealer(connectedTo: address)
+        try driver.send(Envelope(1, .connectDriver(Shoal_V1_ConnectDriver())))
+        let accepted = try reply(on: driver, timeout: .seconds(10))
+        guard case .driverAccepted = accepted?.envelope.body else {
+            throw ClusterError.peerError("the head did not accept the driver: \(String(describing: accepted?.envelope.body))")
+        }
+        var lease = Shoal_V1_RequestLease()
+        lease.resources = Resources(cpu: 1).proto
+        try driver.send(Envelope(2, .requestLease(lease)))
+        return driver
+    }
+
+    static func reply(on socket: Socket, timeout: Duration) throws -> Incoming? {
+        try socket.receive(timeout: timeout).map { try Incoming($0, routed: false) }
+    }
+
+    @Test func aRequestWaitsForTheFirstNodeAndIsPlacedOnIt() async throws {
+        let (head, session) = try await Self.head(wait: .seconds(30))
+        defer {
+            head.shutdown()
+            try? FileManager.default.removeItem(atPath: session)
+        }
+        let driver = try Self.driverAskingForALease(at: head.address)
+        defer { driver.close() }
+        // Nothing yet: no infeasible answer against an empty cluster.
+        #expect(try Self.reply(on: driver, timeout: .milliseconds(800)) == nil)
+
+        let node = try Socket.dealer(connectedTo: head.address)
+        defer { node.close() }
+        var register = Shoal_V1_RegisterNode()
+        register.nodeID = "late"
+        register.address = "tcp://127.0.0.1:1"
+        register.host = "test"
+        register.total = Resources(cpu: 2).proto
+        try node.send(Envelope(1, .registerNode(register)))
+        var started: Shoal_V1_StartExecutor?
+        let deadline = ContinuousClock.now + .seconds(10)
+        while started == nil, ContinuousClock.now < deadline, let message = try Self.reply(on: node, timeout: .seconds(1)) {
+            if case .startExecutor(let start) = message.envelope.body { started = start }
+        }
+        #expect(started?.resources == Resources(cpu: 1).proto, "the waiting lease goes to the node that joined")
+    }
+
+    @Test func aRequestFailsAsInfeasibleOnceTheWaitForANodeIsOver() async throws {
+        let (head, session) = try await Self.head(wait: .milliseconds(1500))
+        defer {
+            head.shutdown()
+            try? FileManager.default.removeItem(atPath: session)
+        }
+        let clock = ContinuousClock()
+        let start = clock.now
+        let driver = try Self.driverAskingForALease(at: head.address)
+        defer { driver.close() }
+        let answer = try Self.reply(on: driver, timeout: .seconds(15))
+        let waited = clock.now - start
+        guard case .error(let error) = answer?.envelope.body else {
+            Issue.record("expected an infeasible error, got \(String(describing: answer?.envelope.body))")
+            return
+        }
+        #expect(error.code == .infeasible && error.message.contains("nodes: none"), "\(error.message)")
+        #expect(waited >= .milliseconds(1000) && waited < .seconds(10), "answered after \(waited)")
+    }
+}
