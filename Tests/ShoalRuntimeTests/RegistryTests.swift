@@ -18,7 +18,8 @@ import Testing
             store = try TestStore.make(backend)
             artifacts = NSTemporaryDirectory() + "shoal-artifacts-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
             let service = try RegistryService(
-                storage: store.location, artifacts: try ArtifactStore(root: artifacts, maxSize: maxArtifact))
+                storage: store.location, artifacts: try ArtifactStore(root: artifacts, maxSize: maxArtifact),
+                stagedLimit: 3 * maxArtifact)
             server = try RegistryServer(service: service, bind: "tcp://127.0.0.1:0", advertisedHost: "127.0.0.1")
         }
 
@@ -280,6 +281,11 @@ extension RegistryTests {
         try piece(18, 0, 10, of: 10)
         expectError("this client has 8 uploads open already") { try register(18, size: 10) }
         for id in UInt64(10)..<18 { expectError("not the 11 the registration names") { try register(id, size: 11) } }
+        // The open uploads together declare at most the staged limit (three of the largest here).
+        for id in UInt64(20)..<23 { try piece(id, 0, 10, of: 4 << 20) }
+        try piece(23, 0, 10, of: 4 << 20)
+        expectError("with this one's 4.0 MiB that is over its limit of 12.0 MiB") { try register(23, size: 4 << 20) }
+        for id in UInt64(20)..<23 { expectError("the upload holds 10 of 4194304 bytes") { try register(id, size: 4 << 20) } }
 
         // A download asked for in one frame (chunk size 0, as clients before pieces asked).
         var download = Shoal_V1_DownloadArtifact()

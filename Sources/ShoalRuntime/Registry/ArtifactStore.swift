@@ -136,6 +136,13 @@ public struct ArtifactStore: Sendable {
         }
     }
 
+    /// The bytes free for this user on the store's file system, or nil when it cannot tell.
+    func freeBytes() -> UInt64? {
+        var info = statvfs()
+        guard statvfs(root, &info) == 0 else { return nil }
+        return UInt64(info.f_bavail) * UInt64(info.f_frsize)
+    }
+
     /// A new path in the store's staging folder, for a file whose name (its hash) is not known yet.
     func stagingPath() -> String {
         let staging = root + "/.incoming"

@@ -101,10 +101,13 @@ final class ArtifactUpload: @unchecked Sendable {
     private let failed = Atomic<Bool>(false)
     /// When the last piece came (`monotonicSeconds`), for dropping uploads nobody names.
     let lastActivity = Atomic<Int64>(monotonicSeconds())
+    /// The size its first piece declared (what it may take on disk).
+    let declared: UInt64
 
     /// - Throws: `RegistryError.unavailable` when the staging file cannot be made.
-    init(store: ArtifactStore) throws {
+    init(store: ArtifactStore, declared: UInt64) throws {
         self.store = store
+        self.declared = declared
         temporary = store.stagingPath()
         hasher = try SHA256.Hasher()
         descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
@@ -223,7 +226,12 @@ final class ArtifactUploads: Sendable {
     /// are refused, and so are their registrations.
     static let limit = 256
     static let limitPerSender = 8
+    /// The most bytes the open uploads may declare together (each may take its size in the
+    /// staging folder before it is named).
+    let stagedLimit: UInt64
     private let table = Mutex<[Key: Entry]>([:])
+
+    init(stagedLimit: UInt64 = 8 << 30) { self.stagedLimit = stagedLimit }
 
     /// Queues one piece on its upload, making the upload at its first piece. Pieces with no
     /// bytes, or under upload id 0, are ignored.
@@ -249,8 +257,32 @@ final class ArtifactUploads: Sendable {
                     since: now)
                 return nil
             }
+            guard chunk.total <= store.maxSize else {
+                entries[key] = .refused(
+                    .invalid(
+                        "the artifact is \(formatBytes(chunk.total)), over the registry's limit of \(formatBytes(store.maxSize))"),
+                    since: now)
+                return nil
+            }
+            let staged = entries.values.reduce(UInt64(0)) { sum, entry in
+                if case .open(let upload) = entry { sum + upload.declared } else { sum }
+            }
+            guard chunk.total <= stagedLimit - min(staged, stagedLimit) else {
+                entries[key] = .refused(
+                    .unavailable(
+                        "the registry is taking \(formatBytes(staged)) of uploads already; with this one's \(formatBytes(chunk.total)) that is over its limit of \(formatBytes(stagedLimit)); try again"
+                    ), since: now)
+                return nil
+            }
+            if let free = store.freeBytes(), chunk.total > free {
+                entries[key] = .refused(
+                    .unavailable(
+                        "the artifact store at \(store.root) has \(formatBytes(free)) free, not enough for an upload of \(formatBytes(chunk.total))"
+                    ), since: now)
+                return nil
+            }
             do {
-                let made = try ArtifactUpload(store: store)
+                let made = try ArtifactUpload(store: store, declared: chunk.total)
                 entries[key] = .open(made)
                 return made
             } catch let error as RegistryError {

@@ -12,7 +12,7 @@ public final class RegistryService: Sendable {
     /// Aliases that move only to a version approved for them by someone other than its registrant.
     public let protectedAliases: Set<String>
     /// Artifacts arriving in pieces through the socket.
-    let uploads = ArtifactUploads()
+    let uploads: ArtifactUploads
 
     static let migrations: [Migration] = {
         let tables = """
@@ -71,11 +71,14 @@ public final class RegistryService: Sendable {
     }()
 
     /// Opens the registry on `storage` (migrating it) with artifacts in `artifacts`.
+    /// - Parameter stagedLimit: the most bytes the uploads in progress may declare together.
     public init(
-        storage: StorageLocation, artifacts: ArtifactStore, protectedAliases: Set<String> = ["production"], connections: Int = 4
+        storage: StorageLocation, artifacts: ArtifactStore, protectedAliases: Set<String> = ["production"], connections: Int = 4,
+        stagedLimit: UInt64 = 8 << 30
     )
         throws
     {
+        uploads = ArtifactUploads(stagedLimit: stagedLimit)
         try storage.open().migrate(Self.migrations, component: "registry")
         pool = try DatabasePool(storage, size: connections)
         self.artifacts = artifacts
