@@ -150,7 +150,7 @@ struct ModelsCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            guard let bytes = FileManager.default.contents(atPath: artifact) else {
+            guard FileManager.default.isReadableFile(atPath: artifact) else {
                 throw ValidationError("cannot read the artifact file \(artifact)")
             }
             var metrics: [String: Double] = [:]
@@ -168,8 +168,9 @@ struct ModelsCommand: AsyncParsableCommand {
                 configJSON = String(decoding: data, as: UTF8.self)
             }
             let environment = ProcessInfo.processInfo.environment
+            // Read a piece at a time: a model of several GiB is never whole in memory.
             let version = try connection.registry().register(
-                model: model, artifact: [UInt8](bytes), format: format, description: description,
+                model: model, artifactAt: artifact, format: format, description: description,
                 parameters: try pairs(param, "param"),
                 metrics: metrics, tags: try pairs(tag, "tag"),
                 lineage: .init(

@@ -182,6 +182,48 @@ import Testing
 }
 
 extension RegistryTests {
+    /// A version registered from a file, read a piece at a time: into the shared store, or
+    /// through the registry's socket; small, empty, safetensors and refused files.
+    @Test(arguments: [true, false])
+    func versionsRegisterFromFiles(sharedStore: Bool) throws {
+        let fixture = try Fixture(.sqlite, maxArtifact: 4 << 20)
+        defer { fixture.remove() }
+        let alice = try fixture.client("alice", sharedStore: sharedStore)
+        #expect(alice.usesSharedStore == sharedStore)
+        let folder = fixture.artifacts + "-files"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        func file(_ name: String, _ bytes: [UInt8]) throws -> String {
+            let path = folder + "/" + name
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            return path
+        }
+        let artifact = (0..<(3 * ArtifactPieces.size + 77)).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 11) }
+        let v1 = try alice.register(model: "file", artifactAt: try file("weights.bin", artifact), format: "binary", metrics: ["loss": 0.5])
+        #expect(v1.artifactSHA256 == SHA256.hexDigest(of: artifact) && v1.artifactSize == UInt64(artifact.count))
+        #expect(v1.metrics["loss"]?.first?.value == 0.5)
+        #expect(try alice.load(name: "file", version: 1).artifact == artifact)
+        #expect(try alice.register(model: "file", artifactAt: try file("small.bin", [1, 2, 3]), format: "binary").artifactSize == 3)
+        #expect(try alice.load(name: "file", version: 2).artifact == [1, 2, 3])
+        #expect(try alice.register(model: "file", artifactAt: try file("empty.bin", []), format: "binary").artifactSize == 0)
+        let tensors = Self.safetensors((0..<ArtifactPieces.size).map { Float($0) })
+        #expect(try alice.register(model: "file", artifactAt: try file("model.safetensors", tensors)).version == 4)
+        #expect(try alice.load(name: "file", version: 4).artifact == tensors)
+        expectError("not a safetensors file: 1 bytes after the last tensor") {
+            _ = try alice.register(model: "file", artifactAt: try file("broken.safetensors", tensors + [0]))
+        }
+        expectError("cannot read the artifact file \(folder)/missing") {
+            _ = try alice.register(model: "file", artifactAt: folder + "/missing", format: "binary")
+        }
+        expectError("is not a regular file") { _ = try alice.register(model: "file", artifactAt: folder, format: "binary") }
+        let large = try file("large.bin", [])
+        #expect(truncate(large, 5 << 20) == 0)
+        expectError("over the registry's") { _ = try alice.register(model: "file", artifactAt: large, format: "binary") }
+        #expect(try alice.model("file").latestVersion == 4)
+        let staged = (try? FileManager.default.contentsOfDirectory(atPath: fixture.artifacts + "/.incoming")) ?? []
+        #expect(staged.isEmpty, "staging files left: \(staged)")
+    }
+
     /// Artifacts over a piece's size cross the socket in pieces both ways; the registry checks
     /// each upload's order, size and limit, and leaves no staging file behind.
     /// Over a local link (a client on the registry's host) and over ZeroMQ.

@@ -121,12 +121,21 @@ final class ArtifactUpload: @unchecked Sendable {
         unlink(temporary)
     }
 
-    /// Queues one piece for hashing and writing. A piece out of order, past the declared size
-    /// or over the store's limit fails the upload; the failure is told when it is named.
-    func append(offset: UInt64, total: UInt64, bytes: [UInt8]) {
+    /// Queues one piece for hashing, then writing (the next piece hashes while this one is
+    /// written). A piece out of order, past the declared size or over the store's limit fails
+    /// the upload; the failure is told when it is named.
+    /// - Parameter pacing: when given, waited on before the piece is queued and signalled once
+    ///   it is written, so that a fast reader holds only that many pieces in memory.
+    func append(offset: UInt64, total: UInt64, bytes: [UInt8], pacing: DispatchSemaphore? = nil) {
         lastActivity.store(monotonicSeconds(), ordering: .relaxed)
-        hashing.async { self.hash(offset: offset, total: total, bytes: bytes) }
-        writing.async { self.write(bytes) }
+        pacing?.wait()
+        hashing.async {
+            self.hash(offset: offset, total: total, bytes: bytes)
+            self.writing.async {
+                self.write(bytes)
+                pacing?.signal()
+            }
+        }
     }
 
     private func fail(_ error: RegistryError) {
@@ -203,6 +212,36 @@ final class ArtifactUpload: @unchecked Sendable {
         try check(temporary)
         try store.settle(temporary, as: sha, size: size)
         return sha
+    }
+}
+
+extension ArtifactStore {
+    /// Stores the `size` bytes of an open file under their hash, a piece at a time (read here,
+    /// hashed and written on two queues, a few pieces in memory at most).
+    /// - Returns: the hash.
+    /// - Throws: `RegistryError` when the file is over the limit, cannot be read whole (it
+    ///   changed size meanwhile), or the store cannot take it.
+    func put(contentsOf descriptor: Int32, size: UInt64, path: String) throws -> String {
+        guard size <= maxSize else {
+            throw RegistryError.invalid(
+                "\(path) is \(formatBytes(size)), over the registry's artifact limit of \(formatBytes(maxSize))")
+        }
+        if size == 0 { return try put([]) }
+        let upload = try ArtifactUpload(store: self, declared: size)
+        let pacing = DispatchSemaphore(value: 8)
+        var offset: UInt64 = 0
+        while offset < size {
+            let count = Int(min(UInt64(ArtifactPieces.size), size - offset))
+            let (bytes, error) = Files.read(descriptor, count: count, at: Int(offset))
+            guard error == 0, bytes.count == count else {
+                throw RegistryError.unavailable(
+                    "cannot read \(path) at byte \(offset): \(error != 0 ? String(cString: strerror(error)) : "the file ended early (did it change?)")"
+                )
+            }
+            upload.append(offset: offset, total: size, bytes: bytes, pacing: pacing)
+            offset += UInt64(count)
+        }
+        return try upload.finish(size: size, sha: "") { _ in }
     }
 }
 

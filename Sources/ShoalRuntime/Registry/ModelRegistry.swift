@@ -226,6 +226,74 @@ public final class ModelRegistry {
         history: [(key: String, step: Int64, value: Double)] = [],
         tags: [String: String] = [:], lineage: ModelVersion.Lineage = .init(), configJSON: String = "", createModel: Bool = true
     ) throws -> ModelVersion {
+        try register(
+            .bytes(artifact),
+            request(
+                model: model, format: format, description: description, parameters: parameters, metrics: metrics,
+                history: history, tags: tags, lineage: lineage, configJSON: configJSON, createModel: createModel))
+    }
+
+    /// Registers a new version whose artifact is the file at `path`, read a piece at a time
+    /// (never whole in memory): into the shared store when this client sees it, else through
+    /// the registry's socket. The same parameters as `register(model:artifact:…)`.
+    /// - Throws: `ClusterError.invalidArgument` when the file cannot be opened, and what
+    ///   registering throws.
+    public func register(
+        model: String, artifactAt path: String, format: String = "safetensors", description: String = "",
+        parameters: [String: String] = [:], metrics: [String: Double] = [:],
+        history: [(key: String, step: Int64, value: Double)] = [],
+        tags: [String: String] = [:], lineage: ModelVersion.Lineage = .init(), configJSON: String = "", createModel: Bool = true
+    ) throws -> ModelVersion {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            throw ClusterError.invalidArgument("cannot read the artifact file \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(descriptor) }
+        var info = stat()
+        guard fstat(descriptor, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+            throw ClusterError.invalidArgument("the artifact \(path) is not a regular file")
+        }
+        return try register(
+            .file(descriptor: descriptor, size: UInt64(info.st_size), path: path),
+            request(
+                model: model, format: format, description: description, parameters: parameters, metrics: metrics,
+                history: history, tags: tags, lineage: lineage, configJSON: configJSON, createModel: createModel))
+    }
+
+    /// Where a registration's artifact comes from.
+    private enum ArtifactSource {
+        case bytes([UInt8])
+        case file(descriptor: Int32, size: UInt64, path: String)
+
+        var size: UInt64 {
+            switch self {
+            case .bytes(let bytes): UInt64(bytes.count)
+            case .file(_, let size, _): size
+            }
+        }
+
+        /// The piece at `offset` (the whole artifact for `count` == size).
+        func piece(at offset: UInt64, count: Int) throws -> [UInt8] {
+            switch self {
+            case .bytes(let bytes):
+                return offset == 0 && count == bytes.count ? bytes : Array(bytes[Int(offset)..<Int(offset) + count])
+            case .file(let descriptor, _, let path):
+                let (bytes, error) = Files.read(descriptor, count: count, at: Int(offset))
+                guard error == 0, bytes.count == count else {
+                    throw ClusterError.invalidArgument(
+                        "cannot read \(path) at byte \(offset): \(error != 0 ? String(cString: strerror(error)) : "the file ended early (did it change?)")"
+                    )
+                }
+                return bytes
+            }
+        }
+    }
+
+    private func request(
+        model: String, format: String, description: String, parameters: [String: String], metrics: [String: Double],
+        history: [(key: String, step: Int64, value: Double)], tags: [String: String], lineage: ModelVersion.Lineage,
+        configJSON: String, createModel: Bool
+    ) -> Shoal_V1_RegisterVersion {
         var register = Shoal_V1_RegisterVersion()
         register.model = model
         register.description_p = description
@@ -241,16 +309,33 @@ public final class ModelRegistry {
         register.artifactFormat = format
         register.configJson = configJSON
         register.createModel = createModel
+        return register
+    }
+
+    private func register(_ artifact: ArtifactSource, _ request: Shoal_V1_RegisterVersion) throws -> ModelVersion {
+        var register = request
         if let store = store() {
             // Checked here too (in the registry's order) so that the commonest refusals leave
             // nothing in the store; a version refused later leaves a file a retry reuses.
-            try RegistryService.checkName(model)
-            if format == "safetensors" { try ArtifactStore.validateSafetensors(artifact) }
+            try RegistryService.checkName(register.model)
             do {
-                register.artifactSha256 = try store.put(artifact)
-                register.artifactSize = UInt64(artifact.count)
+                switch artifact {
+                case .bytes(let bytes):
+                    if register.artifactFormat == "safetensors" { try ArtifactStore.validateSafetensors(bytes) }
+                    register.artifactSha256 = try store.put(bytes)
+                case .file(let descriptor, let size, let path):
+                    if register.artifactFormat == "safetensors" {
+                        do {
+                            try ArtifactStore.validateSafetensors(atPath: path)
+                        } catch let error as RegistryError where error.kind == .unavailable {
+                            throw ClusterError.invalidArgument(error.message)
+                        }
+                    }
+                    register.artifactSha256 = try store.put(contentsOf: descriptor, size: size, path: path)
+                }
+                register.artifactSize = artifact.size
                 register.artifactInStore = true
-                return ModelVersion(try request(.registerVersion(register)).0.version)
+                return ModelVersion(try self.request(.registerVersion(register)).0.version)
             } catch let error as RegistryError where error.kind == .unavailable {
                 // Not writable from here: the bytes go through the registry.
                 register.artifactSha256 = ""
@@ -259,21 +344,25 @@ public final class ModelRegistry {
             }
         }
         // The registry hashes the artifact itself: naming the hash here would be a second pass.
-        guard artifact.count > ArtifactPieces.size else {
-            return ModelVersion(try request(.registerVersion(register), artifact: artifact).0.version)
+        let size = artifact.size
+        guard size > UInt64(ArtifactPieces.size) else {
+            let bytes = try artifact.piece(at: 0, count: Int(size))
+            return ModelVersion(try self.request(.registerVersion(register), artifact: bytes).0.version)
         }
         // In pieces, so that the registry writes and hashes each while the next is on the wire.
         register.uploadID = UInt64.random(in: 1...UInt64.max)
-        register.artifactSize = UInt64(artifact.count)
+        register.artifactSize = size
         var chunk = Shoal_V1_ArtifactChunk()
         chunk.uploadID = register.uploadID
-        chunk.total = register.artifactSize
-        for start in stride(from: 0, to: artifact.count, by: ArtifactPieces.size) {
-            chunk.offset = UInt64(start)
-            try channel.send(
-                .artifactChunk(chunk), payloads: [Array(artifact[start..<min(start + ArtifactPieces.size, artifact.count)])])
+        chunk.total = size
+        var offset: UInt64 = 0
+        while offset < size {
+            let count = Int(min(UInt64(ArtifactPieces.size), size - offset))
+            chunk.offset = offset
+            try channel.send(.artifactChunk(chunk), payloads: [try artifact.piece(at: offset, count: count)])
+            offset += UInt64(count)
         }
-        return ModelVersion(try request(.registerVersion(register)).0.version)
+        return ModelVersion(try self.request(.registerVersion(register)).0.version)
     }
 
     private func point(_ key: String, _ step: Int64, _ value: Double) -> Shoal_V1_MetricPoint {
