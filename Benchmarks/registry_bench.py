@@ -1,8 +1,8 @@
 """The registry benchmark in rounds: Shoal's `cluster models bench` (local store, then through the
 registry's socket) and MLflow's client (local store, then through an `mlflow server`) take turns,
 a share of each system's cycles in every round, so that both meet the same state of the machine
-(on this VM the cost of a new file's pages drifts over minutes; see RESULTS.md). Which system
-goes first alternates from round to round. After each turn a probe times new 2 MB files written
+(on this VM the cost of a new file's pages drifts over minutes; see RESULTS.md). Which pair and
+which system in a pair go first alternate from round to round. After each turn a probe times new 2 MB files written
 as both systems write them, so the report can show the state each turn met.
 Usage: registry_bench.py CLUSTER_BINARY OUT.json --folder DIR [--rounds N] [--shoal-count N]
        [--mlflow-count N] [--mlflow-server-count N]
@@ -36,7 +36,8 @@ def probe_new_files(folder, count=10, size=2 << 20, piece=256 << 10):
 
 def shoal_turn(binary, folder, count, through_registry):
     out = folder + ".json"
-    command = [binary, "models", "bench", "--count", str(count), "--json", out, "--folder", folder]
+    # --no-probes: this harness probes new files itself after every turn, for every system alike.
+    command = [binary, "models", "bench", "--count", str(count), "--json", out, "--folder", folder, "--no-probes"]
     if through_registry:
         command.append("--through-registry")
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
@@ -58,7 +59,11 @@ def main():
     os.makedirs(folder)
     print("  starting MLflow (local store, and a server on loopback)", file=sys.stderr)
     local = MlflowSide(f"{folder}/mlflow-local", server=False)
-    server = MlflowSide(f"{folder}/mlflow-server", server=True)
+    try:
+        server = MlflowSide(f"{folder}/mlflow-server", server=True)
+    except BaseException:
+        local.close()
+        raise
     setups = {
         "shoal_local": lambda label, r: shoal_turn(arguments.binary, f"{folder}/shoal-local-{r}", arguments.shoal_count, False),
         "mlflow_local": lambda label, r: local.cycles(arguments.mlflow_count, label) + ({},),
@@ -71,7 +76,8 @@ def main():
     try:
         for number in range(1, arguments.rounds + 1):
             turns = {}
-            for pair in pairs:
+            # Both orders alternate: which pair goes first, and which system first in a pair.
+            for pair in (pairs if number % 2 else reversed(pairs)):
                 for setup in (pair if number % 2 else reversed(pair)):
                     label = f"round {number}/{arguments.rounds} {setup.replace('_', ' ')}"
                     register_times, fetch_times, extra = setups[setup](label, number)

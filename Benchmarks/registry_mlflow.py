@@ -63,6 +63,13 @@ class MlflowSide:
                 sys.exit(f"mlflow server did not start; see {folder}/server.log")
         else:
             uri = f"sqlite:///{folder}/mlflow.db"
+        try:
+            self.connect(mlflow, MlflowClient, uri, folder, server)
+        except BaseException:
+            self.close()  # the server, if one was started
+            raise
+
+    def connect(self, mlflow, MlflowClient, uri, folder, server):
         mlflow.set_tracking_uri(uri)
         mlflow.set_registry_uri(uri)
         self.client = MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -75,8 +82,10 @@ class MlflowSide:
         with open(self.weights, "wb") as handle:
             handle.write(os.urandom(2 << 20))
         self.index = 0
-        # Through a server, a few cycles first: its workers each pay a first request.
-        self.cycles(3 if server else 1)
+        # Warm-up cycles first: MLflow imports and prepares much on first use (the first round of
+        # an earlier harness with one warm-up cycle ran 50% slower than later ones), and through
+        # a server each of its workers pays a first request.
+        self.cycles(12 if server else 5)
 
     def cycles(self, count, label=""):
         """Runs `count` cycles; returns their register and fetch times in milliseconds."""

@@ -44,12 +44,15 @@ rows = [
     ("whole cycle (per second)", "cycle_per_second", True),
 ]
 system = data["system"]
-sha = [turns["shoal_local"]["sha256_ms"] for turns in rounds if turns["shoal_local"].get("sha256_ms")]
+sha = [turns[setup]["sha256_ms"] for turns in rounds for setup in ("shoal_local", "shoal_socket") if turns[setup].get("sha256_ms")]
+if not rounds or not sha:
+    sys.exit(f"{sys.argv[1]} holds no rounds with Shoal's figures")
 lines = [begin, "## Model registry (issue: storage layer and model registry)", ""]
 lines += [
     f"Measured {datetime.date.today()} by `make bench-registry` (also part of `make bench`): one run of",
-    f"{len(rounds)} rounds in which the four setups take turns (`Benchmarks/registry_bench.py`; the first in a pair",
-    "alternates), so that every system meets the same state of the machine; the figures pool all rounds.",
+    f"{len(rounds)} rounds in which the four setups take turns (`Benchmarks/registry_bench.py`; which pair, and which",
+    "system in a pair, goes first alternates), so that every system meets the same state of the machine; the figures",
+    "pool all rounds.",
     "A cycle: register a version with 10 metrics and a 2 MB artifact and move an alias to it (MLflow: a run with 10",
     "metrics and the artifact logged, a model version from it, the alias set), then fetch the version by alias with",
     "its artifact. Every artifact is new bytes (no deduplication), registered as `binary` on both sides (neither parses",
@@ -57,7 +60,7 @@ lines += [
     "one `log_batch` call; its fetch writes the artifact to a new file (its download API has no in-memory form), while",
     "Shoal's `load` returns the bytes in memory. Medians in milliseconds; rates are cycles over total time. Each Shoal",
     "turn is a new `cluster models bench` process with a registry of its own (after one warm-up cycle); each MLflow",
-    "setup is started once and warmed up (one cycle, three for the server, whose workers each pay a first request).",
+    "setup is started once and warmed up (five cycles, twelve for the server, whose workers each pay a first request).",
     "Two setups, each beside its MLflow counterpart:",
     "",
     f"- *Local store*: Shoal's client sees the registry's artifact folder (same host or a shared mount) and writes",

@@ -64,8 +64,9 @@ public struct SQLRow: Sendable {
 public final class SQLiteDatabase: SQLDatabase {
     public var backend: StorageBackend { .sqlite }
     private var handle: OpaquePointer?
-    /// Prepared statements by their text, with their column names.
-    private var statements: [String: (statement: OpaquePointer, names: [String])] = [:]
+    /// Prepared statements by their text, with their column names and how many times SQLite
+    /// had prepared each again (after a schema change) when the names were read.
+    private var statements: [String: (statement: OpaquePointer, names: [String], reprepared: Int32)] = [:]
     /// The file, or `:memory:`.
     public let path: String
 
@@ -124,16 +125,19 @@ public final class SQLiteDatabase: SQLDatabase {
 
     /// Runs a query and returns its rows.
     public func query(_ sql: String, _ parameters: [SQLValue] = []) throws -> [SQLRow] {
-        var (statement, names) = try prepared(sql, parameters)
+        let (statement, cached) = try prepared(sql, parameters)
         defer { sqlite3_reset(statement) }
         var rows: [SQLRow] = []
-        let count = sqlite3_column_count(statement)
-        // A schema changed since (SQLite prepares the statement again by itself).
-        if count != names.count { names = (0..<count).map { String(cString: sqlite3_column_name(statement, $0)) } }
+        var names = cached
+        var count = Int32(names.count)
         while true {
             let result = sqlite3_step(statement)
             if result == SQLITE_DONE { break }
             guard result == SQLITE_ROW else { throw failure(sql) }
+            if rows.isEmpty {
+                names = columnNames(sql, statement, cached: cached)
+                count = Int32(names.count)
+            }
             var values: [SQLValue] = []
             values.reserveCapacity(Int(count))
             for index in 0..<count { values.append(Self.column(statement, index)) }
@@ -159,7 +163,8 @@ public final class SQLiteDatabase: SQLDatabase {
         let statement: OpaquePointer
         let names: [String]
         if let cached = statements[sql] {
-            (statement, names) = cached
+            statement = cached.statement
+            names = cached.names
         } else {
             var created: OpaquePointer?
             // `$1` parameters (the dialect both backends share) become SQLite's `?1`.
@@ -167,8 +172,8 @@ public final class SQLiteDatabase: SQLDatabase {
                 throw failure(sql)
             }
             statement = created
-            names = (0..<sqlite3_column_count(created)).map { String(cString: sqlite3_column_name(created, $0)) }
-            statements[sql] = (created, names)
+            names = Self.columnNames(created)
+            statements[sql] = (created, names, sqlite3_stmt_status(created, SQLITE_STMTSTATUS_REPREPARE, 0))
         }
         sqlite3_clear_bindings(statement)
         for (offset, value) in parameters.enumerated() {
@@ -187,6 +192,20 @@ public final class SQLiteDatabase: SQLDatabase {
             guard result == SQLITE_OK else { throw failure(sql) }
         }
         return (statement, names)
+    }
+
+    /// The statement's column names, read again when SQLite prepared it anew since they were
+    /// (after a schema change, which it notices at a step: so this is asked after one).
+    private func columnNames(_ sql: String, _ statement: OpaquePointer, cached: [String]) -> [String] {
+        let reprepared = sqlite3_stmt_status(statement, SQLITE_STMTSTATUS_REPREPARE, 0)
+        guard reprepared != statements[sql]?.reprepared else { return cached }
+        let names = Self.columnNames(statement)
+        statements[sql] = (statement, names, reprepared)
+        return names
+    }
+
+    private static func columnNames(_ statement: OpaquePointer) -> [String] {
+        (0..<sqlite3_column_count(statement)).map { String(cString: sqlite3_column_name(statement, $0)) }
     }
 
     /// `$N` outside quotes rewritten as `?N`.

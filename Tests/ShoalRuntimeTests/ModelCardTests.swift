@@ -30,13 +30,14 @@ import Testing
         #expect(JSONText.parseFlatObject(encoded) == members)
         #expect(JSONText.parseFlatObject(#"{ "a" : "\ud83d\ude80\u00e9\/" , "b":"" }"#) == ["a": "🚀é/", "b": ""])
         #expect(JSONText.parseFlatObject(" {} ") == [:])
+        #expect(JSONText.parseFlatObject(#"{"e":"e\u0301","a":"1","a":"2"}"#) == ["e": "e\u{301}", "a": "2"])
         #expect(JSONText.flatObject([:]) == "{}")
     }
 
     @Test func anythingButAFlatObjectOfStringsIsNotRead() {
         for text in [
             "", "[]", #"{"a":1}"#, #"{"a":"b""#, #"{"a":"b",}"#, #"{"a" "b"}"#, #"{"a":"b"} x"#, #"{"a":"\q"}"#,
-            #"{"a":"\ud83d"}"#, #"{"a":"\u12"}"#, "{\"a\":\"line\nbreak\"}", #"{"a":{"b":"c"}}"#,
+            #"{"a":"\ud83d"}"#, #"{"a":"\u12"}"#, #"{"a":"\ud83d \ude80"}"#, #"{"a":"\ud83d\ ude80"}"#, #"{"a":"\ude80"}"#, "{\"a\":\"line\nbreak\"}", #"{"a":{"b":"c"}}"#,
         ] {
             #expect(JSONText.parseFlatObject(text) == nil, "\(text)")
         }
@@ -46,7 +47,8 @@ import Testing
         let card = ModelCard(
             model: "hybrid", version: 3, description: "CNN \"and\" LSTM",
             config: try ModelCard.configuration(#"{"hidden": 64, "rate": 0.5, "layers": [1.5, "lstm", null, true, {"k": -3}], "empty": {}}"#),
-            parameters: ["lr": "0.001", "batch": "32"], metrics: ["loss": 0.25, "steps": 1000, "tiny": 1e-7],
+            parameters: ["lr": "0.001", "batch": "32"],
+            metrics: ["loss": 0.25, "steps": 1000, "tiny": 1e-7, "zero": -0.0, "huge": 1e300, "big": 2.5e15],
             lineage: .init(job_id: "job-1", task_id: "7", data_sha256: "", code_sha256: "", parent_version: 2),
             artifact: .init(sha256: String(repeating: "a", count: 64), size: 2 << 20, format: "safetensors"),
             registered_by: "alice"
@@ -55,7 +57,8 @@ import Testing
         let object = try #require(try JSONSerialization.jsonObject(with: Data(card.utf8)) as? [String: Any])
         #expect(object["model"] as? String == "hybrid" && object["version"] as? Int == 3)
         #expect(object["description"] as? String == "CNN \"and\" LSTM")
-        #expect(object["metrics"] as? [String: Double] == ["loss": 0.25, "steps": 1000, "tiny": 1e-7])
+        #expect(
+            object["metrics"] as? [String: Double] == ["loss": 0.25, "steps": 1000, "tiny": 1e-7, "zero": 0, "huge": 1e300, "big": 2.5e15])
         #expect(object["parameters"] as? [String: String] == ["lr": "0.001", "batch": "32"])
         let config = try #require(object["config"] as? [String: Any])
         #expect(config["hidden"] as? Int == 64 && config["rate"] as? Double == 0.5)

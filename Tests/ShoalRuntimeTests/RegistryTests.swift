@@ -2,6 +2,7 @@ import Foundation
 import ShoalStorage
 import ShoalTestSupport
 import ShoalWire
+import Synchronization
 import Testing
 
 @testable import ShoalRuntime
@@ -220,6 +221,9 @@ extension RegistryTests {
         #expect(truncate(large, 5 << 20) == 0)
         expectError("over the registry's") { _ = try alice.register(model: "file", artifactAt: large, format: "binary") }
         #expect(try alice.model("file").latestVersion == 4)
+        // Into the shared store nothing crossed the socket; else the multi-piece files did.
+        let uploads = fixture.server.service.uploads.begun.load(ordering: .relaxed)
+        #expect(sharedStore ? uploads == 0 : uploads >= 2, "\(uploads) uploads")
         let staged = (try? FileManager.default.contentsOfDirectory(atPath: fixture.artifacts + "/.incoming")) ?? []
         #expect(staged.isEmpty, "staging files left: \(staged)")
     }

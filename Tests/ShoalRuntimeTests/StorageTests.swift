@@ -36,6 +36,17 @@ import Testing
         #expect(rows[1]["name"] == .text("costs $5"))
         #expect(rows[1]["data"].blob == [])
         #expect(try database.run("UPDATE things SET score = score + $1", [.real(1)]) == 2)
+
+        // A query whose statement is cached follows a schema change made through another
+        // connection: a renamed column (the same count) and an added one.
+        let other = try store.location.open()
+        try other.execute("ALTER TABLE things RENAME COLUMN note TO remark")
+        let renamed = try database.query("SELECT * FROM things ORDER BY id")
+        #expect(renamed[1]["remark"] == .text("x") && renamed[1]["note"] == .null)
+        try other.execute("ALTER TABLE things ADD COLUMN extra TEXT")
+        try other.run("UPDATE things SET extra = 'more'")
+        let added = try database.query("SELECT * FROM things ORDER BY id")
+        #expect(added[1]["extra"] == .text("more") && added[1]["remark"] == .text("x") && added[1]["id"] == .integer(8))
     }
 
     @Test(arguments: [StorageBackend.sqlite, .postgres])

@@ -158,7 +158,9 @@ extension Head {
             decision = scheduler.decide(record.resources, strategy: record.strategy, nodes: candidates())
         }
         switch decision {
-        case .infeasible where (record.recovered && ContinuousClock.now < recoveryDeadline) || waitingForFirstNode:
+        case .infeasible
+        where (record.recovered && ContinuousClock.now < recoveryDeadline)
+            || (waitingForFirstNode && record.placementGroup.isEmpty):
             if !pendingActors.contains(id) { pendingActors.append(id) }
         case .infeasible(let why):
             actorFailed(id, reason: "infeasible: \(why)", code: .infeasible)

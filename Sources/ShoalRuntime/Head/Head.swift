@@ -460,7 +460,8 @@ public actor Head {
             decision = scheduler.decide(resources, strategy: Self.strategy(lease.request), nodes: candidates())
         }
         switch decision {
-        case .infeasible where waitingForFirstNode:
+        // Not a request inside a placement group: an unknown group or bundle is refused at once.
+        case .infeasible where waitingForFirstNode && lease.request.placementGroupID.isEmpty:
             return false
         case .infeasible(let why):
             try? send(.error(lease.requestID, .infeasible, why), to: lease.peer)

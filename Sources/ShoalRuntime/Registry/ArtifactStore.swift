@@ -157,7 +157,9 @@ public struct ArtifactStore: Sendable {
     /// - Throws: `RegistryError.unavailable` when it cannot be moved.
     func settle(_ temporary: String, as sha: String, size: UInt64) throws {
         let target = path(of: sha)
-        if let existing = try? read(sha: sha), UInt64(existing.count) == size {
+        // An intact copy (hashed a piece at a time, never whole in memory) stays; a corrupted
+        // one is replaced by this one.
+        if let existing = try? copy(sha: sha, write: { _ in }), existing == size {
             try? FileManager.default.removeItem(atPath: temporary)
             return
         }
@@ -228,6 +230,11 @@ public struct ArtifactStore: Sendable {
             throw RegistryError.unavailable("cannot read \(path): \(String(cString: strerror(errno)))")
         }
         defer { close(descriptor) }
+        try validateSafetensors(descriptor: descriptor, path: path)
+    }
+
+    /// The same check of an open file (`path` names it in errors).
+    static func validateSafetensors(descriptor: Int32, path: String) throws {
         var info = stat()
         guard fstat(descriptor, &info) == 0 else {
             throw RegistryError.unavailable("cannot read \(path): \(String(cString: strerror(errno)))")

@@ -233,13 +233,18 @@ extension ArtifactStore {
         while offset < size {
             let count = Int(min(UInt64(ArtifactPieces.size), size - offset))
             let (bytes, error) = Files.read(descriptor, count: count, at: Int(offset))
+            // `.invalid`: the source is at fault, not the store (which a client would take as
+            // a reason to send the bytes through the registry instead).
             guard error == 0, bytes.count == count else {
-                throw RegistryError.unavailable(
+                throw RegistryError.invalid(
                     "cannot read \(path) at byte \(offset): \(error != 0 ? String(cString: strerror(error)) : "the file ended early (did it change?)")"
                 )
             }
             upload.append(offset: offset, total: size, bytes: bytes, pacing: pacing)
             offset += UInt64(count)
+        }
+        guard Files.read(descriptor, count: 1, at: Int(size)).bytes.isEmpty else {
+            throw RegistryError.invalid("\(path) grew while it was read; register it once it is complete")
         }
         return try upload.finish(size: size, sha: "") { _ in }
     }
@@ -269,6 +274,8 @@ final class ArtifactUploads: Sendable {
     /// staging folder before it is named).
     let stagedLimit: UInt64
     private let table = Mutex<[Key: Entry]>([:])
+    /// Uploads started since the registry did.
+    let begun = Atomic<Int>(0)
 
     init(stagedLimit: UInt64 = 8 << 30) { self.stagedLimit = stagedLimit }
 
@@ -306,23 +313,26 @@ final class ArtifactUploads: Sendable {
             let staged = entries.values.reduce(UInt64(0)) { sum, entry in
                 if case .open(let upload) = entry { sum + upload.declared } else { sum }
             }
-            guard chunk.total <= stagedLimit - min(staged, stagedLimit) else {
+            // One upload alone is never refused for the budget (the artifact limit bounds it).
+            guard staged == 0 || chunk.total <= stagedLimit - min(staged, stagedLimit) else {
                 entries[key] = .refused(
                     .unavailable(
                         "the registry is taking \(formatBytes(staged)) of uploads already; with this one's \(formatBytes(chunk.total)) that is over its limit of \(formatBytes(stagedLimit)); try again"
                     ), since: now)
                 return nil
             }
-            if let free = store.freeBytes(), chunk.total > free {
+            // The other open uploads may still write what they declared.
+            if let free = store.freeBytes(), chunk.total + staged > free {
                 entries[key] = .refused(
                     .unavailable(
-                        "the artifact store at \(store.root) has \(formatBytes(free)) free, not enough for an upload of \(formatBytes(chunk.total))"
+                        "the artifact store at \(store.root) has \(formatBytes(free)) free, not enough for an upload of \(formatBytes(chunk.total)) beside the \(formatBytes(staged)) of uploads in progress"
                     ), since: now)
                 return nil
             }
             do {
                 let made = try ArtifactUpload(store: store, declared: chunk.total)
                 entries[key] = .open(made)
+                begun.add(1, ordering: .relaxed)
                 return made
             } catch let error as RegistryError {
                 entries[key] = .refused(error, since: now)

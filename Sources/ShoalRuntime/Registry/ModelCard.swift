@@ -274,7 +274,10 @@ struct JSONText {
                     case 0x75:
                         guard var scalar = hex4() else { return nil }
                         if (0xD800..<0xDC00).contains(scalar) {
-                            guard take(0x5C), take(0x75), let low = hex4(), (0xDC00..<0xE000).contains(low) else { return nil }
+                            // The low half must follow at once (`take` would skip spaces).
+                            guard bytes.starts(with: [0x5C, 0x75]) else { return nil }
+                            bytes.removeFirst(2)
+                            guard let low = hex4(), (0xDC00..<0xE000).contains(low) else { return nil }
                             scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
                         }
                         guard let unicode = Unicode.Scalar(scalar) else { return nil }

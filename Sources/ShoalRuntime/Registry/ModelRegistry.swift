@@ -272,6 +272,14 @@ public final class ModelRegistry {
             }
         }
 
+        /// Throws when a file grew while it was read (what was read is not all of it).
+        func checkEnded() throws {
+            guard case .file(let descriptor, let size, let path) = self else { return }
+            guard Files.read(descriptor, count: 1, at: Int(size)).bytes.isEmpty else {
+                throw ClusterError.invalidArgument("\(path) grew while it was read; register it once it is complete")
+            }
+        }
+
         /// The piece at `offset` (the whole artifact for `count` == size).
         func piece(at offset: UInt64, count: Int) throws -> [UInt8] {
             switch self {
@@ -326,7 +334,7 @@ public final class ModelRegistry {
                 case .file(let descriptor, let size, let path):
                     if register.artifactFormat == "safetensors" {
                         do {
-                            try ArtifactStore.validateSafetensors(atPath: path)
+                            try ArtifactStore.validateSafetensors(descriptor: descriptor, path: path)
                         } catch let error as RegistryError where error.kind == .unavailable {
                             throw ClusterError.invalidArgument(error.message)
                         }
@@ -347,6 +355,7 @@ public final class ModelRegistry {
         let size = artifact.size
         guard size > UInt64(ArtifactPieces.size) else {
             let bytes = try artifact.piece(at: 0, count: Int(size))
+            try artifact.checkEnded()
             return ModelVersion(try self.request(.registerVersion(register), artifact: bytes).0.version)
         }
         // In pieces, so that the registry writes and hashes each while the next is on the wire.
@@ -362,6 +371,7 @@ public final class ModelRegistry {
             try channel.send(.artifactChunk(chunk), payloads: [try artifact.piece(at: offset, count: count)])
             offset += UInt64(count)
         }
+        try artifact.checkEnded()
         return ModelVersion(try self.request(.registerVersion(register)).0.version)
     }
 
