@@ -148,6 +148,7 @@ public actor Head {
             self?.assumeIsolated { $0.schedulePending() }
         }
         recoverDetachedActors()
+        registry?.scheduleUploadSweeps(on: loop)
         loop.register(socket) { [weak self] message in
             self?.assumeIsolated { $0.receive(message) }
         }

@@ -252,7 +252,7 @@ extension ArtifactStore {
 
 /// The uploads in progress, by sender and upload id. An upload nobody names within
 /// `ArtifactUploads.idleLimit` of its last piece is dropped with its staging file, at the
-/// registry's next piece or request.
+/// registry's next piece or request, or its next sweep (every half minute).
 final class ArtifactUploads: Sendable {
     struct Key: Hashable {
         let peer: [UInt8]

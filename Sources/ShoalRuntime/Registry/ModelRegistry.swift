@@ -260,6 +260,28 @@ public final class ModelRegistry {
                 history: history, tags: tags, lineage: lineage, configJSON: configJSON, createModel: createModel))
     }
 
+    /// The pieces of a download so far: each must follow the last, within the size the first gave.
+    private struct DownloadPieces {
+        let model: String
+        private var total: UInt64?
+        private var received: UInt64 = 0
+
+        init(model: String) { self.model = model }
+
+        mutating func accept(_ chunk: Shoal_V1_ArtifactChunk, count: Int) throws {
+            let expected = total ?? chunk.total
+            guard chunk.total == expected, chunk.offset == received, chunk.offset <= expected,
+                UInt64(count) <= expected - chunk.offset
+            else {
+                throw ClusterError.peerError(
+                    "the registry sent a piece of \(model) at byte \(chunk.offset) (\(count) of \(chunk.total) bytes) after \(received) of \(expected) bytes"
+                )
+            }
+            total = expected
+            received += UInt64(count)
+        }
+    }
+
     /// Where a registration's artifact comes from.
     private enum ArtifactSource {
         case bytes([UInt8])
@@ -431,20 +453,10 @@ public final class ModelRegistry {
         // In pieces: the registry sends each before hashing it, and answers once all hashed.
         download.chunkSize = UInt32(ArtifactPieces.size)
         var artifact: [UInt8] = []
-        var total: UInt64?
+        var pieces = DownloadPieces(model: name)
         let (reply, _) = try request(.downloadArtifact(download)) { chunk, bytes in
-            let expected = total ?? chunk.total
-            guard chunk.total == expected, chunk.offset == UInt64(artifact.count), chunk.offset <= expected,
-                UInt64(bytes.count) <= expected - chunk.offset
-            else {
-                throw ClusterError.peerError(
-                    "the registry sent a piece of \(name) at byte \(chunk.offset) (\(bytes.count) of \(chunk.total) bytes) after \(artifact.count) of \(expected) bytes"
-                )
-            }
-            if total == nil {
-                total = expected
-                artifact.reserveCapacity(Int(min(expected, 1 << 30)))
-            }
+            try pieces.accept(chunk, count: bytes.count)
+            if chunk.offset == 0 { artifact.reserveCapacity(Int(min(chunk.total, 1 << 30))) }
             artifact.append(contentsOf: bytes)
         }
         let version = ModelVersion(reply.version)
@@ -512,17 +524,9 @@ public final class ModelRegistry {
             download.version = UInt32(number ?? 0)
             download.alias = alias ?? ""
             download.chunkSize = UInt32(ArtifactPieces.size)
-            var total: UInt64?
+            var pieces = DownloadPieces(model: name)
             let (reply, _) = try request(.downloadArtifact(download)) { chunk, bytes in
-                let expected = total ?? chunk.total
-                total = expected
-                guard chunk.total == expected, chunk.offset == written, chunk.offset <= expected,
-                    UInt64(bytes.count) <= expected - chunk.offset
-                else {
-                    throw ClusterError.peerError(
-                        "the registry sent a piece of \(name) at byte \(chunk.offset) (\(bytes.count) of \(chunk.total) bytes) after \(written) bytes"
-                    )
-                }
+                try pieces.accept(chunk, count: bytes.count)
                 try bytes.withUnsafeBytes { try write($0) }
             }
             found = ModelVersion(reply.version)

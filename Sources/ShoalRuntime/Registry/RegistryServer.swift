@@ -45,6 +45,12 @@ extension RegistryService {
         }
     }
 
+    /// Drops idle uploads (and their staging files) every half minute on `loop`, also while no
+    /// request comes.
+    func scheduleUploadSweeps(on loop: EventLoop) {
+        loop.schedule(after: .seconds(30), repeating: .seconds(30)) { [weak self] in self?.uploads.dropIdle() }
+    }
+
     /// Takes one piece of an upload (a one-way message: a failure is told when the upload is
     /// named by its registration).
     func receive(_ chunk: Shoal_V1_ArtifactChunk, bytes: [UInt8]?, from peer: [UInt8]) {
@@ -85,6 +91,7 @@ public final class RegistryServer: Sendable {
                 Logger(label: "shoal.registry").warning(
                     "clients on this host will reach the registry over ZeroMQ", metadata: ["error": "\(error)"])
             }
+            service.scheduleUploadSweeps(on: loop)
         }
     }
 
