@@ -22,9 +22,18 @@ import Testing
             environment: cluster.environment)
         #expect(try await process.waitForExit(timeout: .seconds(60)) == 0, "\(process.output)")
         #expect(process.line(startingWith: "registered ") == "registered version=1 job=train-7 intact=true", "\(process.output)")
-        let audit = try ModelRegistry(address: cluster.address, identity: "auditor").audit(model: "from-job")
-        #expect(audit.map(\.action) == ["create-model", "register"])
-        #expect(audit.allSatisfy { $0.actor == "trainer" })
+        // A client on the head's host reaches its registry over a local link (unless turned off),
+        // another over ZeroMQ: the same answers either way.
+        let linked = try ModelRegistry(address: cluster.address, identity: "auditor")
+        #expect(linked.usesLocalLink == (ProcessInfo.processInfo.environment["SHOAL_LOCAL_LINKS"] != "0"))
+        let zeromq = try ModelRegistry(address: cluster.address, identity: "auditor", localLink: false)
+        #expect(!zeromq.usesLocalLink)
+        for registry in [linked, zeromq] {
+            let audit = try registry.audit(model: "from-job")
+            #expect(audit.map(\.action) == ["create-model", "register"])
+            #expect(audit.allSatisfy { $0.actor == "trainer" })
+        }
+        #expect(try linked.load(name: "from-job", version: 1).artifact == (try zeromq.load(name: "from-job", version: 1)).artifact)
     }
 
     @Test(arguments: [StorageBackend.sqlite, .postgres])

@@ -57,7 +57,9 @@ public actor Head {
 
     /// The address nodes and drivers connect to, `tcp://host:port`.
     public nonisolated let address: String
-    let socket: Socket
+    /// A ROUTER, and local links under `address` for clients on this host that ask for one
+    /// (the registry's and the CLI's request channels); nodes and drivers use the ROUTER.
+    let socket: RouterEndpoint
     let config: RuntimeConfig
     private let packageDirectory: String
     var logger: Logger
@@ -127,11 +129,9 @@ public actor Head {
         } catch {
             throw ClusterError.invalidArgument("the head's state store: \(error)")
         }
-        let socket = try Socket(.router)
-        try socket.setUnboundedQueues()
-        let bound = try socket.bind(bind)
+        let socket = try RouterEndpoint(binding: bind)
         self.socket = socket
-        let port = bound.split(separator: ":").last.map(String.init) ?? "0"
+        let port = socket.address.split(separator: ":").last.map(String.init) ?? "0"
         address = "tcp://\(advertisedHost):\(port)"
         // Made last: a loop's thread runs until it is shut down, and an init that throws never
         // reaches the deinit that would do it.
@@ -149,8 +149,13 @@ public actor Head {
         }
         recoverDetachedActors()
         registry?.scheduleUploadSweeps(on: loop)
-        loop.register(socket) { [weak self] message in
-            self?.assumeIsolated { $0.receive(message) }
+        do {
+            try socket.serve(on: loop, serveLocal: LocalLinkSetting.enabled, linkAddress: address) { [weak self] message in
+                self?.assumeIsolated { $0.receive(message) }
+            }
+        } catch {
+            // The ROUTER is served (registered before the links); only the links are missing.
+            logger.warning("clients on this host will reach the head over ZeroMQ", metadata: ["error": "\(error)"])
         }
         loop.schedule(after: config.heartbeatInterval, repeating: config.heartbeatInterval / 2) { [weak self] in
             self?.assumeIsolated { $0.checkLiveness() }
