@@ -24,6 +24,9 @@ public final class BlockingLink {
     private var buffer = [UInt8](repeating: 0, count: 64 << 10)
     private var start = 0
     private var end = 0
+    /// The receive timeout set on the socket (SO_RCVTIMEO), in tenths of a second: how long a
+    /// message that has begun may pause before the link gives up on it.
+    private var pauseLimit: Int64 = 0
 
     private init(fd: Int32) { self.fd = fd }
 
@@ -93,11 +96,24 @@ public final class BlockingLink {
         }
     }
 
-    /// Waits up to `timeout` for one whole message.
+    /// Waits up to `timeout` for a message to begin; once it has, each read of the rest may
+    /// wait up to `timeout` too (a peer that stops halfway fails the link instead of hanging it).
     /// - Returns: nil when none began in time.
-    /// - Throws: `ZMQError` when the peer closed the link or sent what the framing forbids.
+    /// - Throws: `ZMQError` when the peer closed the link, paused mid-message past `timeout`, or
+    ///   sent what the framing forbids.
     public func receive(timeout: Duration) throws -> Message? {
         guard !isClosed else { throw ZMQError(errno: ECONNRESET, message: "receiving on a closed local link") }
+        // The socket's own receive timeout bounds the reads below: one system call when the
+        // limit changes (in tenths of a second, rounded up), none per read.
+        let (seconds, attoseconds) = timeout.components
+        let tenths = max(1, min(seconds, 86_400) * 10 + (attoseconds + 99_999_999_999_999_999) / 100_000_000_000_000_000)
+        if tenths != pauseLimit {
+            var limit = timeval(tv_sec: Int(tenths / 10), tv_usec: Int(tenths % 10) * 100_000)
+            guard setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size)) == 0 else {
+                throw ZMQError(errno: errno, message: "setting a local link's receive timeout")
+            }
+            pauseLimit = tenths
+        }
         if end == start {
             let deadline = ContinuousClock.now + timeout
             while true {
@@ -182,9 +198,16 @@ public final class BlockingLink {
             if got < 0 && errno == EINTR { continue }
             guard got > 0 else {
                 let error =
-                    got == 0
-                    ? ZMQError(errno: ECONNRESET, message: "the peer closed the local link")
-                    : ZMQError(errno: errno, message: "receiving on a local link")
+                    if got == 0 {
+                        ZMQError(errno: ECONNRESET, message: "the peer closed the local link")
+                    } else if errno == EAGAIN || errno == EWOULDBLOCK {
+                        ZMQError(
+                            errno: ETIMEDOUT,
+                            message: "the peer stopped mid-message on a local link for over \(Double(pauseLimit) / 10) s")
+                    } else {
+                        ZMQError(errno: errno, message: "receiving on a local link")
+                    }
+                // Halfway through a message the stream cannot be read on.
                 close()
                 throw error
             }
