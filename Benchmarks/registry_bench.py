@@ -70,6 +70,10 @@ def main():
         "shoal_socket": lambda label, r: shoal_turn(arguments.binary, f"{folder}/shoal-socket-{r}", arguments.shoal_count, True),
         "mlflow_server": lambda label, r: server.cycles(arguments.mlflow_server_count, label) + ({},),
     }
+    # The server's workers go on starting after it first answers: the rounds begin once they are quiet.
+    settling = time.perf_counter()
+    server.settle()
+    print(f"  the MLflow server's processes are quiet after {time.perf_counter() - settling:.0f} s", file=sys.stderr)
     pairs = [("shoal_local", "mlflow_local"), ("shoal_socket", "mlflow_server")]
     rounds = []
     started = time.perf_counter()

@@ -128,6 +128,36 @@ class MlflowSide:
         register_times.append(1000 * (registered - start))
         fetch_times.append(1000 * (done - registered))
 
+    def settle(self, quiet=0.05, limit=90):
+        """Waits (up to `limit` seconds) until the server's processes use under `quiet` of a core
+        over a second: its workers finish starting in the background after it first answers,
+        and would take the CPU from whatever runs then."""
+        if not self.server:
+            return
+        ticks = os.sysconf("SC_CLK_TCK")
+
+        def used():
+            total = 0
+            for name in os.listdir("/proc"):
+                if not name.isdigit():
+                    continue
+                try:
+                    fields = open(f"/proc/{name}/stat").read().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[2]) == self.server.pid:  # its process group
+                    total += int(fields[11]) + int(fields[12])
+            return total / ticks
+
+        deadline = time.monotonic() + limit
+        before = used()
+        while time.monotonic() < deadline:
+            time.sleep(1)
+            now = used()
+            if now - before < quiet:
+                return
+            before = now
+
     def close(self):
         if self.server:  # the server and its workers: a process group of their own
             os.killpg(self.server.pid, signal.SIGTERM)
