@@ -17,7 +17,8 @@ import Testing
         return (head, session)
     }
 
-    /// Connects a driver and asks for a lease of one CPU.
+    /// Connects a driver and asks for a lease of one CPU (request 2), an actor of one CPU
+    /// (request 3) and a placement group of one one-CPU bundle (request 4).
     static func driverAskingForALease(at address: String) throws -> Socket {
         let driver = try Socket.dealer(connectedTo: address)
         try driver.send(Envelope(1, .connectDriver(Shoal_V1_ConnectDriver())))
@@ -28,6 +29,13 @@ import Testing
         var lease = Shoal_V1_RequestLease()
         lease.resources = Resources(cpu: 1).proto
         try driver.send(Envelope(2, .requestLease(lease)))
+        var actor = Shoal_V1_CreateActor()
+        actor.typeName = "test.Counter"
+        actor.resources = Resources(cpu: 1).proto
+        try driver.send(Envelope(3, .createActor(actor)))
+        var group = Shoal_V1_CreatePlacementGroup()
+        group.bundles = [Resources(cpu: 1).proto]
+        try driver.send(Envelope(4, .createPlacementGroup(group)))
         return driver
     }
 
@@ -52,14 +60,25 @@ import Testing
         register.nodeID = "late"
         register.address = "tcp://127.0.0.1:1"
         register.host = "test"
-        register.total = Resources(cpu: 2).proto
+        register.total = Resources(cpu: 4).proto
         try node.send(Envelope(1, .registerNode(register)))
         var started: Shoal_V1_StartExecutor?
-        let deadline = ContinuousClock.now + .seconds(10)
-        while started == nil, ContinuousClock.now < deadline, let message = try Self.reply(on: node, timeout: .seconds(1)) {
+        var actor: Shoal_V1_StartActor?
+        var deadline = ContinuousClock.now + .seconds(10)
+        while started == nil || actor == nil, ContinuousClock.now < deadline,
+            let message = try Self.reply(on: node, timeout: .seconds(1))
+        {
             if case .startExecutor(let start) = message.envelope.body { started = start }
+            if case .startActor(let start) = message.envelope.body { actor = start }
         }
         #expect(started?.resources == Resources(cpu: 1).proto, "the waiting lease goes to the node that joined")
+        #expect(actor?.typeName == "test.Counter", "the waiting actor is started on the node that joined")
+        var group: Shoal_V1_PlacementGroupCreated?
+        deadline = ContinuousClock.now + .seconds(10)
+        while group == nil, ContinuousClock.now < deadline, let message = try Self.reply(on: driver, timeout: .seconds(1)) {
+            if case .placementGroupCreated(let created) = message.envelope.body { group = created }
+        }
+        #expect(group?.bundleNodes == ["late"], "the waiting placement group is reserved on the node that joined")
     }
 
     @Test func aRequestFailsAsInfeasibleOnceTheWaitForANodeIsOver() async throws {
@@ -72,13 +91,18 @@ import Testing
         }
         let driver = try Self.driverAskingForALease(at: head.address)
         defer { driver.close() }
-        let answer = try Self.reply(on: driver, timeout: .seconds(15))
-        let waited = clock.now - start
-        guard case .error(let error) = answer?.envelope.body else {
-            Issue.record("expected an infeasible error, got \(String(describing: answer?.envelope.body))")
-            return
+        // The lease, the actor and the group each fail as infeasible once the wait is over.
+        var refused: [UInt64: Shoal_V1_ErrorReply] = [:]
+        while refused.count < 3, let answer = try Self.reply(on: driver, timeout: .seconds(15)) {
+            guard case .error(let error) = answer.envelope.body else { continue }
+            refused[answer.envelope.requestID] = error
+            if refused.count == 1 {
+                let waited = clock.now - start
+                #expect(waited >= .milliseconds(1500) && waited < .seconds(12), "answered after \(waited)")
+            }
         }
-        #expect(error.code == .infeasible && error.message.contains("nodes: none"), "\(error.message)")
-        #expect(waited >= .milliseconds(1500) && waited < .seconds(12), "answered after \(waited)")
+        #expect(refused.keys.sorted() == [2, 3, 4], "\(refused)")
+        #expect(refused.values.allSatisfy { $0.code == .infeasible }, "\(refused)")
+        #expect(refused[2]?.message.contains("nodes: none") == true, "\(String(describing: refused[2]))")
     }
 }
