@@ -125,7 +125,7 @@ public final class SQLiteDatabase: SQLDatabase {
 
     /// Runs a query and returns its rows.
     public func query(_ sql: String, _ parameters: [SQLValue] = []) throws -> [SQLRow] {
-        let (statement, cached) = try prepared(sql, parameters)
+        let (statement, cached, reprepared) = try prepared(sql, parameters)
         defer { sqlite3_reset(statement) }
         var rows: [SQLRow] = []
         var names = cached
@@ -134,9 +134,12 @@ public final class SQLiteDatabase: SQLDatabase {
             let result = sqlite3_step(statement)
             if result == SQLITE_DONE { break }
             guard result == SQLITE_ROW else { throw failure(sql) }
-            if rows.isEmpty {
-                names = columnNames(sql, statement, cached: cached)
+            // SQLite prepares a statement anew at a step after a schema change: its columns
+            // may differ from the names read before.
+            if rows.isEmpty, sqlite3_stmt_status(statement, SQLITE_STMTSTATUS_REPREPARE, 0) != reprepared {
+                names = Self.columnNames(statement)
                 count = Int32(names.count)
+                statements[sql] = (statement, names, sqlite3_stmt_status(statement, SQLITE_STMTSTATUS_REPREPARE, 0))
             }
             var values: [SQLValue] = []
             values.reserveCapacity(Int(count))
@@ -159,22 +162,24 @@ public final class SQLiteDatabase: SQLDatabase {
         }
     }
 
-    private func prepared(_ sql: String, _ parameters: [SQLValue]) throws -> (statement: OpaquePointer, names: [String]) {
-        let statement: OpaquePointer
-        let names: [String]
+    /// The statement for `sql` (prepared once), its column names and re-prepare count as cached,
+    /// with `parameters` bound.
+    private func prepared(_ sql: String, _ parameters: [SQLValue]) throws -> (
+        statement: OpaquePointer, names: [String], reprepared: Int32
+    ) {
+        let entry: (statement: OpaquePointer, names: [String], reprepared: Int32)
         if let cached = statements[sql] {
-            statement = cached.statement
-            names = cached.names
+            entry = cached
         } else {
             var created: OpaquePointer?
             // `$1` parameters (the dialect both backends share) become SQLite's `?1`.
             guard sqlite3_prepare_v2(handle, Self.numberedParameters(sql), -1, &created, nil) == SQLITE_OK, let created else {
                 throw failure(sql)
             }
-            statement = created
-            names = Self.columnNames(created)
-            statements[sql] = (created, names, sqlite3_stmt_status(created, SQLITE_STMTSTATUS_REPREPARE, 0))
+            entry = (created, Self.columnNames(created), sqlite3_stmt_status(created, SQLITE_STMTSTATUS_REPREPARE, 0))
+            statements[sql] = entry
         }
+        let statement = entry.statement
         sqlite3_clear_bindings(statement)
         for (offset, value) in parameters.enumerated() {
             let index = Int32(offset + 1)
@@ -191,18 +196,9 @@ public final class SQLiteDatabase: SQLDatabase {
             }
             guard result == SQLITE_OK else { throw failure(sql) }
         }
-        return (statement, names)
+        return entry
     }
 
-    /// The statement's column names, read again when SQLite prepared it anew since they were
-    /// (after a schema change, which it notices at a step: so this is asked after one).
-    private func columnNames(_ sql: String, _ statement: OpaquePointer, cached: [String]) -> [String] {
-        let reprepared = sqlite3_stmt_status(statement, SQLITE_STMTSTATUS_REPREPARE, 0)
-        guard reprepared != statements[sql]?.reprepared else { return cached }
-        let names = Self.columnNames(statement)
-        statements[sql] = (statement, names, reprepared)
-        return names
-    }
 
     private static func columnNames(_ statement: OpaquePointer) -> [String] {
         (0..<sqlite3_column_count(statement)).map { String(cString: sqlite3_column_name(statement, $0)) }

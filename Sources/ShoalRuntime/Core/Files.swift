@@ -51,6 +51,25 @@ enum Files {
         return (bytes, error)
     }
 
+    /// Reads exactly `count` bytes at `offset` of the open file `path` (a source read in pieces).
+    /// - Throws: `Failure` naming the file and the byte when it cannot, or the file ends first.
+    static func read(_ descriptor: Int32, exactly count: Int, at offset: Int, of path: String) throws -> [UInt8] {
+        let (bytes, error) = read(descriptor, count: count, at: offset)
+        guard error == 0, bytes.count == count else {
+            let reason = error != 0 ? String(cString: strerror(error)) : "the file ended early (did it change?)"
+            throw Failure(message: "cannot read \(path) at byte \(offset): \(reason)")
+        }
+        return bytes
+    }
+
+    /// Throws when the open file `path` holds more than the `size` bytes read from it (it grew
+    /// meanwhile, so what was read is not all of it).
+    static func checkEnds(_ descriptor: Int32, at size: Int, of path: String) throws {
+        guard read(descriptor, count: 1, at: size).bytes.isEmpty else {
+            throw Failure(message: "\(path) grew while it was read; register it once it is complete")
+        }
+    }
+
     /// Writes `bytes` into a new file at `path` (it must not exist).
     static func create(_ bytes: [UInt8], at path: String, mode: mode_t = 0o644) throws {
         let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)

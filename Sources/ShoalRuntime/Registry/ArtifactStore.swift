@@ -126,7 +126,7 @@ public struct ArtifactStore: Sendable {
     /// Removes staging files older than `age` seconds: left by a registry or client that died
     /// mid-write (an upload's file is written to at least every two minutes, or the upload is dropped).
     func sweepStaging(olderThan age: TimeInterval = 3600) {
-        let staging = root + "/.incoming"
+        let staging = stagingFolder
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: staging) else { return }
         let now = Date().timeIntervalSince1970
         for name in names {
@@ -143,9 +143,12 @@ public struct ArtifactStore: Sendable {
         return UInt64(info.f_bavail) * UInt64(info.f_frsize)
     }
 
+    /// Where files wait for their hash before they take their place in the store.
+    var stagingFolder: String { root + "/.incoming" }
+
     /// A new path in the store's staging folder, for a file whose name (its hash) is not known yet.
     func stagingPath() -> String {
-        let staging = root + "/.incoming"
+        let staging = stagingFolder
         // One system call (the folder is there but for the first file, or after someone
         // removed it); a failure shows when the file is created.
         mkdir(staging, 0o755)

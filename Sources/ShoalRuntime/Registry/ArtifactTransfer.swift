@@ -230,29 +230,26 @@ extension ArtifactStore {
         let upload = try ArtifactUpload(store: self, declared: size)
         let pacing = DispatchSemaphore(value: 8)
         var offset: UInt64 = 0
-        while offset < size {
-            let count = Int(min(UInt64(ArtifactPieces.size), size - offset))
-            let (bytes, error) = Files.read(descriptor, count: count, at: Int(offset))
-            // `.invalid`: the source is at fault, not the store (which a client would take as
-            // a reason to send the bytes through the registry instead).
-            guard error == 0, bytes.count == count else {
-                throw RegistryError.invalid(
-                    "cannot read \(path) at byte \(offset): \(error != 0 ? String(cString: strerror(error)) : "the file ended early (did it change?)")"
-                )
+        // `.invalid` when the source fails: it is at fault, not the store (which a client would
+        // take as a reason to send the bytes through the registry instead).
+        do {
+            while offset < size {
+                let count = Int(min(UInt64(ArtifactPieces.size), size - offset))
+                let bytes = try Files.read(descriptor, exactly: count, at: Int(offset), of: path)
+                upload.append(offset: offset, total: size, bytes: bytes, pacing: pacing)
+                offset += UInt64(count)
             }
-            upload.append(offset: offset, total: size, bytes: bytes, pacing: pacing)
-            offset += UInt64(count)
-        }
-        guard Files.read(descriptor, count: 1, at: Int(size)).bytes.isEmpty else {
-            throw RegistryError.invalid("\(path) grew while it was read; register it once it is complete")
+            try Files.checkEnds(descriptor, at: Int(size), of: path)
+        } catch let failure as Files.Failure {
+            throw RegistryError.invalid(failure.message)
         }
         return try upload.finish(size: size, sha: "") { _ in }
     }
 }
 
 /// The uploads in progress, by sender and upload id. An upload nobody names within
-/// `ArtifactUploads.idleLimit` of its last piece is dropped with its staging file, at the
-/// registry's next piece or request, or its next sweep (every half minute).
+/// `ArtifactUploads.idleLimit` of its last piece is dropped with its staging file when a new
+/// upload starts or one is named, or at the registry's next sweep (every half minute).
 final class ArtifactUploads: Sendable {
     struct Key: Hashable {
         let peer: [UInt8]
@@ -283,7 +280,6 @@ final class ArtifactUploads: Sendable {
     /// bytes, or under upload id 0, are ignored.
     func receive(_ chunk: Shoal_V1_ArtifactChunk, bytes: [UInt8]?, from peer: [UInt8], store: ArtifactStore) {
         guard chunk.uploadID != 0, let bytes, !bytes.isEmpty else { return }
-        dropIdle()
         let key = Key(peer: peer, id: chunk.uploadID)
         let upload: ArtifactUpload? = table.withLock { entries in
             switch entries[key] {
@@ -293,6 +289,8 @@ final class ArtifactUploads: Sendable {
             }
             guard chunk.offset == 0 else { return nil }
             let now = monotonicSeconds()
+            // A new upload: the idle ones go first, so that they count against no limit.
+            Self.dropIdle(from: &entries, now: now)
             guard entries.count < Self.limit else {
                 entries[key] = .refused(.unavailable("the registry has \(Self.limit) uploads open; try again"), since: now)
                 return nil
@@ -361,12 +359,14 @@ final class ArtifactUploads: Sendable {
     /// Drops uploads (and refusals) idle past the limit; their staging files go with them.
     func dropIdle() {
         let now = monotonicSeconds()
-        table.withLock { entries in
-            entries = entries.filter { _, entry in
-                switch entry {
-                case .open(let upload): now - upload.lastActivity.load(ordering: .relaxed) <= Self.idleLimit
-                case .refused(_, let since): now - since <= Self.idleLimit
-                }
+        table.withLock { Self.dropIdle(from: &$0, now: now) }
+    }
+
+    private static func dropIdle(from entries: inout [Key: Entry], now: Int64) {
+        entries = entries.filter { _, entry in
+            switch entry {
+            case .open(let upload): now - upload.lastActivity.load(ordering: .relaxed) <= idleLimit
+            case .refused(_, let since): now - since <= idleLimit
             }
         }
     }

@@ -297,8 +297,10 @@ public final class ModelRegistry {
         /// Throws when a file grew while it was read (what was read is not all of it).
         func checkEnded() throws {
             guard case .file(let descriptor, let size, let path) = self else { return }
-            guard Files.read(descriptor, count: 1, at: Int(size)).bytes.isEmpty else {
-                throw ClusterError.invalidArgument("\(path) grew while it was read; register it once it is complete")
+            do {
+                try Files.checkEnds(descriptor, at: Int(size), of: path)
+            } catch let failure as Files.Failure {
+                throw ClusterError.invalidArgument(failure.message)
             }
         }
 
@@ -308,13 +310,11 @@ public final class ModelRegistry {
             case .bytes(let bytes):
                 return offset == 0 && count == bytes.count ? bytes : Array(bytes[Int(offset)..<Int(offset) + count])
             case .file(let descriptor, _, let path):
-                let (bytes, error) = Files.read(descriptor, count: count, at: Int(offset))
-                guard error == 0, bytes.count == count else {
-                    throw ClusterError.invalidArgument(
-                        "cannot read \(path) at byte \(offset): \(error != 0 ? String(cString: strerror(error)) : "the file ended early (did it change?)")"
-                    )
+                do {
+                    return try Files.read(descriptor, exactly: count, at: Int(offset), of: path)
+                } catch let failure as Files.Failure {
+                    throw ClusterError.invalidArgument(failure.message)
                 }
-                return bytes
             }
         }
     }

@@ -23,7 +23,6 @@ extension RegistryService {
         to request: Shoal_V1_RegistryRequest, artifact: [UInt8]?, requestID: UInt64, peer: [UInt8],
         reply: (Envelope, [[UInt8]]) -> Void
     ) {
-        uploads.dropIdle()
         do {
             let (answer, bytes) = try handle(request, artifact: artifact, peer: peer) { offset, total, bytes in
                 var chunk = Shoal_V1_ArtifactChunk()
