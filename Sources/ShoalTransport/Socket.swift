@@ -76,6 +76,15 @@ public final class Socket: @unchecked Sendable {
         }
     }
 
+    /// Stops the monitor `monitorDisconnections` started. Call it before closing the socket that
+    /// reads the monitor's endpoint: libzmq's I/O thread sends each event blocking, and with
+    /// that reader gone the next event (the peer going away) would stall the I/O thread, and
+    /// with it every ZeroMQ socket of the process.
+    public func stopMonitoring() {
+        guard !isClosed else { return }
+        _ = zmq_socket_monitor(handle, nil, 0)
+    }
+
     /// Whether a message from a monitor endpoint reports a disconnection (its first frame holds
     /// the event number, 16 bits in host order, then a 32-bit value).
     public static func isDisconnection(_ message: Message) -> Bool {

@@ -54,4 +54,24 @@ import Testing
         #expect(driver.line(startingWith: "after removal") == "after removal cpus reserved=0 groups=0")
         #expect(driver.line(startingWith: "strictPack nodes") == "strictPack nodes=1")
     }
+
+    /// A node that stalls past the node timeout just after its bundle is reserved is declared
+    /// dead and joins again: the bundle keeps its node, and its work runs there once it is back
+    /// (a loaded CI machine once stalled a node this way and the job waited for ever).
+    @Test func aBundleOnANodeThatStalledPastItsTimeoutRunsItsWorkOnceTheNodeRejoins() async throws {
+        let cluster = try await ClusterProcesses(cpus: 2)
+        defer { cluster.stop() }
+        let second = try await cluster.addNode("second", cpus: 2)
+        let driver = try cluster.driver(["pg"])
+        _ = try await driver.waitForLine(startingWith: "strictSpread", timeout: .seconds(60))
+        second.signal(SIGSTOP)
+        try await Task.sleep(for: .seconds(3))
+        second.signal(SIGCONT)
+        #expect(try await driver.waitForExit(timeout: .seconds(90)) == 0)
+        #expect(driver.line(startingWith: "bundles ran") == "bundles ran on their nodes=true")
+        #expect(driver.line(startingWith: "actor in bundle") == "actor in bundle 1 on its node=true")
+        #expect(driver.line(startingWith: "cpus reserved") == "cpus reserved=2 groups=1")
+        #expect(driver.line(startingWith: "after removal") == "after removal cpus reserved=0 groups=0")
+        #expect(cluster.head.output.contains { $0.contains("node declared dead") }, "the stall outlasted the node timeout")
+    }
 }

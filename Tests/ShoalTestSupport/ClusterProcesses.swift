@@ -186,6 +186,7 @@ public final class ClusterProcesses: Sendable {
     public let head: RunningProcess
     public let address: String
     private let nodes = Mutex<[String: RunningProcess]>([:])
+    private let drivers = Mutex<[RunningProcess]>([])
 
     /// Starts the head with `cpus` CPUs and waits until it answers.
     public init(cpus: Int = 2, nodeTimeoutMilliseconds: Int = 2000, headArguments: [String] = []) async throws {
@@ -229,8 +230,26 @@ public final class ClusterProcesses: Sendable {
 
     /// Runs the test job binary as a driver of this cluster.
     public func driver(_ arguments: [String]) throws -> RunningProcess {
-        try RunningProcess(
+        let driver = try RunningProcess(
             binaryPath("shoal-testjob"), arguments, environment: environment.merging(["SHOAL_ADDRESS": address]) { $1 })
+        drivers.withLock { $0.append(driver) }
+        return driver
+    }
+
+    /// What the head, the nodes and the executors printed: written out when a driver was still
+    /// running at the stop (a test that timed out), so that its failure shows where the work stuck.
+    public func diagnostics() -> String {
+        var parts = ["head output:"] + head.output.suffix(40)
+        for (id, node) in nodes.withLock({ $0 }).sorted(by: { $0.key < $1.key }) {
+            parts += ["node \(id) output:"] + node.output.suffix(40)
+        }
+        let files = FileManager.default.enumerator(atPath: session)?.compactMap { $0 as? String } ?? []
+        for log in files.filter({ $0.hasSuffix(".log") }).sorted() {
+            let text = (try? String(contentsOfFile: session + "/" + log, encoding: .utf8)) ?? ""
+            let lines = text.split(separator: "\n", omittingEmptySubsequences: false).suffix(20)
+            parts += ["\(log):"] + lines.map(String.init)
+        }
+        return parts.joined(separator: "\n")
     }
 
     /// Kills `pid` and every process below it with SIGKILL.
@@ -242,7 +261,10 @@ public final class ClusterProcesses: Sendable {
 
     /// Stops every process of the cluster and removes the session folder.
     public func stop() {
-        let all = [head] + nodes.withLock { Array($0.values) }
+        if drivers.withLock({ $0.contains(where: \.isRunning) }) {
+            FileHandle.standardError.write(Data("a driver was still running at the cluster's stop\n\(diagnostics())\n".utf8))
+        }
+        let all = [head] + nodes.withLock { Array($0.values) } + drivers.withLock { $0 }
         for process in all { process.signal(SIGTERM) }
         let deadline = ContinuousClock.now + .seconds(5)
         while all.contains(where: \.isRunning) && ContinuousClock.now < deadline { usleep(20_000) }

@@ -528,6 +528,10 @@ public actor DriverCore: ObjectStoreClient {
             if let shape = leaseRequests.removeValue(forKey: envelope.requestID) {
                 queues[shape]?.outstandingRequests -= 1
                 failQueued(shape, code: error.code == .infeasible ? .infeasible : .systemFailure, message: error.message)
+            } else if envelope.requestID == 0 && error.code == .unknownPeer {
+                // The answer to a heartbeat: the head ended this job (it heard nothing for too long).
+                logger.error("the head ended this job", metadata: ["reason": "\(error.message)"])
+                end(because: error.message, lost: true)
             } else {
                 logger.warning("the head reported an error", metadata: ["error": "\(error.message)"])
             }
@@ -553,7 +557,10 @@ public actor DriverCore: ObjectStoreClient {
             leases[leaseID] = Lease(id: leaseID, shape: shape, socket: socket, nodeID: granted.nodeID)
             pump()
         } catch {
+            logger.warning("cannot connect to a leased executor", metadata: ["lease": "\(granted.leaseID)", "error": "\(error)"])
             returnLease(granted.leaseID)
+            // Its tasks still wait: the next pump asks for another lease.
+            schedulePump()
         }
     }
 
@@ -842,6 +849,7 @@ public actor DriverCore: ObjectStoreClient {
     // MARK: housekeeping
 
     private func heartbeat() {
+        guard !closed else { return }
         var beat = Shoal_V1_DriverHeartbeat()
         let running = leases.values.reduce(0) { $0 + $1.inFlight.count }
         beat.tasksRunning = UInt64(running)
@@ -901,6 +909,7 @@ public actor DriverCore: ObjectStoreClient {
         leases.removeAll()
         if !lost { try? head.send(Envelope(0, .disconnectDriver(Shoal_V1_DisconnectDriver()))) }
         if let headMonitor {
+            head.stopMonitoring()
             loop.unregister(headMonitor)
             headMonitor.close()
             self.headMonitor = nil

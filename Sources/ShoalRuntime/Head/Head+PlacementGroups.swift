@@ -132,6 +132,17 @@ extension Head {
         return .place(nodeID: record.nodes[chosen], bundle: chosen)
     }
 
+    /// What the placed bundles on `nodeID` hold: a node rejoining after it was declared dead
+    /// (a stall longer than the node timeout) still carries its bundles, which no lease or actor
+    /// may take from the node again.
+    func reservedByGroups(on nodeID: String) -> Resources {
+        var reserved = Resources()
+        for record in placementGroups.values where record.placed {
+            for (bundle, node) in zip(record.bundles, record.nodes) where node == nodeID { reserved = reserved + bundle }
+        }
+        return reserved
+    }
+
     func takeFromBundle(_ resources: Resources, group: String, bundle: Int) {
         guard var record = placementGroups[group], bundle < record.available.count else { return }
         record.available[bundle] = record.available[bundle] - resources

@@ -28,6 +28,8 @@ public actor Head {
         var peer: [UInt8]
         var package: String
         var alive = true
+        /// Why the head ended the job, told to a driver that still reports after it.
+        var endReason = ""
         var lastSeen = ContinuousClock.now
         var stats = Shoal_V1_DriverHeartbeat()
         var leases: Set<UInt64> = []
@@ -249,11 +251,16 @@ public actor Head {
         case .returnLease(let returned):
             if let lease = leases[returned.leaseID], lease.jobPeer == peer { endLease(returned.leaseID, notifyNode: true) }
         case .driverHeartbeat(let beat):
-            if var job = jobs[peer] {
-                job.lastSeen = .now
-                job.stats = beat
-                jobs[peer] = job
+            guard var job = jobs[peer] else { return }
+            guard job.alive else {
+                // A driver that was silent too long (a stalled process) learns that its job is
+                // over instead of waiting for leases the head has dropped.
+                try send(.error(0, .unknownPeer, "job \(job.id) was ended by the head: \(job.endReason)"), to: peer)
+                return
             }
+            job.lastSeen = .now
+            job.stats = beat
+            jobs[peer] = job
         case .disconnectDriver: endJob(peer: peer, reason: "driver disconnected")
         case .statusRequest: try send(Envelope(requestID, .statusReply(status())), to: peer)
         case .createActor(let create):
@@ -294,8 +301,8 @@ public actor Head {
         }
         if nodes[register.nodeID] == nil { nodeOrder.append(register.nodeID) }
         nodes[register.nodeID] = NodeEntry(
-            id: register.nodeID, peer: peer, address: register.address, total: total, available: total,
-            pid: register.pid, host: register.host)
+            id: register.nodeID, peer: peer, address: register.address, total: total,
+            available: total - reservedByGroups(on: register.nodeID), pid: register.pid, host: register.host)
         gpuInUse[register.nodeID] = []
         aNodeJoined = true
         var reply = Shoal_V1_NodeRegistered()
@@ -406,6 +413,7 @@ public actor Head {
     private func endJob(peer: [UInt8], reason: String) {
         guard var job = jobs[peer], job.alive else { return }
         job.alive = false
+        job.endReason = reason
         jobs[peer] = job
         // Its waiting requests go first: ending a lease places waiting requests at once.
         pending.removeAll { $0.peer == peer }
@@ -563,12 +571,13 @@ public actor Head {
     private func endLease(_ id: UInt64, notifyNode: Bool) {
         guard let lease = leases.removeValue(forKey: id) else { return }
         jobs[lease.jobPeer]?.leases.remove(id)
+        // A bundle keeps its reservation while its node is away: what the lease held goes back
+        // to it even from a dead node, for the request placed again once the node rejoins.
+        if !lease.placementGroup.isEmpty {
+            returnToBundle(lease.resources, group: lease.placementGroup, bundle: lease.bundle)
+        }
         if var node = nodes[lease.nodeID], node.alive {
-            if lease.placementGroup.isEmpty {
-                node.available = node.available + lease.resources
-            } else {
-                returnToBundle(lease.resources, group: lease.placementGroup, bundle: lease.bundle)
-            }
+            if lease.placementGroup.isEmpty { node.available = node.available + lease.resources }
             nodes[lease.nodeID] = node
             gpuInUse[lease.nodeID]?.subtract(lease.gpuIDs)
             if notifyNode {
