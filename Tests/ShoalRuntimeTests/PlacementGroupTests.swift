@@ -59,7 +59,7 @@ import Testing
     /// dead and joins again: the bundle keeps its node, and its work runs there once it is back
     /// (a loaded CI machine once stalled a node this way and the job waited for ever).
     @Test func aBundleOnANodeThatStalledPastItsTimeoutRunsItsWorkOnceTheNodeRejoins() async throws {
-        let cluster = try await ClusterProcesses(cpus: 2)
+        let cluster = try await ClusterProcesses(cpus: 2, nodeTimeoutMilliseconds: 2000)
         defer { cluster.stop() }
         let second = try await cluster.addNode("second", cpus: 2)
         let driver = try cluster.driver(["pg"])
