@@ -234,7 +234,12 @@ public actor NodeDaemon {
             if error.code == .unknownPeer {
                 // The head restarted or declared us dead: our executors' leases are gone.
                 logger.warning("head does not know this node; joining again", metadata: ["reason": "\(error.message)"])
-                for entry in executors.values { kill(entry.pid, SIGKILL) }
+                // Ended and forgotten before the node joins again, so that no lease placed after
+                // the rejoin is handed one of them, idle-looking but killed.
+                Self.end(executors.values)
+                executors.removeAll()
+                actorHosts.removeAll()
+                actorsWaitingForHost.removeAll()
                 register()
             } else if error.code == .notFound {
                 for sha in waitingForPackage.keys { failWaiting(sha, reason: error.message) }
