@@ -108,6 +108,44 @@ import Testing
         #expect(available == 1, "the bundle's CPU is not offered again to other requests")
     }
 
+    /// A node back from a stall gets one refusal per heartbeat it sent meanwhile, and joins
+    /// again once per refusal: the second join must not forget what the node took since the first.
+    @Test func aNodeThatJoinsTwiceKeepsWhatItHoldsSinceTheFirstJoin() async throws {
+        let (head, session) = try await Self.head { _ in }
+        defer {
+            head.shutdown()
+            try? FileManager.default.removeItem(atPath: session)
+        }
+        let node = try Socket.dealer(connectedTo: head.address)
+        defer { node.close() }
+        try Self.register(node, id: "n", cpus: 2)
+        let driver = try Socket.dealer(connectedTo: head.address)
+        defer { driver.close() }
+        try driver.send(Envelope(1, .connectDriver(Shoal_V1_ConnectDriver())))
+        var lease = Shoal_V1_RequestLease()
+        lease.resources = Resources(cpu: 1).proto
+        try driver.send(Envelope(2, .requestLease(lease)))
+        let started = try Self.next(on: node, within: .seconds(10)) { message -> Bool? in
+            if case .startExecutor = message.envelope.body { return true }
+            return nil
+        }
+        #expect(started == true)
+        try Self.register(node, id: "n", cpus: 2)
+        let joined = try Self.next(on: node, within: .seconds(10)) { message -> Bool? in
+            if case .nodeRegistered = message.envelope.body { return true }
+            return nil
+        }
+        #expect(joined == true, "the second join is answered too")
+        try driver.send(Envelope(3, .statusRequest(Shoal_V1_StatusRequest())))
+        let available = try Self.next(on: driver, within: .seconds(10)) { message -> Double? in
+            if case .statusReply(let status) = message.envelope.body {
+                return status.nodes.first { $0.nodeID == "n" }.map { Resources($0.available)[Resources.cpu] }
+            }
+            return nil
+        }
+        #expect(available == 1, "the leased CPU stays counted")
+    }
+
     @Test func aDriverWhoseJobTheHeadEndedForSilenceFailsInsteadOfWaiting() async throws {
         let (head, session) = try await Self.head { $0.driverTimeout = .milliseconds(600) }
         defer {

@@ -295,8 +295,14 @@ public actor Head {
 
     private func registerNode(_ register: Shoal_V1_RegisterNode, peer: [UInt8], requestID: UInt64) {
         let total = Resources(register.total)
-        if let existing = nodes[register.nodeID], existing.alive, existing.peer != peer {
-            try? send(.error(requestID, .invalidArgument, "node id \(register.nodeID) is taken"), to: peer)
+        if let existing = nodes[register.nodeID], existing.alive {
+            guard existing.peer == peer else {
+                try? send(.error(requestID, .invalidArgument, "node id \(register.nodeID) is taken"), to: peer)
+                return
+            }
+            // Joined already: a node answered for each of several heartbeats sent while it was
+            // declared dead joins once per answer. What it holds since the first stays counted.
+            acceptRegistration(requestID, from: peer)
             return
         }
         if nodes[register.nodeID] == nil { nodeOrder.append(register.nodeID) }
@@ -305,11 +311,15 @@ public actor Head {
             available: total - reservedByGroups(on: register.nodeID), pid: register.pid, host: register.host)
         gpuInUse[register.nodeID] = []
         aNodeJoined = true
+        acceptRegistration(requestID, from: peer)
+        logger.info("node joined", metadata: ["node": "\(register.nodeID)", "resources": "\(total)"])
+        schedulePending()
+    }
+
+    private func acceptRegistration(_ requestID: UInt64, from peer: [UInt8]) {
         var reply = Shoal_V1_NodeRegistered()
         reply.heartbeatIntervalMs = UInt32(config.heartbeatInterval.milliseconds)
         try? send(Envelope(requestID, .nodeRegistered(reply)), to: peer)
-        logger.info("node joined", metadata: ["node": "\(register.nodeID)", "resources": "\(total)"])
-        schedulePending()
     }
 
     private func checkLiveness() {
