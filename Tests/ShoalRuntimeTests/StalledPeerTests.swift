@@ -19,10 +19,14 @@ import Testing
         return (head, session)
     }
 
-    /// The first message on `socket` within `timeout` that `match` takes.
-    static func next<T>(on socket: Socket, within timeout: Duration, _ match: (Incoming) -> T?) throws -> T? {
+    /// The first message on `socket` within `timeout` that `match` takes; `beat` runs between
+    /// waits of 100 ms at most (a node's heartbeat, on the same thread as its socket).
+    static func next<T>(
+        on socket: Socket, within timeout: Duration, beat: () -> Void = {}, _ match: (Incoming) -> T?
+    ) throws -> T? {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
+            beat()
             guard let message = try socket.receive(timeout: .milliseconds(100)) else { continue }
             if let found = match(try Incoming(message, routed: false)) { return found }
         }
@@ -96,7 +100,7 @@ import Testing
         #expect(second != nil, "the waiting lease is placed in its bundle again once the node rejoins")
         #expect(second != first)
 
-        // The rejoined node still carries the bundle: one of its two CPUs is reserved.
+        // The only node there is, back, holds the bundle again: one of its two CPUs is reserved.
         try node.send(Envelope(0, .nodeHeartbeat(beat)))
         try driver.send(Envelope(4, .statusRequest(Shoal_V1_StatusRequest())))
         let available = try Self.next(on: driver, within: .seconds(10)) { message -> Double? in
@@ -105,7 +109,66 @@ import Testing
             }
             return nil
         }
-        #expect(available == 1, "the bundle's CPU is not offered again to other requests")
+        #expect(available == 1, "the bundle is reserved on the node again")
+    }
+
+    /// A node that dies for good: the bundles it held are placed on another node, and the
+    /// request that waited in one of them runs there.
+    @Test func theBundlesOfANodeThatDiedArePlacedAgainOnAnotherNode() async throws {
+        let (head, session) = try await Self.head { $0.nodeTimeout = .seconds(1) }
+        defer {
+            head.shutdown()
+            try? FileManager.default.removeItem(atPath: session)
+        }
+        let dying = try Socket.dealer(connectedTo: head.address)
+        defer { dying.close() }
+        let staying = try Socket.dealer(connectedTo: head.address)
+        defer { staying.close() }
+        try Self.register(dying, id: "a", cpus: 2)
+        _ = try Self.next(on: dying, within: .seconds(10)) { message -> Bool? in
+            if case .nodeRegistered = message.envelope.body { return true }
+            return nil
+        }
+        try Self.register(staying, id: "b", cpus: 2)
+        var beat = Shoal_V1_NodeHeartbeat()
+        beat.nodeID = "b"
+        let heartbeat: () -> Void = { _ = try? staying.send(Envelope(0, .nodeHeartbeat(beat))) }
+
+        let driver = try Socket.dealer(connectedTo: head.address)
+        defer { driver.close() }
+        try driver.send(Envelope(1, .connectDriver(Shoal_V1_ConnectDriver())))
+        var group = Shoal_V1_CreatePlacementGroup()
+        group.bundles = [Resources(cpu: 1).proto, Resources(cpu: 1).proto]
+        group.strategy = .bundlesStrictPack
+        try driver.send(Envelope(2, .createPlacementGroup(group)))
+        let created = try Self.next(on: driver, within: .seconds(10)) { message -> Shoal_V1_PlacementGroupCreated? in
+            if case .placementGroupCreated(let created) = message.envelope.body { return created }
+            return nil
+        }
+        let placed = try #require(created)
+        #expect(placed.bundleNodes == ["a", "a"], "strict pack on the first node that fits")
+        var lease = Shoal_V1_RequestLease()
+        lease.resources = Resources(cpu: 1).proto
+        lease.placementGroupID = placed.placementGroupID
+        lease.bundleIndex = 1
+        try driver.send(Envelope(3, .requestLease(lease)))
+
+        // Node a never answers again; b keeps beating and gets the bundles and the lease.
+        let moved = try Self.next(on: staying, within: .seconds(10), beat: heartbeat) { message -> Bool? in
+            if case .startExecutor(let start) = message.envelope.body { return start.resources == Resources(cpu: 1).proto }
+            return nil
+        }
+        #expect(moved == true, "the lease in the group runs on the node its bundles moved to")
+        heartbeat()
+        try driver.send(Envelope(4, .statusRequest(Shoal_V1_StatusRequest())))
+        let status = try Self.next(on: driver, within: .seconds(10)) { message -> Shoal_V1_StatusReply? in
+            if case .statusReply(let status) = message.envelope.body { return status }
+            return nil
+        }
+        let b = status?.nodes.first { $0.nodeID == "b" }
+        #expect(b.map { Resources($0.available)[Resources.cpu] } == 0, "both bundles are reserved on b")
+        #expect(status?.pendingPlacementGroups == 0)
+        #expect(status?.nodes.first { $0.nodeID == "a" }?.alive == false)
     }
 
     /// A node back from a stall gets one refusal per heartbeat it sent meanwhile, and joins

@@ -8,7 +8,8 @@ struct PlacementGroupRecord {
     var bundles: [Resources]
     var strategy: BundlePlacer.Strategy
     var jobPeer: [UInt8]
-    /// The node of each bundle, once placed.
+    /// The node of each bundle, once placed; "" for a bundle whose node died, until it is
+    /// placed again.
     var nodes: [String] = []
     /// What each bundle has left for leases and actors.
     var available: [Resources] = []
@@ -44,9 +45,14 @@ extension Head {
         placeGroup(id)
     }
 
-    /// Reserves every bundle now, or parks the group; answers infeasible groups at once.
+    /// Reserves every bundle now, or parks the group; answers infeasible groups at once. A group
+    /// placed before has only its bundles that lost their node placed again.
     func placeGroup(_ id: String) {
-        guard var record = placementGroups[id], !record.placed else { return }
+        guard var record = placementGroups[id] else { return }
+        guard !record.placed else {
+            placeLostBundles(id)
+            return
+        }
         let alive = nodeOrder.compactMap { nodes[$0] }.filter(\.alive)
         let now = alive.map { BundlePlacer.Node(id: $0.id, available: $0.available) }
         guard let chosen = BundlePlacer.place(record.bundles, strategy: record.strategy, on: now) else {
@@ -132,15 +138,47 @@ extension Head {
         return .place(nodeID: record.nodes[chosen], bundle: chosen)
     }
 
-    /// What the placed bundles on `nodeID` hold: a node rejoining after it was declared dead
-    /// (a stall longer than the node timeout) still carries its bundles, which no lease or actor
-    /// may take from the node again.
-    func reservedByGroups(on nodeID: String) -> Resources {
-        var reserved = Resources()
-        for record in placementGroups.values where record.placed {
-            for (bundle, node) in zip(record.bundles, record.nodes) where node == nodeID { reserved = reserved + bundle }
+    /// A node died: its bundles lose their place, emptied (the leases and actors it ran are
+    /// already gone from them), and wait to be placed again wherever their group's strategy
+    /// allows, the node itself included should it join again. Their requests wait meanwhile.
+    func unplaceBundles(on nodeID: String) {
+        for id in placementGroups.keys.sorted() {
+            guard var record = placementGroups[id], record.nodes.contains(nodeID) else { continue }
+            for index in record.nodes.indices where record.nodes[index] == nodeID {
+                record.nodes[index] = ""
+                record.available[index] = record.bundles[index]
+            }
+            placementGroups[id] = record
+            if !pendingGroups.contains(id) { pendingGroups.append(id) }
+            logger.warning("placement group lost a node; its bundles there wait for a new one", metadata: ["group": "\(id)", "node": "\(nodeID)"])
         }
-        return reserved
+    }
+
+    /// Places the bundles of a placed group that lost their node: strict spread keeps them off
+    /// the nodes its other bundles hold; strict pack had them all on the node that died.
+    private func placeLostBundles(_ id: String) {
+        guard var record = placementGroups[id] else { return }
+        let lost = record.nodes.indices.filter { record.nodes[$0].isEmpty }
+        guard !lost.isEmpty else {
+            pendingGroups.removeAll { $0 == id }
+            return
+        }
+        let kept = Set(record.nodes.filter { !$0.isEmpty })
+        let candidates = nodeOrder.compactMap { nodes[$0] }
+            .filter { $0.alive && !(record.strategy == .strictSpread && kept.contains($0.id)) }
+            .map { BundlePlacer.Node(id: $0.id, available: $0.available) }
+        guard let chosen = BundlePlacer.place(lost.map { record.bundles[$0] }, strategy: record.strategy, on: candidates) else {
+            return
+        }
+        for (index, nodeID) in zip(lost, chosen) {
+            record.nodes[index] = nodeID
+            guard var node = nodes[nodeID] else { continue }
+            node.available = node.available - record.bundles[index]
+            nodes[nodeID] = node
+        }
+        placementGroups[id] = record
+        pendingGroups.removeAll { $0 == id }
+        logger.info("placement group bundles placed again", metadata: ["group": "\(id)", "nodes": "\(record.nodes)"])
     }
 
     func takeFromBundle(_ resources: Resources, group: String, bundle: Int) {

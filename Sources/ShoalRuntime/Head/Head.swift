@@ -308,7 +308,7 @@ public actor Head {
         if nodes[register.nodeID] == nil { nodeOrder.append(register.nodeID) }
         nodes[register.nodeID] = NodeEntry(
             id: register.nodeID, peer: peer, address: register.address, total: total,
-            available: total - reservedByGroups(on: register.nodeID), pid: register.pid, host: register.host)
+            available: total, pid: register.pid, host: register.host)
         gpuInUse[register.nodeID] = []
         aNodeJoined = true
         acceptRegistration(requestID, from: peer)
@@ -343,6 +343,8 @@ public actor Head {
             failLease(lease.id, reason: "node \(id) died (\(reason))")
         }
         actorsOnDeadNode(id, reason: reason)
+        // Last, once the leases and actors it ran have left its bundles.
+        unplaceBundles(on: id)
         // Leases waiting for this node may now be infeasible.
         schedulePending()
     }
