@@ -55,16 +55,20 @@ import Testing
         #expect(driver.line(startingWith: "strictPack nodes") == "strictPack nodes=1")
     }
 
-    /// A node that stalls past the node timeout just after its bundle is reserved is declared
-    /// dead and joins again: the bundle keeps its node, and its work runs there once it is back
-    /// (a loaded CI machine once stalled a node this way and the job waited for ever).
+    /// A node that stalls past the node timeout just after its bundle is reserved, while the
+    /// bundle's first task is being placed on it, is declared dead and joins again: strict
+    /// spread can put the bundle nowhere else, so it returns to the node, and its work runs there
+    /// once it is back (a loaded CI machine once stalled a node this way and the job waited for ever).
     @Test func aBundleOnANodeThatStalledPastItsTimeoutRunsItsWorkOnceTheNodeRejoins() async throws {
         let cluster = try await ClusterProcesses(cpus: 2, nodeTimeoutMilliseconds: 2000)
         defer { cluster.stop() }
         let second = try await cluster.addNode("second", cpus: 2)
-        let driver = try cluster.driver(["pg"])
+        let pause = cluster.session + "-go-on"
+        defer { try? FileManager.default.removeItem(atPath: pause) }
+        let driver = try cluster.driver(["pg"], environment: ["SHOAL_TEST_PAUSE_FILE": pause])
         _ = try await driver.waitForLine(startingWith: "strictSpread", timeout: .seconds(60))
         second.signal(SIGSTOP)
+        FileManager.default.createFile(atPath: pause, contents: Data())
         try await Task.sleep(for: .seconds(3))
         second.signal(SIGCONT)
         #expect(try await driver.waitForExit(timeout: .seconds(90)) == 0)

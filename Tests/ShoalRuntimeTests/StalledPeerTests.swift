@@ -5,14 +5,21 @@ import Testing
 
 @testable import ShoalRuntime
 
-/// Peers that stall longer than the head's timeouts and then come back: a node declared dead
-/// while a lease in one of its placement group's bundles waited for its executor, and a driver
-/// whose job the head ended for its silence. The head runs here; the node and the first driver
-/// are DEALER sockets speaking its protocol over loopback.
-@Suite struct StalledPeerTests {
-    static func head(_ configure: (inout RuntimeConfig) -> Void) async throws -> (Head, String) {
+/// Peers that stall longer than the head's timeouts and then come back, or die for good: a node
+/// declared dead while a lease in one of its placement group's bundles waited for its executor,
+/// a node whose bundles must move, a node that joins twice or restarts under its id, an actor
+/// host's late report, and a driver whose job the head ended for its silence. The head runs
+/// here; nodes and the raw drivers are DEALER sockets speaking its protocol over loopback, read
+/// by blocking waits (one test at a time, so they do not hold every thread of the task pool).
+@Suite(.serialized) struct StalledPeerTests {
+    /// The node timeout of these heads: long enough for a loaded machine to finish a test's
+    /// set-up while its nodes beat, short enough to wait out.
+    static let nodeTimeout = Duration.seconds(2)
+
+    static func head(_ configure: (inout RuntimeConfig) -> Void = { _ in }) async throws -> (Head, String) {
         var config = RuntimeConfig()
         config.heartbeatInterval = .milliseconds(100)
+        config.nodeTimeout = nodeTimeout
         configure(&config)
         let session = NSTemporaryDirectory() + "shoal-stalled-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let head = try await Head(bind: "tcp://127.0.0.1:0", advertisedHost: "127.0.0.1", sessionDirectory: session, config: config)
@@ -20,9 +27,9 @@ import Testing
     }
 
     /// The first message on `socket` within `timeout` that `match` takes; `beat` runs between
-    /// waits of 100 ms at most (a node's heartbeat, on the same thread as its socket).
+    /// waits of 100 ms at most (nodes' heartbeats, on the same thread as their sockets).
     static func next<T>(
-        on socket: Socket, within timeout: Duration, beat: () -> Void = {}, _ match: (Incoming) -> T?
+        on socket: Socket, within timeout: Duration = .seconds(10), beat: () -> Void = {}, _ match: (Incoming) -> T?
     ) throws -> T? {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
@@ -33,180 +40,278 @@ import Testing
         return nil
     }
 
-    static func register(_ node: Socket, id: String, cpus: Double) throws {
-        var register = Shoal_V1_RegisterNode()
-        register.nodeID = id
-        register.address = "tcp://127.0.0.1:1"
-        register.host = "test"
-        register.total = Resources(cpu: cpus).proto
-        try node.send(Envelope(1, .registerNode(register)))
+    /// A node speaking the protocol on its own socket.
+    final class FakeNode {
+        let id: String
+        let socket: Socket
+
+        init(_ id: String, at address: String, cpus: Double, pid: Int32 = 1) throws {
+            self.id = id
+            socket = try Socket.dealer(connectedTo: address)
+            try register(cpus: cpus, pid: pid)
+        }
+
+        deinit { socket.close() }
+
+        func register(cpus: Double, pid: Int32 = 1) throws {
+            var register = Shoal_V1_RegisterNode()
+            register.nodeID = id
+            register.address = "tcp://127.0.0.1:1"
+            register.host = "test"
+            register.pid = pid
+            register.total = Resources(cpu: cpus).proto
+            try socket.send(Envelope(1, .registerNode(register)))
+        }
+
+        func beat() {
+            var beat = Shoal_V1_NodeHeartbeat()
+            beat.nodeID = id
+            _ = try? socket.send(Envelope(0, .nodeHeartbeat(beat)))
+        }
+
+        /// The lease id of the next executor the head asks this node to start.
+        func nextStart(beating: Bool = true) throws -> UInt64? {
+            try StalledPeerTests.next(on: socket, beat: beating ? beat : {}) { message -> UInt64? in
+                if case .startExecutor(let start) = message.envelope.body { return start.leaseID }
+                return nil
+            }
+        }
+    }
+
+    /// A raw driver, connected.
+    static func driver(at address: String) throws -> Socket {
+        let driver = try Socket.dealer(connectedTo: address)
+        try driver.send(Envelope(1, .connectDriver(Shoal_V1_ConnectDriver())))
+        return driver
+    }
+
+    static func createGroup(
+        _ bundles: [Resources], strategy: Shoal_V1_PlacementStrategy = .bundlesPack, from driver: Socket, beat: () -> Void
+    ) throws -> Shoal_V1_PlacementGroupCreated? {
+        var group = Shoal_V1_CreatePlacementGroup()
+        group.bundles = bundles.map(\.proto)
+        group.strategy = strategy
+        try driver.send(Envelope(2, .createPlacementGroup(group)))
+        return try next(on: driver, beat: beat) { message -> Shoal_V1_PlacementGroupCreated? in
+            if case .placementGroupCreated(let created) = message.envelope.body { return created }
+            return nil
+        }
+    }
+
+    static func requestLease(in group: String, bundle: Int32, from driver: Socket) throws {
+        var lease = Shoal_V1_RequestLease()
+        lease.resources = Resources(cpu: 1).proto
+        lease.placementGroupID = group
+        lease.bundleIndex = bundle
+        try driver.send(Envelope(3, .requestLease(lease)))
+    }
+
+    static func status(from driver: Socket, beat: () -> Void = {}) throws -> Shoal_V1_StatusReply? {
+        try driver.send(Envelope(4, .statusRequest(Shoal_V1_StatusRequest())))
+        return try next(on: driver, beat: beat) { message -> Shoal_V1_StatusReply? in
+            if case .statusReply(let status) = message.envelope.body { return status }
+            return nil
+        }
+    }
+
+    static func availableCPUs(of node: String, in status: Shoal_V1_StatusReply?) -> Double? {
+        status?.nodes.first { $0.nodeID == node }.map { Resources($0.available)[Resources.cpu] }
     }
 
     @Test func aBundleLeaseOnANodeDeclaredDeadIsPlacedAgainWhenTheNodeRejoins() async throws {
-        let (head, session) = try await Self.head { $0.nodeTimeout = .seconds(1) }
+        let (head, session) = try await Self.head()
         defer {
             head.shutdown()
             try? FileManager.default.removeItem(atPath: session)
         }
-        let node = try Socket.dealer(connectedTo: head.address)
-        defer { node.close() }
-        try Self.register(node, id: "n", cpus: 2)
-        let joined = try Self.next(on: node, within: .seconds(10)) { message -> Bool? in
-            if case .nodeRegistered = message.envelope.body { return true }
-            return nil
-        }
-        #expect(joined == true)
-
-        let driver = try Socket.dealer(connectedTo: head.address)
+        let node = try FakeNode("n", at: head.address, cpus: 2)
+        let driver = try Self.driver(at: head.address)
         defer { driver.close() }
-        try driver.send(Envelope(1, .connectDriver(Shoal_V1_ConnectDriver())))
-        var group = Shoal_V1_CreatePlacementGroup()
-        group.bundles = [Resources(cpu: 1).proto]
-        try driver.send(Envelope(2, .createPlacementGroup(group)))
-        let groupID = try Self.next(on: driver, within: .seconds(10)) { message -> String? in
-            if case .placementGroupCreated(let created) = message.envelope.body { return created.placementGroupID }
-            return nil
-        }
-        let placed = try #require(groupID)
-        var lease = Shoal_V1_RequestLease()
-        lease.resources = Resources(cpu: 1).proto
-        lease.placementGroupID = placed
-        lease.bundleIndex = 0
-        try driver.send(Envelope(3, .requestLease(lease)))
+        let group = try #require(try Self.createGroup([Resources(cpu: 1)], from: driver, beat: node.beat))
+        try Self.requestLease(in: group.placementGroupID, bundle: 0, from: driver)
 
         // The node is told to start an executor, then stalls: no executor, no heartbeat.
-        var beat = Shoal_V1_NodeHeartbeat()
-        beat.nodeID = "n"
-        try node.send(Envelope(0, .nodeHeartbeat(beat)))
-        let first = try Self.next(on: node, within: .seconds(10)) { message -> UInt64? in
-            if case .startExecutor(let start) = message.envelope.body { return start.leaseID }
-            return nil
-        }
+        let first = try node.nextStart()
         #expect(first != nil, "the lease in the bundle goes to the node")
-        try await Task.sleep(for: .seconds(2))
+        try await Task.sleep(for: Self.nodeTimeout * 2)
 
         // Back from the stall: the head has declared it dead, so it joins again.
-        try node.send(Envelope(0, .nodeHeartbeat(beat)))
-        let refused = try Self.next(on: node, within: .seconds(10)) { message -> String? in
+        node.beat()
+        let refused = try Self.next(on: node.socket) { message -> String? in
             if case .error(let error) = message.envelope.body, error.code == .unknownPeer { return error.message }
             return nil
         }
         #expect(refused?.contains("declared dead") == true, "\(String(describing: refused))")
-        try Self.register(node, id: "n", cpus: 2)
-        let second = try Self.next(on: node, within: .seconds(10)) { message -> UInt64? in
-            if case .startExecutor(let start) = message.envelope.body { return start.leaseID }
-            return nil
-        }
+        try node.register(cpus: 2)
+        let second = try node.nextStart()
         #expect(second != nil, "the waiting lease is placed in its bundle again once the node rejoins")
         #expect(second != first)
 
         // The only node there is, back, holds the bundle again: one of its two CPUs is reserved.
-        try node.send(Envelope(0, .nodeHeartbeat(beat)))
-        try driver.send(Envelope(4, .statusRequest(Shoal_V1_StatusRequest())))
-        let available = try Self.next(on: driver, within: .seconds(10)) { message -> Double? in
-            if case .statusReply(let status) = message.envelope.body {
-                return status.nodes.first { $0.nodeID == "n" }.map { Resources($0.available)[Resources.cpu] }
-            }
-            return nil
-        }
-        #expect(available == 1, "the bundle is reserved on the node again")
+        node.beat()
+        #expect(Self.availableCPUs(of: "n", in: try Self.status(from: driver, beat: node.beat)) == 1)
     }
 
     /// A node that dies for good: the bundles it held are placed on another node, and the
     /// request that waited in one of them runs there.
     @Test func theBundlesOfANodeThatDiedArePlacedAgainOnAnotherNode() async throws {
-        let (head, session) = try await Self.head { $0.nodeTimeout = .seconds(1) }
+        let (head, session) = try await Self.head()
         defer {
             head.shutdown()
             try? FileManager.default.removeItem(atPath: session)
         }
-        let dying = try Socket.dealer(connectedTo: head.address)
-        defer { dying.close() }
-        let staying = try Socket.dealer(connectedTo: head.address)
-        defer { staying.close() }
-        try Self.register(dying, id: "a", cpus: 2)
-        _ = try Self.next(on: dying, within: .seconds(10)) { message -> Bool? in
+        let dying = try FakeNode("a", at: head.address, cpus: 2)
+        _ = try Self.next(on: dying.socket, beat: dying.beat) { message -> Bool? in
             if case .nodeRegistered = message.envelope.body { return true }
             return nil
         }
-        try Self.register(staying, id: "b", cpus: 2)
-        var beat = Shoal_V1_NodeHeartbeat()
-        beat.nodeID = "b"
-        let heartbeat: () -> Void = { _ = try? staying.send(Envelope(0, .nodeHeartbeat(beat))) }
-
-        let driver = try Socket.dealer(connectedTo: head.address)
-        defer { driver.close() }
-        try driver.send(Envelope(1, .connectDriver(Shoal_V1_ConnectDriver())))
-        var group = Shoal_V1_CreatePlacementGroup()
-        group.bundles = [Resources(cpu: 1).proto, Resources(cpu: 1).proto]
-        group.strategy = .bundlesStrictPack
-        try driver.send(Envelope(2, .createPlacementGroup(group)))
-        let created = try Self.next(on: driver, within: .seconds(10)) { message -> Shoal_V1_PlacementGroupCreated? in
-            if case .placementGroupCreated(let created) = message.envelope.body { return created }
-            return nil
+        let staying = try FakeNode("b", at: head.address, cpus: 2)
+        let both = {
+            dying.beat()
+            staying.beat()
         }
-        let placed = try #require(created)
-        #expect(placed.bundleNodes == ["a", "a"], "strict pack on the first node that fits")
-        var lease = Shoal_V1_RequestLease()
-        lease.resources = Resources(cpu: 1).proto
-        lease.placementGroupID = placed.placementGroupID
-        lease.bundleIndex = 1
-        try driver.send(Envelope(3, .requestLease(lease)))
+        let driver = try Self.driver(at: head.address)
+        defer { driver.close() }
+        let group = try #require(
+            try Self.createGroup([Resources(cpu: 1), Resources(cpu: 1)], strategy: .bundlesStrictPack, from: driver, beat: both))
+        #expect(group.bundleNodes == ["a", "a"], "strict pack on the first node that fits")
+        try Self.requestLease(in: group.placementGroupID, bundle: 1, from: driver)
 
         // Node a never answers again; b keeps beating and gets the bundles and the lease.
-        let moved = try Self.next(on: staying, within: .seconds(10), beat: heartbeat) { message -> Bool? in
-            if case .startExecutor(let start) = message.envelope.body { return start.resources == Resources(cpu: 1).proto }
-            return nil
-        }
-        #expect(moved == true, "the lease in the group runs on the node its bundles moved to")
-        heartbeat()
-        try driver.send(Envelope(4, .statusRequest(Shoal_V1_StatusRequest())))
-        let status = try Self.next(on: driver, within: .seconds(10)) { message -> Shoal_V1_StatusReply? in
-            if case .statusReply(let status) = message.envelope.body { return status }
-            return nil
-        }
-        let b = status?.nodes.first { $0.nodeID == "b" }
-        #expect(b.map { Resources($0.available)[Resources.cpu] } == 0, "both bundles are reserved on b")
+        let moved = try staying.nextStart()
+        #expect(moved != nil, "the lease in the group runs on the node its bundles moved to")
+        let status = try Self.status(from: driver, beat: staying.beat)
+        #expect(Self.availableCPUs(of: "b", in: status) == 0, "both bundles are reserved on b")
         #expect(status?.pendingPlacementGroups == 0)
         #expect(status?.nodes.first { $0.nodeID == "a" }?.alive == false)
+    }
+
+    /// A request for any bundle of a group, placed in a bundle on a node that then dies, is
+    /// placed again as it was asked: in any bundle, here the one on the node that stays.
+    @Test func aRequestForAnyBundlePlacedOnANodeThatDiedGoesToAnotherBundle() async throws {
+        let (head, session) = try await Self.head()
+        defer {
+            head.shutdown()
+            try? FileManager.default.removeItem(atPath: session)
+        }
+        let dying = try FakeNode("a", at: head.address, cpus: 1)
+        _ = try Self.next(on: dying.socket, beat: dying.beat) { message -> Bool? in
+            if case .nodeRegistered = message.envelope.body { return true }
+            return nil
+        }
+        let staying = try FakeNode("b", at: head.address, cpus: 1)
+        let both = {
+            dying.beat()
+            staying.beat()
+        }
+        let driver = try Self.driver(at: head.address)
+        defer { driver.close() }
+        let group = try #require(
+            try Self.createGroup([Resources(cpu: 1), Resources(cpu: 1)], strategy: .bundlesStrictSpread, from: driver, beat: both))
+        #expect(group.bundleNodes == ["a", "b"])
+        try Self.requestLease(in: group.placementGroupID, bundle: -1, from: driver)
+        #expect(try dying.nextStart() != nil, "the first bundle with room is on a")
+        // a dies for good; its bundle has nowhere to go (strict spread), the request goes to b's.
+        #expect(try staying.nextStart() != nil, "the request is placed again in any bundle, as asked")
     }
 
     /// A node back from a stall gets one refusal per heartbeat it sent meanwhile, and joins
     /// again once per refusal: the second join must not forget what the node took since the first.
     @Test func aNodeThatJoinsTwiceKeepsWhatItHoldsSinceTheFirstJoin() async throws {
-        let (head, session) = try await Self.head { _ in }
+        let (head, session) = try await Self.head()
         defer {
             head.shutdown()
             try? FileManager.default.removeItem(atPath: session)
         }
-        let node = try Socket.dealer(connectedTo: head.address)
-        defer { node.close() }
-        try Self.register(node, id: "n", cpus: 2)
-        let driver = try Socket.dealer(connectedTo: head.address)
+        let node = try FakeNode("n", at: head.address, cpus: 2)
+        let driver = try Self.driver(at: head.address)
         defer { driver.close() }
-        try driver.send(Envelope(1, .connectDriver(Shoal_V1_ConnectDriver())))
         var lease = Shoal_V1_RequestLease()
         lease.resources = Resources(cpu: 1).proto
         try driver.send(Envelope(2, .requestLease(lease)))
-        let started = try Self.next(on: node, within: .seconds(10)) { message -> Bool? in
-            if case .startExecutor = message.envelope.body { return true }
-            return nil
-        }
-        #expect(started == true)
-        try Self.register(node, id: "n", cpus: 2)
-        let joined = try Self.next(on: node, within: .seconds(10)) { message -> Bool? in
+        #expect(try node.nextStart() != nil)
+        try node.register(cpus: 2)
+        let joined = try Self.next(on: node.socket, beat: node.beat) { message -> Bool? in
             if case .nodeRegistered = message.envelope.body { return true }
             return nil
         }
         #expect(joined == true, "the second join is answered too")
-        try driver.send(Envelope(3, .statusRequest(Shoal_V1_StatusRequest())))
-        let available = try Self.next(on: driver, within: .seconds(10)) { message -> Double? in
-            if case .statusReply(let status) = message.envelope.body {
-                return status.nodes.first { $0.nodeID == "n" }.map { Resources($0.available)[Resources.cpu] }
-            }
+        #expect(Self.availableCPUs(of: "n", in: try Self.status(from: driver, beat: node.beat)) == 1, "the leased CPU stays counted")
+    }
+
+    /// A daemon restarted under the same id (same connection id) before its old self timed out
+    /// is a new node: what the old one ran is failed or placed again, nothing stays counted.
+    @Test func aDaemonRestartedUnderItsIdIsANewNode() async throws {
+        let (head, session) = try await Self.head()
+        defer {
+            head.shutdown()
+            try? FileManager.default.removeItem(atPath: session)
+        }
+        let node = try FakeNode("n", at: head.address, cpus: 2, pid: 100)
+        let driver = try Self.driver(at: head.address)
+        defer { driver.close() }
+        var lease = Shoal_V1_RequestLease()
+        lease.resources = Resources(cpu: 1).proto
+        try driver.send(Envelope(2, .requestLease(lease)))
+        let first = try node.nextStart()
+        #expect(first != nil)
+        try node.register(cpus: 2, pid: 101)
+        let second = try node.nextStart()
+        #expect(second != nil && second != first, "the lease the old daemon never started is placed on the new one")
+        #expect(Self.availableCPUs(of: "n", in: try Self.status(from: driver, beat: node.beat)) == 1, "only the new lease counts")
+    }
+
+    /// An actor host on a node declared dead may still report the actor built once its node
+    /// wakes: the actor, rebuilt elsewhere meanwhile, is not sent to the dead host.
+    @Test func aLateActorReportFromANodeDeclaredDeadIsIgnored() async throws {
+        let (head, session) = try await Self.head()
+        defer {
+            head.shutdown()
+            try? FileManager.default.removeItem(atPath: session)
+        }
+        let stalling = try FakeNode("a", at: head.address, cpus: 1)
+        _ = try Self.next(on: stalling.socket, beat: stalling.beat) { message -> Bool? in
+            if case .nodeRegistered = message.envelope.body { return true }
             return nil
         }
-        #expect(available == 1, "the leased CPU stays counted")
+        let staying = try FakeNode("b", at: head.address, cpus: 1)
+        let driver = try Self.driver(at: head.address)
+        defer { driver.close() }
+        var create = Shoal_V1_CreateActor()
+        create.typeName = "test.Counter"
+        create.resources = Resources(cpu: 1).proto
+        create.maxRestarts = 1
+        create.strategy = .nodeAffinity
+        create.nodeID = "a"
+        create.soft = true
+        try driver.send(Envelope(5, .createActor(create)))
+        let started = try Self.next(on: stalling.socket, beat: staying.beat) { message -> Shoal_V1_StartActor? in
+            if case .startActor(let start) = message.envelope.body { return start }
+            return nil
+        }
+        let start = try #require(started, "the actor goes to node a first")
+
+        // a stalls past its timeout; the actor is rebuilt on b.
+        let rebuilt = try Self.next(on: staying.socket, within: Self.nodeTimeout * 5, beat: staying.beat) { message -> Bool? in
+            if case .startActor(let again) = message.envelope.body { return again.actorID == start.actorID }
+            return nil
+        }
+        #expect(rebuilt == true, "the actor is rebuilt on the node that stayed")
+        // a wakes and forwards its host's report; then b reports.
+        var late = Shoal_V1_ActorStarted()
+        late.actorID = start.actorID
+        late.executorID = "a-e1"
+        late.address = "tcp://127.0.0.1:7"
+        try stalling.socket.send(Envelope(0, .actorStarted(late)))
+        var built = late
+        built.executorID = "b-e1"
+        built.address = "tcp://127.0.0.1:8"
+        try staying.socket.send(Envelope(0, .actorStarted(built)))
+        let location = try Self.next(on: driver, beat: staying.beat) { message -> String? in
+            if case .actorLocation(let location) = message.envelope.body, message.envelope.requestID == 5 { return location.address }
+            return nil
+        }
+        #expect(location == "tcp://127.0.0.1:8", "the driver is sent to the host that built the actor now")
     }
 
     @Test func aDriverWhoseJobTheHeadEndedForSilenceFailsInsteadOfWaiting() async throws {

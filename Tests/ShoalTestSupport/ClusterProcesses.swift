@@ -232,9 +232,10 @@ public final class ClusterProcesses: Sendable {
     }
 
     /// Runs the test job binary as a driver of this cluster.
-    public func driver(_ arguments: [String]) throws -> RunningProcess {
+    public func driver(_ arguments: [String], environment extra: [String: String] = [:]) throws -> RunningProcess {
         let driver = try RunningProcess(
-            binaryPath("shoal-testjob"), arguments, environment: environment.merging(["SHOAL_ADDRESS": address]) { $1 })
+            binaryPath("shoal-testjob"), arguments,
+            environment: environment.merging(["SHOAL_ADDRESS": address]) { $1 }.merging(extra) { $1 })
         drivers.withLock { $0.append(driver) }
         return driver
     }

@@ -528,7 +528,7 @@ public actor DriverCore: ObjectStoreClient {
             if let shape = leaseRequests.removeValue(forKey: envelope.requestID) {
                 queues[shape]?.outstandingRequests -= 1
                 failQueued(shape, code: error.code == .infeasible ? .infeasible : .systemFailure, message: error.message)
-            } else if envelope.requestID == 0 && error.code == .unknownPeer {
+            } else if envelope.requestID == 0 && error.code == .unknownPeer && !closed {
                 // The answer to a heartbeat: the head ended this job (it heard nothing for too long).
                 logger.error("the head ended this job", metadata: ["reason": "\(error.message)"])
                 end(because: error.message, lost: true)
@@ -557,10 +557,12 @@ public actor DriverCore: ObjectStoreClient {
             leases[leaseID] = Lease(id: leaseID, shape: shape, socket: socket, nodeID: granted.nodeID)
             pump()
         } catch {
-            logger.warning("cannot connect to a leased executor", metadata: ["lease": "\(granted.leaseID)", "error": "\(error)"])
+            // Connecting fails only for an address libzmq cannot use or a process out of file
+            // descriptors: asking again would only churn, so what waits for this shape fails.
             returnLease(granted.leaseID)
-            // Its tasks still wait: the next pump asks for another lease.
-            schedulePump()
+            failQueued(
+                shape, code: .systemFailure,
+                message: "cannot connect to the executor at \(granted.executorAddress) on node \(granted.nodeID): \(error)")
         }
     }
 

@@ -198,8 +198,12 @@ extension Head {
         }
     }
 
-    func actorStarted(_ started: Shoal_V1_ActorStarted) {
-        guard var record = actors[started.actorID], record.state != .dead else { return }
+    /// An actor's host reports it built (or failed to build) the actor; only the node the actor
+    /// is placed on now may say so, as a node declared dead may still forward an older report.
+    func actorStarted(_ started: Shoal_V1_ActorStarted, from peer: [UInt8]) {
+        guard var record = actors[started.actorID], record.state != .dead,
+            let node = nodes[record.nodeID], node.alive, node.peer == peer
+        else { return }
         guard started.error.isEmpty else {
             actorFailed(started.actorID, reason: started.error, code: .invalidArgument)
             return

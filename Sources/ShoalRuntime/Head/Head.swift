@@ -46,6 +46,8 @@ public actor Head {
         var gpuIDs: [UInt32] = []
         var placementGroup = ""
         var bundle = 0
+        /// What the driver asked for, placed again as it was if the lease fails before it is granted.
+        var request = Shoal_V1_RequestLease()
     }
 
     struct PendingLease {
@@ -95,6 +97,9 @@ public actor Head {
     /// not make them wait forever.
     var firstNodeDeadline = ContinuousClock.now
     private var aNodeJoined = false
+    /// Set while a node's old self is ended for its new one to join: what that fails waits for
+    /// the new one instead of being refused against a cluster that lacks it for a moment.
+    private var schedulingHeld = false
     /// Whether requests wait for the first node (see `firstNodeDeadline`).
     var waitingForFirstNode: Bool { !aNodeJoined && ContinuousClock.now < firstNodeDeadline }
     /// The model registry this head hosts, if any.
@@ -265,7 +270,7 @@ public actor Head {
         case .statusRequest: try send(Envelope(requestID, .statusReply(status())), to: peer)
         case .createActor(let create):
             try createActor(create, arguments: incoming.payloads.first ?? [], peer: peer, requestID: requestID)
-        case .actorStarted(let started): actorStarted(started)
+        case .actorStarted(let started): actorStarted(started, from: peer)
         case .lookupActor(let lookup): try lookupActor(lookup, peer: peer, requestID: requestID)
         case .killActor(let kill): try killActor(kill, peer: peer, requestID: requestID)
         case .createPlacementGroup(let create): try createPlacementGroup(create, peer: peer, requestID: requestID)
@@ -300,10 +305,17 @@ public actor Head {
                 try? send(.error(requestID, .invalidArgument, "node id \(register.nodeID) is taken"), to: peer)
                 return
             }
-            // Joined already: a node answered for each of several heartbeats sent while it was
-            // declared dead joins once per answer. What it holds since the first stays counted.
-            acceptRegistration(requestID, from: peer)
-            return
+            if existing.pid == register.pid && existing.address == register.address {
+                // Joined already: a node answered for each of several heartbeats sent while it
+                // was declared dead joins once per answer. What it holds since the first stays counted.
+                acceptRegistration(requestID, from: peer)
+                return
+            }
+            // A new daemon under the same id (restarted before its old self timed out): what the
+            // old one ran is gone with it.
+            schedulingHeld = true
+            declareNodeDead(register.nodeID, reason: "its daemon restarted (pid \(existing.pid) is now \(register.pid))")
+            schedulingHeld = false
         }
         if nodes[register.nodeID] == nil { nodeOrder.append(register.nodeID) }
         nodes[register.nodeID] = NodeEntry(
@@ -500,6 +512,7 @@ public actor Head {
             let id = nextLeaseID
             nextLeaseID += 1
             var entry = LeaseEntry(id: id, jobPeer: lease.peer, requestID: lease.requestID, nodeID: nodeID, resources: resources)
+            entry.request = lease.request
             if let bundle {
                 takeFromBundle(resources, group: bundle.group, bundle: bundle.index)
                 entry.placementGroup = bundle.group
@@ -531,6 +544,7 @@ public actor Head {
     }
 
     func schedulePending() {
+        guard !schedulingHeld else { return }
         schedulePendingGroups()
         schedulePendingActors()
         guard !pending.isEmpty else { return }
@@ -570,12 +584,9 @@ public actor Head {
             lost.reason = reason
             try? send(Envelope(0, .leaseLost(lost)), to: lease.jobPeer)
         } else {
-            // The driver still waits for this lease: place its request again.
-            var request = Shoal_V1_RequestLease()
-            request.resources = lease.resources.proto
-            request.placementGroupID = lease.placementGroup
-            request.bundleIndex = lease.placementGroup.isEmpty ? -1 : Int32(lease.bundle)
-            pending.append(PendingLease(peer: lease.jobPeer, requestID: lease.requestID, request: request))
+            // The driver still waits for this lease: place its request again, as it was made
+            // (any bundle, a strategy, an affinity).
+            pending.append(PendingLease(peer: lease.jobPeer, requestID: lease.requestID, request: lease.request))
         }
         endLease(id, notifyNode: false)
     }

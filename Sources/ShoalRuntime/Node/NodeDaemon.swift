@@ -240,6 +240,9 @@ public actor NodeDaemon {
                 executors.removeAll()
                 actorHosts.removeAll()
                 actorsWaitingForHost.removeAll()
+                // Starts that wait for a package were for leases and actors the head has given
+                // up on too; a fetch in flight still lands, for the starts sent after the rejoin.
+                for sha in Array(waitingForPackage.keys) { waitingForPackage[sha] = [] }
                 register()
             } else if error.code == .notFound {
                 for sha in waitingForPackage.keys { failWaiting(sha, reason: error.message) }

@@ -479,6 +479,10 @@ case "bigresult":
 case "pg":
     let spread = try await cluster.placementGroup([Resources(cpu: 1), Resources(cpu: 1)], strategy: .strictSpread)
     print("strictSpread nodes=\(Set(spread.bundleNodes).count)")
+    // A test that stalls a node first says when to go on, by making this file.
+    if let pause = ProcessInfo.processInfo.environment["SHOAL_TEST_PAUSE_FILE"] {
+        while !FileManager.default.fileExists(atPath: pause) { try await Task.sleep(for: .milliseconds(10)) }
+    }
     var ran: [String] = []
     for bundle in 0..<2 {
         ran.append(try await cluster.get(try cluster.submit(nodeOf, 0, options: TaskOptions(strategy: spread.bundle(bundle)))))
