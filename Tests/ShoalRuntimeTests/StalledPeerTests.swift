@@ -63,6 +63,14 @@ import Testing
             try socket.send(Envelope(1, .registerNode(register)))
         }
 
+        /// Waits for the head's answer to a registration, beating meanwhile.
+        func joined() throws -> Bool {
+            try StalledPeerTests.next(on: socket, beat: beat) { message -> Bool? in
+                if case .nodeRegistered = message.envelope.body { return true }
+                return nil
+            } == true
+        }
+
         func beat() {
             var beat = Shoal_V1_NodeHeartbeat()
             beat.nodeID = id
@@ -161,11 +169,9 @@ import Testing
             try? FileManager.default.removeItem(atPath: session)
         }
         let dying = try FakeNode("a", at: head.address, cpus: 2)
-        _ = try Self.next(on: dying.socket, beat: dying.beat) { message -> Bool? in
-            if case .nodeRegistered = message.envelope.body { return true }
-            return nil
-        }
+        #expect(try dying.joined())
         let staying = try FakeNode("b", at: head.address, cpus: 2)
+        #expect(try staying.joined())
         let both = {
             dying.beat()
             staying.beat()
@@ -195,11 +201,9 @@ import Testing
             try? FileManager.default.removeItem(atPath: session)
         }
         let dying = try FakeNode("a", at: head.address, cpus: 1)
-        _ = try Self.next(on: dying.socket, beat: dying.beat) { message -> Bool? in
-            if case .nodeRegistered = message.envelope.body { return true }
-            return nil
-        }
+        #expect(try dying.joined())
         let staying = try FakeNode("b", at: head.address, cpus: 1)
+        #expect(try staying.joined())
         let both = {
             dying.beat()
             staying.beat()
@@ -231,11 +235,7 @@ import Testing
         try driver.send(Envelope(2, .requestLease(lease)))
         #expect(try node.nextStart() != nil)
         try node.register(cpus: 2)
-        let joined = try Self.next(on: node.socket, beat: node.beat) { message -> Bool? in
-            if case .nodeRegistered = message.envelope.body { return true }
-            return nil
-        }
-        #expect(joined == true, "the second join is answered too")
+        #expect(try node.joined(), "the second join is answered too")
         #expect(Self.availableCPUs(of: "n", in: try Self.status(from: driver, beat: node.beat)) == 1, "the leased CPU stays counted")
     }
 
@@ -253,12 +253,28 @@ import Testing
         var lease = Shoal_V1_RequestLease()
         lease.resources = Resources(cpu: 1).proto
         try driver.send(Envelope(2, .requestLease(lease)))
-        let first = try node.nextStart()
-        #expect(first != nil)
+        var create = Shoal_V1_CreateActor()
+        create.typeName = "test.Counter"
+        create.resources = Resources(cpu: 1).proto
+        create.maxRestarts = 1
+        try driver.send(Envelope(3, .createActor(create)))
+        /// The lease id and actor id the head next asks the node to start.
+        func starts() throws -> (lease: UInt64?, actor: String?) {
+            var found: (lease: UInt64?, actor: String?) = (nil, nil)
+            _ = try Self.next(on: node.socket, beat: node.beat) { message -> Bool? in
+                if case .startExecutor(let start) = message.envelope.body { found.lease = start.leaseID }
+                if case .startActor(let start) = message.envelope.body { found.actor = start.actorID }
+                return found.lease != nil && found.actor != nil ? true : nil
+            }
+            return found
+        }
+        let first = try starts()
+        #expect(first.lease != nil && first.actor != nil)
         try node.register(cpus: 2, pid: 101)
-        let second = try node.nextStart()
-        #expect(second != nil && second != first, "the lease the old daemon never started is placed on the new one")
-        #expect(Self.availableCPUs(of: "n", in: try Self.status(from: driver, beat: node.beat)) == 1, "only the new lease counts")
+        let second = try starts()
+        #expect(second.lease != nil && second.lease != first.lease, "the lease the old daemon never started is placed on the new one")
+        #expect(second.actor == first.actor, "the actor waits for the new daemon and is rebuilt there, not refused")
+        #expect(Self.availableCPUs(of: "n", in: try Self.status(from: driver, beat: node.beat)) == 0, "the new lease and actor count, once")
     }
 
     /// An actor host on a node declared dead may still report the actor built once its node
@@ -270,11 +286,9 @@ import Testing
             try? FileManager.default.removeItem(atPath: session)
         }
         let stalling = try FakeNode("a", at: head.address, cpus: 1)
-        _ = try Self.next(on: stalling.socket, beat: stalling.beat) { message -> Bool? in
-            if case .nodeRegistered = message.envelope.body { return true }
-            return nil
-        }
+        #expect(try stalling.joined())
         let staying = try FakeNode("b", at: head.address, cpus: 1)
+        #expect(try staying.joined())
         let driver = try Self.driver(at: head.address)
         defer { driver.close() }
         var create = Shoal_V1_CreateActor()
@@ -285,7 +299,11 @@ import Testing
         create.nodeID = "a"
         create.soft = true
         try driver.send(Envelope(5, .createActor(create)))
-        let started = try Self.next(on: stalling.socket, beat: staying.beat) { message -> Shoal_V1_StartActor? in
+        let both = {
+            stalling.beat()
+            staying.beat()
+        }
+        let started = try Self.next(on: stalling.socket, beat: both) { message -> Shoal_V1_StartActor? in
             if case .startActor(let start) = message.envelope.body { return start }
             return nil
         }

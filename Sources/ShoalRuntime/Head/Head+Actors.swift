@@ -160,7 +160,7 @@ extension Head {
         switch decision {
         case .infeasible
         where (record.recovered && ContinuousClock.now < recoveryDeadline)
-            || (waitingForFirstNode && record.placementGroup.isEmpty):
+            || (waitingForFirstNode && record.placementGroup.isEmpty) || schedulingHeld:
             if !pendingActors.contains(id) { pendingActors.append(id) }
         case .infeasible(let why):
             actorFailed(id, reason: "infeasible: \(why)", code: .infeasible)
@@ -284,6 +284,10 @@ extension Head {
         record.gpuIDs = []
         record.bundle = nil
         record.nodeID = ""
+        // Its host is gone too: a later host with the same id (a restarted daemon counts from
+        // e1 again) is not this actor's.
+        record.executorID = ""
+        record.address = ""
     }
 
     func actorFailed(_ id: String, reason: String, code: Shoal_V1_ErrorReply.Code) {

@@ -99,7 +99,7 @@ public actor Head {
     private var aNodeJoined = false
     /// Set while a node's old self is ended for its new one to join: what that fails waits for
     /// the new one instead of being refused against a cluster that lacks it for a moment.
-    private var schedulingHeld = false
+    var schedulingHeld = false
     /// Whether requests wait for the first node (see `firstNodeDeadline`).
     var waitingForFirstNode: Bool { !aNodeJoined && ContinuousClock.now < firstNodeDeadline }
     /// The model registry this head hosts, if any.

@@ -241,8 +241,9 @@ public actor NodeDaemon {
                 actorHosts.removeAll()
                 actorsWaitingForHost.removeAll()
                 // Starts that wait for a package were for leases and actors the head has given
-                // up on too; a fetch in flight still lands, for the starts sent after the rejoin.
-                for sha in Array(waitingForPackage.keys) { waitingForPackage[sha] = [] }
+                // up on too. A start after the rejoin fetches again (the head asked may be gone);
+                // a fetch still in flight stores its package all the same.
+                waitingForPackage.removeAll()
                 register()
             } else if error.code == .notFound {
                 for sha in waitingForPackage.keys { failWaiting(sha, reason: error.message) }
