@@ -189,6 +189,8 @@ import Testing
         let status = try Self.status(from: driver, beat: staying.beat)
         #expect(Self.availableCPUs(of: "b", in: status) == 0, "both bundles are reserved on b")
         #expect(status?.pendingPlacementGroups == 0)
+        #expect(status?.groups.first?.state == .created)
+        #expect(status?.groups.first?.bundleNodes == ["b", "b"], "both bundles moved to b")
         #expect(status?.nodes.first { $0.nodeID == "a" }?.alive == false)
     }
 
@@ -217,6 +219,12 @@ import Testing
         #expect(try dying.nextStart() != nil, "the first bundle with room is on a")
         // a dies for good; its bundle has nowhere to go (strict spread), the request goes to b's.
         #expect(try staying.nextStart() != nil, "the request is placed again in any bundle, as asked")
+        // The status says which bundle waits for a node.
+        let status = try #require(try Self.status(from: driver, beat: staying.beat))
+        #expect(status.groups.first?.state == .rescheduling)
+        #expect(status.groups.first?.bundleNodes == ["", "b"])
+        let rendered = ClusterStatus(status).rendered
+        #expect(rendered.contains("RESCHEDULING") && rendered.contains("(-)"), "\(rendered)")
     }
 
     /// A node back from a stall gets one refusal per heartbeat it sent meanwhile, and joins

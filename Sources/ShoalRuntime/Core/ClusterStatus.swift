@@ -29,6 +29,34 @@ public struct ClusterStatus: Sendable {
         public var leases: Int
     }
 
+    public struct PlacementGroup: Sendable {
+        public enum State: String, Sendable {
+            /// Not placed yet: waits for room.
+            case pending
+            /// Every bundle has its node.
+            case created
+            /// A bundle lost its node (it died) and waits for another.
+            case rescheduling
+
+            init(_ wire: Shoal_V1_PlacementGroupStatus.State) {
+                self =
+                    switch wire {
+                    case .created: .created
+                    case .rescheduling: .rescheduling
+                    default: .pending
+                    }
+            }
+        }
+
+        public var id: String
+        public var jobID: String
+        public var strategy: ShoalRuntime.PlacementGroup.Strategy
+        public var bundles: [Resources]
+        /// The node of each bundle; "" for one without a node.
+        public var bundleNodes: [String]
+        public var state: State
+    }
+
     public var headAddress: String
     public var nodes: [Node]
     public var jobs: [Job]
@@ -36,6 +64,7 @@ public struct ClusterStatus: Sendable {
     public var headMalformedMessages: UInt64
     public var placementGroups: Int
     public var pendingPlacementGroups: Int
+    public var groups: [PlacementGroup]
 
     public init(_ reply: Shoal_V1_StatusReply) {
         headAddress = reply.headAddress
@@ -51,6 +80,11 @@ public struct ClusterStatus: Sendable {
                 objectStoreUsed: $0.objects.used, objectStoreSpilled: $0.objects.spilled, objectCount: $0.objects.objects,
                 spills: $0.objects.spills)
         }
+        groups = reply.groups.map {
+            PlacementGroup(
+                id: $0.placementGroupID, jobID: $0.jobID, strategy: ShoalRuntime.PlacementGroup.Strategy($0.strategy),
+                bundles: $0.bundles.map(Resources.init), bundleNodes: $0.bundleNodes, state: PlacementGroup.State($0.state))
+        }
         jobs = reply.jobs.map {
             Job(
                 id: $0.jobID, alive: $0.alive, tasksQueued: $0.tasksQueued, tasksRunning: $0.tasksRunning,
@@ -65,7 +99,8 @@ public struct ClusterStatus: Sendable {
                 + "   placement groups: \(placementGroups) (\(pendingPlacementGroups) pending)", "",
         ]
         lines.append(
-            "NODE".padded(14) + "STATE".padded(7) + "EXECUTORS".padded(11) + "MALFORMED".padded(11) + "RESOURCES (in use / total)"
+            "NODE".padded(14) + "STATE".padded(7) + "EXECUTORS".padded(11) + "MALFORMED".padded(11)
+                + "OBJECTS (MiB used/capacity, spilled)".padded(38) + "RESOURCES (in use / total)"
         )
         for node in nodes {
             let usage = node.total.amounts.keys.sorted().map { name in
@@ -88,6 +123,18 @@ public struct ClusterStatus: Sendable {
             lines.append(
                 job.id.padded(12) + (job.alive ? "running" : "ended").padded(10) + String(job.tasksQueued).padded(9)
                     + String(job.tasksRunning).padded(9) + String(job.tasksFinished).padded(10) + String(job.leases))
+        }
+        if !groups.isEmpty {
+            lines.append("")
+            lines.append("PLACEMENT GROUP".padded(22) + "JOB".padded(10) + "STATE".padded(14) + "STRATEGY".padded(15) + "BUNDLES (node)")
+            for group in groups {
+                let bundles = zip(group.bundles, group.bundleNodes).map { bundle, node in
+                    "\(bundle) (\(node.isEmpty ? "-" : node))"
+                }.joined(separator: ", ")
+                lines.append(
+                    group.id.padded(22) + group.jobID.padded(10) + group.state.rawValue.uppercased().padded(14)
+                        + "\(group.strategy)".padded(15) + bundles)
+            }
         }
         return lines.joined(separator: "\n")
     }

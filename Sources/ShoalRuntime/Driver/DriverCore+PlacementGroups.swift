@@ -23,6 +23,27 @@ public struct PlacementGroup: Sendable, Hashable {
     public func bundle(_ index: Int?) -> TaskOptions.Strategy { .placementGroup(id: id, bundle: index) }
 }
 
+extension PlacementGroup.Strategy {
+    init(_ wire: Shoal_V1_PlacementStrategy) {
+        self =
+            switch wire {
+            case .bundlesSpread: .spread
+            case .bundlesStrictPack: .strictPack
+            case .bundlesStrictSpread: .strictSpread
+            default: .pack
+            }
+    }
+
+    var wire: Shoal_V1_PlacementStrategy {
+        switch self {
+        case .pack: .bundlesPack
+        case .spread: .bundlesSpread
+        case .strictPack: .bundlesStrictPack
+        case .strictSpread: .bundlesStrictSpread
+        }
+    }
+}
+
 extension DriverCore {
     /// Reserves the bundles; returns once every one is placed.
     /// - Throws: `ClusterError` at once when the group can never fit the cluster, or on timeout.
@@ -31,13 +52,7 @@ extension DriverCore {
     ) async throws -> PlacementGroup {
         var create = Shoal_V1_CreatePlacementGroup()
         create.bundles = bundles.map(\.proto)
-        create.strategy =
-            switch strategy {
-            case .pack: .bundlesPack
-            case .spread: .bundlesSpread
-            case .strictPack: .bundlesStrictPack
-            case .strictSpread: .bundlesStrictSpread
-            }
+        create.strategy = strategy.wire
         let reply = try await request(.createPlacementGroup(create), timeout: timeout, what: "creating a placement group")
         guard case .placementGroupCreated(let created) = reply.body else {
             throw ClusterError.peerError("creating a placement group: unexpected reply")

@@ -181,6 +181,24 @@ extension Head {
         logger.info("placement group bundles placed again", metadata: ["group": "\(id)", "nodes": "\(record.nodes)"])
     }
 
+    /// A group for the status reply: its bundles, where each is, and whether one waits for a node.
+    func placementGroupStatus(_ record: PlacementGroupRecord) -> Shoal_V1_PlacementGroupStatus {
+        var status = Shoal_V1_PlacementGroupStatus()
+        status.placementGroupID = record.id
+        status.jobID = jobs[record.jobPeer]?.id ?? ""
+        status.strategy =
+            switch record.strategy {
+            case .pack: .bundlesPack
+            case .spread: .bundlesSpread
+            case .strictPack: .bundlesStrictPack
+            case .strictSpread: .bundlesStrictSpread
+            }
+        status.bundles = record.bundles.map(\.proto)
+        status.bundleNodes = record.placed ? record.nodes : record.bundles.map { _ in "" }
+        status.state = !record.placed ? .pending : record.nodes.contains("") ? .rescheduling : .created
+        return status
+    }
+
     func takeFromBundle(_ resources: Resources, group: String, bundle: Int) {
         guard var record = placementGroups[group], bundle < record.available.count else { return }
         record.available[bundle] = record.available[bundle] - resources

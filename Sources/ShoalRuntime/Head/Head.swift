@@ -621,6 +621,7 @@ public actor Head {
         reply.pendingLeases = UInt32(pending.count)
         reply.placementGroups = UInt32(placementGroups.count)
         reply.pendingPlacementGroups = UInt32(pendingGroups.count)
+        reply.groups = placementGroups.values.sorted { $0.id < $1.id }.map { placementGroupStatus($0) }
         reply.nodes = nodeOrder.compactMap { id in
             guard let node = nodes[id] else { return nil }
             var status = Shoal_V1_NodeStatus()

@@ -1334,7 +1334,77 @@ public nonisolated struct Shoal_V1_StatusReply: Sendable {
 
   public var headAddress: String = String()
 
+  public var groups: [Shoal_V1_PlacementGroupStatus] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// One placement group as the head holds it.
+public nonisolated struct Shoal_V1_PlacementGroupStatus: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var placementGroupID: String = String()
+
+  public var jobID: String = String()
+
+  public var strategy: Shoal_V1_PlacementStrategy = .bundlesPack
+
+  public var bundles: [Shoal_V1_ResourceSet] = []
+
+  /// "" for a bundle without a node
+  public var bundleNodes: [String] = []
+
+  public var state: Shoal_V1_PlacementGroupStatus.State = .pending
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum State: SwiftProtobuf.Enum, Swift.CaseIterable {
+    public typealias RawValue = Int
+
+    /// not placed yet: waits for room
+    case pending // = 0
+
+    /// every bundle has its node
+    case created // = 1
+
+    /// a bundle lost its node (it died) and waits for another
+    case rescheduling // = 2
+    case UNRECOGNIZED(Int)
+
+    public init() {
+      self = .pending
+    }
+
+    public init?(rawValue: Int) {
+      switch rawValue {
+      case 0: self = .pending
+      case 1: self = .created
+      case 2: self = .rescheduling
+      default: self = .UNRECOGNIZED(rawValue)
+      }
+    }
+
+    public var rawValue: Int {
+      switch self {
+      case .pending: return 0
+      case .created: return 1
+      case .rescheduling: return 2
+      case .UNRECOGNIZED(let i): return i
+      }
+    }
+
+    // The compiler won't synthesize support with the UNRECOGNIZED case.
+    public static let allCases: [Shoal_V1_PlacementGroupStatus.State] = [
+      .pending,
+      .created,
+      .rescheduling,
+    ]
+
+  }
 
   public init() {}
 }
@@ -5120,7 +5190,7 @@ nonisolated extension Shoal_V1_JobStatus: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Shoal_V1_StatusReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StatusReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}nodes\0\u{1}jobs\0\u{3}pending_leases\0\u{3}head_malformed_messages\0\u{3}head_address\0\u{3}placement_groups\0\u{3}pending_placement_groups\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}nodes\0\u{1}jobs\0\u{3}pending_leases\0\u{3}head_malformed_messages\0\u{3}head_address\0\u{3}placement_groups\0\u{3}pending_placement_groups\0\u{1}groups\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5135,6 +5205,7 @@ nonisolated extension Shoal_V1_StatusReply: SwiftProtobuf.Message, SwiftProtobuf
       case 5: try { try decoder.decodeSingularStringField(value: &self.headAddress) }()
       case 6: try { try decoder.decodeSingularUInt32Field(value: &self.placementGroups) }()
       case 7: try { try decoder.decodeSingularUInt32Field(value: &self.pendingPlacementGroups) }()
+      case 8: try { try decoder.decodeRepeatedMessageField(value: &self.groups) }()
       default: break
       }
     }
@@ -5162,6 +5233,9 @@ nonisolated extension Shoal_V1_StatusReply: SwiftProtobuf.Message, SwiftProtobuf
     if self.pendingPlacementGroups != 0 {
       try visitor.visitSingularUInt32Field(value: self.pendingPlacementGroups, fieldNumber: 7)
     }
+    if !self.groups.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.groups, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -5173,9 +5247,69 @@ nonisolated extension Shoal_V1_StatusReply: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.pendingPlacementGroups != rhs.pendingPlacementGroups {return false}
     if lhs.headMalformedMessages != rhs.headMalformedMessages {return false}
     if lhs.headAddress != rhs.headAddress {return false}
+    if lhs.groups != rhs.groups {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
+}
+
+nonisolated extension Shoal_V1_PlacementGroupStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PlacementGroupStatus"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}placement_group_id\0\u{3}job_id\0\u{1}strategy\0\u{1}bundles\0\u{3}bundle_nodes\0\u{1}state\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.placementGroupID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
+      case 3: try { try decoder.decodeSingularEnumField(value: &self.strategy) }()
+      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.bundles) }()
+      case 5: try { try decoder.decodeRepeatedStringField(value: &self.bundleNodes) }()
+      case 6: try { try decoder.decodeSingularEnumField(value: &self.state) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.placementGroupID.isEmpty {
+      try visitor.visitSingularStringField(value: self.placementGroupID, fieldNumber: 1)
+    }
+    if !self.jobID.isEmpty {
+      try visitor.visitSingularStringField(value: self.jobID, fieldNumber: 2)
+    }
+    if self.strategy != .bundlesPack {
+      try visitor.visitSingularEnumField(value: self.strategy, fieldNumber: 3)
+    }
+    if !self.bundles.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.bundles, fieldNumber: 4)
+    }
+    if !self.bundleNodes.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.bundleNodes, fieldNumber: 5)
+    }
+    if self.state != .pending {
+      try visitor.visitSingularEnumField(value: self.state, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shoal_V1_PlacementGroupStatus, rhs: Shoal_V1_PlacementGroupStatus) -> Bool {
+    if lhs.placementGroupID != rhs.placementGroupID {return false}
+    if lhs.jobID != rhs.jobID {return false}
+    if lhs.strategy != rhs.strategy {return false}
+    if lhs.bundles != rhs.bundles {return false}
+    if lhs.bundleNodes != rhs.bundleNodes {return false}
+    if lhs.state != rhs.state {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shoal_V1_PlacementGroupStatus.State: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0PENDING\0\u{1}CREATED\0\u{1}RESCHEDULING\0")
 }
 
 nonisolated extension Shoal_V1_ShutdownCluster: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
