@@ -55,6 +55,20 @@ import Testing
         #expect(driver.line(startingWith: "strictPack nodes") == "strictPack nodes=1")
     }
 
+    /// Tasks that no node has room for (a group holds every CPU) wait, the driver says so after
+    /// `SHOAL_LEASE_WAIT_WARN_MS`, and they run once the room is there.
+    @Test func tasksWaitingForRoomAreWarnedAboutAndRunOnceThereIsRoom() async throws {
+        let cluster = try await ClusterProcesses(cpus: 2)
+        defer { cluster.stop() }
+        let driver = try cluster.driver(["waitwarn"], environment: ["SHOAL_LEASE_WAIT_WARN_MS": "400"])
+        #expect(try await driver.waitForExit(timeout: .seconds(90)) == 0)
+        let warnings = driver.output.filter { $0.contains("tasks are waiting for an executor") }
+        // Once, then at four times the threshold: a slow machine may print a second one.
+        #expect((1...2).contains(warnings.count), "\(driver.output.suffix(10))")
+        #expect(warnings.first?.contains("resources=CPU=1") == true, "\(warnings)")
+        #expect(driver.line(startingWith: "ran after removal") == "ran after removal on=head")
+    }
+
     /// A node that stalls past the node timeout just after its bundle is reserved, while the
     /// bundle's first task is being placed on it, is declared dead and joins again: strict
     /// spread can put the bundle nowhere else, so it returns to the node, and its work runs there

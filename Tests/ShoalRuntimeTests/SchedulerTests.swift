@@ -73,7 +73,9 @@ import Testing
     @Test func runtimeConfigRejectsBadEnvironmentValues() throws {
         #expect(throws: ClusterError.self) { try RuntimeConfig.fromEnvironment(["SHOAL_NODE_TIMEOUT_MS": "soon"]) }
         #expect(throws: ClusterError.self) { try RuntimeConfig.fromEnvironment(["SHOAL_HEARTBEAT_MS": "-5"]) }
-        let config = try RuntimeConfig.fromEnvironment(["SHOAL_NODE_TIMEOUT_MS": "1500"])
+        #expect(throws: ClusterError.self) { try RuntimeConfig.fromEnvironment(["SHOAL_LEASE_WAIT_WARN_MS": "0"]) }
+        let config = try RuntimeConfig.fromEnvironment(["SHOAL_NODE_TIMEOUT_MS": "1500", "SHOAL_LEASE_WAIT_WARN_MS": "250"])
         #expect(config.nodeTimeout == .milliseconds(1500))
+        #expect(config.leaseWaitWarning == .milliseconds(250))
     }
 }

@@ -2,7 +2,8 @@ import Foundation
 
 /// Timings shared by the cluster's processes. Every value can be set from the environment
 /// (`SHOAL_HEARTBEAT_MS`, `SHOAL_NODE_TIMEOUT_MS`, `SHOAL_DRIVER_TIMEOUT_MS`,
-/// `SHOAL_LEASE_IDLE_MS`, `SHOAL_FIRST_NODE_WAIT_MS`) so tests can shorten them.
+/// `SHOAL_LEASE_IDLE_MS`, `SHOAL_FIRST_NODE_WAIT_MS`, `SHOAL_LEASE_WAIT_WARN_MS`) so tests can
+/// shorten them.
 public struct RuntimeConfig: Sendable {
     /// How often nodes and drivers report to the head.
     public var heartbeatInterval: Duration = .milliseconds(500)
@@ -17,6 +18,9 @@ public struct RuntimeConfig: Sendable {
     /// How long after a head starts, while no node has joined it yet, requests that no node
     /// could hold wait for one instead of failing as infeasible.
     public var firstNodeWait: Duration = .seconds(15)
+    /// How long a driver's tasks wait for their first executor before it warns that no node has
+    /// room for them (and again at four times that while they still wait).
+    public var leaseWaitWarning: Duration = .seconds(30)
 
     public init() {}
 
@@ -36,6 +40,7 @@ public struct RuntimeConfig: Sendable {
         if let value = try milliseconds("SHOAL_DRIVER_TIMEOUT_MS") { config.driverTimeout = value }
         if let value = try milliseconds("SHOAL_LEASE_IDLE_MS") { config.leaseIdleTimeout = value }
         if let value = try milliseconds("SHOAL_FIRST_NODE_WAIT_MS") { config.firstNodeWait = value }
+        if let value = try milliseconds("SHOAL_LEASE_WAIT_WARN_MS") { config.leaseWaitWarning = value }
         return config
     }
 }

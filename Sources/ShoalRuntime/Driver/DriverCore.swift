@@ -54,6 +54,10 @@ public actor DriverCore: ObjectStoreClient {
         var tasks: [UInt64] = []
         var head = 0
         var outstandingRequests = 0
+        /// Since when this shape has asked for an executor without holding one, and when that
+        /// was last warned about.
+        var waitingSince: ContinuousClock.Instant?
+        var warnedAt: ContinuousClock.Instant?
         /// Mean seconds a task of this shape takes, end to end: sets the pipeline depth. Until
         /// one has finished nothing is known, and nothing is pipelined.
         var meanSeconds: Double?
@@ -439,6 +443,7 @@ public actor DriverCore: ObjectStoreClient {
         nextRequestID += 1
         leaseRequests[id] = shape
         queue.outstandingRequests += 1
+        if queue.waitingSince == nil && !leases.values.contains(where: { $0.shape == shape }) { queue.waitingSince = .now }
         logger.debug(
             "lease requested",
             metadata: ["request": "\(id)", "queued": "\(queue.count)", "outstanding": "\(queue.outstandingRequests)"])
@@ -546,6 +551,8 @@ public actor DriverCore: ObjectStoreClient {
             return
         }
         queues[shape]?.outstandingRequests -= 1
+        queues[shape]?.waitingSince = nil
+        queues[shape]?.warnedAt = nil
         logger.debug(
             "lease granted", metadata: ["lease": "\(granted.leaseID)", "request": "\(requestID)", "node": "\(granted.nodeID)"])
         do {
@@ -657,6 +664,8 @@ public actor DriverCore: ObjectStoreClient {
             guard let task = tasks[id] else { continue }
             complete(id, .failed(TaskError(code, task: task.name, message: message)))
         }
+        queue.waitingSince = nil
+        queue.warnedAt = nil
         queues[shape] = queue
     }
 
@@ -858,6 +867,7 @@ public actor DriverCore: ObjectStoreClient {
         beat.tasksQueued = UInt64(max(0, tasks.count - running))
         beat.tasksFinished = finished
         try? head.send(Envelope(0, .driverHeartbeat(beat)))
+        warnAboutWaitingShapes()
         logger.debug(
             "driver state",
             metadata: [
@@ -865,6 +875,26 @@ public actor DriverCore: ObjectStoreClient {
                 "waiting": "\(objects.values.filter { !$0.waiters.isEmpty }.count)",
                 "queued": "\(queues.values.map(\.count))", "outstanding": "\(queues.values.map(\.outstandingRequests))",
             ])
+    }
+
+    /// Tasks that have waited long for their first executor: say so (once, then every four
+    /// times as long), as nothing else would tell the user why their `get` does not return.
+    private func warnAboutWaitingShapes() {
+        let now = ContinuousClock.now
+        for (shape, queue) in queues {
+            guard !queue.isEmpty, let since = queue.waitingSince, now - since >= config.leaseWaitWarning,
+                queue.warnedAt.map({ now - $0 >= config.leaseWaitWarning * 4 }) ?? true,
+                !leases.values.contains(where: { $0.shape == shape })
+            else { continue }
+            queues[shape]?.warnedAt = now
+            let seconds = ((now - since).seconds * 10).rounded() / 10
+            logger.warning(
+                "tasks are waiting for an executor: no node has had room for them",
+                metadata: [
+                    "tasks": "\(queue.count)", "waited": "\(seconds) s", "resources": "\(shape.resources)",
+                    "strategy": "\(shape.strategy)", "see": "cluster status (resources in use, placement groups)",
+                ])
+        }
     }
 
     private func returnIdleLeases() {

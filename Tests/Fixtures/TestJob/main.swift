@@ -476,6 +476,15 @@ case "bigresult":
             options: TaskOptions(strategy: .nodeAffinity(nodeID: "head", soft: false))))
     print("bigresult task node=\(report.node) match=\(report.hash == expected)")
 
+case "waitwarn":
+    // Every CPU reserved by a group: a task outside it waits (the driver warns that it does),
+    // and runs once the group is removed.
+    let group = try await cluster.placementGroup([Resources(cpu: 2)], strategy: .strictPack)
+    let waiting = try cluster.submit(nodeOf, 0)
+    try await Task.sleep(for: .milliseconds(1500))
+    try await cluster.remove(group)
+    print("ran after removal on=\(try await cluster.get(waiting, timeout: .seconds(60)))")
+
 case "pg":
     let spread = try await cluster.placementGroup([Resources(cpu: 1), Resources(cpu: 1)], strategy: .strictSpread)
     print("strictSpread nodes=\(Set(spread.bundleNodes).count)")
