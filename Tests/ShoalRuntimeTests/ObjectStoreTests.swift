@@ -40,6 +40,23 @@ import Testing
         #expect(driver.line(startingWith: "bigresult task") == "bigresult task node=head match=true")
     }
 
+    /// An output kept on a node that is then killed: asking for it fails within a few node
+    /// timeouts, naming the node, instead of waiting for pieces that will never come.
+    @Test func anObjectOnAKilledNodeFailsItsGetInsteadOfWaiting() async throws {
+        let cluster = try await ClusterProcesses(cpus: 2, nodeTimeoutMilliseconds: 2000)
+        defer { cluster.stop() }
+        let second = try await cluster.addNode("second", cpus: 2)
+        let (driver, resume) = try await cluster.pausedDriver(["lostobject", "4"], pausingAfter: "made on second")
+        second.killTree()
+        resume()
+        #expect(try await driver.waitForExit(timeout: .seconds(90)) == 0)
+        let line = try #require(driver.line(startingWith: "lost object"), "\(driver.output.suffix(10))")
+        #expect(line.contains("failed after"), "\(line)")
+        #expect(line.contains("second") || line.contains("sent nothing"), "the error names the node: \(line)")
+        let seconds = line.split(separator: " ").dropFirst(4).first.flatMap { Int($0) }
+        #expect(seconds.map { $0 < 30 } == true, "failed within a few node timeouts: \(line)")
+    }
+
     @Test func aHundred64MiBObjectsThroughA1GiBStoreSpillAndComeBack() async throws {
         let cluster = try await ClusterProcesses(cpus: 2, headArguments: ["--object-store-memory", String(1 << 30)])
         defer { cluster.stop() }

@@ -77,12 +77,9 @@ import Testing
         let cluster = try await ClusterProcesses(cpus: 2, nodeTimeoutMilliseconds: 2000)
         defer { cluster.stop() }
         let second = try await cluster.addNode("second", cpus: 2)
-        let pause = cluster.session + "-go-on"
-        defer { try? FileManager.default.removeItem(atPath: pause) }
-        let driver = try cluster.driver(["pg"], environment: ["SHOAL_TEST_PAUSE_FILE": pause])
-        _ = try await driver.waitForLine(startingWith: "strictSpread", timeout: .seconds(60))
+        let (driver, resume) = try await cluster.pausedDriver(["pg"], pausingAfter: "strictSpread")
         second.signal(SIGSTOP)
-        FileManager.default.createFile(atPath: pause, contents: Data())
+        resume()
         try await Task.sleep(for: .seconds(3))
         second.signal(SIGCONT)
         #expect(try await driver.waitForExit(timeout: .seconds(90)) == 0)

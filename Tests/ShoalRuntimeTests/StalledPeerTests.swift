@@ -16,14 +16,42 @@ import Testing
     /// set-up while its nodes beat, short enough to wait out.
     static let nodeTimeout = Duration.seconds(2)
 
-    static func head(_ configure: (inout RuntimeConfig) -> Void = { _ in }) async throws -> (Head, String) {
-        var config = RuntimeConfig()
-        config.heartbeatInterval = .milliseconds(100)
-        config.nodeTimeout = nodeTimeout
-        configure(&config)
-        let session = NSTemporaryDirectory() + "shoal-stalled-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let head = try await Head(bind: "tcp://127.0.0.1:0", advertisedHost: "127.0.0.1", sessionDirectory: session, config: config)
-        return (head, session)
+    /// A head in this process with its session folder and a raw driver connected to it; `stop`
+    /// ends them.
+    struct TestHead {
+        let head: Head
+        let session: String
+        let driver: Socket
+        var address: String { head.address }
+
+        init(_ configure: (inout RuntimeConfig) -> Void = { _ in }) async throws {
+            var config = RuntimeConfig()
+            config.heartbeatInterval = .milliseconds(100)
+            config.nodeTimeout = StalledPeerTests.nodeTimeout
+            configure(&config)
+            session = NSTemporaryDirectory() + "shoal-stalled-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+            head = try await Head(bind: "tcp://127.0.0.1:0", advertisedHost: "127.0.0.1", sessionDirectory: session, config: config)
+            driver = try StalledPeerTests.driver(at: head.address)
+        }
+
+        func stop() {
+            driver.close()
+            head.shutdown()
+            try? FileManager.default.removeItem(atPath: session)
+        }
+    }
+
+    /// Nodes `a` and `b`, each with `cpus`, joined in that order (the head tries `a` first), and
+    /// a beat of both.
+    static func twoNodes(at address: String, cpus: Double) throws -> (a: FakeNode, b: FakeNode, both: () -> Void) {
+        let a = try FakeNode("a", at: address, cpus: cpus)
+        #expect(try a.joined())
+        let b = try FakeNode("b", at: address, cpus: cpus)
+        #expect(try b.joined())
+        return (a, b, {
+            a.beat()
+            b.beat()
+        })
     }
 
     /// The first message on `socket` within `timeout` that `match` takes; `beat` runs between
@@ -78,8 +106,8 @@ import Testing
         }
 
         /// The lease id of the next executor the head asks this node to start.
-        func nextStart(beating: Bool = true) throws -> UInt64? {
-            try StalledPeerTests.next(on: socket, beat: beating ? beat : {}) { message -> UInt64? in
+        func nextStart(beating: Bool = true, within timeout: Duration = .seconds(10)) throws -> UInt64? {
+            try StalledPeerTests.next(on: socket, within: timeout, beat: beating ? beat : {}) { message -> UInt64? in
                 if case .startExecutor(let start) = message.envelope.body { return start.leaseID }
                 return nil
             }
@@ -106,12 +134,25 @@ import Testing
         }
     }
 
-    static func requestLease(in group: String, bundle: Int32, from driver: Socket) throws {
+    /// Asks for a lease of one CPU (as request `id`), in a group's bundle when `group` is given.
+    static func requestLease(in group: String = "", bundle: Int32 = -1, id: UInt64 = 3, from driver: Socket) throws {
         var lease = Shoal_V1_RequestLease()
         lease.resources = Resources(cpu: 1).proto
         lease.placementGroupID = group
         lease.bundleIndex = bundle
-        try driver.send(Envelope(3, .requestLease(lease)))
+        try driver.send(Envelope(id, .requestLease(lease)))
+    }
+
+    /// Asks for a one-CPU actor (as request `id`) that may be rebuilt `maxRestarts` times.
+    static func createActor(
+        id: UInt64, maxRestarts: UInt32, from driver: Socket, _ configure: (inout Shoal_V1_CreateActor) -> Void = { _ in }
+    ) throws {
+        var create = Shoal_V1_CreateActor()
+        create.typeName = "test.Counter"
+        create.resources = Resources(cpu: 1).proto
+        create.maxRestarts = maxRestarts
+        configure(&create)
+        try driver.send(Envelope(id, .createActor(create)))
     }
 
     static func status(from driver: Socket, beat: () -> Void = {}) throws -> Shoal_V1_StatusReply? {
@@ -127,14 +168,10 @@ import Testing
     }
 
     @Test func aBundleLeaseOnANodeDeclaredDeadIsPlacedAgainWhenTheNodeRejoins() async throws {
-        let (head, session) = try await Self.head()
-        defer {
-            head.shutdown()
-            try? FileManager.default.removeItem(atPath: session)
-        }
+        let head = try await TestHead()
+        defer { head.stop() }
         let node = try FakeNode("n", at: head.address, cpus: 2)
-        let driver = try Self.driver(at: head.address)
-        defer { driver.close() }
+        let driver = head.driver
         let group = try #require(try Self.createGroup([Resources(cpu: 1)], from: driver, beat: node.beat))
         try Self.requestLease(in: group.placementGroupID, bundle: 0, from: driver)
 
@@ -163,21 +200,10 @@ import Testing
     /// A node that dies for good: the bundles it held are placed on another node, and the
     /// request that waited in one of them runs there.
     @Test func theBundlesOfANodeThatDiedArePlacedAgainOnAnotherNode() async throws {
-        let (head, session) = try await Self.head()
-        defer {
-            head.shutdown()
-            try? FileManager.default.removeItem(atPath: session)
-        }
-        let dying = try FakeNode("a", at: head.address, cpus: 2)
-        #expect(try dying.joined())
-        let staying = try FakeNode("b", at: head.address, cpus: 2)
-        #expect(try staying.joined())
-        let both = {
-            dying.beat()
-            staying.beat()
-        }
-        let driver = try Self.driver(at: head.address)
-        defer { driver.close() }
+        let head = try await TestHead()
+        defer { head.stop() }
+        let (dying, staying, both) = try Self.twoNodes(at: head.address, cpus: 2)
+        let driver = head.driver
         let group = try #require(
             try Self.createGroup([Resources(cpu: 1), Resources(cpu: 1)], strategy: .bundlesStrictPack, from: driver, beat: both))
         #expect(group.bundleNodes == ["a", "a"], "strict pack on the first node that fits")
@@ -197,21 +223,10 @@ import Testing
     /// A request for any bundle of a group, placed in a bundle on a node that then dies, is
     /// placed again as it was asked: in any bundle, here the one on the node that stays.
     @Test func aRequestForAnyBundlePlacedOnANodeThatDiedGoesToAnotherBundle() async throws {
-        let (head, session) = try await Self.head()
-        defer {
-            head.shutdown()
-            try? FileManager.default.removeItem(atPath: session)
-        }
-        let dying = try FakeNode("a", at: head.address, cpus: 1)
-        #expect(try dying.joined())
-        let staying = try FakeNode("b", at: head.address, cpus: 1)
-        #expect(try staying.joined())
-        let both = {
-            dying.beat()
-            staying.beat()
-        }
-        let driver = try Self.driver(at: head.address)
-        defer { driver.close() }
+        let head = try await TestHead()
+        defer { head.stop() }
+        let (dying, staying, both) = try Self.twoNodes(at: head.address, cpus: 1)
+        let driver = head.driver
         let group = try #require(
             try Self.createGroup([Resources(cpu: 1), Resources(cpu: 1)], strategy: .bundlesStrictSpread, from: driver, beat: both))
         #expect(group.bundleNodes == ["a", "b"])
@@ -230,17 +245,11 @@ import Testing
     /// A node back from a stall gets one refusal per heartbeat it sent meanwhile, and joins
     /// again once per refusal: the second join must not forget what the node took since the first.
     @Test func aNodeThatJoinsTwiceKeepsWhatItHoldsSinceTheFirstJoin() async throws {
-        let (head, session) = try await Self.head()
-        defer {
-            head.shutdown()
-            try? FileManager.default.removeItem(atPath: session)
-        }
+        let head = try await TestHead()
+        defer { head.stop() }
         let node = try FakeNode("n", at: head.address, cpus: 2)
-        let driver = try Self.driver(at: head.address)
-        defer { driver.close() }
-        var lease = Shoal_V1_RequestLease()
-        lease.resources = Resources(cpu: 1).proto
-        try driver.send(Envelope(2, .requestLease(lease)))
+        let driver = head.driver
+        try Self.requestLease(id: 2, from: driver)
         #expect(try node.nextStart() != nil)
         try node.register(cpus: 2)
         #expect(try node.joined(), "the second join is answered too")
@@ -250,22 +259,12 @@ import Testing
     /// A daemon restarted under the same id (same connection id) before its old self timed out
     /// is a new node: what the old one ran is failed or placed again, nothing stays counted.
     @Test func aDaemonRestartedUnderItsIdIsANewNode() async throws {
-        let (head, session) = try await Self.head()
-        defer {
-            head.shutdown()
-            try? FileManager.default.removeItem(atPath: session)
-        }
+        let head = try await TestHead()
+        defer { head.stop() }
         let node = try FakeNode("n", at: head.address, cpus: 2, pid: 100)
-        let driver = try Self.driver(at: head.address)
-        defer { driver.close() }
-        var lease = Shoal_V1_RequestLease()
-        lease.resources = Resources(cpu: 1).proto
-        try driver.send(Envelope(2, .requestLease(lease)))
-        var create = Shoal_V1_CreateActor()
-        create.typeName = "test.Counter"
-        create.resources = Resources(cpu: 1).proto
-        create.maxRestarts = 1
-        try driver.send(Envelope(3, .createActor(create)))
+        let driver = head.driver
+        try Self.requestLease(id: 2, from: driver)
+        try Self.createActor(id: 3, maxRestarts: 1, from: driver)
         /// The lease id and actor id the head next asks the node to start.
         func starts() throws -> (lease: UInt64?, actor: String?) {
             var found: (lease: UInt64?, actor: String?) = (nil, nil)
@@ -288,28 +287,14 @@ import Testing
     /// An actor host on a node declared dead may still report the actor built once its node
     /// wakes: the actor, rebuilt elsewhere meanwhile, is not sent to the dead host.
     @Test func aLateActorReportFromANodeDeclaredDeadIsIgnored() async throws {
-        let (head, session) = try await Self.head()
-        defer {
-            head.shutdown()
-            try? FileManager.default.removeItem(atPath: session)
-        }
-        let stalling = try FakeNode("a", at: head.address, cpus: 1)
-        #expect(try stalling.joined())
-        let staying = try FakeNode("b", at: head.address, cpus: 1)
-        #expect(try staying.joined())
-        let driver = try Self.driver(at: head.address)
-        defer { driver.close() }
-        var create = Shoal_V1_CreateActor()
-        create.typeName = "test.Counter"
-        create.resources = Resources(cpu: 1).proto
-        create.maxRestarts = 1
-        create.strategy = .nodeAffinity
-        create.nodeID = "a"
-        create.soft = true
-        try driver.send(Envelope(5, .createActor(create)))
-        let both = {
-            stalling.beat()
-            staying.beat()
+        let head = try await TestHead()
+        defer { head.stop() }
+        let (stalling, staying, both) = try Self.twoNodes(at: head.address, cpus: 1)
+        let driver = head.driver
+        try Self.createActor(id: 5, maxRestarts: 1, from: driver) {
+            $0.strategy = .nodeAffinity
+            $0.nodeID = "a"
+            $0.soft = true
         }
         let started = try Self.next(on: stalling.socket, beat: both) { message -> Shoal_V1_StartActor? in
             if case .startActor(let start) = message.envelope.body { return start }
@@ -340,14 +325,70 @@ import Testing
         #expect(location == "tcp://127.0.0.1:8", "the driver is sent to the host that built the actor now")
     }
 
-    @Test func aDriverWhoseJobTheHeadEndedForSilenceFailsInsteadOfWaiting() async throws {
-        let (head, session) = try await Self.head { $0.driverTimeout = .milliseconds(600) }
-        defer {
-            head.shutdown()
-            try? FileManager.default.removeItem(atPath: session)
+    /// An executor that cannot start (it exits before it says hello) is started again a few
+    /// times, then the driver is told why, instead of executors being started for ever.
+    @Test func aLeaseWhoseExecutorsCannotStartFailsWithTheReason() async throws {
+        let head = try await TestHead()
+        defer { head.stop() }
+        let node = try FakeNode("n", at: head.address, cpus: 2)
+        let driver = head.driver
+        try Self.requestLease(id: 2, from: driver)
+        var starts = 0
+        while let leaseID = try node.nextStart(), starts < 10 {
+            starts += 1
+            var exited = Shoal_V1_ExecutorExited()
+            exited.leaseID = leaseID
+            exited.reason = "could not start: exec format error"
+            try node.socket.send(Envelope(0, .executorExited(exited)))
+            if starts == Head.executorStartAttempts { break }
         }
+        #expect(starts == Head.executorStartAttempts)
+        let refusal = try Self.next(on: driver, beat: node.beat) { message -> Shoal_V1_ErrorReply? in
+            if case .error(let error) = message.envelope.body, message.envelope.requestID == 2 { return error }
+            return nil
+        }
+        #expect(refusal?.code == .unavailable)
+        #expect(refusal?.message.contains("exec format error") == true, "\(String(describing: refusal))")
+        #expect(try node.nextStart(within: .seconds(1)) == nil, "no executor is started again")
+    }
+
+    /// An actor host that exits while it builds an actor (before it reports it built): the
+    /// actor is rebuilt while it has restarts left, then its creator is told it could not start.
+    @Test func anActorWhoseHostExitsWhileBuildingItIsRebuiltThenRefused() async throws {
+        let head = try await TestHead()
+        defer { head.stop() }
+        let node = try FakeNode("n", at: head.address, cpus: 2)
+        let driver = head.driver
+        try Self.createActor(id: 5, maxRestarts: 1, from: driver)
+        func nextActorStart() throws -> String? {
+            try Self.next(on: node.socket, beat: node.beat) { message -> String? in
+                if case .startActor(let start) = message.envelope.body { return start.actorID }
+                return nil
+            }
+        }
+        func hostExits(building actor: String, host: String) throws {
+            var exited = Shoal_V1_ExecutorExited()
+            exited.executorID = host
+            exited.reason = "killed by signal 9"
+            exited.startingActorIds = [actor]
+            try node.socket.send(Envelope(0, .executorExited(exited)))
+        }
+        let actor = try #require(try nextActorStart())
+        try hostExits(building: actor, host: "n-e1")
+        #expect(try nextActorStart() == actor, "rebuilt once: it has a restart left")
+        try hostExits(building: actor, host: "n-e2")
+        let refusal = try Self.next(on: driver, beat: node.beat) { message -> String? in
+            if case .error(let error) = message.envelope.body, message.envelope.requestID == 5 { return error.message }
+            return nil
+        }
+        #expect(refusal?.contains("while building it") == true, "\(String(describing: refusal))")
+    }
+
+    @Test func aDriverWhoseJobTheHeadEndedForSilenceFailsInsteadOfWaiting() async throws {
+        let head = try await TestHead { $0.driverTimeout = .milliseconds(600) }
+        defer { head.stop() }
         // A small stand-in for the job's executable: the head stores it as the job's package.
-        let executable = session + "-package"
+        let executable = head.session + "-package"
         try Files.replace(executable, with: Array("#!/bin/sh\n".utf8), mode: 0o755)
         defer { try? FileManager.default.removeItem(atPath: executable) }
         var config = RuntimeConfig()

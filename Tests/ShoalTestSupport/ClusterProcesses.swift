@@ -240,6 +240,19 @@ public final class ClusterProcesses: Sendable {
         return driver
     }
 
+    /// Runs the test job with a pause point (`SHOAL_TEST_PAUSE_FILE`) and waits until it has
+    /// printed a line starting with `line`, on its way to that point; `resume` lets it go on.
+    public func pausedDriver(
+        _ arguments: [String], pausingAfter line: String
+    ) async throws -> (driver: RunningProcess, resume: @Sendable () -> Void) {
+        // Inside the session folder, which `stop` removes.
+        let pause = session + "/go-on"
+        try FileManager.default.createDirectory(atPath: session, withIntermediateDirectories: true)
+        let driver = try self.driver(arguments, environment: ["SHOAL_TEST_PAUSE_FILE": pause])
+        _ = try await driver.waitForLine(startingWith: line, timeout: .seconds(60))
+        return (driver, { FileManager.default.createFile(atPath: pause, contents: Data()) })
+    }
+
     /// What the head, the nodes and the executors printed: written out when a driver was still
     /// running at the stop (a test that timed out), so that its failure shows where the work stuck.
     public func diagnostics() -> String {

@@ -324,9 +324,17 @@ extension Head {
     }
 
     /// Actors whose host executor died.
-    func actorHostExited(_ executorID: String, reason: String) {
+    /// An actor host exited: its actors, and those it was still building (placed on the node
+    /// that reports it, not yet reported built), are rebuilt or buried.
+    func actorHostExited(_ executorID: String, reason: String, building: [String], from peer: [UInt8]) {
         for record in actors.values where record.executorID == executorID && record.state != .dead {
             restartOrBury(record.id, reason: "its executor \(executorID) \(reason)")
+        }
+        for id in building {
+            guard let record = actors[id], record.state != .dead, record.executorID.isEmpty,
+                let node = nodes[record.nodeID], node.alive, node.peer == peer
+            else { continue }
+            restartOrBury(id, reason: "its executor \(executorID) \(reason) while building it")
         }
     }
 

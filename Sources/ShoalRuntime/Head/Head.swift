@@ -48,13 +48,20 @@ public actor Head {
         var bundle = 0
         /// What the driver asked for, placed again as it was if the lease fails before it is granted.
         var request = Shoal_V1_RequestLease()
+        /// Executors that failed to start for this request before this lease.
+        var startFailures = 0
     }
 
     struct PendingLease {
         var peer: [UInt8]
         var requestID: UInt64
         var request: Shoal_V1_RequestLease
+        /// Executors that failed to start for this request so far (its node dying does not count).
+        var startFailures = 0
     }
+
+    /// Executors that may fail to start for one lease request before the driver is told.
+    static let executorStartAttempts = 3
 
     nonisolated let loop: EventLoop
     public nonisolated var unownedExecutor: UnownedSerialExecutor { loop.asUnownedSerialExecutor() }
@@ -243,7 +250,7 @@ public actor Head {
             node.objects = beat.objects
             nodes[beat.nodeID] = node
         case .executorStarted(let started): executorStarted(started)
-        case .executorExited(let exited): executorExited(exited)
+        case .executorExited(let exited): executorExited(exited, from: peer)
         case .fetchPackage(let fetch): try sendPackage(fetch.sha256, to: peer, requestID: requestID)
         case .connectDriver(let connect): connectDriver(connect, peer: peer, requestID: requestID)
         case .uploadPackage(let upload): try storePackage(upload, data: incoming.payload(1), peer: peer, requestID: requestID)
@@ -513,6 +520,7 @@ public actor Head {
             nextLeaseID += 1
             var entry = LeaseEntry(id: id, jobPeer: lease.peer, requestID: lease.requestID, nodeID: nodeID, resources: resources)
             entry.request = lease.request
+            entry.startFailures = lease.startFailures
             if let bundle {
                 takeFromBundle(resources, group: bundle.group, bundle: bundle.index)
                 entry.placementGroup = bundle.group
@@ -566,27 +574,41 @@ public actor Head {
         try? send(Envelope(lease.requestID, .leaseGranted(granted)), to: lease.jobPeer)
     }
 
-    private func executorExited(_ exited: Shoal_V1_ExecutorExited) {
+    private func executorExited(_ exited: Shoal_V1_ExecutorExited, from peer: [UInt8]) {
         if exited.leaseID == 0 {
-            actorHostExited(exited.executorID, reason: exited.reason)
+            actorHostExited(exited.executorID, reason: exited.reason, building: exited.startingActorIds, from: peer)
             return
         }
         guard leases[exited.leaseID] != nil else { return }
-        failLease(exited.leaseID, reason: "executor \(exited.executorID) \(exited.reason)")
+        let what = exited.executorID.isEmpty ? "the executor" : "executor \(exited.executorID)"
+        failLease(exited.leaseID, reason: "\(what) \(exited.reason)", executorFailed: true)
     }
 
     /// Ends a lease whose executor or node died, telling its driver.
-    func failLease(_ id: UInt64, reason: String) {
+    /// - Parameter executorFailed: its executor ended (or never started) while its node lives:
+    ///   counted against the request, which fails once `executorStartAttempts` executors could not start.
+    func failLease(_ id: UInt64, reason: String, executorFailed: Bool = false) {
         guard let lease = leases[id] else { return }
         if lease.granted {
             var lost = Shoal_V1_LeaseLost()
             lost.leaseID = id
             lost.reason = reason
             try? send(Envelope(0, .leaseLost(lost)), to: lease.jobPeer)
+        } else if executorFailed && lease.startFailures + 1 >= Self.executorStartAttempts {
+            // An executor that cannot start (a missing library, a full disk, a binary that
+            // exits at once) would be started again for ever: the driver learns why instead.
+            try? send(
+                .error(
+                    lease.requestID, .unavailable,
+                    "\(Self.executorStartAttempts) executors could not start on node \(lease.nodeID); the last: \(reason)"),
+                to: lease.jobPeer)
         } else {
             // The driver still waits for this lease: place its request again, as it was made
             // (any bundle, a strategy, an affinity).
-            pending.append(PendingLease(peer: lease.jobPeer, requestID: lease.requestID, request: lease.request))
+            pending.append(
+                PendingLease(
+                    peer: lease.jobPeer, requestID: lease.requestID, request: lease.request,
+                    startFailures: lease.startFailures + (executorFailed ? 1 : 0)))
         }
         endLease(id, notifyNode: false)
     }

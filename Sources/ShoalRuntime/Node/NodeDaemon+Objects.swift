@@ -13,6 +13,8 @@ struct ObjectPull {
     var received: UInt64 = 0
     var nextOffset: UInt64 = 0
     var source: String
+    /// When the last piece came (or the pull began).
+    var lastProgress = ContinuousClock.now
 }
 
 extension NodeDaemon {
@@ -170,6 +172,7 @@ extension NodeDaemon {
             return
         }
         pull.received += UInt64(bytes.count)
+        pull.lastProgress = .now
         pulls[chunk.key] = pull
         if pull.received >= pull.size {
             finishPull(chunk.key)
@@ -183,6 +186,19 @@ extension NodeDaemon {
         close(pull.descriptor)
         objects.seal(key)
         answerWaiters(key)
+    }
+
+    /// How long a pull may go without a piece before its source counts as gone: three node
+    /// timeouts, by when the head has declared a dead source dead (a ZeroMQ connection to a
+    /// dead address says nothing; its requests just queue).
+    var pullStallLimit: Duration { max(config.nodeTimeout * 3, .seconds(5)) }
+
+    /// Fails the pulls whose source has sent nothing for `pullStallLimit`, and those waiting on them.
+    func abandonStalledPulls() {
+        let now = ContinuousClock.now
+        for (key, pull) in pulls where now - pull.lastProgress > pullStallLimit {
+            abandonPull(key, reason: "node \(pull.source) sent nothing for \(pullStallLimit) (it stopped or died)")
+        }
     }
 
     private func abandonPull(_ key: String, reason: String) {

@@ -45,7 +45,7 @@ public actor NodeDaemon {
     private let host: String
     private let head: Socket
     let executorSocket: Socket
-    private let config: RuntimeConfig
+    let config: RuntimeConfig
     private let directory: String
     private var logger: Logger
     private var executors: [String: ExecutorEntry] = [:]
@@ -56,6 +56,8 @@ public actor NodeDaemon {
     /// their host to say hello.
     private var actorHosts: [String: String] = [:]
     private var actorsWaitingForHost: [String: [(Shoal_V1_StartActor, [UInt8])]] = [:]
+    /// Actors sent to each host and not reported built yet: told to the head if the host exits.
+    private var actorsBuildingOnHost: [String: Set<String>] = [:]
     private var registered = false
     private let visibleGPUs: [String]
     /// The node's object store, objects waiting to be sealed or pulled, and sockets to other
@@ -175,6 +177,7 @@ public actor NodeDaemon {
         beat.objects.spills = UInt64(objects.spills)
         beat.objects.restores = UInt64(objects.restores)
         try? head.send(Envelope(0, .nodeHeartbeat(beat)))
+        abandonStalledPulls()
         let now = ContinuousClock.now
         for entry in executors.values
         where entry.state == .idle && entry.actorHostKey == nil && now - entry.idleSince > idleExecutorLifetime {
@@ -240,6 +243,7 @@ public actor NodeDaemon {
                 executors.removeAll()
                 actorHosts.removeAll()
                 actorsWaitingForHost.removeAll()
+                actorsBuildingOnHost.removeAll()
                 // Starts that wait for a package were for leases and actors the head has given
                 // up on too. A start after the rejoin fetches again (the head asked may be gone);
                 // a fetch still in flight stores its package all the same.
@@ -297,6 +301,7 @@ public actor NodeDaemon {
             if host.address.isEmpty {
                 actorsWaitingForHost[hostID, default: []].append((start, arguments))
             } else {
+                actorsBuildingOnHost[hostID, default: []].insert(start.actorID)
                 try? executorSocket.send(Envelope(0, .startActor(start)), payloads: [arguments], to: Array(hostID.utf8))
             }
             return
@@ -403,11 +408,12 @@ public actor NodeDaemon {
         try? head.send(Envelope(0, .executorStarted(started)))
     }
 
-    private func reportExited(executorID: String, leaseID: UInt64, reason: String) {
+    private func reportExited(executorID: String, leaseID: UInt64, reason: String, startingActors: [String] = []) {
         var exited = Shoal_V1_ExecutorExited()
         exited.executorID = executorID
         exited.leaseID = leaseID
         exited.reason = reason
+        exited.startingActorIds = startingActors
         try? head.send(Envelope(0, .executorExited(exited)))
     }
 
@@ -417,11 +423,12 @@ public actor NodeDaemon {
         for entry in executors.values {
             guard let reason = ChildProcess.reap(entry.pid) else { continue }
             executors[entry.id] = nil
-            actorsWaitingForHost[entry.id] = nil
+            let waiting = actorsWaitingForHost.removeValue(forKey: entry.id)?.map(\.0.actorID) ?? []
+            let building = actorsBuildingOnHost.removeValue(forKey: entry.id) ?? []
             if let key = entry.actorHostKey {
                 actorHosts[key] = nil
                 logger.warning("actor host exited", metadata: ["executor": "\(entry.id)", "reason": "\(reason)"])
-                reportExited(executorID: entry.id, leaseID: 0, reason: reason)
+                reportExited(executorID: entry.id, leaseID: 0, reason: reason, startingActors: waiting + building.sorted())
             } else if let leaseID = entry.leaseID {
                 logger.warning("executor exited", metadata: ["executor": "\(entry.id)", "reason": "\(reason)"])
                 reportExited(executorID: entry.id, leaseID: leaseID, reason: reason)
@@ -447,6 +454,7 @@ public actor NodeDaemon {
             return
         }
         if case .actorStarted(let started) = incoming.envelope.body, executors[started.executorID] != nil {
+            actorsBuildingOnHost[started.executorID]?.remove(started.actorID)
             try? head.send(Envelope(0, .actorStarted(started)))
             return
         }
@@ -460,6 +468,7 @@ public actor NodeDaemon {
         executors[hello.executorID] = entry
         if let leaseID = entry.leaseID { reportStarted(entry, leaseID: leaseID) }
         for (start, arguments) in actorsWaitingForHost.removeValue(forKey: hello.executorID) ?? [] {
+            actorsBuildingOnHost[hello.executorID, default: []].insert(start.actorID)
             try? executorSocket.send(Envelope(0, .startActor(start)), payloads: [arguments], to: Array(hello.executorID.utf8))
         }
     }

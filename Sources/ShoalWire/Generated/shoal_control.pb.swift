@@ -999,6 +999,9 @@ public nonisolated struct Shoal_V1_ExecutorExited: Sendable {
 
   public var reason: String = String()
 
+  /// An actor host: the actors it was asked to build and had not reported built.
+  public var startingActorIds: [String] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -4494,7 +4497,7 @@ nonisolated extension Shoal_V1_ExecutorStarted: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Shoal_V1_ExecutorExited: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ExecutorExited"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}executor_id\0\u{3}lease_id\0\u{1}reason\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}executor_id\0\u{3}lease_id\0\u{1}reason\0\u{3}starting_actor_ids\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4505,6 +4508,7 @@ nonisolated extension Shoal_V1_ExecutorExited: SwiftProtobuf.Message, SwiftProto
       case 1: try { try decoder.decodeSingularStringField(value: &self.executorID) }()
       case 2: try { try decoder.decodeSingularUInt64Field(value: &self.leaseID) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      case 4: try { try decoder.decodeRepeatedStringField(value: &self.startingActorIds) }()
       default: break
       }
     }
@@ -4520,6 +4524,9 @@ nonisolated extension Shoal_V1_ExecutorExited: SwiftProtobuf.Message, SwiftProto
     if !self.reason.isEmpty {
       try visitor.visitSingularStringField(value: self.reason, fieldNumber: 3)
     }
+    if !self.startingActorIds.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.startingActorIds, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4527,6 +4534,7 @@ nonisolated extension Shoal_V1_ExecutorExited: SwiftProtobuf.Message, SwiftProto
     if lhs.executorID != rhs.executorID {return false}
     if lhs.leaseID != rhs.leaseID {return false}
     if lhs.reason != rhs.reason {return false}
+    if lhs.startingActorIds != rhs.startingActorIds {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

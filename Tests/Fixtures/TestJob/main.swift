@@ -485,6 +485,24 @@ case "waitwarn":
     try await cluster.remove(group)
     print("ran after removal on=\(try await cluster.get(waiting, timeout: .seconds(60)))")
 
+case "lostobject":
+    // A count-MiB output made on node "second"; once it is done the test kills that node, then
+    // the driver asks for the output, which cannot come any more.
+    let made = try cluster.submit(
+        makeArray, count << 18, options: TaskOptions(strategy: .nodeAffinity(nodeID: "second", soft: false)))
+    _ = try await cluster.wait([made], timeout: .seconds(60))
+    print("made on second")
+    if let pause = ProcessInfo.processInfo.environment["SHOAL_TEST_PAUSE_FILE"] {
+        while !FileManager.default.fileExists(atPath: pause) { try await Task.sleep(for: .milliseconds(10)) }
+    }
+    let asked = ContinuousClock.now
+    do {
+        _ = try await cluster.get(made, timeout: .seconds(120))
+        print("lost object: fetched")
+    } catch {
+        print("lost object: failed after \(Int((ContinuousClock.now - asked).seconds)) s: \(error)")
+    }
+
 case "pg":
     let spread = try await cluster.placementGroup([Resources(cpu: 1), Resources(cpu: 1)], strategy: .strictSpread)
     print("strictSpread nodes=\(Set(spread.bundleNodes).count)")
