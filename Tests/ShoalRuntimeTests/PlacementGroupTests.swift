@@ -63,8 +63,8 @@ import Testing
         let driver = try cluster.driver(["waitwarn"], environment: ["SHOAL_LEASE_WAIT_WARN_MS": "400"])
         #expect(try await driver.waitForExit(timeout: .seconds(90)) == 0)
         let warnings = driver.output.filter { $0.contains("tasks are waiting for an executor") }
-        // Once, then at four times the threshold: a slow machine may print a second one.
-        #expect((1...2).contains(warnings.count), "\(driver.output.suffix(10))")
+        // Once, then at four times the threshold while it still waits (a slow machine waits longer).
+        #expect(!warnings.isEmpty, "\(driver.output.suffix(10))")
         #expect(warnings.first?.contains("resources=CPU=1") == true, "\(warnings)")
         #expect(driver.line(startingWith: "ran after removal") == "ran after removal on=head")
     }

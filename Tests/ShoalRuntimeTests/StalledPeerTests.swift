@@ -9,8 +9,8 @@ import Testing
 /// declared dead while a lease in one of its placement group's bundles waited for its executor,
 /// a node whose bundles must move, a node that joins twice or restarts under its id, an actor
 /// host's late report, and a driver whose job the head ended for its silence. The head runs
-/// here; nodes and the raw drivers are DEALER sockets speaking its protocol over loopback, read
-/// by blocking waits (one test at a time, so they do not hold every thread of the task pool).
+/// here; nodes and the raw drivers are DEALER sockets speaking its protocol over loopback. One
+/// test at a time: each counts on its nodes' heartbeats coming within the head's node timeout.
 @Suite(.serialized) struct StalledPeerTests {
     /// The node timeout of these heads: long enough for a loaded machine to finish a test's
     /// set-up while its nodes beat, short enough to wait out.
@@ -43,26 +43,34 @@ import Testing
 
     /// Nodes `a` and `b`, each with `cpus`, joined in that order (the head tries `a` first), and
     /// a beat of both.
-    static func twoNodes(at address: String, cpus: Double) throws -> (a: FakeNode, b: FakeNode, both: () -> Void) {
+    static func twoNodes(at address: String, cpus: Double) async throws -> (a: FakeNode, b: FakeNode, both: () -> Void) {
         let a = try FakeNode("a", at: address, cpus: cpus)
-        #expect(try a.joined())
+        #expect(try await a.joined())
         let b = try FakeNode("b", at: address, cpus: cpus)
-        #expect(try b.joined())
+        #expect(try await b.joined())
         return (a, b, {
             a.beat()
             b.beat()
         })
     }
 
-    /// The first message on `socket` within `timeout` that `match` takes; `beat` runs between
-    /// waits of 100 ms at most (nodes' heartbeats, on the same thread as their sockets).
+    /// The first message on `socket` within `timeout` that `match` takes; `beat` runs every
+    /// 100 ms (nodes' heartbeats). Polls without blocking and sleeps between polls, so that a
+    /// test waiting here holds no thread of the task pool the other tests need.
     static func next<T>(
         on socket: Socket, within timeout: Duration = .seconds(10), beat: () -> Void = {}, _ match: (Incoming) -> T?
-    ) throws -> T? {
+    ) async throws -> T? {
         let deadline = ContinuousClock.now + timeout
+        var nextBeat = ContinuousClock.now
         while ContinuousClock.now < deadline {
-            beat()
-            guard let message = try socket.receive(timeout: .milliseconds(100)) else { continue }
+            if ContinuousClock.now >= nextBeat {
+                beat()
+                nextBeat = .now + .milliseconds(100)
+            }
+            guard let message = try socket.receive() else {
+                try await Task.sleep(for: .milliseconds(5))
+                continue
+            }
             if let found = match(try Incoming(message, routed: false)) { return found }
         }
         return nil
@@ -92,8 +100,8 @@ import Testing
         }
 
         /// Waits for the head's answer to a registration, beating meanwhile.
-        func joined() throws -> Bool {
-            try StalledPeerTests.next(on: socket, beat: beat) { message -> Bool? in
+        func joined() async throws -> Bool {
+            try await StalledPeerTests.next(on: socket, beat: beat) { message -> Bool? in
                 if case .nodeRegistered = message.envelope.body { return true }
                 return nil
             } == true
@@ -106,8 +114,8 @@ import Testing
         }
 
         /// The lease id of the next executor the head asks this node to start.
-        func nextStart(beating: Bool = true, within timeout: Duration = .seconds(10)) throws -> UInt64? {
-            try StalledPeerTests.next(on: socket, within: timeout, beat: beating ? beat : {}) { message -> UInt64? in
+        func nextStart(beating: Bool = true, within timeout: Duration = .seconds(10)) async throws -> UInt64? {
+            try await StalledPeerTests.next(on: socket, within: timeout, beat: beating ? beat : {}) { message -> UInt64? in
                 if case .startExecutor(let start) = message.envelope.body { return start.leaseID }
                 return nil
             }
@@ -123,12 +131,12 @@ import Testing
 
     static func createGroup(
         _ bundles: [Resources], strategy: Shoal_V1_PlacementStrategy = .bundlesPack, from driver: Socket, beat: () -> Void
-    ) throws -> Shoal_V1_PlacementGroupCreated? {
+    ) async throws -> Shoal_V1_PlacementGroupCreated? {
         var group = Shoal_V1_CreatePlacementGroup()
         group.bundles = bundles.map(\.proto)
         group.strategy = strategy
         try driver.send(Envelope(2, .createPlacementGroup(group)))
-        return try next(on: driver, beat: beat) { message -> Shoal_V1_PlacementGroupCreated? in
+        return try await next(on: driver, beat: beat) { message -> Shoal_V1_PlacementGroupCreated? in
             if case .placementGroupCreated(let created) = message.envelope.body { return created }
             return nil
         }
@@ -155,9 +163,9 @@ import Testing
         try driver.send(Envelope(id, .createActor(create)))
     }
 
-    static func status(from driver: Socket, beat: () -> Void = {}) throws -> Shoal_V1_StatusReply? {
+    static func status(from driver: Socket, beat: () -> Void = {}) async throws -> Shoal_V1_StatusReply? {
         try driver.send(Envelope(4, .statusRequest(Shoal_V1_StatusRequest())))
-        return try next(on: driver, beat: beat) { message -> Shoal_V1_StatusReply? in
+        return try await next(on: driver, beat: beat) { message -> Shoal_V1_StatusReply? in
             if case .statusReply(let status) = message.envelope.body { return status }
             return nil
         }
@@ -172,29 +180,29 @@ import Testing
         defer { head.stop() }
         let node = try FakeNode("n", at: head.address, cpus: 2)
         let driver = head.driver
-        let group = try #require(try Self.createGroup([Resources(cpu: 1)], from: driver, beat: node.beat))
+        let group = try #require(try await Self.createGroup([Resources(cpu: 1)], from: driver, beat: node.beat))
         try Self.requestLease(in: group.placementGroupID, bundle: 0, from: driver)
 
         // The node is told to start an executor, then stalls: no executor, no heartbeat.
-        let first = try node.nextStart()
+        let first = try await node.nextStart()
         #expect(first != nil, "the lease in the bundle goes to the node")
         try await Task.sleep(for: Self.nodeTimeout * 2)
 
         // Back from the stall: the head has declared it dead, so it joins again.
         node.beat()
-        let refused = try Self.next(on: node.socket) { message -> String? in
+        let refused = try await Self.next(on: node.socket) { message -> String? in
             if case .error(let error) = message.envelope.body, error.code == .unknownPeer { return error.message }
             return nil
         }
         #expect(refused?.contains("declared dead") == true, "\(String(describing: refused))")
         try node.register(cpus: 2)
-        let second = try node.nextStart()
+        let second = try await node.nextStart()
         #expect(second != nil, "the waiting lease is placed in its bundle again once the node rejoins")
         #expect(second != first)
 
         // The only node there is, back, holds the bundle again: one of its two CPUs is reserved.
         node.beat()
-        #expect(Self.availableCPUs(of: "n", in: try Self.status(from: driver, beat: node.beat)) == 1)
+        #expect(Self.availableCPUs(of: "n", in: try await Self.status(from: driver, beat: node.beat)) == 1)
     }
 
     /// A node that dies for good: the bundles it held are placed on another node, and the
@@ -202,17 +210,17 @@ import Testing
     @Test func theBundlesOfANodeThatDiedArePlacedAgainOnAnotherNode() async throws {
         let head = try await TestHead()
         defer { head.stop() }
-        let (dying, staying, both) = try Self.twoNodes(at: head.address, cpus: 2)
+        let (dying, staying, both) = try await Self.twoNodes(at: head.address, cpus: 2)
         let driver = head.driver
         let group = try #require(
-            try Self.createGroup([Resources(cpu: 1), Resources(cpu: 1)], strategy: .bundlesStrictPack, from: driver, beat: both))
+            try await Self.createGroup([Resources(cpu: 1), Resources(cpu: 1)], strategy: .bundlesStrictPack, from: driver, beat: both))
         #expect(group.bundleNodes == ["a", "a"], "strict pack on the first node that fits")
         try Self.requestLease(in: group.placementGroupID, bundle: 1, from: driver)
 
         // Node a never answers again; b keeps beating and gets the bundles and the lease.
-        let moved = try staying.nextStart()
+        let moved = try await staying.nextStart()
         #expect(moved != nil, "the lease in the group runs on the node its bundles moved to")
-        let status = try Self.status(from: driver, beat: staying.beat)
+        let status = try await Self.status(from: driver, beat: staying.beat)
         #expect(Self.availableCPUs(of: "b", in: status) == 0, "both bundles are reserved on b")
         #expect(status?.pendingPlacementGroups == 0)
         #expect(status?.groups.first?.state == .created)
@@ -225,17 +233,17 @@ import Testing
     @Test func aRequestForAnyBundlePlacedOnANodeThatDiedGoesToAnotherBundle() async throws {
         let head = try await TestHead()
         defer { head.stop() }
-        let (dying, staying, both) = try Self.twoNodes(at: head.address, cpus: 1)
+        let (dying, staying, both) = try await Self.twoNodes(at: head.address, cpus: 1)
         let driver = head.driver
         let group = try #require(
-            try Self.createGroup([Resources(cpu: 1), Resources(cpu: 1)], strategy: .bundlesStrictSpread, from: driver, beat: both))
+            try await Self.createGroup([Resources(cpu: 1), Resources(cpu: 1)], strategy: .bundlesStrictSpread, from: driver, beat: both))
         #expect(group.bundleNodes == ["a", "b"])
         try Self.requestLease(in: group.placementGroupID, bundle: -1, from: driver)
-        #expect(try dying.nextStart() != nil, "the first bundle with room is on a")
+        #expect(try await dying.nextStart() != nil, "the first bundle with room is on a")
         // a dies for good; its bundle has nowhere to go (strict spread), the request goes to b's.
-        #expect(try staying.nextStart() != nil, "the request is placed again in any bundle, as asked")
+        #expect(try await staying.nextStart() != nil, "the request is placed again in any bundle, as asked")
         // The status says which bundle waits for a node.
-        let status = try #require(try Self.status(from: driver, beat: staying.beat))
+        let status = try #require(try await Self.status(from: driver, beat: staying.beat))
         #expect(status.groups.first?.state == .rescheduling)
         #expect(status.groups.first?.bundleNodes == ["", "b"])
         let rendered = ClusterStatus(status).rendered
@@ -250,10 +258,10 @@ import Testing
         let node = try FakeNode("n", at: head.address, cpus: 2)
         let driver = head.driver
         try Self.requestLease(id: 2, from: driver)
-        #expect(try node.nextStart() != nil)
+        #expect(try await node.nextStart() != nil)
         try node.register(cpus: 2)
-        #expect(try node.joined(), "the second join is answered too")
-        #expect(Self.availableCPUs(of: "n", in: try Self.status(from: driver, beat: node.beat)) == 1, "the leased CPU stays counted")
+        #expect(try await node.joined(), "the second join is answered too")
+        #expect(Self.availableCPUs(of: "n", in: try await Self.status(from: driver, beat: node.beat)) == 1, "the leased CPU stays counted")
     }
 
     /// A daemon restarted under the same id (same connection id) before its old self timed out
@@ -266,22 +274,22 @@ import Testing
         try Self.requestLease(id: 2, from: driver)
         try Self.createActor(id: 3, maxRestarts: 1, from: driver)
         /// The lease id and actor id the head next asks the node to start.
-        func starts() throws -> (lease: UInt64?, actor: String?) {
+        func starts() async throws -> (lease: UInt64?, actor: String?) {
             var found: (lease: UInt64?, actor: String?) = (nil, nil)
-            _ = try Self.next(on: node.socket, beat: node.beat) { message -> Bool? in
+            _ = try await Self.next(on: node.socket, beat: node.beat) { message -> Bool? in
                 if case .startExecutor(let start) = message.envelope.body { found.lease = start.leaseID }
                 if case .startActor(let start) = message.envelope.body { found.actor = start.actorID }
                 return found.lease != nil && found.actor != nil ? true : nil
             }
             return found
         }
-        let first = try starts()
+        let first = try await starts()
         #expect(first.lease != nil && first.actor != nil)
         try node.register(cpus: 2, pid: 101)
-        let second = try starts()
+        let second = try await starts()
         #expect(second.lease != nil && second.lease != first.lease, "the lease the old daemon never started is placed on the new one")
         #expect(second.actor == first.actor, "the actor waits for the new daemon and is rebuilt there, not refused")
-        #expect(Self.availableCPUs(of: "n", in: try Self.status(from: driver, beat: node.beat)) == 0, "the new lease and actor count, once")
+        #expect(Self.availableCPUs(of: "n", in: try await Self.status(from: driver, beat: node.beat)) == 0, "the new lease and actor count, once")
     }
 
     /// An actor host on a node declared dead may still report the actor built once its node
@@ -289,21 +297,21 @@ import Testing
     @Test func aLateActorReportFromANodeDeclaredDeadIsIgnored() async throws {
         let head = try await TestHead()
         defer { head.stop() }
-        let (stalling, staying, both) = try Self.twoNodes(at: head.address, cpus: 1)
+        let (stalling, staying, both) = try await Self.twoNodes(at: head.address, cpus: 1)
         let driver = head.driver
         try Self.createActor(id: 5, maxRestarts: 1, from: driver) {
             $0.strategy = .nodeAffinity
             $0.nodeID = "a"
             $0.soft = true
         }
-        let started = try Self.next(on: stalling.socket, beat: both) { message -> Shoal_V1_StartActor? in
+        let started = try await Self.next(on: stalling.socket, beat: both) { message -> Shoal_V1_StartActor? in
             if case .startActor(let start) = message.envelope.body { return start }
             return nil
         }
         let start = try #require(started, "the actor goes to node a first")
 
         // a stalls past its timeout; the actor is rebuilt on b.
-        let rebuilt = try Self.next(on: staying.socket, within: Self.nodeTimeout * 5, beat: staying.beat) { message -> Bool? in
+        let rebuilt = try await Self.next(on: staying.socket, within: Self.nodeTimeout * 5, beat: staying.beat) { message -> Bool? in
             if case .startActor(let again) = message.envelope.body { return again.actorID == start.actorID }
             return nil
         }
@@ -318,7 +326,7 @@ import Testing
         built.executorID = "b-e1"
         built.address = "tcp://127.0.0.1:8"
         try staying.socket.send(Envelope(0, .actorStarted(built)))
-        let location = try Self.next(on: driver, beat: staying.beat) { message -> String? in
+        let location = try await Self.next(on: driver, beat: staying.beat) { message -> String? in
             if case .actorLocation(let location) = message.envelope.body, message.envelope.requestID == 5 { return location.address }
             return nil
         }
@@ -334,7 +342,7 @@ import Testing
         let driver = head.driver
         try Self.requestLease(id: 2, from: driver)
         var starts = 0
-        while let leaseID = try node.nextStart(), starts < 10 {
+        while let leaseID = try await node.nextStart(), starts < 10 {
             starts += 1
             var exited = Shoal_V1_ExecutorExited()
             exited.leaseID = leaseID
@@ -343,13 +351,13 @@ import Testing
             if starts == Head.executorStartAttempts { break }
         }
         #expect(starts == Head.executorStartAttempts)
-        let refusal = try Self.next(on: driver, beat: node.beat) { message -> Shoal_V1_ErrorReply? in
+        let refusal = try await Self.next(on: driver, beat: node.beat) { message -> Shoal_V1_ErrorReply? in
             if case .error(let error) = message.envelope.body, message.envelope.requestID == 2 { return error }
             return nil
         }
         #expect(refusal?.code == .unavailable)
         #expect(refusal?.message.contains("exec format error") == true, "\(String(describing: refusal))")
-        #expect(try node.nextStart(within: .seconds(1)) == nil, "no executor is started again")
+        #expect(try await node.nextStart(within: .seconds(1)) == nil, "no executor is started again")
     }
 
     /// An actor host that exits while it builds an actor (before it reports it built): the
@@ -360,8 +368,8 @@ import Testing
         let node = try FakeNode("n", at: head.address, cpus: 2)
         let driver = head.driver
         try Self.createActor(id: 5, maxRestarts: 1, from: driver)
-        func nextActorStart() throws -> String? {
-            try Self.next(on: node.socket, beat: node.beat) { message -> String? in
+        func nextActorStart() async throws -> String? {
+            try await Self.next(on: node.socket, beat: node.beat) { message -> String? in
                 if case .startActor(let start) = message.envelope.body { return start.actorID }
                 return nil
             }
@@ -373,11 +381,11 @@ import Testing
             exited.startingActorIds = [actor]
             try node.socket.send(Envelope(0, .executorExited(exited)))
         }
-        let actor = try #require(try nextActorStart())
+        let actor = try #require(try await nextActorStart())
         try hostExits(building: actor, host: "n-e1")
-        #expect(try nextActorStart() == actor, "rebuilt once: it has a restart left")
+        #expect(try await nextActorStart() == actor, "rebuilt once: it has a restart left")
         try hostExits(building: actor, host: "n-e2")
-        let refusal = try Self.next(on: driver, beat: node.beat) { message -> String? in
+        let refusal = try await Self.next(on: driver, beat: node.beat) { message -> String? in
             if case .error(let error) = message.envelope.body, message.envelope.requestID == 5 { return error.message }
             return nil
         }
