@@ -424,13 +424,13 @@ public actor DriverCore: ObjectStoreClient {
             let leaseCount = leases.values.filter { $0.shape == shape }.count
             if !queue.isEmpty && queue.outstandingRequests < 4 && queue.outstandingRequests < queue.count {
                 let wanted = min(4 - queue.outstandingRequests, max(1, queue.count / depth - leaseCount))
-                for _ in 0..<max(1, wanted) { requestLease(for: shape, queue: &queue) }
+                for _ in 0..<max(1, wanted) { requestLease(for: shape, holdingOne: leaseCount > 0, queue: &queue) }
             }
             queues[shape] = queue
         }
     }
 
-    private func requestLease(for shape: TaskOptions.Shape, queue: inout ShapeQueue) {
+    private func requestLease(for shape: TaskOptions.Shape, holdingOne: Bool, queue: inout ShapeQueue) {
         var request = Shoal_V1_RequestLease()
         request.resources = shape.resources.proto
         let wire = shape.strategy.wire
@@ -443,7 +443,7 @@ public actor DriverCore: ObjectStoreClient {
         nextRequestID += 1
         leaseRequests[id] = shape
         queue.outstandingRequests += 1
-        if queue.waitingSince == nil && !leases.values.contains(where: { $0.shape == shape }) { queue.waitingSince = .now }
+        if queue.waitingSince == nil && !holdingOne { queue.waitingSince = .now }
         logger.debug(
             "lease requested",
             metadata: ["request": "\(id)", "queued": "\(queue.count)", "outstanding": "\(queue.outstandingRequests)"])

@@ -1,9 +1,8 @@
 /// Places a placement group's bundles on nodes, all or nothing. Pure: the head applies the
 /// answer.
 struct BundlePlacer {
-    enum Strategy: Sendable {
-        case pack, spread, strictPack, strictSpread
-    }
+    /// The strategies a driver names (`PlacementGroup.Strategy`), with their wire form.
+    typealias Strategy = PlacementGroup.Strategy
 
     struct Node {
         var id: String
@@ -55,3 +54,4 @@ struct BundlePlacer {
         resources.amounts.filter { $0.key != Resources.memory }.values.reduce(0, +)
     }
 }
+

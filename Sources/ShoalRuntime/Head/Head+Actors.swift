@@ -201,9 +201,7 @@ extension Head {
     /// An actor's host reports it built (or failed to build) the actor; only the node the actor
     /// is placed on now may say so, as a node declared dead may still forward an older report.
     func actorStarted(_ started: Shoal_V1_ActorStarted, from peer: [UInt8]) {
-        guard var record = actors[started.actorID], record.state != .dead,
-            let node = nodes[record.nodeID], node.alive, node.peer == peer
-        else { return }
+        guard var record = actors[started.actorID], record.state != .dead, isPlaced(record, on: peer) else { return }
         guard started.error.isEmpty else {
             actorFailed(started.actorID, reason: started.error, code: .invalidArgument)
             return
@@ -324,6 +322,12 @@ extension Head {
     }
 
     /// Actors whose host executor died.
+    /// Whether the actor is placed on the alive node that `peer` is: only that node reports on it.
+    private func isPlaced(_ record: ActorRecord, on peer: [UInt8]) -> Bool {
+        guard let node = nodes[record.nodeID] else { return false }
+        return node.alive && node.peer == peer
+    }
+
     /// An actor host exited: its actors, and those it was still building (placed on the node
     /// that reports it, not yet reported built), are rebuilt or buried.
     func actorHostExited(_ executorID: String, reason: String, building: [String], from peer: [UInt8]) {
@@ -331,8 +335,7 @@ extension Head {
             restartOrBury(record.id, reason: "its executor \(executorID) \(reason)")
         }
         for id in building {
-            guard let record = actors[id], record.state != .dead, record.executorID.isEmpty,
-                let node = nodes[record.nodeID], node.alive, node.peer == peer
+            guard let record = actors[id], record.state != .dead, record.executorID.isEmpty, isPlaced(record, on: peer)
             else { continue }
             restartOrBury(id, reason: "its executor \(executorID) \(reason) while building it")
         }

@@ -31,13 +31,7 @@ extension Head {
             try send(.error(requestID, .invalidArgument, "\(error)"), to: peer)
             return
         }
-        let strategy: BundlePlacer.Strategy =
-            switch create.strategy {
-            case .bundlesSpread: .spread
-            case .bundlesStrictPack: .strictPack
-            case .bundlesStrictSpread: .strictSpread
-            default: .pack
-            }
+        let strategy = BundlePlacer.Strategy(create.strategy)
         let id = "pg-" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
         var record = PlacementGroupRecord(id: id, bundles: bundles, strategy: strategy, jobPeer: peer)
         record.creator = (peer, requestID)
@@ -186,13 +180,7 @@ extension Head {
         var status = Shoal_V1_PlacementGroupStatus()
         status.placementGroupID = record.id
         status.jobID = jobs[record.jobPeer]?.id ?? ""
-        status.strategy =
-            switch record.strategy {
-            case .pack: .bundlesPack
-            case .spread: .bundlesSpread
-            case .strictPack: .bundlesStrictPack
-            case .strictSpread: .bundlesStrictSpread
-            }
+        status.strategy = record.strategy.wire
         status.bundles = record.bundles.map(\.proto)
         status.bundleNodes = record.placed ? record.nodes : record.bundles.map { _ in "" }
         status.state = !record.placed ? .pending : record.nodes.contains("") ? .rescheduling : .created

@@ -154,8 +154,16 @@ public actor NodeDaemon {
 
     private func killAllExecutors() {
         objects.removeAll()
+        forgetExecutors()
+    }
+
+    /// Ends every executor and forgets it, with the actor hosts and the actors waiting for them.
+    private func forgetExecutors() {
         Self.end(executors.values)
         executors.removeAll()
+        actorHosts.removeAll()
+        actorsWaitingForHost.removeAll()
+        actorsBuildingOnHost.removeAll()
     }
 
     /// Kills the executors and reaps them (a second at most each).
@@ -239,11 +247,7 @@ public actor NodeDaemon {
                 logger.warning("head does not know this node; joining again", metadata: ["reason": "\(error.message)"])
                 // Ended and forgotten before the node joins again, so that no lease placed after
                 // the rejoin is handed one of them, idle-looking but killed.
-                Self.end(executors.values)
-                executors.removeAll()
-                actorHosts.removeAll()
-                actorsWaitingForHost.removeAll()
-                actorsBuildingOnHost.removeAll()
+                forgetExecutors()
                 // Starts that wait for a package were for leases and actors the head has given
                 // up on too. A start after the rejoin fetches again (the head asked may be gone);
                 // a fetch still in flight stores its package all the same.
