@@ -22,7 +22,7 @@ import Testing
     static func driverAskingForALease(at address: String) async throws -> Socket {
         let driver = try Socket.dealer(connectedTo: address)
         try driver.send(Envelope(1, .connectDriver(Shoal_V1_ConnectDriver())))
-        let accepted = try await reply(on: driver, timeout: .seconds(10))
+        let accepted = try await reply(on: driver, timeout: .seconds(30))
         guard case .driverAccepted = accepted?.envelope.body else {
             throw ClusterError.peerError("the head did not accept the driver: \(String(describing: accepted?.envelope.body))")
         }

@@ -14,7 +14,7 @@ import Testing
 @Suite(.serialized) struct StalledPeerTests {
     /// The node timeout of these heads: long enough for a loaded machine to finish a test's
     /// set-up while its nodes beat, short enough to wait out.
-    static let nodeTimeout = Duration.seconds(2)
+    static let nodeTimeout = Duration.seconds(4)
 
     /// A head in this process with its session folder and a raw driver connected to it; `stop`
     /// ends them.
@@ -54,26 +54,30 @@ import Testing
         })
     }
 
+    /// A value used by one thread at a time, handed from the test's task to a waiting thread and back.
+    struct Handed<Value>: @unchecked Sendable { let value: Value }
+
     /// The first message on `socket` within `timeout` that `match` takes; `beat` runs every
-    /// 100 ms (nodes' heartbeats). Polls without blocking and sleeps between polls, so that a
-    /// test waiting here holds no thread of the task pool the other tests need.
+    /// 100 ms at most (nodes' heartbeats). The wait runs on a thread of its own: a heartbeat
+    /// must not depend on the task pool getting round to this test on a loaded machine, and a
+    /// blocking wait must not hold a pool thread the other tests need.
     static func next<T>(
-        on socket: Socket, within timeout: Duration = .seconds(10), beat: () -> Void = {}, _ match: (Incoming) -> T?
+        on socket: Socket, within timeout: Duration = .seconds(30), beat: @escaping () -> Void = {},
+        _ match: @escaping (Incoming) -> T?
     ) async throws -> T? {
-        let deadline = ContinuousClock.now + timeout
-        var nextBeat = ContinuousClock.now
-        while ContinuousClock.now < deadline {
-            if ContinuousClock.now >= nextBeat {
+        let wait = Handed(value: { () throws -> T? in
+            let deadline = ContinuousClock.now + timeout
+            while ContinuousClock.now < deadline {
                 beat()
-                nextBeat = .now + .milliseconds(100)
+                guard let message = try socket.receive(timeout: .milliseconds(100)) else { continue }
+                if let found = match(try Incoming(message, routed: false)) { return found }
             }
-            guard let message = try socket.receive() else {
-                try await Task.sleep(for: .milliseconds(5))
-                continue
-            }
-            if let found = match(try Incoming(message, routed: false)) { return found }
+            return nil
+        })
+        let result = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Handed<T?>, any Error>) in
+            Thread { continuation.resume(with: Result { Handed(value: try wait.value()) }) }.start()
         }
-        return nil
+        return result.value
     }
 
     /// A node speaking the protocol on its own socket.
@@ -114,7 +118,7 @@ import Testing
         }
 
         /// The lease id of the next executor the head asks this node to start.
-        func nextStart(beating: Bool = true, within timeout: Duration = .seconds(10)) async throws -> UInt64? {
+        func nextStart(beating: Bool = true, within timeout: Duration = .seconds(30)) async throws -> UInt64? {
             try await StalledPeerTests.next(on: socket, within: timeout, beat: beating ? beat : {}) { message -> UInt64? in
                 if case .startExecutor(let start) = message.envelope.body { return start.leaseID }
                 return nil
@@ -130,7 +134,7 @@ import Testing
     }
 
     static func createGroup(
-        _ bundles: [Resources], strategy: Shoal_V1_PlacementStrategy = .bundlesPack, from driver: Socket, beat: () -> Void
+        _ bundles: [Resources], strategy: Shoal_V1_PlacementStrategy = .bundlesPack, from driver: Socket, beat: @escaping () -> Void
     ) async throws -> Shoal_V1_PlacementGroupCreated? {
         var group = Shoal_V1_CreatePlacementGroup()
         group.bundles = bundles.map(\.proto)
@@ -163,7 +167,7 @@ import Testing
         try driver.send(Envelope(id, .createActor(create)))
     }
 
-    static func status(from driver: Socket, beat: () -> Void = {}) async throws -> Shoal_V1_StatusReply? {
+    static func status(from driver: Socket, beat: @escaping () -> Void = {}) async throws -> Shoal_V1_StatusReply? {
         try driver.send(Envelope(4, .statusRequest(Shoal_V1_StatusRequest())))
         return try await next(on: driver, beat: beat) { message -> Shoal_V1_StatusReply? in
             if case .statusReply(let status) = message.envelope.body { return status }
@@ -179,6 +183,7 @@ import Testing
         let head = try await TestHead()
         defer { head.stop() }
         let node = try FakeNode("n", at: head.address, cpus: 2)
+        #expect(try await node.joined())
         let driver = head.driver
         let group = try #require(try await Self.createGroup([Resources(cpu: 1)], from: driver, beat: node.beat))
         try Self.requestLease(in: group.placementGroupID, bundle: 0, from: driver)
