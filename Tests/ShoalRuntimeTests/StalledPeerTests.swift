@@ -28,6 +28,8 @@ import Testing
             var config = RuntimeConfig()
             config.heartbeatInterval = .milliseconds(100)
             config.nodeTimeout = StalledPeerTests.nodeTimeout
+            // The raw drivers send no heartbeats: their jobs must not end under a slow test.
+            config.driverTimeout = .seconds(600)
             configure(&config)
             session = NSTemporaryDirectory() + "shoal-stalled-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
             head = try await Head(bind: "tcp://127.0.0.1:0", advertisedHost: "127.0.0.1", sessionDirectory: session, config: config)
