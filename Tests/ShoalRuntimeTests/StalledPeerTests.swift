@@ -181,37 +181,6 @@ import Testing
         status?.nodes.first { $0.nodeID == node }.map { Resources($0.available)[Resources.cpu] }
     }
 
-    @Test func aBundleLeaseOnANodeDeclaredDeadIsPlacedAgainWhenTheNodeRejoins() async throws {
-        let head = try await TestHead()
-        defer { head.stop() }
-        let node = try FakeNode("n", at: head.address, cpus: 2)
-        #expect(try await node.joined())
-        let driver = head.driver
-        let group = try #require(try await Self.createGroup([Resources(cpu: 1)], from: driver, beat: node.beat))
-        try Self.requestLease(in: group.placementGroupID, bundle: 0, from: driver)
-
-        // The node is told to start an executor, then stalls: no executor, no heartbeat.
-        let first = try await node.nextStart()
-        #expect(first != nil, "the lease in the bundle goes to the node")
-        try await Task.sleep(for: Self.nodeTimeout * 2)
-
-        // Back from the stall: the head has declared it dead, so it joins again.
-        node.beat()
-        let refused = try await Self.next(on: node.socket) { message -> String? in
-            if case .error(let error) = message.envelope.body, error.code == .unknownPeer { return error.message }
-            return nil
-        }
-        #expect(refused?.contains("declared dead") == true, "\(String(describing: refused))")
-        try node.register(cpus: 2)
-        let second = try await node.nextStart()
-        #expect(second != nil, "the waiting lease is placed in its bundle again once the node rejoins")
-        #expect(second != first)
-
-        // The only node there is, back, holds the bundle again: one of its two CPUs is reserved.
-        node.beat()
-        #expect(Self.availableCPUs(of: "n", in: try await Self.status(from: driver, beat: node.beat)) == 1)
-    }
-
     /// A node that dies for good: the bundles it held are placed on another node, and the
     /// request that waited in one of them runs there.
     @Test func theBundlesOfANodeThatDiedArePlacedAgainOnAnotherNode() async throws {
