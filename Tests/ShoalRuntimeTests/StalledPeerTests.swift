@@ -14,7 +14,7 @@ import Testing
 @Suite(.serialized) struct StalledPeerTests {
     /// The node timeout of these heads: long enough for a loaded machine to finish a test's
     /// set-up while its nodes beat, short enough to wait out.
-    static let nodeTimeout = Duration.seconds(4)
+    static let nodeTimeout = Duration.seconds(8)
 
     /// A head in this process with its session folder and a raw driver connected to it; `stop`
     /// ends them.
@@ -49,7 +49,15 @@ import Testing
         let a = try FakeNode("a", at: address, cpus: cpus)
         #expect(try await a.joined())
         let b = try FakeNode("b", at: address, cpus: cpus)
-        #expect(try await b.joined())
+        // a beats too while b joins: the head may be slow to answer on a loaded machine.
+        let joined = try await StalledPeerTests.next(on: b.socket, beat: {
+            a.beat()
+            b.beat()
+        }) { message -> Bool? in
+            if case .nodeRegistered = message.envelope.body { return true }
+            return nil
+        }
+        #expect(joined == true)
         return (a, b, {
             a.beat()
             b.beat()
