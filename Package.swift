@@ -12,6 +12,12 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "Shoal", targets: ["Shoal"]),
+        // The ML stack, usable beside Shoal (or alone) from a user's own package.
+        .library(name: "ShoalTensor", targets: ["ShoalTensor"]),
+        .library(name: "ShoalMarket", targets: ["ShoalMarket"]),
+        .library(name: "ShoalPlot", targets: ["ShoalPlot"]),
+        .library(name: "ShoalRL", targets: ["ShoalRL"]),
+        .library(name: "ShoalTrain", targets: ["ShoalTrain"]),
         .executable(name: "cluster", targets: ["ClusterCLI"]),
         .executable(name: "trading", targets: ["TradingApp"]),
     ],
@@ -66,6 +72,8 @@ let package = Package(
         .target(name: "ShoalPlot", dependencies: ["CZlib"], swiftSettings: swiftSettings),
         // Reinforcement learning: environments, PPO, SAC, TD3, Rainbow DQN, the ensemble.
         .target(name: "ShoalRL", dependencies: ["ShoalTensor", "CShoalKernels", "ShoalMarket", "ShoalPlot"], swiftSettings: swiftSettings),
+        // Training the hybrid model: data split by time, the loop, metrics, checkpoints, learning curves.
+        .target(name: "ShoalTrain", dependencies: ["ShoalTensor", "ShoalMarket", "ShoalPlot"], swiftSettings: swiftSettings),
         // The driver library users import.
         .target(name: "Shoal", dependencies: ["ShoalRuntime", "ShoalWire", "ShoalStorage"], swiftSettings: swiftSettings),
         .executableTarget(
@@ -80,7 +88,7 @@ let package = Package(
         .executableTarget(
             name: "TradingApp",
             dependencies: [
-                "Shoal", "ShoalMarket", "ShoalTensor", "ShoalRL", "ShoalPlot",
+                "Shoal", "ShoalMarket", "ShoalTensor", "ShoalRL", "ShoalPlot", "ShoalTrain",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -110,6 +118,7 @@ let package = Package(
         .testTarget(name: "ShoalMarketTests", dependencies: ["ShoalMarket"], swiftSettings: swiftSettings),
         .testTarget(
             name: "ShoalRLTests", dependencies: ["ShoalRL", "ShoalPlot"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
+        .testTarget(name: "ShoalTrainTests", dependencies: ["ShoalTrain", "ShoalTensor", "ShoalMarket"], swiftSettings: swiftSettings),
         .testTarget(
             name: "ShoalTensorTests", dependencies: ["ShoalTensor"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
         .testTarget(

@@ -7,8 +7,8 @@ import ShoalTensor
 struct ModelCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "model",
-        abstract: "Initialise the CNN+LSTM hybrid model and run it on inputs from safetensors files.",
-        subcommands: [Initialise.self, Forward.self, Bench.self]
+        abstract: "Train the CNN+LSTM hybrid model; initialise it and run it on inputs from safetensors files.",
+        subcommands: [Train.self, Initialise.self, Forward.self, Bench.self]
     )
 
     struct ConfigOption: ParsableArguments {

@@ -23,7 +23,7 @@ public struct Tensor: Sendable, Equatable, CustomStringConvertible {
     public init(_ value: Float) { self.init(shape: [], scalars: [value]) }
 
     /// A tensor whose values `fill` writes, every one of them: no zeroing first.
-    init(shape: [Int], filling fill: (UnsafeMutablePointer<Float>) -> Void) {
+    public init(shape: [Int], filling fill: (UnsafeMutablePointer<Float>) -> Void) {
         let count = shape.reduce(1, *)
         self.shape = shape
         scalars = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in

@@ -10,13 +10,59 @@ public struct Adam: Sendable {
     public var epsilon: Float = 1e-8
     /// Decoupled weight decay (AdamW); 0 for plain Adam.
     public var weightDecay: Float = 0
-    private var moments: [Tensor] = []
-    private var squares: [Tensor] = []
+    /// First moment estimates, one per parameter (empty before the first update).
+    public private(set) var moments: [Tensor] = []
+    /// Second moment estimates, one per parameter (empty before the first update).
+    public private(set) var squares: [Tensor] = []
     public private(set) var step = 0
 
     public init(learningRate: Float = 1e-3, weightDecay: Float = 0) {
         self.learningRate = learningRate
         self.weightDecay = weightDecay
+    }
+
+    /// Takes up the state of an optimiser saved earlier (a checkpoint), so that the next update
+    /// continues exactly where it left off.
+    /// - Throws: `SafeTensorsError` when the moments do not pair up or the step is negative.
+    public mutating func restore(step: Int, moments: [Tensor], squares: [Tensor]) throws {
+        guard step >= 0, moments.count == squares.count,
+            zip(moments, squares).allSatisfy({ $0.shape == $1.shape })
+        else {
+            throw SafeTensorsError("Adam state: \(moments.count) first and \(squares.count) second moments at step \(step)")
+        }
+        self.step = step
+        self.moments = moments
+        self.squares = squares
+    }
+
+    /// Updates `parameters` in place from gradients laid end to end in one buffer, parameter
+    /// after parameter in the order given (as an all-reduce leaves them).
+    public mutating func update(_ parameters: inout [Tensor], flatGradients: UnsafeBufferPointer<Float>) {
+        let total = parameters.reduce(0) { $0 + $1.count }
+        precondition(flatGradients.count == total, "\(flatGradients.count) gradients for \(total) parameters")
+        if moments.isEmpty {
+            moments = parameters.map { Tensor(shape: $0.shape) }
+            squares = moments
+        }
+        precondition(moments.count == parameters.count, "Adam was set up for \(moments.count) parameters")
+        step += 1
+        let correction1 = 1 - pow(beta1, Float(step))
+        let correction2 = 1 - pow(beta2, Float(step))
+        guard let base = flatGradients.baseAddress else { return }
+        var offset = 0
+        for index in parameters.indices {
+            let count = parameters[index].count
+            parameters[index].withMutablePointer { p in
+                moments[index].withMutablePointer { m in
+                    squares[index].withMutablePointer { v in
+                        shoal_adam(
+                            p, base + offset, m, v, count, learningRate, beta1, beta2, epsilon, correction1, correction2,
+                            weightDecay)
+                    }
+                }
+            }
+            offset += count
+        }
     }
 
     /// Updates `parameters` in place from their gradients (same order every call).

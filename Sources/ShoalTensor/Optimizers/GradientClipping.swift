@@ -16,3 +16,17 @@ public func clipGradients(_ gradients: inout [Tensor], maxNorm: Float) -> Float 
     }
     return norm
 }
+
+/// Gradient clipping by global norm over gradients laid end to end in one buffer (see
+/// `clipGradients(_:maxNorm:)`); the norm is summed in double precision.
+/// - Returns: the norm before clipping.
+@discardableResult
+public func clipGradients(flat gradients: UnsafeMutableBufferPointer<Float>, maxNorm: Float) -> Float {
+    guard let base = gradients.baseAddress else { return 0 }
+    let norm = Float(shoal_dot(base, base, gradients.count).squareRoot())
+    if norm > maxNorm {
+        let scale = maxNorm / (norm + 1e-6)
+        for index in gradients.indices { gradients[index] *= scale }
+    }
+    return norm
+}

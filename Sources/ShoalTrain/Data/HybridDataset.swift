@@ -1,0 +1,214 @@
+import Foundation
+import ShoalMarket
+
+/// Where the market data comes from and how it becomes windows.
+public struct DataConfig: Codable, Sendable, Equatable {
+    /// CSV files of bars, one asset each (`CSVBars`); empty for the synthetic market.
+    public var csvFiles: [String] = []
+    /// The synthetic market, used when `csvFiles` is empty.
+    public var synthetic = SyntheticMarket.Config()
+    /// Bars per asset of the synthetic market.
+    public var bars = 20_000
+    /// Bars per window (the model's `steps`).
+    public var steps = 64
+    /// The label looks this many bars ahead of a window's last close.
+    public var horizon = 5
+    /// Buy above +threshold, Sell below −threshold (as a return over `horizon` bars).
+    public var threshold = 0.002
+    /// A window ends every `stride` bars.
+    public var stride = 1
+    /// The first share of every asset's bars trains, the next validates, the rest tests.
+    public var trainFraction = 0.7
+    public var validationFraction = 0.15
+
+    public init() {}
+
+    public init(from decoder: any Decoder) throws {
+        let values = try decoder.container(keyedBy: CodingKeys.self)
+        let defaults = DataConfig()
+        csvFiles = try values.decodeIfPresent([String].self, forKey: .csvFiles) ?? defaults.csvFiles
+        synthetic = try values.decodeIfPresent(SyntheticMarket.Config.self, forKey: .synthetic) ?? defaults.synthetic
+        bars = try values.decodeIfPresent(Int.self, forKey: .bars) ?? defaults.bars
+        steps = try values.decodeIfPresent(Int.self, forKey: .steps) ?? defaults.steps
+        horizon = try values.decodeIfPresent(Int.self, forKey: .horizon) ?? defaults.horizon
+        threshold = try values.decodeIfPresent(Double.self, forKey: .threshold) ?? defaults.threshold
+        stride = try values.decodeIfPresent(Int.self, forKey: .stride) ?? defaults.stride
+        trainFraction = try values.decodeIfPresent(Double.self, forKey: .trainFraction) ?? defaults.trainFraction
+        validationFraction =
+            try values.decodeIfPresent(Double.self, forKey: .validationFraction) ?? defaults.validationFraction
+    }
+
+    /// - Throws: `TrainingError` naming the first bad value.
+    public func validate() throws {
+        guard steps >= 2 else { throw TrainingError("data.steps must be at least 2, not \(steps)") }
+        guard horizon >= 1 else { throw TrainingError("data.horizon must be at least 1, not \(horizon)") }
+        guard stride >= 1 else { throw TrainingError("data.stride must be at least 1, not \(stride)") }
+        guard threshold >= 0, threshold.isFinite else { throw TrainingError("data.threshold must be 0 or more") }
+        guard trainFraction > 0, validationFraction > 0, trainFraction + validationFraction < 1 else {
+            throw TrainingError(
+                "data.trainFraction (\(trainFraction)) and data.validationFraction (\(validationFraction)) must be above 0 "
+                    + "and leave a test share")
+        }
+        if csvFiles.isEmpty {
+            guard bars > 0 else { throw TrainingError("data.bars must be above 0, not \(bars)") }
+            try synthetic.validate()
+        }
+    }
+
+    /// The market this configuration names: the CSV files, or the synthetic market's bars.
+    /// - Throws: when a file is missing or malformed, or the configuration is invalid.
+    public func load() throws -> [MarketData] {
+        try validate()
+        guard csvFiles.isEmpty else { return try csvFiles.map { try CSVBars.load(path: $0) } }
+        return try SyntheticMarket(config: synthetic).generate(bars: bars).series
+    }
+}
+
+/// The hybrid model's data: every asset's features, split by time into train, validation and
+/// test, z-scored with statistics of the training span only, cut into windows that never cross
+/// a split's boundary (their label's horizon included).
+public struct HybridDataset: Sendable {
+    public var train: WindowSet
+    public var validation: WindowSet
+    public var test: WindowSet
+    /// The model's input channels, in order.
+    public var featureNames: [String]
+    /// The training split's standard deviation of forward returns (regression targets are divided by it).
+    public var returnScale: Double
+
+    /// Features whose values are price levels; they enter as log(value / close) so that a
+    /// trending price does not move them out of the range the z-scores were fitted on.
+    static let priceLevelPrefixes = ["sma_", "ema_", "bb_upper", "bb_middle", "bb_lower", "vwap_"]
+
+    /// Builds the dataset from `series` (one entry per asset; every asset is split at the same
+    /// fractions of its own bars).
+    /// - Throws: `TrainingError` when a split has no window or the series are too short.
+    public static func build(_ series: [MarketData], config: DataConfig) throws -> HybridDataset {
+        try config.validate()
+        guard !series.isEmpty else { throw TrainingError("no market data to train on") }
+        let pipeline = FeaturePipeline.standard
+        let names = pipeline.transformers.flatMap(\.names)
+        let width = names.count
+        let steps = config.steps
+        let horizon = config.horizon
+
+        struct AssetTable {
+            var columns: [[Double]]
+            var close: [Double]
+            var spans: [Range<Int>]
+        }
+        var tables: [AssetTable] = []
+        for data in series {
+            let count = data.close.count
+            guard data.close.allSatisfy({ $0 > 0 && $0.isFinite }) else {
+                throw TrainingError("\(data.symbol): closing prices must be positive and finite")
+            }
+            var table = pipeline.transform(data)
+            for (index, name) in table.names.enumerated() {
+                if priceLevelPrefixes.contains(where: name.hasPrefix) {
+                    table.columns[index] = zip(table.columns[index], data.close).map { log($0 / $1) }
+                } else if name == "obv" {
+                    let obv = table.columns[index]
+                    table.columns[index] = obv.indices.map { $0 == 0 || obv[$0 - 1].isNaN ? .nan : obv[$0] - obv[$0 - 1] }
+                }
+            }
+            let first = table.firstCompleteRow
+            let trainEnd = Int(Double(count) * config.trainFraction)
+            let validationEnd = Int(Double(count) * (config.trainFraction + config.validationFraction))
+            guard first < trainEnd else {
+                throw TrainingError(
+                    "\(data.symbol): \(count) bars leave no training bar after the indicators' warm-up of \(first)")
+            }
+            let normalizer = ZScoreNormalizer.fit(table, rows: first..<trainEnd)
+            let normalised = normalizer.apply(table)
+            tables.append(
+                AssetTable(
+                    columns: normalised.columns, close: data.close,
+                    spans: [first..<trainEnd, trainEnd..<validationEnd, validationEnd..<count]))
+        }
+
+        // Window ends per split: the window's first bar and its label's bar inside the span.
+        func ends(_ span: Range<Int>) -> [Int] {
+            let firstEnd = span.lowerBound + steps - 1
+            let lastEnd = span.upperBound - 1 - horizon
+            guard firstEnd <= lastEnd else { return [] }
+            return Array(stride(from: firstEnd, through: lastEnd, by: config.stride))
+        }
+        var trainReturns: [Double] = []
+        for table in tables {
+            for end in ends(table.spans[0]) { trainReturns.append(table.close[end + horizon] / table.close[end] - 1) }
+        }
+        guard trainReturns.count > 1 else {
+            throw TrainingError("the training split has no window of \(steps) bars and a \(horizon)-bar horizon")
+        }
+        let mean = trainReturns.reduce(0, +) / Double(trainReturns.count)
+        let deviation = (trainReturns.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(trainReturns.count)).squareRoot()
+        let scale = deviation > 0 ? deviation : 1
+
+        // Every asset's normalised features, feature-major, kept once for all three splits.
+        var series: [Float] = []
+        series.reserveCapacity(tables.reduce(0) { $0 + $1.close.count * width })
+        var assetOffsets: [Int] = []
+        for table in tables {
+            assetOffsets.append(series.count)
+            for column in table.columns {
+                series += column.map { $0.isFinite ? Float(max(-10, min(10, $0))) : 0 }
+            }
+        }
+        let assetBars = tables.map(\.close.count)
+
+        func windows(split: Int, name: String) throws -> WindowSet {
+            var assets: [Int32] = []
+            var origins: [Int] = []
+            var labels: [Int32] = []
+            var returns: [Float] = []
+            for (asset, table) in tables.enumerated() {
+                for end in ends(table.spans[split]) {
+                    let forward = table.close[end + horizon] / table.close[end] - 1
+                    assets.append(Int32(asset))
+                    origins.append(assetOffsets[asset] + end - steps + 1)
+                    labels.append(forward > config.threshold ? 2 : forward < -config.threshold ? 0 : 1)
+                    returns.append(Float(forward / scale))
+                }
+            }
+            guard !labels.isEmpty else {
+                throw TrainingError("the \(name) split has no window of \(steps) bars and a \(horizon)-bar horizon")
+            }
+            return WindowSet(
+                series: series, assetBars: assetBars, assets: assets, origins: origins, labels: labels, returns: returns,
+                features: width, steps: steps)
+        }
+        return HybridDataset(
+            train: try windows(split: 0, name: "training"), validation: try windows(split: 1, name: "validation"),
+            test: try windows(split: 2, name: "test"), featureNames: names, returnScale: scale)
+    }
+}
+
+/// A training run's error: what was wrong, said plainly.
+public struct TrainingError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+extension HybridDataset {
+    /// A 64-bit FNV-1a hash of every split's windows, labels and returns, in hex: tells whether a
+    /// checkpoint's run saw the same data.
+    public var fingerprint: String {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        func mix<Element>(_ values: [Element]) {
+            values.withUnsafeBytes { bytes in
+                for byte in bytes {
+                    hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3
+                }
+            }
+        }
+        mix(train.series)
+        for set in [train, validation, test] {
+            mix(set.origins)
+            mix(set.labels)
+            mix(set.returns)
+        }
+        return String(hash, radix: 16)
+    }
+}
