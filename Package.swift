@@ -73,7 +73,9 @@ let package = Package(
         // Reinforcement learning: environments, PPO, SAC, TD3, Rainbow DQN, the ensemble.
         .target(name: "ShoalRL", dependencies: ["ShoalTensor", "CShoalKernels", "ShoalMarket", "ShoalPlot"], swiftSettings: swiftSettings),
         // Training the hybrid model: data split by time, the loop, metrics, checkpoints, learning curves.
-        .target(name: "ShoalTrain", dependencies: ["ShoalTensor", "ShoalMarket", "ShoalPlot"], swiftSettings: swiftSettings),
+        .target(
+            name: "ShoalTrain", dependencies: ["Shoal", "ShoalTensor", "ShoalMarket", "ShoalPlot", "CShoalKernels", "CZeroMQ"],
+            swiftSettings: swiftSettings),
         // The driver library users import.
         .target(name: "Shoal", dependencies: ["ShoalRuntime", "ShoalWire", "ShoalStorage"], swiftSettings: swiftSettings),
         .executableTarget(
@@ -118,7 +120,7 @@ let package = Package(
         .testTarget(name: "ShoalMarketTests", dependencies: ["ShoalMarket"], swiftSettings: swiftSettings),
         .testTarget(
             name: "ShoalRLTests", dependencies: ["ShoalRL", "ShoalPlot"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
-        .testTarget(name: "ShoalTrainTests", dependencies: ["ShoalTrain", "ShoalTensor", "ShoalMarket"], swiftSettings: swiftSettings),
+        .testTarget(name: "ShoalTrainTests", dependencies: ["ShoalTrain", "ShoalTensor", "ShoalMarket", "Shoal"], swiftSettings: swiftSettings),
         .testTarget(
             name: "ShoalTensorTests", dependencies: ["ShoalTensor"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
         .testTarget(

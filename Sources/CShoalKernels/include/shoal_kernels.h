@@ -8,6 +8,8 @@
 #ifndef SHOAL_KERNELS_H
 #define SHOAL_KERNELS_H
 
+#include <stdint.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -126,6 +128,31 @@ void shoal_lstm_step_backward(
 void shoal_adam(
     float *parameters, const float *gradients, float *m, float *v, long n, float learning_rate, float beta1,
     float beta2, float epsilon, float correction1, float correction2, float weight_decay);
+
+// MARK: shared-memory collective
+
+/// A barrier that lives in memory mapped by several processes (16 bytes, zeroed to start).
+typedef struct {
+    uint32_t words[4];
+} shoal_shm_barrier;
+
+/// Arrives at the barrier; the last of `parties` to arrive releases the others.
+/// - Returns: the generation to pass to `shoal_barrier_await`.
+uint32_t shoal_barrier_arrive(shoal_shm_barrier *barrier, uint32_t parties);
+
+/// Waits until the barrier's generation moves past `generation`: spins `spins` times, then
+/// sleeps on a futex for at most `timeout_ms`. Returns 0 once passed, 1 when the time ran out
+/// (call again to go on waiting), 2 when the barrier was aborted, 3 without futexes.
+int shoal_barrier_await(shoal_shm_barrier *barrier, uint32_t generation, long spins, int timeout_ms);
+
+/// Marks the barrier aborted and wakes every waiter.
+void shoal_barrier_abort(shoal_shm_barrier *barrier);
+
+/// Whether the barrier was aborted.
+int shoal_barrier_aborted(const shoal_shm_barrier *barrier);
+
+/// out[i] = scale · Σ_k slots[k · slot_stride + offset + i] for i < n, summed in slot order.
+void shoal_sum_slots(const float *slots, long slot_stride, int count, long offset, long n, float scale, float *out);
 
 #ifdef __cplusplus
 }
