@@ -1,7 +1,7 @@
 # Shoal's two commands are `make demo` and `make test`; both install what they need first.
 SHELL := /bin/bash
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := libzmq3-dev libopenblas-dev libpq-dev libsqlite3-dev libssl-dev zlib1g-dev pkg-config protobuf-compiler \
+APT_PACKAGES := iproute2 libzmq3-dev libopenblas-dev libpq-dev libsqlite3-dev libssl-dev zlib1g-dev pkg-config protobuf-compiler \
   openssh-client openssh-server postgresql
 SWIFT_FLAGS ?=
 RELEASE := swift build -c release $(SWIFT_FLAGS)

@@ -43,7 +43,21 @@ extension ModelCommand {
         @Option(help: "Go on from the newest checkpoint of an earlier run's --out folder (its configuration is used).")
         var resume: String?
         @Option(help: "Output folder (default: model-run, or the --resume folder).") var out: String?
-        @Option(help: "Threads (ShoalTensor's loops and OpenBLAS).") var threads = 1
+        @Option(help: "Threads (ShoalTensor's loops and OpenBLAS) of a run in this process.") var threads = 1
+        @Option(help: "Train data-parallel on the cluster with this many worker actors (default: in this process).")
+        var workers: Int?
+        @Option(help: "The cluster's head (default: SHOAL_ADDRESS, this machine's session, or an embedded cluster).")
+        var address: String?
+        @Option(help: "How the workers spread over nodes: pack or spread.") var placement: Placement = .pack
+        @Option(help: "CPUs each worker holds (and its threads).") var cpusPerWorker = 1
+        @Option(help: "GPUs each worker asks the scheduler for.") var gpusPerWorker = 0
+        @Option(help: "Restarts of the workers from the last checkpoint after a failure.") var maxFailures = 3
+        @Option(help: "The workers' all-reduce: automatic (shared memory on one machine, else a ZeroMQ ring), shm or ring.")
+        var collective: CollectiveKind = .automatic
+
+        enum Placement: String, ExpressibleByArgument, CaseIterable {
+            case pack, spread
+        }
 
         enum ModelSize: String, ExpressibleByArgument, CaseIterable {
             case reference, small
@@ -51,6 +65,20 @@ extension ModelCommand {
 
         func validate() throws {
             guard threads > 0 else { throw ValidationError("--threads must be above 0") }
+            if let workers, workers < 1 { throw ValidationError("--workers must be at least 1") }
+            guard cpusPerWorker >= 1, gpusPerWorker >= 0, maxFailures >= 0 else {
+                throw ValidationError("--cpus-per-worker must be at least 1, --gpus-per-worker and --max-failures not negative")
+            }
+            if workers == nil {
+                let clustered: [(String, Bool)] = [
+                    ("--address", address != nil), ("--gpus-per-worker", gpusPerWorker != 0), ("--placement", placement != .pack),
+                    ("--collective", collective != .automatic),
+                ]
+                let given = clustered.filter(\.1).map(\.0)
+                guard given.isEmpty else {
+                    throw ValidationError("\(given.joined(separator: ", ")) belong to a run on the cluster: add --workers N")
+                }
+            }
             if resume != nil {
                 let given: [(String, Bool)] = [
                     ("--config", config != nil), ("--csv", !csv.isEmpty), ("--bars", bars != nil),
@@ -102,12 +130,16 @@ extension ModelCommand {
             let folder = out ?? resume ?? "model-run"
             let started = ContinuousClock.now
             var loop: TrainingLoop
+            let checkpointPath: String
             if let resume {
-                let checkpoints = FileManager.default.fileExists(atPath: "\(resume)/checkpoints") ? "\(resume)/checkpoints" : resume
-                loop = try TrainingLoop(resumingFrom: checkpoints)
-                print("Resuming at step \(loop.state.step) of \(loop.totalSteps) (epoch \(loop.state.epoch + 1)) from \(checkpoints).")
+                checkpointPath = FileManager.default.fileExists(atPath: "\(resume)/checkpoints") ? "\(resume)/checkpoints" : resume
+                loop = try TrainingLoop(resumingFrom: checkpointPath)
+                print("Resuming at step \(loop.state.step) of \(loop.totalSteps) (epoch \(loop.state.epoch + 1)) from \(checkpointPath).")
             } else {
-                let config = try trainingConfig()
+                checkpointPath = "\(folder)/checkpoints"
+                var config = try trainingConfig()
+                // A group restarted after a failure goes on from the last checkpoint: make some.
+                if workers != nil, config.checkpointEvery == 0 { config.checkpointEvery = 50 }
                 let series = try config.data.load()
                 loop = try TrainingLoop(config: config, dataset: try HybridDataset.build(series, config: config.data))
             }
@@ -119,70 +151,83 @@ extension ModelCommand {
                     + "\(counts.map(String.init).joined(separator: "/")).")
             print(
                 "Model: \(loop.parameterCount) parameters; \(loop.stepsPerEpoch) steps per epoch of \(loop.config.batchSize), "
-                    + "\(loop.totalSteps) steps at most; kernels \(BLAS.coreName), \(threads) thread(s).")
+                    + "\(loop.totalSteps) steps at most; kernels \(BLAS.coreName).")
 
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try encoder.encode(loop.config).write(to: URL(fileURLWithPath: "\(folder)/config.json"))
-            let checkpoints = try CheckpointFolder(path: "\(folder)/checkpoints", keep: loop.config.keepCheckpoints)
 
-            let interrupted = Atomic<Bool>(false)
-            signal(SIGINT, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
-            source.setEventHandler { interrupted.store(true, ordering: .relaxed) }
-            source.resume()
-            defer {
-                source.cancel()
-                signal(SIGINT, SIG_DFL)
-            }
-
-            var lastLine = ContinuousClock.now - .seconds(10)
-            var history = loop.state.history
-            try loop.run(checkpoints: checkpoints, stopRequested: { interrupted.load(ordering: .relaxed) }) { event in
-                switch event {
-                case .step(let report):
-                    let now = ContinuousClock.now
-                    guard now - lastLine >= .seconds(2) || report.step == report.totalSteps else { return }
-                    lastLine = now
-                    print(
-                        String(
-                            format: "epoch %d/%d  step %d/%d  loss %.4f  lr %.2e  %.0f samples/s  ETA %@", report.epoch,
-                            report.epochs, report.step, report.totalSteps, report.loss, report.learningRate,
-                            report.samplesPerSecond, Self.duration(report.secondsLeft)))
-                case .epoch(let record):
-                    history.append(record)
-                    let v = record.validation
-                    print(
-                        String(
-                            format:
-                                "epoch %d%@: train loss %.4f | validation loss %.4f, accuracy %.4f, macro-F1 %.4f, MSE %.4f, IC %.4f",
-                            record.epoch, record.complete ? "" : " (cut short)", record.trainLoss, v.loss, v.accuracy,
-                            v.macroF1, v.mse, v.informationCoefficient))
-                    try? LearningCurveReport.write(history, to: folder)
-                case .checkpoint(let path):
-                    print("Checkpoint: \(path)")
-                case .stoppedEarly(let epoch, let best):
-                    print("Stopped early after epoch \(epoch): no better validation loss since epoch \(best).")
+            let printer = ProgressPrinter(folder: folder, history: loop.state.history)
+            let final: [String: Tensor]
+            let bestEpoch: Int
+            if let workers {
+                let result = try await trainOnCluster(loop: loop, workers: workers, checkpoints: checkpointPath, printer: printer)
+                try LearningCurveReport.write(result.history, to: folder)
+                final = result.weights
+                bestEpoch = result.bestEpoch
+            } else {
+                let checkpoints = try CheckpointFolder(path: checkpointPath, keep: loop.config.keepCheckpoints)
+                let interrupted = Atomic<Bool>(false)
+                signal(SIGINT, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+                source.setEventHandler { interrupted.store(true, ordering: .relaxed) }
+                source.resume()
+                defer {
+                    source.cancel()
+                    signal(SIGINT, SIG_DFL)
                 }
+                print("Training in this process, \(threads) thread(s).")
+                try loop.run(
+                    checkpoints: checkpoints, stopRequested: { interrupted.load(ordering: .relaxed) },
+                    observer: { printer.show($0) })
+                try LearningCurveReport.write(loop.state.history, to: folder)
+                guard loop.state.finished else {
+                    print("Stopped at step \(loop.state.step) of \(loop.totalSteps); go on with: trading model train --resume \(folder)")
+                    throw ExitCode(130)
+                }
+                final = loop.namedParameters(loop.bestParameters ?? loop.parameters)
+                bestEpoch = loop.state.bestEpoch
             }
-            try LearningCurveReport.write(loop.state.history, to: folder)
-            guard loop.state.finished else {
-                print("Stopped at step \(loop.state.step) of \(loop.totalSteps); go on with: trading model train --resume \(folder)")
-                throw ExitCode(130)
-            }
-            let final = loop.bestParameters ?? loop.parameters
-            try SafeTensors.write(
-                loop.namedParameters(final), metadata: ["format": "pt", "model": "shoal-hybrid"],
-                to: "\(folder)/model.safetensors")
+            try SafeTensors.write(final, metadata: ["format": "pt", "model": "shoal-hybrid"], to: "\(folder)/model.safetensors")
+            let weights = loop.parameterNames.map { final[$0] ?? Tensor(shape: [0]) }
             let report = TestReport(
-                metrics: loop.evaluate(loop.dataset.test, weights: final), trainCounts: loop.dataset.train.classCounts,
-                testLabels: loop.dataset.test.labels, epoch: loop.state.bestEpoch)
+                metrics: loop.evaluate(loop.dataset.test, weights: weights), trainCounts: loop.dataset.train.classCounts,
+                testLabels: loop.dataset.test.labels, epoch: bestEpoch)
             try encoder.encode(report).write(to: URL(fileURLWithPath: "\(folder)/test-report.json"))
             print(report.summary)
             print(
                 "Wrote \(folder)/model.safetensors, metrics.csv, learning-curve.png, validation-metrics.png, test-report.json "
                     + "(\(Self.duration((ContinuousClock.now - started).seconds)) in all).")
+        }
+
+        /// Data-parallel training with `workers` worker actors on the cluster.
+        func trainOnCluster(loop: TrainingLoop, workers: Int, checkpoints: String, printer: ProgressPrinter) async throws
+            -> TrainerResult
+        {
+            let cluster = try await Cluster.connect(
+                address: address, localCPUs: max(ProcessInfo.processInfo.activeProcessorCount, workers * cpusPerWorker))
+            var options = TrainerOptions(checkpointFolder: checkpoints)
+            options.workers = workers
+            options.placement = placement == .spread ? .spread : .pack
+            options.cpusPerWorker = cpusPerWorker
+            options.gpusPerWorker = gpusPerWorker
+            options.maxFailures = maxFailures
+            options.collective = collective
+            options.resume = resume != nil
+            print(
+                "Training on \(cluster.isEmbedded ? "an embedded cluster" : "the cluster at \(cluster.address)"): \(workers) worker(s) "
+                    + "of \(cpusPerWorker) CPU(s)\(gpusPerWorker > 0 ? " and \(gpusPerWorker) GPU(s)" : ""), placement \(placement.rawValue), "
+                    + "batch \(loop.config.batchSize / workers) per worker.")
+            do {
+                let trainer = try Trainer(cluster: cluster, config: loop.config, dataset: loop.dataset, options: options)
+                let result = try await trainer.fit { printer.show($0) }
+                await cluster.shutdown()
+                return result
+            } catch {
+                await cluster.shutdown()
+                throw error
+            }
         }
 
         static func duration(_ seconds: Double) -> String {
@@ -194,3 +239,65 @@ extension ModelCommand {
         }
     }
 }
+
+/// Prints a run's progress (a line every two seconds, each epoch, checkpoints, failures) and
+/// keeps its learning curve written.
+final class ProgressPrinter: @unchecked Sendable {
+    // @unchecked: called from one task at a time (the loop's thread, or the trainer's task).
+    private let folder: String
+    private var history: [EpochRecord]
+    private var lastLine = ContinuousClock.now - .seconds(10)
+    private let started = Date()
+
+    init(folder: String, history: [EpochRecord]) {
+        self.folder = folder
+        self.history = history
+    }
+
+    func show(_ event: TrainerEvent) {
+        switch event {
+        case .training(let event): show(event)
+        case .started(let attempt, let nodes, let pids, let collective, let fromStep):
+            let places = zip(nodes, pids).enumerated().map { "rank \($0.offset) on \($0.element.0) (pid \($0.element.1))" }
+            print(
+                "Workers up\(attempt > 1 ? " (attempt \(attempt))" : ""): \(places.joined(separator: ", ")); all-reduce over "
+                    + "\(collective == "shm" ? "shared memory" : "a ZeroMQ ring"); from step \(fromStep).")
+        case .workerFailed(let attempt, let reason, let step, let resumeStep):
+            let elapsed = ModelCommand.Train.duration(Date().timeIntervalSince(started))
+            print(
+                "Worker failure after \(elapsed), near step \(step) (attempt \(attempt)): \(reason). Restarting the workers "
+                    + (resumeStep.map { "from the checkpoint at step \($0)." } ?? "from the start (no checkpoint yet)."))
+        }
+    }
+
+    func show(_ event: TrainingEvent) {
+        switch event {
+        case .step(let report):
+            let now = ContinuousClock.now
+            guard now - lastLine >= .seconds(2) || report.step == report.totalSteps else { return }
+            lastLine = now
+            print(
+                String(
+                    format: "epoch %d/%d  step %d/%d  loss %.4f  lr %.2e  %.0f samples/s  ETA %@", report.epoch, report.epochs,
+                    report.step, report.totalSteps, report.loss, report.learningRate, report.samplesPerSecond,
+                    ModelCommand.Train.duration(report.secondsLeft)))
+        case .epoch(let record):
+            // A group restarted from a checkpoint reports again the epochs after it.
+            history.removeAll { $0.epoch >= record.epoch }
+            history.append(record)
+            let v = record.validation
+            print(
+                String(
+                    format: "epoch %d%@: train loss %.4f | validation loss %.4f, accuracy %.4f, macro-F1 %.4f, MSE %.4f, IC %.4f",
+                    record.epoch, record.complete ? "" : " (cut short)", record.trainLoss, v.loss, v.accuracy, v.macroF1, v.mse,
+                    v.informationCoefficient))
+            try? LearningCurveReport.write(history, to: folder)
+        case .checkpoint(let path):
+            print("Checkpoint: \(path)")
+        case .stoppedEarly(let epoch, let best):
+            print("Stopped early after epoch \(epoch): no better validation loss since epoch \(best).")
+        }
+    }
+}
+
+extension CollectiveKind: ExpressibleByArgument {}

@@ -231,10 +231,12 @@ public final class ClusterProcesses: Sendable {
         try ControlClient(address: address).status(timeout: .seconds(5))
     }
 
-    /// Runs the test job binary as a driver of this cluster.
-    public func driver(_ arguments: [String], environment extra: [String: String] = [:]) throws -> RunningProcess {
+    /// Runs a job binary (the test job by default) as a driver of this cluster.
+    public func driver(
+        _ arguments: [String], binary: String = "shoal-testjob", environment extra: [String: String] = [:]
+    ) throws -> RunningProcess {
         let driver = try RunningProcess(
-            binaryPath("shoal-testjob"), arguments,
+            binaryPath(binary), arguments,
             environment: environment.merging(["SHOAL_ADDRESS": address]) { $1 }.merging(extra) { $1 })
         drivers.withLock { $0.append(driver) }
         return driver

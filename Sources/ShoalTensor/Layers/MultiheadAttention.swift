@@ -210,7 +210,16 @@ extension Variable {
                     }
                     tape.accumulate(bi) { out, beta in
                         if beta == 0 { out.initialize(repeating: 0, count: 3 * e) }
-                        shoal_column_sums(gp, rows, width, out + part * e, 1)
+                        // The keys' bias adds the same q·b to every score of a query, which the
+                        // softmax ignores: its gradient is exactly zero. Summed, it would be
+                        // rounding noise, which Adam turns into steps the size of the learning
+                        // rate (and which differs with the order of the sums, e.g. across
+                        // data-parallel workers). So the keys' columns are left out.
+                        let keys = (part == 0 ? e : 0)..<(part == 0 ? 2 * e : e)
+                        let sums = Tensor(shape: [width]) { shoal_column_sums(gp, rows, width, $0, 0) }
+                        sums.withPointer { sp in
+                            for column in 0..<width where !keys.contains(column) { out[part * e + column] += sp[column] }
+                        }
                     }
                     tape.accumulate(xIndex) { out, beta in
                         w.withPointer {

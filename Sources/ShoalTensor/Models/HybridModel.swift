@@ -22,6 +22,23 @@ public struct HybridModel: Sendable {
 
         public init() {}
 
+        /// Missing keys take their defaults, so a file may name only what it changes.
+        public init(from decoder: any Decoder) throws {
+            let values = try decoder.container(keyedBy: CodingKeys.self)
+            let defaults = Config()
+            features = try values.decodeIfPresent(Int.self, forKey: .features) ?? defaults.features
+            steps = try values.decodeIfPresent(Int.self, forKey: .steps) ?? defaults.steps
+            convChannels = try values.decodeIfPresent(Int.self, forKey: .convChannels) ?? defaults.convChannels
+            kernels = try values.decodeIfPresent([Int].self, forKey: .kernels) ?? defaults.kernels
+            heads = try values.decodeIfPresent(Int.self, forKey: .heads) ?? defaults.heads
+            lstmHidden = try values.decodeIfPresent(Int.self, forKey: .lstmHidden) ?? defaults.lstmHidden
+            lstmLayers = try values.decodeIfPresent(Int.self, forKey: .lstmLayers) ?? defaults.lstmLayers
+            dropout = try values.decodeIfPresent(Float.self, forKey: .dropout) ?? defaults.dropout
+            fusionSize = try values.decodeIfPresent(Int.self, forKey: .fusionSize) ?? defaults.fusionSize
+            classes = try values.decodeIfPresent(Int.self, forKey: .classes) ?? defaults.classes
+            regressionWeight = try values.decodeIfPresent(Float.self, forKey: .regressionWeight) ?? defaults.regressionWeight
+        }
+
         /// The width of the CNN features (all kernels' channels side by side).
         public var cnnWidth: Int { convChannels * kernels.count }
 

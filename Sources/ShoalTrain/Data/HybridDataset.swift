@@ -212,3 +212,71 @@ extension HybridDataset {
         return String(hash, radix: 16)
     }
 }
+
+/// The dataset travels (through the object store) with the shared feature series once and each
+/// split's windows as indices into it; arrays of scalars encode as their raw memory.
+extension HybridDataset: Codable {
+    private enum CodingKeys: String, CodingKey {
+        case series, assetBars, features, steps, featureNames, returnScale, train, validation, test
+    }
+
+    private struct Split: Codable {
+        var assets: [Int32]
+        var origins: [Int]
+        var labels: [Int32]
+        var returns: [Float]
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(train.series, forKey: .series)
+        try container.encode(train.assetBars, forKey: .assetBars)
+        try container.encode(train.features, forKey: .features)
+        try container.encode(train.steps, forKey: .steps)
+        try container.encode(featureNames, forKey: .featureNames)
+        try container.encode(returnScale, forKey: .returnScale)
+        for (key, set) in [(CodingKeys.train, train), (.validation, validation), (.test, test)] {
+            try container.encode(Split(assets: set.assets, origins: set.origins, labels: set.labels, returns: set.returns), forKey: key)
+        }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let series = try container.decode([Float].self, forKey: .series)
+        let assetBars = try container.decode([Int].self, forKey: .assetBars)
+        let features = try container.decode(Int.self, forKey: .features)
+        let steps = try container.decode(Int.self, forKey: .steps)
+        featureNames = try container.decode([String].self, forKey: .featureNames)
+        returnScale = try container.decode(Double.self, forKey: .returnScale)
+        guard features == featureNames.count, steps >= 1, assetBars.reduce(0, +) * features == series.count else {
+            throw TrainingError("a dataset of \(series.count) values does not hold \(features) features of \(assetBars) bars")
+        }
+        var offsets: [Int] = []
+        var offset = 0
+        for bars in assetBars {
+            offsets.append(offset)
+            offset += bars * features
+        }
+        func split(_ key: CodingKeys) throws -> WindowSet {
+            let split = try container.decode(Split.self, forKey: key)
+            let count = split.labels.count
+            guard split.assets.count == count, split.origins.count == count, split.returns.count == count else {
+                throw TrainingError("the \(key.rawValue) split's columns have different lengths")
+            }
+            // Every window must lie inside its own asset's rows: a malformed object must not read past the series.
+            for (asset, origin) in zip(split.assets, split.origins) {
+                guard assetBars.indices.contains(Int(asset)) else { throw TrainingError("a window names asset \(asset)") }
+                let start = origin - offsets[Int(asset)]
+                guard start >= 0, start + steps <= assetBars[Int(asset)] else {
+                    throw TrainingError("a window of the \(key.rawValue) split lies outside its asset's bars")
+                }
+            }
+            return WindowSet(
+                series: series, assetBars: assetBars, assets: split.assets, origins: split.origins, labels: split.labels,
+                returns: split.returns, features: features, steps: steps)
+        }
+        train = try split(.train)
+        validation = try split(.validation)
+        test = try split(.test)
+    }
+}

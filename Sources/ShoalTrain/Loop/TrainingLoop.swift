@@ -66,7 +66,8 @@ public struct TrainingLoop: Sendable {
             initial: config.learningRate, minimum: config.minimumLearningRate, total: totalSteps,
             warmup: config.warmupSteps)
         parameterCount = parameters.reduce(0) { $0 + $1.count }
-        gradientBuffer = [Float](repeating: 0, count: parameterCount)
+        // The parameters' gradients, then the loss (reduced with them).
+        gradientBuffer = [Float](repeating: 0, count: parameterCount + 1)
     }
 
 
@@ -101,60 +102,73 @@ public struct TrainingLoop: Sendable {
     /// The dropout seed of a step.
     public func dropoutSeed(step: Int) -> UInt64 { config.seed &+ 0xD50F &+ UInt64(step) &* 0xBF58_476D_1CE4_E5B9 }
 
-    /// The mean loss over `samples` of the training split and its gradient, written into
-    /// `gradients` parameter after parameter (in `parameterNames` order).
+    /// The mean loss over `samples` of the training split and its gradient, written into the
+    /// first `parameterCount` elements of `gradients`, parameter after parameter (in
+    /// `parameterNames` order).
     /// - Returns: the loss.
-    public func gradients<Samples: Collection<Int>>(of samples: Samples, step: Int, into gradients: inout [Float]) -> Double {
-        precondition(gradients.count == parameterCount, "the gradient buffer holds \(gradients.count), not \(parameterCount)")
+    public func gradients<Samples: Collection<Int>>(
+        of samples: Samples, step: Int, dropoutSeed: UInt64? = nil, into gradients: UnsafeMutableBufferPointer<Float>
+    ) -> Double {
+        precondition(gradients.count >= parameterCount, "the gradient buffer holds \(gradients.count), not \(parameterCount)")
         let (input, labels, returns) = dataset.train.batch(samples)
         let tape = Tape()
         let variables = parameters.map { tape.variable($0) }
         let named = Dictionary(uniqueKeysWithValues: zip(parameterNames, variables))
         let output = architecture.forward(
-            tape.constant(input), variables: named, training: true, seed: dropoutSeed(step: step))
+            tape.constant(input), variables: named, training: true, seed: dropoutSeed ?? self.dropoutSeed(step: step))
         let loss = architecture.loss(output, labels: labels, returns: returns)
         tape.backward(from: loss)
-        gradients.withUnsafeMutableBufferPointer { out in
-            guard let base = out.baseAddress else { return }
-            var offset = 0
-            for (variable, parameter) in zip(variables, parameters) {
-                if let gradient = variable.gradient {
-                    gradient.withPointer { (base + offset).update(from: $0, count: parameter.count) }
-                } else {
-                    (base + offset).update(repeating: 0, count: parameter.count)
-                }
-                offset += parameter.count
+        guard let base = gradients.baseAddress else { return Double(loss.value.scalars.first ?? .nan) }
+        var offset = 0
+        for (variable, parameter) in zip(variables, parameters) {
+            if let gradient = variable.gradient {
+                gradient.withPointer { (base + offset).update(from: $0, count: parameter.count) }
+            } else {
+                (base + offset).update(repeating: 0, count: parameter.count)
             }
+            offset += parameter.count
         }
         return Double(loss.value.scalars.first ?? .nan)
     }
 
-    /// Clips `gradients` (the whole batch's, flat) and takes one AdamW step at the schedule's rate.
+    /// Clips the whole batch's gradients (the first `parameterCount` elements of `gradients`)
+    /// and takes one AdamW step at the schedule's rate.
     /// - Returns: the gradients' norm before clipping and the learning rate used.
     @discardableResult
-    public mutating func apply(_ gradients: inout [Float]) -> (gradientNorm: Double, learningRate: Double) {
-        let norm = gradients.withUnsafeMutableBufferPointer { buffer in
-            clipGradients(flat: buffer, maxNorm: config.clipNorm > 0 ? config.clipNorm : .infinity)
-        }
+    public mutating func apply(_ gradients: UnsafeMutableBufferPointer<Float>) -> (gradientNorm: Double, learningRate: Double) {
+        let flat = UnsafeMutableBufferPointer(rebasing: gradients[0..<parameterCount])
+        let norm = clipGradients(flat: flat, maxNorm: config.clipNorm > 0 ? config.clipNorm : .infinity)
         let rate = schedule.rate(at: state.step)
         optimizer.learningRate = rate
-        gradients.withUnsafeBufferPointer { optimizer.update(&parameters, flatGradients: $0) }
+        optimizer.update(&parameters, flatGradients: UnsafeBufferPointer(flat))
         return (Double(norm), Double(rate))
     }
 
-    /// One optimiser step on the next batch.
-    public mutating func trainStep() -> (loss: Double, gradientNorm: Double, learningRate: Double) {
-        let samples = batchIndices(epoch: state.epoch, batch: state.batchInEpoch)
+    /// One optimiser step on the next batch. With several ranks, this rank computes the gradient
+    /// of its equal slice of the batch, and `reduce` must replace the buffer (gradients, then the
+    /// loss as its last element) with the mean over all ranks.
+    public mutating func trainStep(
+        shard: Shard = .whole, reduce: (UnsafeMutableBufferPointer<Float>) throws -> Void = { _ in }
+    ) throws -> (loss: Double, gradientNorm: Double, learningRate: Double) {
+        let batch = batchIndices(epoch: state.epoch, batch: state.batchInEpoch)
+        let size = batch.count / shard.size
+        let samples = batch.dropFirst(shard.rank * size).prefix(size)
         var buffer = gradientBuffer
         gradientBuffer = []
         defer { gradientBuffer = buffer }
-        let loss = gradients(of: samples, step: state.step, into: &buffer)
-        let (norm, rate) = apply(&buffer)
+        let step = state.step
+        let seed = shard.size == 1 ? nil : dropoutSeed(step: step) ^ (UInt64(shard.rank) &* 0x94D0_49BB_1331_11EB)
+        let (loss, norm, rate) = try buffer.withUnsafeMutableBufferPointer { buffer in
+            buffer[parameterCount] = Float(gradients(of: samples, step: step, dropoutSeed: seed, into: buffer))
+            try reduce(buffer)
+            let (norm, rate) = apply(buffer)
+            return (Double(buffer[parameterCount]), norm, rate)
+        }
         state.step += 1
         state.batchInEpoch += 1
         state.trainLossSum += loss
         state.trainLossCount += 1
-        state.samplesSeen += samples.count
+        state.samplesSeen += batch.count
         return (loss, norm, rate)
     }
 
@@ -166,19 +180,27 @@ public struct TrainingLoop: Sendable {
     /// - Parameters:
     ///   - stopAfter: stop once this many steps are taken in all (the run can be resumed).
     ///   - checkpoints: the checkpoint folder, or nil for none.
+    ///   - checkpointAtStop: whether stopping before the end writes a checkpoint.
     ///   - stopRequested: asked before every step; true stops the run there (as `stopAfter`).
+    ///   - shard: this rank's place among data-parallel ranks.
+    ///   - reduce: averages a step's gradient buffer over the ranks (see `trainStep`).
     ///   - observer: told of every step, epoch, checkpoint and early stop.
-    /// - Throws: when a checkpoint cannot be written.
+    /// - Throws: when a checkpoint cannot be written, or `reduce` fails.
     public mutating func run(
-        stopAfter: Int? = nil, checkpoints: CheckpointFolder? = nil, stopRequested: () -> Bool = { false },
+        stopAfter: Int? = nil, checkpoints: CheckpointFolder? = nil, checkpointAtStop: Bool = true,
+        stopRequested: () -> Bool = { false }, shard: Shard = .whole,
+        reduce: (UnsafeMutableBufferPointer<Float>) throws -> Void = { _ in },
         observer: (TrainingEvent) -> Void = { _ in }
     ) throws {
+        guard config.batchSize % shard.size == 0 else {
+            throw TrainingError("a batch of \(config.batchSize) does not split evenly into \(shard.size) workers")
+        }
         var lastCheckpoint = state.step
         while !state.finished {
             if let stopAfter, state.step >= stopAfter { break }
             if stopRequested() { break }
             let started = ContinuousClock.now
-            let (loss, norm, rate) = trainStep()
+            let (loss, norm, rate) = try trainStep(shard: shard, reduce: reduce)
             state.trainingSeconds += (ContinuousClock.now - started).seconds
             let rate_ = state.trainingSeconds > 0 ? Double(state.samplesSeen) / state.trainingSeconds : 0
             let perStep = state.trainingSeconds / Double(max(1, state.step))
@@ -197,7 +219,7 @@ public struct TrainingLoop: Sendable {
                 lastCheckpoint = state.step
             }
         }
-        if let checkpoints, state.step != lastCheckpoint || state.finished {
+        if let checkpoints, state.finished || (checkpointAtStop && state.step != lastCheckpoint) {
             try observer(.checkpoint(path: checkpoints.save(self)))
         }
     }
@@ -273,6 +295,19 @@ public struct TrainingLoop: Sendable {
             predictions: classes, labels: set.labels.map(Int.init), predictedReturns: predicted, returns: set.returns,
             loss: loss)
     }
+}
+
+/// A rank's place among the data-parallel ranks of a run: it computes the gradient of slice
+/// `rank` of `size` equal slices of every batch.
+public struct Shard: Sendable, Equatable, Codable {
+    public var rank: Int
+    public var size: Int
+    public init(rank: Int, size: Int) {
+        self.rank = rank
+        self.size = size
+    }
+    /// The whole batch, alone.
+    public static let whole = Shard(rank: 0, size: 1)
 }
 
 extension Duration {

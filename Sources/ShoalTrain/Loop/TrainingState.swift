@@ -45,7 +45,7 @@ public struct TrainingState: Codable, Sendable, Equatable {
 }
 
 /// One optimiser step, as a progress line shows it.
-public struct StepReport: Sendable {
+public struct StepReport: Codable, Sendable {
     public var step: Int
     public var totalSteps: Int
     /// From 1.

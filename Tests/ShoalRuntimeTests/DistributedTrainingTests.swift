@@ -1,0 +1,104 @@
+import Foundation
+import ShoalTensor
+import ShoalTestSupport
+import Testing
+
+/// `trading model train --workers N` on a cluster of separate processes.
+@Suite(.serialized) struct DistributedTrainingTests {
+    /// A small model without dropout, so that only the order of float sums tells runs apart.
+    static func writeConfig(_ folder: String, maxSteps: Int, batch: Int, checkpointEvery: Int = 0) throws -> String {
+        let path = folder + "/config.json"
+        let text = """
+            {"model": {"convChannels": 8, "kernels": [3, 5], "heads": 2, "lstmHidden": 8, "lstmLayers": 1, "fusionSize": 16,
+                       "dropout": 0},
+             "data": {"bars": 700, "steps": 16},
+             "batchSize": \(batch), "maxSteps": \(maxSteps), "epochs": 50, "patience": 0, "checkpointEvery": \(checkpointEvery)}
+            """
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    static func folder(_ name: String) throws -> String {
+        let path = NSTemporaryDirectory() + "shoal-\(name)-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    /// ‖a − b‖ / ‖a‖ over every tensor.
+    static func relativeDifference(_ a: [String: Tensor], _ b: [String: Tensor]) -> Double {
+        var difference = 0.0
+        var norm = 0.0
+        for (name, tensor) in a {
+            guard let other = b[name], other.shape == tensor.shape else { return .infinity }
+            for (x, y) in zip(tensor.scalars, other.scalars) {
+                difference += Double(x - y) * Double(x - y)
+                norm += Double(x) * Double(x)
+            }
+        }
+        return (difference / norm).squareRoot()
+    }
+
+    /// N workers at batch B/N each end, after 50 steps, with the weights of one process at batch B.
+    @Test func workersAtAShareOfTheBatchMatchOneProcessAtTheWholeBatch() async throws {
+        let folder = try Self.folder("dp-determinism")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let config = try Self.writeConfig(folder, maxSteps: 50, batch: 12)
+        let single = try RunningProcess(binaryPath("trading"), ["model", "train", "--config", config, "--out", folder + "/one"])
+        #expect(try await single.waitForExit(timeout: .seconds(300)) == 0, "\(single.output)")
+        let expected = try SafeTensors.read(path: folder + "/one/model.safetensors").tensors
+
+        let cluster = try await ClusterProcesses(cpus: 3)
+        defer { cluster.stop() }
+        for (workers, collective) in [(2, "automatic"), (3, "automatic"), (2, "ring")] {
+            let out = folder + "/\(workers)-\(collective)"
+            let driver = try cluster.driver(
+                ["model", "train", "--config", config, "--out", out, "--workers", String(workers), "--collective", collective],
+                binary: "trading")
+            #expect(try await driver.waitForExit(timeout: .seconds(300)) == 0, "\(driver.output)")
+            let up = driver.line(startingWith: "Workers up") ?? ""
+            #expect(up.contains(collective == "ring" ? "ZeroMQ ring" : "shared memory"), "\(up)")
+            #expect(up.contains("rank \(workers - 1) on"), "\(up)")
+            let weights = try SafeTensors.read(path: out + "/model.safetensors").tensors
+            let difference = Self.relativeDifference(expected, weights)
+            print("determinism: \(workers) workers over \(collective): ‖Δ‖/‖w‖ = \(difference)")
+            #expect(difference < 1e-5, "\(workers) workers over \(collective): ‖Δ‖/‖w‖ = \(difference)")
+            #expect(difference > 0 || workers == 1, "identical bits: the workers may not have split the batch")
+        }
+        // A batch that does not split evenly is refused before any worker starts.
+        let uneven = try cluster.driver(
+            ["model", "train", "--config", config, "--out", folder + "/uneven", "--workers", "5"], binary: "trading")
+        #expect(try await uneven.waitForExit(timeout: .seconds(120)) != 0)
+        #expect(uneven.output.contains { $0.contains("does not split evenly into 5 workers") }, "\(uneven.output)")
+    }
+
+    /// A worker's process killed mid-run: the group restarts from the last checkpoint on the
+    /// nodes left, and the run ends at its target step with a continuous learning curve.
+    @Test func aKilledWorkerIsReplacedFromTheLastCheckpoint() async throws {
+        let folder = try Self.folder("dp-failure")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let config = try Self.writeConfig(folder, maxSteps: 600, batch: 8, checkpointEvery: 40)
+        let cluster = try await ClusterProcesses(cpus: 1)
+        defer { cluster.stop() }
+        try await cluster.addNode("second", cpus: 1)
+        let out = folder + "/run"
+        let driver = try cluster.driver(
+            ["model", "train", "--config", config, "--out", out, "--workers", "2", "--placement", "spread"], binary: "trading")
+        let up = try await driver.waitForLine(startingWith: "Workers up", timeout: .seconds(120))
+        _ = try await driver.waitForLine(startingWith: "Checkpoint:", timeout: .seconds(120))
+        // "rank 1 on NODE (pid P)"
+        let rank1 = try #require(up.components(separatedBy: "rank 1 on ").last)
+        let pid = try #require(Int32(rank1.components(separatedBy: "(pid ").last?.prefix { $0.isNumber } ?? ""))
+        #expect(pid != driver.pid)
+        kill(pid, SIGKILL)
+        #expect(try await driver.waitForExit(timeout: .seconds(300)) == 0, "\(driver.output)")
+        let failure = driver.output.first { $0.hasPrefix("Worker failure") } ?? ""
+        #expect(failure.contains("Restarting the workers from the checkpoint at step"), "\(driver.output)")
+        #expect(driver.output.filter { $0.hasPrefix("Workers up") }.count == 2, "\(driver.output)")
+        #expect(driver.output.contains { $0.contains("step 600/600") }, "\(driver.output)")
+        let rows = try String(contentsOfFile: out + "/metrics.csv", encoding: .utf8).split(separator: "\n").dropFirst()
+        let epochs = rows.compactMap { $0.split(separator: ",").first.flatMap { Int($0) } }
+        #expect(!epochs.isEmpty && epochs == Array(1...epochs.count), "metrics.csv epochs \(epochs)")
+        #expect(FileManager.default.fileExists(atPath: out + "/model.safetensors"))
+        if ProcessInfo.processInfo.environment["SHOAL_TEST_VERBOSE"] != nil { print(driver.output.joined(separator: "\n")) }
+    }
+}
