@@ -6,7 +6,7 @@ APT_PACKAGES := iproute2 libzmq3-dev libopenblas-dev libpq-dev libsqlite3-dev li
 SWIFT_FLAGS ?=
 RELEASE := swift build -c release $(SWIFT_FLAGS)
 
-.PHONY: all deps build test demo bench bench-jobs bench-registry bench-features bench-model bench-rl bench-ppo-seeds bench-tasks proto clean format container
+.PHONY: all deps build test demo bench bench-train bench-jobs bench-registry bench-features bench-model bench-rl bench-ppo-seeds bench-tasks proto clean format container
 
 all: build
 
@@ -27,9 +27,13 @@ build: deps
 ## The storage tests run against a real PostgreSQL server started here (scripts/test-postgres.sh).
 test: deps
 	swift build --build-tests $(SWIFT_FLAGS)
-	scripts/test-postgres.sh start
+	scripts/build-user-package.sh >/dev/null
+	# The PostgreSQL server started here is stopped again, whether the suite passes or not; one
+	# that was already running is left as it was.
+	@started=""; if ! scripts/test-postgres.sh running; then scripts/test-postgres.sh start; started=1; fi; \
 	SHOAL_BIN_DIR=$$(swift build --show-bin-path) SHOAL_TEST_POSTGRES=$$(scripts/test-postgres.sh url) \
-	  swift test --skip-build $(SWIFT_FLAGS)
+	  SHOAL_USER_PACKAGE_BIN=$$(scripts/build-user-package.sh --print-path) swift test --skip-build $(SWIFT_FLAGS); status=$$?; \
+	if [ -n "$$started" ]; then scripts/test-postgres.sh stop; fi; exit $$status
 
 ## demo: a Monte Carlo option pricing map-reduce on an embedded local cluster (release build).
 demo: deps
@@ -45,12 +49,21 @@ bench: deps
 	$(MAKE) bench-model
 	$(MAKE) bench-rl
 	$(MAKE) bench-ppo-seeds
+	$(MAKE) bench-train
 
 ## bench-tasks: tasks, actors and objects beside Ray (and Shoal over ZeroMQ only); rewrites the top of RESULTS.md.
 bench-tasks: deps
 	$(RELEASE) --product cluster
 	$(RELEASE) --product trading
 	Benchmarks/run.sh
+
+## bench-train: data-parallel training beside gloo and Ray Train (all-reduce, throughput, submit to first step); updates RESULTS.md.
+bench-train: deps
+	$(RELEASE) --product cluster
+	$(RELEASE) --product trading
+	python3 -c 'import torch, ray.train' 2>/dev/null || pip install -q torch "ray[default,train]==2.60.0"
+	mkdir -p Benchmarks/out
+	cd Benchmarks && python3 train_bench.py $$(cd .. && swift build -c release --show-bin-path) out/train.json RESULTS.md
 
 ## bench-model: the hybrid model beside PyTorch (1 and 2 threads) and the parity check; updates RESULTS.md.
 bench-model: deps

@@ -74,7 +74,8 @@ let package = Package(
         .target(name: "ShoalRL", dependencies: ["ShoalTensor", "CShoalKernels", "ShoalMarket", "ShoalPlot"], swiftSettings: swiftSettings),
         // Training the hybrid model: data split by time, the loop, metrics, checkpoints, learning curves.
         .target(
-            name: "ShoalTrain", dependencies: ["Shoal", "ShoalTensor", "ShoalMarket", "ShoalPlot", "CShoalKernels", "CZeroMQ"],
+            name: "ShoalTrain",
+            dependencies: ["Shoal", "ShoalWire", "ShoalTensor", "ShoalMarket", "ShoalPlot", "CShoalKernels", "CZeroMQ"],
             swiftSettings: swiftSettings),
         // The driver library users import.
         .target(name: "Shoal", dependencies: ["ShoalRuntime", "ShoalWire", "ShoalStorage"], swiftSettings: swiftSettings),

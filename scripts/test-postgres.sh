@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL server for the tests: `start` (idempotent) prints nothing and leaves a
 # server on 127.0.0.1:$SHOAL_TEST_PG_PORT (default 54329) with a database `shoal_test` that user
-# `shoal` reaches without a password; `stop` ends it. Data lives in $SHOAL_TEST_PG_DIR.
+# `shoal` reaches without a password; `stop` ends it; `running` exits 0 when it is up. Data lives in $SHOAL_TEST_PG_DIR.
 # PostgreSQL refuses to run as root, so as root it runs as the `postgres` user.
 set -euo pipefail
 dir=${SHOAL_TEST_PG_DIR:-/tmp/shoal-test-postgres}
@@ -26,11 +26,14 @@ case "${1:-}" in
   stop)
     as_owner "$bin/pg_ctl" -D "$dir" -m fast stop >/dev/null 2>&1 || true
     ;;
+  running)
+    as_owner "$bin/pg_ctl" -D "$dir" status >/dev/null 2>&1
+    ;;
   url)
     echo "postgres://shoal@127.0.0.1:$port/shoal_test"
     ;;
   *)
-    echo "usage: $0 start|stop|url" >&2
+    echo "usage: $0 start|stop|running|url" >&2
     exit 2
     ;;
 esac

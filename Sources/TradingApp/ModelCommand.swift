@@ -8,7 +8,7 @@ struct ModelCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "model",
         abstract: "Train the CNN+LSTM hybrid model; initialise it and run it on inputs from safetensors files.",
-        subcommands: [Train.self, Initialise.self, Forward.self, Bench.self]
+        subcommands: [Train.self, Initialise.self, Forward.self, Bench.self, AllReduceBench.self]
     )
 
     struct ConfigOption: ParsableArguments {

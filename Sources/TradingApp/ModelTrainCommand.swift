@@ -52,6 +52,15 @@ extension ModelCommand {
         @Option(help: "CPUs each worker holds (and its threads).") var cpusPerWorker = 1
         @Option(help: "GPUs each worker asks the scheduler for.") var gpusPerWorker = 0
         @Option(help: "Restarts of the workers from the last checkpoint after a failure.") var maxFailures = 3
+        @Option(help: "Register the result in the cluster's model registry under this name (with its lineage).")
+        var register: String?
+        @Option(help: "Point this alias (e.g. staging) at the registered version.") var alias: String?
+        @Option(help: "Start from a registered version's weights (fine-tuning): NAME, NAME:VERSION or NAME@ALIAS.")
+        var initFrom: String?
+        @Option(help: "Who registers (default: the user).") var identity: String?
+        @Option(help: "Write timings as JSON here: samples/s after --warmup-steps, seconds to the first step.")
+        var json: String?
+        @Option(help: "Steps left out of the samples/s in --json.") var warmupSteps = 5
         @Option(help: "The workers' all-reduce: automatic (shared memory on one machine, else a ZeroMQ ring), shm or ring.")
         var collective: CollectiveKind = .automatic
 
@@ -69,6 +78,8 @@ extension ModelCommand {
             guard cpusPerWorker >= 1, gpusPerWorker >= 0, maxFailures >= 0 else {
                 throw ValidationError("--cpus-per-worker must be at least 1, --gpus-per-worker and --max-failures not negative")
             }
+            if alias != nil, register == nil { throw ValidationError("--alias names the version --register makes: add --register NAME") }
+            if resume != nil, initFrom != nil { throw ValidationError("--resume goes on from a checkpoint: leave out --init-from") }
             if workers == nil {
                 let clustered: [(String, Bool)] = [
                     ("--address", address != nil), ("--gpus-per-worker", gpusPerWorker != 0), ("--placement", placement != .pack),
@@ -131,6 +142,18 @@ extension ModelCommand {
             let started = ContinuousClock.now
             var loop: TrainingLoop
             let checkpointPath: String
+            var initialWeights: [String: Tensor]?
+            var parent: (name: String, version: Int)?
+            if let initFrom {
+                let registry = try ModelRegistry(address: try registryAddress(), identity: identity ?? ModelRegistry.defaultIdentity)
+                let (name, number, alias) = try Self.parseVersion(initFrom)
+                let (version, artifact) = try registry.load(name: name, version: number, alias: alias)
+                initialWeights = try SafeTensors.decode(artifact, source: "\(name) version \(version.version)").tensors
+                parent = (name, version.version)
+                print("Starting from \(name) version \(version.version) of the registry.")
+            } else if register != nil {
+                _ = try registryAddress()
+            }
             if let resume {
                 checkpointPath = FileManager.default.fileExists(atPath: "\(resume)/checkpoints") ? "\(resume)/checkpoints" : resume
                 loop = try TrainingLoop(resumingFrom: checkpointPath)
@@ -141,7 +164,8 @@ extension ModelCommand {
                 // A group restarted after a failure goes on from the last checkpoint: make some.
                 if workers != nil, config.checkpointEvery == 0 { config.checkpointEvery = 50 }
                 let series = try config.data.load()
-                loop = try TrainingLoop(config: config, dataset: try HybridDataset.build(series, config: config.data))
+                loop = try TrainingLoop(
+                    config: config, dataset: try HybridDataset.build(series, config: config.data), initialWeights: initialWeights)
             }
             let data = loop.dataset
             let counts = data.train.classCounts
@@ -158,12 +182,16 @@ extension ModelCommand {
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try encoder.encode(loop.config).write(to: URL(fileURLWithPath: "\(folder)/config.json"))
 
-            let printer = ProgressPrinter(folder: folder, history: loop.state.history)
+            let printer = ProgressPrinter(
+                folder: folder, history: loop.state.history, batchSize: loop.config.batchSize, warmupSteps: warmupSteps)
             let final: [String: Tensor]
             let bestEpoch: Int
+            var finalHistory: [EpochRecord] = []
             if let workers {
-                let result = try await trainOnCluster(loop: loop, workers: workers, checkpoints: checkpointPath, printer: printer)
+                let result = try await trainOnCluster(
+                    loop: loop, workers: workers, checkpoints: checkpointPath, initialWeights: initialWeights, printer: printer)
                 try LearningCurveReport.write(result.history, to: folder)
+                finalHistory = result.history
                 final = result.weights
                 bestEpoch = result.bestEpoch
             } else {
@@ -186,6 +214,7 @@ extension ModelCommand {
                     print("Stopped at step \(loop.state.step) of \(loop.totalSteps); go on with: trading model train --resume \(folder)")
                     throw ExitCode(130)
                 }
+                finalHistory = loop.state.history
                 final = loop.namedParameters(loop.bestParameters ?? loop.parameters)
                 bestEpoch = loop.state.bestEpoch
             }
@@ -196,15 +225,34 @@ extension ModelCommand {
                 testLabels: loop.dataset.test.labels, epoch: bestEpoch)
             try encoder.encode(report).write(to: URL(fileURLWithPath: "\(folder)/test-report.json"))
             print(report.summary)
+            if let register {
+                let registry = try ModelRegistry(address: try registryAddress(), identity: identity ?? ModelRegistry.defaultIdentity)
+                let record = TrainedModelRecord(
+                    name: register, weightsPath: "\(folder)/model.safetensors", config: loop.config, report: report,
+                    history: finalHistory,
+                    dataSHA256: try loop.dataset.sha256(), jobID: ProcessInfo.processInfo.environment["SHOAL_JOB_ID"] ?? "",
+                    parentVersion: parent?.name == register ? parent?.version : nil, workers: workers ?? 1)
+                let version = try record.register(in: registry, alias: alias)
+                print(
+                    "Registered \(register) version \(version.version)\(alias.map { " as \($0)" } ?? "") (data \(record.dataSHA256.prefix(12)), "
+                        + "job \(record.jobID.isEmpty ? "none" : record.jobID)).")
+            }
+            if let json {
+                var timings = printer.timings
+                timings["workers"] = Double(workers ?? 0)
+                timings["batch_size"] = Double(loop.config.batchSize)
+                timings["parameters"] = Double(loop.parameterCount)
+                try JSONSerialization.data(withJSONObject: timings, options: [.sortedKeys]).write(to: URL(fileURLWithPath: json))
+            }
             print(
                 "Wrote \(folder)/model.safetensors, metrics.csv, learning-curve.png, validation-metrics.png, test-report.json "
                     + "(\(Self.duration((ContinuousClock.now - started).seconds)) in all).")
         }
 
         /// Data-parallel training with `workers` worker actors on the cluster.
-        func trainOnCluster(loop: TrainingLoop, workers: Int, checkpoints: String, printer: ProgressPrinter) async throws
-            -> TrainerResult
-        {
+        func trainOnCluster(
+            loop: TrainingLoop, workers: Int, checkpoints: String, initialWeights: [String: Tensor]?, printer: ProgressPrinter
+        ) async throws -> TrainerResult {
             let cluster = try await Cluster.connect(
                 address: address, localCPUs: max(ProcessInfo.processInfo.activeProcessorCount, workers * cpusPerWorker))
             var options = TrainerOptions(checkpointFolder: checkpoints)
@@ -215,6 +263,7 @@ extension ModelCommand {
             options.maxFailures = maxFailures
             options.collective = collective
             options.resume = resume != nil
+            options.initialWeights = initialWeights
             print(
                 "Training on \(cluster.isEmbedded ? "an embedded cluster" : "the cluster at \(cluster.address)"): \(workers) worker(s) "
                     + "of \(cpusPerWorker) CPU(s)\(gpusPerWorker > 0 ? " and \(gpusPerWorker) GPU(s)" : ""), placement \(placement.rawValue), "
@@ -228,6 +277,30 @@ extension ModelCommand {
                 await cluster.shutdown()
                 throw error
             }
+        }
+
+        /// The registry's cluster: --address, SHOAL_ADDRESS, or this machine's session.
+        func registryAddress() throws -> String {
+            guard let found = address ?? ProcessInfo.processInfo.environment["SHOAL_ADDRESS"] ?? Session().headAddress() else {
+                throw ValidationError(
+                    "--register and --init-from need a running cluster's model registry: start one (cluster start --head) "
+                        + "or give --address")
+            }
+            return found
+        }
+
+        /// NAME, NAME:VERSION or NAME@ALIAS.
+        static func parseVersion(_ text: String) throws -> (name: String, version: Int?, alias: String?) {
+            if let at = text.firstIndex(of: "@") {
+                return (String(text[..<at]), nil, String(text[text.index(after: at)...]))
+            }
+            if let colon = text.lastIndex(of: ":") {
+                guard let number = Int(text[text.index(after: colon)...]), number > 0 else {
+                    throw ValidationError("\(text): the version after ':' must be a positive number")
+                }
+                return (String(text[..<colon]), number, nil)
+            }
+            return (text, nil, nil)
         }
 
         static func duration(_ seconds: Double) -> String {
@@ -248,10 +321,29 @@ final class ProgressPrinter: @unchecked Sendable {
     private var history: [EpochRecord]
     private var lastLine = ContinuousClock.now - .seconds(10)
     private let started = Date()
+    private let clockStart = ContinuousClock.now
+    private let batchSize: Int
+    private let warmupSteps: Int
+    private var firstStepSeconds: Double?
+    private var steady: (first: (step: Int, at: ContinuousClock.Instant), last: (step: Int, at: ContinuousClock.Instant))?
 
-    init(folder: String, history: [EpochRecord]) {
+    init(folder: String, history: [EpochRecord], batchSize: Int, warmupSteps: Int) {
         self.folder = folder
         self.history = history
+        self.batchSize = batchSize
+        self.warmupSteps = warmupSteps
+    }
+
+    /// Seconds from the start to the first finished step, and samples per second between the
+    /// first report at or past the warm-up and the last one.
+    var timings: [String: Double] {
+        var result: [String: Double] = ["first_step_seconds": firstStepSeconds ?? -1]
+        if let steady, steady.last.step > steady.first.step {
+            let seconds = (steady.last.at - steady.first.at).seconds
+            result["samples_per_second"] = Double((steady.last.step - steady.first.step) * batchSize) / seconds
+            result["measured_steps"] = Double(steady.last.step - steady.first.step)
+        }
+        return result
     }
 
     func show(_ event: TrainerEvent) {
@@ -274,6 +366,11 @@ final class ProgressPrinter: @unchecked Sendable {
         switch event {
         case .step(let report):
             let now = ContinuousClock.now
+            if firstStepSeconds == nil { firstStepSeconds = (now - clockStart).seconds }
+            // The run's last segment ends with a validation pass: left out.
+            if report.step >= warmupSteps, report.step < report.totalSteps {
+                steady = (steady?.first ?? (report.step, now), (report.step, now))
+            }
             guard now - lastLine >= .seconds(2) || report.step == report.totalSteps else { return }
             lastLine = now
             print(

@@ -69,6 +69,13 @@ import Testing
             ["model", "train", "--config", config, "--out", folder + "/uneven", "--workers", "5"], binary: "trading")
         #expect(try await uneven.waitForExit(timeout: .seconds(120)) != 0)
         #expect(uneven.output.contains { $0.contains("does not split evenly into 5 workers") }, "\(uneven.output)")
+        // GPUs that no node has: refused clearly when the workers' group is placed.
+        let gpus = try cluster.driver(
+            ["model", "train", "--config", config, "--out", folder + "/gpu", "--workers", "2", "--gpus-per-worker", "1"],
+            binary: "trading")
+        #expect(try await gpus.waitForExit(timeout: .seconds(120)) != 0)
+        #expect(
+            gpus.output.contains { $0.contains("cannot reserve 2 worker(s) of 1 CPU(s) and 1 GPU(s)") }, "\(gpus.output)")
     }
 
     /// A worker's process killed mid-run: the group restarts from the last checkpoint on the
@@ -101,4 +108,71 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: out + "/model.safetensors"))
         if ProcessInfo.processInfo.environment["SHOAL_TEST_VERBOSE"] != nil { print(driver.output.joined(separator: "\n")) }
     }
+
+    /// Bytes received per TCP socket of every process (`ss -tinpH`), keyed by the socket's
+    /// addresses and its owner's pid.
+    static func socketBytes() -> [String: (pid: Int32, received: Int)] {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["ss", "-tinpH", "state", "established"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return [:] }
+        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        var result: [String: (pid: Int32, received: Int)] = [:]
+        var key: String?
+        var pid: Int32 = 0
+        for line in text.split(separator: "\n") {
+            if !line.hasPrefix("\t"), let users = line.range(of: "pid=") {
+                let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+                key = fields.count >= 4 ? "\(fields[2])>\(fields[3])" : nil
+                pid = Int32(line[users.upperBound...].prefix { $0.isNumber }) ?? 0
+                if let key { result[key + "@\(pid)"] = (pid, 0) }
+            } else if let key, let range = line.range(of: "bytes_received:") {
+                let value = Int(line[range.upperBound...].prefix { $0.isNumber }) ?? 0
+                result[key + "@\(pid)"] = (pid, value)
+            }
+        }
+        return result
+    }
+
+    /// Over the ring, the gradients go from worker to worker: the head and the driver receive a
+    /// small fraction of what the workers do, measured from the kernel's per-socket counters.
+    @Test func allReduceTrafficGoesBetweenWorkersNotThroughTheHeadOrTheDriver() async throws {
+        let folder = try Self.folder("dp-traffic")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let config = try Self.writeConfig(folder, maxSteps: 400, batch: 8)
+        let cluster = try await ClusterProcesses(cpus: 2)
+        defer { cluster.stop() }
+        let arguments = ["model", "train", "--config", config, "--workers", "2", "--collective", "ring"]
+        // A first run ships the binary to the node; the second one is measured.
+        let first = try cluster.driver(arguments + ["--out", folder + "/first", "--max-steps", "2"], binary: "trading")
+        #expect(try await first.waitForExit(timeout: .seconds(300)) == 0, "\(first.output)")
+        let baseline = Self.socketBytes()
+        let driver = try cluster.driver(arguments + ["--out", folder + "/measured"], binary: "trading")
+        var peak: [String: (pid: Int32, received: Int)] = [:]
+        while driver.isRunning {
+            for (key, value) in Self.socketBytes() where value.received > (peak[key]?.received ?? -1) { peak[key] = value }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(try await driver.waitForExit(timeout: .seconds(300)) == 0, "\(driver.output)")
+        let up = try #require(driver.line(startingWith: "Workers up"))
+        let workerPIDs = Set(up.components(separatedBy: "(pid ").dropFirst().compactMap { Int32($0.prefix { $0.isNumber }) })
+        let parameters = try #require(
+            driver.line(startingWith: "Model:")?.split(separator: " ").dropFirst().first.flatMap { Int($0) })
+        // Each step, each of the 2 ranks receives half of the buffer twice (reduce-scatter, all-gather).
+        let ringBytes = 400 * 2 * (parameters + 1) * 4
+        func received(by pids: Set<Int32>) -> Int {
+            peak.filter { pids.contains($0.value.pid) }.reduce(0) { $0 + max(0, $1.value.received - (baseline[$1.key]?.received ?? 0)) }
+        }
+        let workers = received(by: workerPIDs)
+        let steering = received(by: [cluster.head.pid, driver.pid])
+        print("traffic: workers received \(workers) B, head and driver \(steering) B, the ring's gradients \(ringBytes) B")
+        #expect(!workerPIDs.contains(driver.pid) && !workerPIDs.contains(cluster.head.pid))
+        #expect(workers >= ringBytes * 8 / 10, "the workers received \(workers) B of \(ringBytes) B of gradients")
+        #expect(steering < ringBytes / 10, "the head and the driver received \(steering) B beside \(ringBytes) B of gradients")
+    }
 }
+

@@ -60,3 +60,13 @@ enum SHA256 {
         return hasher.hexDigest()
     }
 }
+
+/// SHA-256 digests in lowercase hex, for content addresses and lineage.
+public enum ContentDigest {
+    /// The digest of a file, read a piece at a time.
+    /// - Throws: `ClusterError.notFound` when the file cannot be read.
+    public static func sha256(ofFile path: String) throws -> String { try SHA256.hexDigest(ofFile: path) }
+
+    /// The digest of bytes.
+    public static func sha256(of bytes: [UInt8]) -> String { SHA256.hexDigest(of: bytes) }
+}

@@ -22,6 +22,8 @@ public struct TrainerOptions: Sendable {
     public var stepsPerSegment = 10
     /// Go on from the checkpoint folder's newest checkpoint instead of starting afresh.
     public var resume = false
+    /// Weights to start from instead of the seed's (fine-tuning), by `state_dict()` name.
+    public var initialWeights: [String: Tensor]?
 
     public init(checkpointFolder: String) { self.checkpointFolder = checkpointFolder }
 }
@@ -83,7 +85,8 @@ public final class Trainer: Sendable {
         let data = try await cluster.put(dataset)
         let folder = try CheckpointFolder(path: options.checkpointFolder, keep: config.keepCheckpoints)
         // A loop here gives the parameter names and the run's length, and checks the configuration.
-        let plan = try TrainingLoop(config: config, dataset: dataset)
+        let plan = try TrainingLoop(config: config, dataset: dataset, initialWeights: options.initialWeights)
+        let initial = options.initialWeights == nil ? nil : try await cluster.put(plan.flattened(plan.parameters))
         var failures = 0
         var resume = options.resume ? try folder.latest() : nil
         if options.resume, resume == nil {
@@ -114,14 +117,15 @@ public final class Trainer: Sendable {
                             options: ActorOptions(resources: bundle, maxConcurrency: 2, strategy: group.bundle(rank))))
                 }
                 let from = resume
-                let endpoints = try await Self.onEvery(workers) { try await $0.prepare(data: data, resumeFrom: from) }
+                let endpoints = try await Self.onEvery(workers) { try await $0.prepare(data: data, initialWeights: initial, resumeFrom: from) }
                 let kinds = try await Self.onEvery(workers) { try await $0.connect(peers: endpoints) }
                 var step = try await Self.startStep(resume)
                 reached = step
                 var announced = false
                 var progress: [WorkerProgress] = []
                 repeat {
-                    let target = min(plan.totalSteps, step + options.stepsPerSegment)
+                    // The first segment is one step: the first finished step shows at once.
+                    let target = min(plan.totalSteps, step + (announced ? options.stepsPerSegment : 1))
                     progress = try await Self.onEvery(workers) { try await $0.run(until: target) }
                     if !announced {
                         observer(
@@ -145,14 +149,7 @@ public final class Trainer: Sendable {
                 if lead.stoppedEarly {
                     observer(.training(.stoppedEarly(epoch: lead.history.last?.epoch ?? 0, bestEpoch: lead.bestEpoch)))
                 }
-                let flat = try await workers[0].result()
-                var weights: [String: Tensor] = [:]
-                var offset = 0
-                for (name, template) in zip(plan.parameterNames, plan.parameters) {
-                    guard offset + template.count <= flat.count else { throw TrainingError("rank 0 returned too few weights") }
-                    weights[name] = Tensor(shape: template.shape, scalars: Array(flat[offset..<(offset + template.count)]))
-                    offset += template.count
-                }
+                let weights = try plan.unflatten(try await workers[0].result())
                 await stop(workers, group: group)
                 return TrainerResult(
                     weights: weights, history: lead.history, steps: lead.step, bestEpoch: lead.bestEpoch,

@@ -74,13 +74,21 @@ public distributed actor TrainingWorker {
     /// Reads the data, builds (or resumes) the loop and opens this rank's end of the collective.
     /// - Parameter resumeFrom: a checkpoint folder to resume from (the same for every rank).
     /// - Returns: where the other ranks reach this one.
-    distributed func prepare(data: ObjectRef<HybridDataset>, resumeFrom: String?) async throws -> CollectiveEndpoint {
+    /// - Parameter initialWeights: weights to start from (fine-tuning), laid end to end in
+    ///   `parameterNames` order; nil starts from the seed's.
+    distributed func prepare(
+        data: ObjectRef<HybridDataset>, initialWeights: ObjectRef<[Float]>?, resumeFrom: String?
+    ) async throws -> CollectiveEndpoint {
         let dataset = try await data.get()
+        let initial = try await initialWeights?.get()
         let spec = self.spec
         Compute.setThreads(spec.threads)
         let loop = try await Self.onOwnThread {
             if let resumeFrom { return try TrainingLoop(resumingFrom: resumeFrom, dataset: dataset) }
-            return try TrainingLoop(config: spec.config, dataset: dataset)
+            guard let initial else { return try TrainingLoop(config: spec.config, dataset: dataset) }
+            let template = try TrainingLoop(config: spec.config, dataset: dataset)
+            return try TrainingLoop(
+                config: spec.config, dataset: dataset, initialWeights: try template.unflatten(initial))
         }
         guard loop.config.batchSize % spec.size == 0 else {
             throw TrainingError("a batch of \(loop.config.batchSize) does not split evenly into \(spec.size) workers")
@@ -161,10 +169,7 @@ public distributed actor TrainingWorker {
     /// evaluation), laid end to end in `parameterNames` order.
     distributed func result() async throws -> [Float] {
         guard let loop else { throw TrainingError("no training on this worker") }
-        var flat: [Float] = []
-        flat.reserveCapacity(loop.parameterCount)
-        for tensor in loop.bestParameters ?? loop.parameters { flat += tensor.scalars }
-        return flat
+        return loop.flattened(loop.bestParameters ?? loop.parameters)
     }
 
     /// Fails this rank's waits and stops its training at the next step.

@@ -1,5 +1,7 @@
 import Foundation
+import Shoal
 import ShoalMarket
+import ShoalWire
 
 /// Where the market data comes from and how it becomes windows.
 public struct DataConfig: Codable, Sendable, Equatable {
@@ -278,5 +280,13 @@ extension HybridDataset: Codable {
         train = try split(.train)
         validation = try split(.validation)
         test = try split(.test)
+    }
+}
+
+extension HybridDataset {
+    /// The SHA-256 of the dataset as it travels (every split's windows, labels and returns):
+    /// the data's identity in a model's lineage.
+    public func sha256() throws -> String {
+        ContentDigest.sha256(of: try BinaryEncoder().encode(self))
     }
 }

@@ -35,9 +35,10 @@ public struct TrainingLoop: Sendable {
     private var permutationEpoch = -1
     private var gradientBuffer: [Float]
 
-    /// A new run: weights initialised from the configuration's seed.
-    /// - Throws: `TrainingError` for a bad configuration or too little data for one batch.
-    public init(config: TrainingConfig, dataset: HybridDataset) throws {
+    /// A new run: weights initialised from the configuration's seed, or `initialWeights` (fine-tuning).
+    /// - Throws: `TrainingError` for a bad configuration, too little data for one batch, or
+    ///   initial weights that are not the configured model's.
+    public init(config: TrainingConfig, dataset: HybridDataset, initialWeights: [String: Tensor]? = nil) throws {
         var config = config
         config.model.features = dataset.featureNames.count
         config.model.steps = dataset.train.steps
@@ -56,6 +57,14 @@ public struct TrainingLoop: Sendable {
         self.dataset = dataset
         parameterNames = model.parameters.keys.sorted()
         parameters = parameterNames.map { model.parameters[$0] ?? Tensor(shape: [0]) }
+        if let initialWeights {
+            do {
+                _ = try HybridModel(config: config.model, parameters: initialWeights)
+            } catch {
+                throw TrainingError("the initial weights do not fit the configured model: \(error)")
+            }
+            parameters = parameterNames.map { initialWeights[$0] ?? Tensor(shape: [0]) }
+        }
         model.parameters = [:]
         architecture = model
         optimizer = Adam(learningRate: config.learningRate, weightDecay: config.weightDecay)
@@ -80,6 +89,29 @@ public struct TrainingLoop: Sendable {
     /// before the first evaluation).
     public func finalModel() throws -> HybridModel {
         try HybridModel(config: config.model, parameters: namedParameters(bestParameters))
+    }
+
+    /// Weights laid end to end in `parameterNames` order.
+    public func flattened(_ weights: [Tensor]) -> [Float] {
+        var flat: [Float] = []
+        flat.reserveCapacity(parameterCount)
+        for tensor in weights { flat += tensor.scalars }
+        return flat
+    }
+
+    /// Weights by name from a flat buffer in `parameterNames` order.
+    /// - Throws: `TrainingError` when the buffer's length is not the model's parameter count.
+    public func unflatten(_ flat: [Float]) throws -> [String: Tensor] {
+        guard flat.count == parameterCount else {
+            throw TrainingError("\(flat.count) weights for a model of \(parameterCount) parameters")
+        }
+        var weights: [String: Tensor] = [:]
+        var offset = 0
+        for (name, template) in zip(parameterNames, parameters) {
+            weights[name] = Tensor(shape: template.shape, scalars: Array(flat[offset..<(offset + template.count)]))
+            offset += template.count
+        }
+        return weights
     }
 
     // MARK: - One step

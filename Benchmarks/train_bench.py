@@ -1,0 +1,163 @@
+"""`make bench-train`: data-parallel training of the hybrid model, Shoal beside PyTorch/Ray on this
+machine, in one run; writes its section of Benchmarks/RESULTS.md.
+
+Rows:
+- all-reduce of the hybrid model's 557,956 float32 gradients among 2 and 4 processes: Shoal's
+  `trading model allreduce-bench` (shared memory, and the ZeroMQ ring used between machines)
+  beside torch.distributed with gloo (Benchmarks/allreduce_gloo.py), beside one memcpy;
+- training throughput with 1 and 2 workers of 1 CPU, batch 64 per worker: `trading model train
+  --workers N` on an embedded cluster beside Ray Train's TorchTrainer (Benchmarks/train_ray.py),
+  the same architecture at the synthetic market's 17 features;
+- from submitting a 2-worker training job to its first finished step: `cluster submit -- trading
+  model train --workers 2 …` beside `ray job submit -- python train_ray.py --first-step`, each on
+  a fresh cluster of its system started beforehand.
+Usage: python3 Benchmarks/train_bench.py BIN_DIR OUT.json RESULTS.md
+"""
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+from results_section import replace_section
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BEGIN = "<!-- bench-train begin -->"
+END = "<!-- bench-train end -->"
+
+
+def processor():
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            name = line.split(":", 1)[1].strip()
+            flags = open("/proc/cpuinfo").read()
+            return f"{name} ({'AVX-512' if 'avx512f' in flags else 'AVX2'}), {os.cpu_count()} vCPUs"
+    return platform.processor()
+
+
+def run_json(command, out, env=None):
+    subprocess.run(command, check=True, env=env, stdout=sys.stderr)
+    return json.load(open(out))
+
+
+def first_line(command, marker, env, timeout=600):
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env)
+    first, lines = None, []
+    for line in process.stdout:
+        lines.append(line)
+        if first is None and marker in line:
+            first = time.perf_counter() - start
+    process.wait(timeout=timeout)
+    if process.returncode != 0 or first is None:
+        raise SystemExit(f"{command} failed ({process.returncode}):\n{''.join(lines[-40:])}")
+    return first
+
+
+def main():
+    bin_dir, out, results = sys.argv[1], sys.argv[2], sys.argv[3]
+    trading = os.path.join(bin_dir, "trading")
+    cluster = os.path.join(bin_dir, "cluster")
+    scratch = tempfile.mkdtemp(prefix="shoal-train-bench-")
+    figures = {"processor": processor(), "date": time.strftime("%Y-%m-%d")}
+    try:
+        print("== all-reduce", file=sys.stderr)
+        for ranks in (2, 4):
+            for collective in ("shm", "ring"):
+                figures[f"allreduce_shoal_{collective}_{ranks}"] = run_json(
+                    [trading, "model", "allreduce-bench", "--ranks", str(ranks), "--collective", collective,
+                     "--json", f"{scratch}/ar.json"], f"{scratch}/ar.json")
+            figures[f"allreduce_gloo_{ranks}"] = run_json(
+                [sys.executable, os.path.join(HERE, "allreduce_gloo.py"), f"{scratch}/gloo.json", "--ranks", str(ranks)],
+                f"{scratch}/gloo.json")
+
+        print("== training throughput", file=sys.stderr)
+        for workers in (1, 2):
+            figures[f"throughput_shoal_{workers}"] = run_json(
+                [trading, "model", "train", "--workers", str(workers), "--batch-size", str(64 * workers), "--max-steps", "45",
+                 "--epochs", "100", "--patience", "0", "--warmup-steps", "5", "--out", f"{scratch}/shoal-{workers}",
+                 "--json", f"{scratch}/tp.json"], f"{scratch}/tp.json")
+            figures[f"throughput_ray_{workers}"] = run_json(
+                [sys.executable, os.path.join(HERE, "train_ray.py"), f"{scratch}/ray.json", "--workers", str(workers)],
+                f"{scratch}/ray.json", env=dict(os.environ, RAY_AUTH_MODE="disabled"))
+
+        print("== submit to first step", file=sys.stderr)
+        session = tempfile.mkdtemp(prefix="shoal-train-session-")
+        env = dict(os.environ, SHOAL_SESSION_DIR=session, SHOAL_LOG_LEVEL="warning")
+        subprocess.run([cluster, "start", "--head", "--port", "0", "--num-cpus", "2"], check=True, env=env, capture_output=True)
+        try:
+            # A first submit ships the binary to the node; the figure is the next one's.
+            shoal_first = []
+            for run in range(3):
+                shoal_first.append(first_line(
+                    [cluster, "submit", "--", trading, "model", "train", "--workers", "2", "--batch-size", "128",
+                     "--max-steps", "3", "--epochs", "100", "--patience", "0", "--out", f"{scratch}/submitted-{run}"],
+                    " step 1/", env))
+            figures["first_step_shoal"] = {"cold": shoal_first[0], "warm": sorted(shoal_first[1:])[len(shoal_first[1:]) // 2]}
+        finally:
+            subprocess.run([cluster, "stop"], env=env, capture_output=True)
+            shutil.rmtree(session, ignore_errors=True)
+        ray_env = dict(os.environ, RAY_AUTH_MODE="disabled")
+        subprocess.run(["ray", "stop", "--force"], env=ray_env, capture_output=True)
+        subprocess.run(["ray", "start", "--head", "--num-cpus", "2", "--include-dashboard=true", "--disable-usage-stats"],
+                       check=True, env=ray_env, capture_output=True)
+        try:
+            ray_first = []
+            for run in range(2):
+                ray_first.append(first_line(
+                    ["ray", "job", "submit", "--address", "http://127.0.0.1:8265", "--working-dir", HERE, "--",
+                     "python3", "train_ray.py", "--first-step"], "first finished step", ray_env))
+            figures["first_step_ray"] = {"cold": ray_first[0], "warm": ray_first[1]}
+        finally:
+            subprocess.run(["ray", "stop", "--force"], env=ray_env, capture_output=True)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    json.dump(figures, open(out, "w"), indent=1)
+    report(figures, results)
+
+
+def report(f, results):
+    lines = [BEGIN, "## Data-parallel training (issue: hybrid-model training on the cluster)", ""]
+    lines.append(
+        f"Measured {f['date']} by `make bench-train`, one run, release build, on {f['processor']}; every row side by side "
+        "in that run. Several processes of one machine (no network namespaces): the shared-memory all-reduce is the path "
+        "Shoal takes when every worker is on one machine; the ZeroMQ ring is its path between machines, measured here "
+        "over loopback.")
+    lines += ["", "| all-reduce of 557,956 float32 (2.2 MB) | processes | Shoal shared memory | Shoal ZeroMQ ring | "
+              "gloo | Shoal (shm) / gloo | memcpy of the buffer |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for ranks in (2, 4):
+        shm, ring, gloo = f[f"allreduce_shoal_shm_{ranks}"], f[f"allreduce_shoal_ring_{ranks}"], f[f"allreduce_gloo_{ranks}"]
+        lines.append(
+            f"| median ms (slowest rank per call) | {ranks} | {shm['median_ms']:.3f} | {ring['median_ms']:.3f} | "
+            f"{gloo['median_ms']:.3f} | **{gloo['median_ms'] / shm['median_ms']:.1f}×** | {shm['memcpy_ms']:.3f} |")
+    lines += ["", "Goal ≥ 5× gloo. gloo: " + f["allreduce_gloo_2"]["system"] +
+              ", OMP_NUM_THREADS=1 per process; a barrier lines the ranks up before each of 200 timed calls in both.", ""]
+    lines += ["| training throughput, samples/s | workers | Shoal | Ray Train | Shoal / Ray Train | scaling 1→2 (Shoal) | "
+              "scaling 1→2 (Ray) |", "|---|---:|---:|---:|---:|---:|---:|"]
+    s1, s2 = f["throughput_shoal_1"]["samples_per_second"], f["throughput_shoal_2"]["samples_per_second"]
+    r1, r2 = f["throughput_ray_1"]["samples_per_second"], f["throughput_ray_2"]["samples_per_second"]
+    lines.append(f"| batch 64 per worker | 1 | {s1:.0f} | {r1:.0f} | **{s1 / r1:.2f}×** | | |")
+    lines.append(f"| batch 64 per worker | 2 | {s2:.0f} | {r2:.0f} | **{s2 / r2:.2f}×** | {s2 / (2 * s1):.0%} | {r2 / (2 * r1):.0%} |")
+    lines += ["", f"Goal ≥ 2× Ray Train at each worker count and ≥ 90% scaling. Model: the hybrid architecture at 17 input "
+              f"features ({int(f['throughput_shoal_1']['parameters']):,} parameters), window 64, AdamW and clipping on both sides; "
+              "Shoal trains on synthetic-market windows, Ray Train on random tensors of the same shape. Samples/s over steps "
+              "5–44 (Shoal: the driver's clock at segment ends, all-reduce included; Ray: rank 0's clock).", ""]
+    sf, rf = f["first_step_shoal"], f["first_step_ray"]
+    lines += ["| submit → first finished step, seconds | Shoal | Ray | Ray / Shoal |", "|---|---:|---:|---:|",
+              f"| warm (a job of that binary ran before) | {sf['warm']:.2f} | {rf['warm']:.2f} | **{rf['warm'] / sf['warm']:.1f}×** |",
+              f"| cold (first job on a fresh cluster) | {sf['cold']:.2f} | {rf['cold']:.2f} | {rf['cold'] / sf['cold']:.1f}× |",
+              "", "Goal ≥ 20× sooner. Shoal: `cluster submit -- trading model train --workers 2 …` (the data, the "
+              "placement group, two workers, the first step of the reference-width model); Ray: `ray job submit -- python "
+              "train_ray.py --first-step` (TorchTrainer with 2 workers) on a running `ray start --head` cluster; both until "
+              "the line reaches the submitter's output.", END]
+    replace_section(results, BEGIN, END, lines)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--report":
+        report(json.load(open(sys.argv[2])), sys.argv[3])
+    else:
+        main()

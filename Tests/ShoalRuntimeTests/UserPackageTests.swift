@@ -1,0 +1,33 @@
+import Foundation
+import ShoalTestSupport
+import Testing
+
+/// A user's own package, outside the repository and depending on Shoal by path
+/// (Tests/Fixtures/UserPackage, built by scripts/build-user-package.sh before the suite runs),
+/// trains with two workers on a cluster and registers the result.
+@Suite struct UserPackageTests {
+    @Test func aPackageOutsideTheRepositoryTrainsWithTwoWorkersAndRegisters() async throws {
+        let binary = try #require(
+            ProcessInfo.processInfo.environment["SHOAL_USER_PACKAGE_BIN"],
+            "SHOAL_USER_PACKAGE_BIN is not set: run the suite with make test, which builds the user package first")
+        #expect(FileManager.default.isExecutableFile(atPath: binary), "\(binary) was not built")
+        let folder = NSTemporaryDirectory() + "shoal-user-package-run-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let cluster = try await ClusterProcesses(cpus: 2)
+        defer { cluster.stop() }
+        let run = try RunningProcess(binary, [folder, "user-hybrid"], environment: cluster.environment.merging(["SHOAL_ADDRESS": cluster.address]) { $1 })
+        #expect(try await run.waitForExit(timeout: .seconds(300)) == 0, "\(run.output)")
+        #expect(run.output.contains { $0.hasPrefix("user-training registered user-hybrid version 1 after 20 steps") }, "\(run.output)")
+        let show = try RunningProcess(
+            binaryPath("cluster"), ["models", "show", "user-hybrid", "1", "--address", cluster.address], environment: cluster.environment)
+        #expect(try await show.waitForExit(timeout: .seconds(60)) == 0, "\(show.output)")
+        let card = show.output.joined(separator: "\n")
+        #expect(card.contains("Aliases: staging"), "\(card)")
+        // The lineage names the data and the binary by their SHA-256, and the job.
+        for key in ["data_sha256", "code_sha256"] {
+            #expect(card.range(of: "\"\(key)\" *: *\"[0-9a-f]{64}\"", options: .regularExpression) != nil, "\(key): \(card)")
+        }
+        #expect(card.contains("test_accuracy") && card.contains("batchSize"), "\(card)")
+    }
+}
