@@ -109,6 +109,27 @@ import Testing
         if ProcessInfo.processInfo.environment["SHOAL_TEST_VERBOSE"] != nil { print(driver.output.joined(separator: "\n")) }
     }
 
+    /// The workers are the job's actors: a driver that dies takes them with it (once the head
+    /// notices, after its driver timeout).
+    @Test func theDriversDeathEndsItsWorkers() async throws {
+        let folder = try Self.folder("dp-driver-death")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let config = try Self.writeConfig(folder, maxSteps: 100_000, batch: 8)
+        let cluster = try await ClusterProcesses(cpus: 2, environment: ["SHOAL_DRIVER_TIMEOUT_MS": "4000"])
+        defer { cluster.stop() }
+        let driver = try cluster.driver(
+            ["model", "train", "--config", config, "--out", folder + "/run", "--workers", "2"], binary: "trading")
+        let up = try await driver.waitForLine(startingWith: "Workers up", timeout: .seconds(120))
+        let pids = Set(up.components(separatedBy: "(pid ").dropFirst().compactMap { Int32($0.prefix { $0.isNumber }) })
+        #expect(!pids.isEmpty && !pids.contains(driver.pid))
+        driver.signal(SIGKILL)
+        let deadline = ContinuousClock.now + .seconds(60)
+        while pids.contains(where: { kill($0, 0) == 0 }), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(!pids.contains { kill($0, 0) == 0 }, "workers \(pids) outlived their driver")
+    }
+
     /// Bytes received per TCP socket of every process (`ss -tinpH`), keyed by the socket's
     /// addresses and its owner's pid.
     static func socketBytes() -> [String: (pid: Int32, received: Int)] {

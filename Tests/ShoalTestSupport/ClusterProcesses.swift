@@ -192,14 +192,18 @@ public final class ClusterProcesses: Sendable {
     /// - Parameter nodeTimeoutMilliseconds: the head's node timeout. Tests that end nodes on
     ///   purpose shorten it; the default outlasts the stalls of a loaded two-core machine, which
     ///   are not what the other tests are about.
-    public init(cpus: Int = 2, nodeTimeoutMilliseconds: Int = 6000, headArguments: [String] = []) async throws {
+    /// - Parameter environment: more variables for every process of the cluster and its drivers.
+    public init(
+        cpus: Int = 2, nodeTimeoutMilliseconds: Int = 6000, headArguments: [String] = [],
+        environment extra: [String: String] = [:]
+    ) async throws {
         session = NSTemporaryDirectory() + "shoal-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         environment = [
             "SHOAL_SESSION_DIR": session,
             "SHOAL_HEARTBEAT_MS": "200",
             "SHOAL_NODE_TIMEOUT_MS": String(nodeTimeoutMilliseconds),
             "SHOAL_LOG_LEVEL": "warning",
-        ]
+        ].merging(extra) { $1 }
         head = try RunningProcess(
             binaryPath("cluster"),
             ["start", "--head", "--port", "0", "--num-cpus", String(cpus), "--node-id", "head", "--block"] + headArguments,
