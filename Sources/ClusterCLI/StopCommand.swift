@@ -23,11 +23,23 @@ struct StopCommand: AsyncParsableCommand {
             session.clearHeadAddress()
             return
         }
-        for process in processes where ChildProcess.isAlive(process.pid) {
+        // Only a process that is still the one recorded (same start time and executable) is
+        // signalled: a pid reused by an unrelated process is reported and its record dropped.
+        var ours: [Session.ProcessRecord] = []
+        for process in processes {
+            let (running, reason) = process.verify()
+            if running {
+                ours.append(process)
+            } else {
+                print("Stale record of \(process.role) (pid \(process.pid)): \(reason); removed, nothing signalled.")
+                session.forget(pid: process.pid)
+            }
+        }
+        for process in ours {
             kill(process.pid, SIGTERM)
         }
         let deadline = ContinuousClock.now + .milliseconds(Int(grace * 1000))
-        for process in processes {
+        for process in ours {
             while ChildProcess.isAlive(process.pid) && ContinuousClock.now < deadline {
                 try await Task.sleep(for: .milliseconds(20))
             }

@@ -57,6 +57,34 @@ import Testing
         #expect(Session(directory: session).headAddress() == nil)
     }
 
+    /// A record whose pid now belongs to another process is reported and dropped, and that
+    /// process is never signalled; a record of a pid that is gone is reported too.
+    @Test func stopLeavesAProcessThatReusedARecordedPidAlone() async throws {
+        let session = NSTemporaryDirectory() + "shoal-cli-stale-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: session) }
+        let folder = session + "/processes"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let sleeper = try RunningProcess("/bin/sleep", ["60"])
+        defer { sleeper.killTree() }
+        // The node daemon recorded under this pid started earlier and ran `cluster`.
+        let started = try #require(Session.startTime(of: sleeper.pid))
+        try "node\n\(started - 1)\n\(binaryPath("cluster"))\n".write(
+            toFile: "\(folder)/\(sleeper.pid)", atomically: true, encoding: .utf8)
+        // A head whose process is gone.
+        let gone = try RunningProcess("/bin/true", [])
+        _ = try await gone.waitForExit(timeout: .seconds(10))
+        try "head\n1\n\(binaryPath("cluster"))\n".write(toFile: "\(folder)/\(gone.pid)", atomically: true, encoding: .utf8)
+
+        let stopped = try await run(["stop", "--grace", "1"], environment: ["SHOAL_SESSION_DIR": session])
+        #expect(stopped.status == 0, "\(stopped.output)")
+        let text = stopped.output.joined(separator: "\n")
+        #expect(text.contains("Stale record of node (pid \(sleeper.pid)): pid \(sleeper.pid) now belongs to another process"), "\(text)")
+        #expect(text.contains("Stale record of head (pid \(gone.pid)): no process has pid \(gone.pid) any more"), "\(text)")
+        #expect(!text.contains("Stopped") && !text.contains("Killed"), "\(text)")
+        #expect(sleeper.isRunning, "cluster stop signalled a process that is not Shoal's")
+        #expect(Session(directory: session).processes().isEmpty)
+    }
+
     @Test func badArgumentsAreClearErrors() async throws {
         let environment = ["SHOAL_SESSION_DIR": NSTemporaryDirectory() + "shoal-cli-bad-\(getpid())"]
         let neither = try await run(["start"], environment: environment)

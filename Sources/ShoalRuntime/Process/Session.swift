@@ -41,10 +41,56 @@ public struct Session: Sendable {
         try "\(address)\n\(getpid())\n".write(toFile: headAddressFile, atomically: true, encoding: .utf8)
     }
 
-    /// Records this process as a daemon of the session.
+    /// Records this process as a daemon of the session: its role, its start time (clock ticks
+    /// since boot, from /proc) and its executable, so that a later `cluster stop` can tell it
+    /// from an unrelated process that got the same pid.
     public func registerProcess(role: String) throws {
         try prepare()
-        try "\(role)\n".write(toFile: processDirectory + "/\(getpid())", atomically: true, encoding: .utf8)
+        let pid = getpid()
+        let started = Self.startTime(of: pid).map(String.init) ?? ""
+        let executable = Self.executable(of: pid) ?? ""
+        try "\(role)\n\(started)\n\(executable)\n".write(
+            toFile: processDirectory + "/\(pid)", atomically: true, encoding: .utf8)
+    }
+
+    /// A daemon recorded in the session.
+    public struct ProcessRecord: Sendable, Equatable {
+        public var pid: pid_t
+        public var role: String
+        /// Clock ticks since boot when it started (nil in records written before they held it).
+        public var startTime: UInt64?
+        public var executable: String?
+
+        /// Whether the recorded process still runs: the pid is alive, started at the recorded
+        /// time and runs the recorded executable. Otherwise, why not.
+        public func verify() -> (running: Bool, reason: String) {
+            guard ChildProcess.isAlive(pid) else { return (false, "no process has pid \(pid) any more") }
+            guard let startTime else {
+                return (false, "the record holds no start time, so pid \(pid) cannot be told from another process")
+            }
+            guard let now = Session.startTime(of: pid), now == startTime else {
+                return (false, "pid \(pid) now belongs to another process (started at another time)")
+            }
+            if let executable, !executable.isEmpty, let current = Session.executable(of: pid), current != executable {
+                return (false, "pid \(pid) now runs \(current), not \(executable)")
+            }
+            return (true, "")
+        }
+    }
+
+    /// When `pid` started, in clock ticks since boot (/proc/PID/stat, field 22).
+    public static func startTime(of pid: pid_t) -> UInt64? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = text.lastIndex(of: ")")
+        else { return nil }
+        // Fields after the command: state is field 3, so the start time (22) is the 20th.
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        return fields.count > 19 ? UInt64(fields[19]) : nil
+    }
+
+    /// The executable `pid` runs (/proc/PID/exe), when this process may read it.
+    public static func executable(of pid: pid_t) -> String? {
+        try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe")
     }
 
     /// Forgets this process.
@@ -52,13 +98,18 @@ public struct Session: Sendable {
         try? FileManager.default.removeItem(atPath: processDirectory + "/\(getpid())")
     }
 
-    /// The daemons recorded in this session: pid and role.
-    public func processes() -> [(pid: pid_t, role: String)] {
+    /// The daemons recorded in this session.
+    public func processes() -> [ProcessRecord] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: processDirectory)) ?? []
         return names.compactMap { name in
             guard let pid = pid_t(name) else { return nil }
-            let role = (try? String(contentsOfFile: processDirectory + "/" + name, encoding: .utf8)) ?? ""
-            return (pid, role.trimmingCharacters(in: .whitespacesAndNewlines))
+            let text = (try? String(contentsOfFile: processDirectory + "/" + name, encoding: .utf8)) ?? ""
+            let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map {
+                $0.trimmingCharacters(in: .whitespaces)
+            }
+            return ProcessRecord(
+                pid: pid, role: lines.first ?? "", startTime: lines.count > 1 ? UInt64(lines[1]) : nil,
+                executable: lines.count > 2 && !lines[2].isEmpty ? lines[2] : nil)
         }
     }
 
