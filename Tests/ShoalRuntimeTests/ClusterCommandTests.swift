@@ -85,6 +85,29 @@ import Testing
         #expect(Session(directory: session).processes().isEmpty)
     }
 
+    /// A node that was SIGKILLed shows as DEAD with its executors gone and its resources
+    /// unavailable, and the cluster's total counts the alive nodes only.
+    @Test func aDeadNodesResourcesAreUnavailableNotInUse() async throws {
+        let cluster = try await ClusterProcesses(cpus: 1, nodeTimeoutMilliseconds: 1500)
+        defer { cluster.stop() }
+        let second = try await cluster.addNode("second", cpus: 3)
+        ClusterProcesses.killTree(second.pid)
+        let deadline = ContinuousClock.now + .seconds(30)
+        while try cluster.status().nodes.contains(where: { $0.id == "second" && $0.alive }), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let status = try await run(["status", "--address", cluster.address], environment: cluster.environment)
+        #expect(status.status == 0, "\(status.output)")
+        let line = try #require(status.output.first { $0.hasPrefix("second ") }, "\(status.output)")
+        #expect(line.contains("DEAD") && line.contains("gone") && line.contains("unavailable (CPU 3"), "\(line)")
+        #expect(!line.contains("CPU 3/3"), "\(line)")
+        let total = try #require(status.output.first { $0.hasPrefix("TOTAL ") }, "\(status.output)")
+        #expect(total.contains("1/2") && total.contains("CPU 0/1") && total.contains("(alive nodes)"), "\(total)")
+        let snapshot = try cluster.status()
+        #expect(snapshot.aliveTotal[Resources.cpu] == 1)
+        #expect(snapshot.nodes.first { $0.id == "second" }?.executors == 0)
+    }
+
     @Test func badArgumentsAreClearErrors() async throws {
         let environment = ["SHOAL_SESSION_DIR": NSTemporaryDirectory() + "shoal-cli-bad-\(getpid())"]
         let neither = try await run(["start"], environment: environment)

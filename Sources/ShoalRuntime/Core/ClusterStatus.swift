@@ -72,10 +72,12 @@ public struct ClusterStatus: Sendable {
         headMalformedMessages = reply.headMalformedMessages
         placementGroups = Int(reply.placementGroups)
         pendingPlacementGroups = Int(reply.pendingPlacementGroups)
+        // A dead node's executors are gone and its resources are not there to use: neither counts.
         nodes = reply.nodes.map {
             Node(
                 id: $0.nodeID, address: $0.address, alive: $0.alive, total: Resources($0.total),
-                available: Resources($0.available), executors: Int($0.executors), malformedMessages: $0.malformedMessages,
+                available: $0.alive ? Resources($0.available) : Resources(), executors: $0.alive ? Int($0.executors) : 0,
+                malformedMessages: $0.malformedMessages,
                 pid: $0.pid, executorAddresses: $0.executorAddresses, objectStoreCapacity: $0.objects.capacity,
                 objectStoreUsed: $0.objects.used, objectStoreSpilled: $0.objects.spilled, objectCount: $0.objects.objects,
                 spills: $0.objects.spills)
@@ -92,6 +94,11 @@ public struct ClusterStatus: Sendable {
         }
     }
 
+    /// The resources of the alive nodes together (a dead node's are not there to use).
+    public var aliveTotal: Resources { nodes.filter(\.alive).reduce(Resources()) { $0 + $1.total } }
+    /// What the alive nodes have free together.
+    public var aliveAvailable: Resources { nodes.filter(\.alive).reduce(Resources()) { $0 + $1.available } }
+
     /// A table for people: nodes, resources, jobs and malformed-message counts.
     public var rendered: String {
         var lines = [
@@ -102,20 +109,34 @@ public struct ClusterStatus: Sendable {
             "NODE".padded(14) + "STATE".padded(7) + "EXECUTORS".padded(11) + "MALFORMED".padded(11)
                 + "OBJECTS (MiB used/capacity, spilled)".padded(38) + "RESOURCES (in use / total)"
         )
-        for node in nodes {
-            let usage = node.total.amounts.keys.sorted().map { name in
-                let used = node.total[name] - node.available[name]
+        func amount(_ name: String, _ value: Double) -> String {
+            name == Resources.memory ? "\(Int(value / 1_048_576))MiB" : value.formatted
+        }
+        func usage(total: Resources, available: Resources) -> String {
+            total.amounts.keys.sorted().map { name in
+                let used = total[name] - available[name]
                 return name == Resources.memory
-                    ? "\(name) \(Int(used / 1_048_576))/\(Int(node.total[name] / 1_048_576))MiB"
-                    : "\(name) \(used.formatted)/\(node.total[name].formatted)"
+                    ? "\(name) \(Int(used / 1_048_576))/\(Int(total[name] / 1_048_576))MiB"
+                    : "\(name) \(used.formatted)/\(total[name].formatted)"
             }.joined(separator: ", ")
+        }
+        for node in nodes {
+            let resources =
+                node.alive
+                ? usage(total: node.total, available: node.available)
+                : "unavailable (" + node.total.amounts.keys.sorted().map { "\($0) \(amount($0, node.total[$0]))" }.joined(
+                    separator: ", ") + ")"
             lines.append(
-                node.id.padded(14) + (node.alive ? "alive" : "DEAD").padded(7) + String(node.executors).padded(11)
+                node.id.padded(14) + (node.alive ? "alive" : "DEAD").padded(7) + (node.alive ? String(node.executors) : "gone").padded(11)
                     + String(node.malformedMessages).padded(11)
                     + "\(node.objectCount) (\(node.objectStoreUsed >> 20)/\(node.objectStoreCapacity >> 20), \(node.objectStoreSpilled >> 20))"
                     .padded(38)
-                    + usage)
+                    + resources)
         }
+        let alive = nodes.filter(\.alive)
+        lines.append(
+            "TOTAL".padded(14) + "\(alive.count)/\(nodes.count)".padded(7) + String(alive.reduce(0) { $0 + $1.executors }).padded(11)
+                + "".padded(11) + "".padded(38) + usage(total: aliveTotal, available: aliveAvailable) + "   (alive nodes)")
         lines.append("")
         lines.append(
             "JOB".padded(12) + "STATE".padded(10) + "QUEUED".padded(9) + "RUNNING".padded(9) + "FINISHED".padded(10) + "LEASES")
