@@ -228,7 +228,7 @@ struct JobCommand: AsyncParsableCommand {
                 }
                 try await Task.sleep(for: .milliseconds(50))
             }
-            throw ValidationError("job \(id) had not ended \(wait) s after the stop request")
+            throw CommandFailure("job \(id) had not ended \(wait) s after the stop request")
         }
     }
 }

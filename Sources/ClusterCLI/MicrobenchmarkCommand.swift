@@ -315,7 +315,7 @@ struct MicrobenchmarkCommand: AsyncParsableCommand {
                 var count = 0
                 while ContinuousClock.now < deadline {
                     let value = try await stored.get()
-                    guard value.count == large.count else { throw ValidationError("a get returned \(value.count) floats") }
+                    guard value.count == large.count else { throw CommandFailure("a get returned \(value.count) floats") }
                     count += 1
                 }
                 return count
@@ -346,7 +346,7 @@ struct MicrobenchmarkCommand: AsyncParsableCommand {
                 var count = 0
                 while ContinuousClock.now < deadline {
                     let copy = large.withUnsafeBufferPointer { LargeCopy.array(copying: $0) }
-                    guard copy.count == large.count else { throw ValidationError("a copy has \(copy.count) floats") }
+                    guard copy.count == large.count else { throw CommandFailure("a copy has \(copy.count) floats") }
                     count += 1
                 }
                 return count
@@ -430,7 +430,7 @@ struct MicrobenchmarkCommand: AsyncParsableCommand {
         var line = Data()
         while !line.contains(UInt8(ascii: "\n")) {
             let chunk = output.fileHandleForReading.availableData
-            if chunk.isEmpty { throw ValidationError("the ZeroMQ echo process exited early") }
+            if chunk.isEmpty { throw CommandFailure("the ZeroMQ echo process exited early") }
             line.append(chunk)
         }
         let endpoint = String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
@@ -442,7 +442,7 @@ struct MicrobenchmarkCommand: AsyncParsableCommand {
             let start = ContinuousClock.now
             try socket.send([payload], blocking: true)
             guard try socket.receive(timeout: .seconds(10)) != nil else {
-                throw ValidationError("the ZeroMQ echo stopped answering")
+                throw CommandFailure("the ZeroMQ echo stopped answering")
             }
             if index >= 100 { times.append(Double((ContinuousClock.now - start).nanoseconds) / 1000) }
         }

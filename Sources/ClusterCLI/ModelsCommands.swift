@@ -151,7 +151,7 @@ struct ModelsCommand: AsyncParsableCommand {
 
         func run() async throws {
             guard FileManager.default.isReadableFile(atPath: artifact) else {
-                throw ValidationError("cannot read the artifact file \(artifact)")
+                throw CommandFailure("cannot read the artifact file \(artifact)")
             }
             var metrics: [String: Double] = [:]
             for (name, text) in try pairs(metric, "metric") {
@@ -404,7 +404,7 @@ extension ModelsCommand {
                 let fetched = try registry.load(name: model, alias: "champion")
                 let done = clock.now
                 guard fetched.artifact.count == size, fetched.version.version == version.version else {
-                    throw ValidationError("fetched version \(fetched.version.version), \(fetched.artifact.count) bytes")
+                    throw CommandFailure("fetched version \(fetched.version.version), \(fetched.artifact.count) bytes")
                 }
                 if iteration > 0 {
                     registerTimes.append((registered - start).seconds)
@@ -448,7 +448,7 @@ extension ModelsCommand {
                 }
                 if descriptor >= 0 { close(descriptor) }
                 writeTimes.append((clock.now - start).seconds)
-                guard written == artifact.count else { throw ValidationError("cannot write a probe file at \(path)") }
+                guard written == artifact.count else { throw CommandFailure("cannot write a probe file at \(path)") }
             }
             let result: [String: Double] = [
                 "register_ms": median(registerTimes) * 1000, "fetch_ms": median(fetchTimes) * 1000,

@@ -125,7 +125,7 @@ struct StartCommand: AsyncParsableCommand {
             let loaded = try ClusterConfig.load(path: config)
             return (loaded.head, loaded.node(for: nodeIPAddress ?? (head ? loaded.head.host : "127.0.0.1")), loaded.storage)
         } catch let error as ClusterError {
-            throw ValidationError(error.message)
+            throw CommandFailure(error.message)
         }
     }
 
@@ -212,7 +212,7 @@ struct StartCommand: AsyncParsableCommand {
             }
             if let ended = ChildProcess.wait(for: pid, timeout: .milliseconds(50)) {
                 let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
-                throw ValidationError("the \(role) daemon \(ended) before it was ready:\n\(log.suffix(2000))")
+                throw CommandFailure("the \(role) daemon \(ended) before it was ready:\n\(log.suffix(2000))")
             }
         }
         kill(pid, SIGKILL)

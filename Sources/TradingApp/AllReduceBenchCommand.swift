@@ -49,7 +49,7 @@ extension ModelCommand {
             }
             for process in processes { process.waitUntilExit() }
             guard processes.allSatisfy({ $0.terminationStatus == 0 }) else {
-                throw ValidationError("a rank failed (exit statuses \(processes.map(\.terminationStatus)))")
+                throw CommandFailure("a rank failed (exit statuses \(processes.map(\.terminationStatus)))")
             }
             let times = try (0..<ranks).map { rank -> [Double] in
                 let text = try String(contentsOfFile: "\(folder)/times-\(rank)", encoding: .utf8)

@@ -113,7 +113,7 @@ struct DataCommand: AsyncParsableCommand {
             if let reference {
                 let other = try loadBars(reference)
                 guard other.timestamps == data.timestamps else {
-                    throw ValidationError("\(reference) and \(file) are not on the same clock; align them first")
+                    throw CommandFailure("\(reference) and \(file) are not on the same clock; align them first")
                 }
                 pipeline.transformers.append(CrossAssetFeatures(reference: other))
             }
@@ -175,7 +175,7 @@ extension DataCommand {
                     }
                     parallel.append((ContinuousClock.now - start).seconds)
                     guard checksum == columns * assets, tables == checksum else {
-                        throw ValidationError("unexpected feature count")
+                        throw CommandFailure("unexpected feature count")
                     }
                     print(
                         String(
@@ -201,11 +201,11 @@ extension DataCommand {
     }
 }
 
-/// Bars from a CSV file; a bad file is a usage error naming the line.
+/// Bars from a CSV file; a missing or bad file is a failure naming the file and line.
 private func loadBars(_ path: String, timeZone: TimeZone = .gmt) throws -> MarketData {
     do {
         return try CSVBars.load(path: path, timeZone: timeZone)
     } catch let error as MarketDataError {
-        throw ValidationError(error.message)
+        throw CommandFailure(error.message)
     }
 }

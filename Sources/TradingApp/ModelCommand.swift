@@ -16,11 +16,11 @@ struct ModelCommand: AsyncParsableCommand {
 
         func load() throws -> HybridModel.Config {
             guard let config else { return HybridModel.Config() }
-            guard let data = FileManager.default.contents(atPath: config) else { throw ValidationError("cannot read \(config)") }
+            guard let data = FileManager.default.contents(atPath: config) else { throw CommandFailure("cannot read \(config)") }
             do {
                 return try JSONDecoder().decode(HybridModel.Config.self, from: data)
             } catch {
-                throw ValidationError("\(config) is not a model configuration: \(error)")
+                throw CommandFailure("\(config) is not a model configuration: \(error)")
             }
         }
     }
@@ -60,7 +60,7 @@ struct ModelCommand: AsyncParsableCommand {
             Compute.setThreads(threads)
             let model = try HybridModel(config: try config.load(), parameters: try SafeTensors.read(path: weights).tensors)
             guard let x = try SafeTensors.read(path: input).tensors["input"] else {
-                throw ValidationError("\(input) has no tensor named input")
+                throw CommandFailure("\(input) has no tensor named input")
             }
             guard x.rank == 3, x.shape[1] == model.config.features else {
                 throw ValidationError("input must be [batch, \(model.config.features), steps], not \(x.shape)")
@@ -76,7 +76,7 @@ struct ModelCommand: AsyncParsableCommand {
             if let targets {
                 let tensors = try SafeTensors.read(path: targets).tensors
                 guard let labels = tensors["labels"], let returns = tensors["returns"] else {
-                    throw ValidationError("\(targets) needs tensors labels and returns")
+                    throw CommandFailure("\(targets) needs tensors labels and returns")
                 }
                 let classes = labels.scalars.map { Int($0) }
                 guard classes.count == x.shape[0], classes.allSatisfy({ (0..<model.config.classes).contains($0) }),

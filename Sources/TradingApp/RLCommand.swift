@@ -57,7 +57,7 @@ struct RLCommand: AsyncParsableCommand {
             let configData: Data?
             if let config {
                 guard let data = FileManager.default.contents(atPath: config) else {
-                    throw ValidationError("cannot read \(config)")
+                    throw CommandFailure("cannot read \(config)")
                 }
                 configData = data
             } else {

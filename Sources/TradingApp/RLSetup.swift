@@ -28,17 +28,17 @@ struct RLSetup {
         func decode<Config: Codable>(_ type: Config.Type, default value: Config) throws -> Config {
             guard let configData else { return value }
             guard let given = try? JSONSerialization.jsonObject(with: configData) as? [String: Any] else {
-                throw ValidationError("the configuration must be a JSON object of \(algorithm.rawValue) fields")
+                throw CommandFailure("the configuration must be a JSON object of \(algorithm.rawValue) fields")
             }
             var merged = try JSONSerialization.jsonObject(with: JSONEncoder().encode(value)) as? [String: Any] ?? [:]
             if let unknown = given.keys.sorted().first(where: { merged[$0] == nil && !Self.optionalFields.contains($0) }) {
-                throw ValidationError("\(algorithm.rawValue) has no setting '\(unknown)'")
+                throw CommandFailure("\(algorithm.rawValue) has no setting '\(unknown)'")
             }
             merged.merge(given) { $1 }
             do {
                 return try JSONDecoder().decode(Config.self, from: JSONSerialization.data(withJSONObject: merged))
             } catch {
-                throw ValidationError("the configuration is not a \(algorithm.rawValue) configuration: \(error)")
+                throw CommandFailure("the configuration is not a \(algorithm.rawValue) configuration: \(error)")
             }
         }
         func run<Base: Environment>(
