@@ -32,7 +32,8 @@ test: deps
 	# that was already running is left as it was.
 	@started=""; if ! scripts/test-postgres.sh running; then scripts/test-postgres.sh start; started=1; fi; \
 	SHOAL_BIN_DIR=$$(swift build --show-bin-path) SHOAL_TEST_POSTGRES=$$(scripts/test-postgres.sh url) \
-	  SHOAL_USER_PACKAGE_BIN=$$(scripts/build-user-package.sh --print-path) swift test --skip-build $(SWIFT_FLAGS); status=$$?; \
+	  SHOAL_USER_PACKAGE_BIN=$$(scripts/build-user-package.sh --print-path) \
+	  SHOAL_USER_PACKAGE_DIR=$${TMPDIR:-/tmp}/shoal-user-package swift test --skip-build $(SWIFT_FLAGS); status=$$?; \
 	if [ -n "$$started" ]; then scripts/test-postgres.sh stop; fi; exit $$status
 
 ## demo: a Monte Carlo option pricing map-reduce on an embedded local cluster (release build).

@@ -30,4 +30,28 @@ import Testing
         }
         #expect(card.contains("test_accuracy") && card.contains("batchSize"), "\(card)")
     }
+
+    /// Every Swift block of the README compiles: scripts/build-user-package.sh made each one the
+    /// main.swift of a target of the user package and built them; here each block of the README
+    /// as it is now must have its target, with that very text, built.
+    @Test func everySwiftBlockOfTheReadmeCompiles() throws {
+        let environment = ProcessInfo.processInfo.environment
+        let binary = try #require(environment["SHOAL_USER_PACKAGE_BIN"], "run the suite with make test")
+        let package = try #require(environment["SHOAL_USER_PACKAGE_DIR"], "run the suite with make test")
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
+        let blocks = readme.components(separatedBy: "```swift\n").dropFirst().compactMap {
+            $0.components(separatedBy: "```").first
+        }
+        #expect(blocks.count >= 6, "the README has \(blocks.count) Swift blocks")
+        let bin = URL(fileURLWithPath: binary).deletingLastPathComponent().path
+        for (index, block) in blocks.enumerated() {
+            let source = try String(
+                contentsOfFile: "\(package)/Sources/readme-snippet-\(index)/main.swift", encoding: .utf8)
+            #expect(source == "// README.md, Swift block \(index)\n" + block, "block \(index) was not the one built")
+            #expect(FileManager.default.isExecutableFile(atPath: "\(bin)/readme-snippet-\(index)"), "block \(index) did not build")
+        }
+    }
 }
+
