@@ -111,6 +111,9 @@ public distributed actor TrainingWorker {
         case .sharedMemory, .automatic where sameHost:
             let shared = try SharedMemoryCollective(
                 name: "shoal-collective-\(spec.groupID)", rank: spec.rank, size: spec.size, count: loop.parameterCount + 1)
+            // Reachable by `abort` from here on: a peer that fails before this barrier must not
+            // leave the others waiting out the deadline.
+            collective = shared
             // Every rank has mapped the segment once all pass this barrier; then its name can go.
             try await Self.onOwnThread { try shared.barrierWait() }
             if spec.rank == 0 { shared.unlink() }
