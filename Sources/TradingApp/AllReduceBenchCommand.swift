@@ -93,9 +93,13 @@ extension ModelCommand {
                 let barrier = try RingCollective(rank: rank, size: ranks, count: 16, host: "127.0.0.1")
                 try "\(ring.endpoint) \(barrier.endpoint)".write(toFile: "\(folder)/endpoint-\(rank)", atomically: true, encoding: .utf8)
                 var endpoints: [[String]] = []
+                let deadline = ContinuousClock.now + .seconds(60)
                 while endpoints.count < ranks {
                     endpoints = (0..<ranks).compactMap {
                         (try? String(contentsOfFile: "\(folder)/endpoint-\($0)", encoding: .utf8))?.split(separator: " ").map(String.init)
+                    }
+                    guard ContinuousClock.now < deadline else {
+                        throw CommandFailure("rank \(rank): only \(endpoints.count) of \(ranks) ranks wrote their endpoints within 60 s")
                     }
                     if endpoints.count < ranks { usleep(1000) }
                 }

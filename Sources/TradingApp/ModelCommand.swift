@@ -63,7 +63,7 @@ struct ModelCommand: AsyncParsableCommand {
                 throw CommandFailure("\(input) has no tensor named input")
             }
             guard x.rank == 3, x.shape[1] == model.config.features else {
-                throw ValidationError("input must be [batch, \(model.config.features), steps], not \(x.shape)")
+                throw CommandFailure("input must be [batch, \(model.config.features), steps], not \(x.shape)")
             }
             // Without targets there is nothing to differentiate: a tape that keeps nothing.
             let tape = Tape(recording: targets != nil)
@@ -81,7 +81,7 @@ struct ModelCommand: AsyncParsableCommand {
                 let classes = labels.scalars.map { Int($0) }
                 guard classes.count == x.shape[0], classes.allSatisfy({ (0..<model.config.classes).contains($0) }),
                     returns.count == x.shape[0]
-                else { throw ValidationError("labels must be \(x.shape[0]) class indices and returns \(x.shape[0]) values") }
+                else { throw CommandFailure("labels must be \(x.shape[0]) class indices and returns \(x.shape[0]) values") }
                 let loss = model.loss(output, labels: classes, returns: returns.reshaped([x.shape[0], 1]))
                 tape.backward(from: loss)
                 results["loss"] = loss.value

@@ -79,6 +79,7 @@ extension ModelCommand {
                 throw ValidationError("--cpus-per-worker must be at least 1, --gpus-per-worker and --max-failures not negative")
             }
             if alias != nil, register == nil { throw ValidationError("--alias names the version --register makes: add --register NAME") }
+            if let initFrom { _ = try Self.parseVersion(initFrom) }
             if resume != nil, initFrom != nil { throw ValidationError("--resume goes on from a checkpoint: leave out --init-from") }
             if workers == nil {
                 let clustered: [(String, Bool)] = [
@@ -105,9 +106,17 @@ extension ModelCommand {
             }
         }
 
-        /// The configuration: the defaults, then the file, then the flags.
+        /// The configuration: the defaults, then the file, then the flags. A bad value in the file
+        /// is a failure of the work (exit 1); one from a flag is a usage error (64).
         func trainingConfig() throws -> TrainingConfig {
             var result = try config.map { try TrainingConfig.load(path: $0) } ?? TrainingConfig()
+            if let config {
+                do {
+                    try result.validate()
+                } catch let error as TrainingError {
+                    throw CommandFailure("\(config): \(error.message)")
+                }
+            }
             if !csv.isEmpty { result.data.csvFiles = csv }
             if let bars { result.data.bars = bars }
             if modelSize == .small {
@@ -138,7 +147,7 @@ extension ModelCommand {
             // Progress lines reach a pipe (a job's log, a test) as they are printed.
             lineBufferStandardOutput()
             Compute.setThreads(threads)
-            let folder = out ?? resume ?? "model-run"
+            let folder = out ?? resume.map(Self.runFolder) ?? "model-run"
             let started = ContinuousClock.now
             var loop: TrainingLoop
             let checkpointPath: String
@@ -154,10 +163,20 @@ extension ModelCommand {
             } else if register != nil {
                 _ = try registryAddress()
             }
+            var resumedFrom: String?
             if let resume {
-                checkpointPath = FileManager.default.fileExists(atPath: "\(resume)/checkpoints") ? "\(resume)/checkpoints" : resume
-                loop = try TrainingLoop(resumingFrom: checkpointPath)
-                print("Resuming at step \(loop.state.step) of \(loop.totalSteps) (epoch \(loop.state.epoch + 1)) from \(checkpointPath).")
+                // The run folder, its checkpoints folder, or one checkpoint.
+                var source = FileManager.default.fileExists(atPath: "\(resume)/checkpoints") ? "\(resume)/checkpoints" : resume
+                if !FileManager.default.fileExists(atPath: "\(source)/state.json") {
+                    guard let latest = try CheckpointFolder(path: source).latest() else {
+                        throw CommandFailure("\(resume) holds no checkpoint to resume from")
+                    }
+                    source = latest
+                }
+                checkpointPath = "\(folder)/checkpoints"
+                loop = try TrainingLoop(resumingFrom: source)
+                resumedFrom = source
+                print("Resuming at step \(loop.state.step) of \(loop.totalSteps) (epoch \(loop.state.epoch + 1)) from \(source).")
             } else {
                 checkpointPath = "\(folder)/checkpoints"
                 var config = try trainingConfig()
@@ -178,8 +197,7 @@ extension ModelCommand {
                     + "\(loop.totalSteps) steps at most; kernels \(BLAS.coreName).")
 
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            let encoder = TrainingJSON.encoder()
             try encoder.encode(loop.config).write(to: URL(fileURLWithPath: "\(folder)/config.json"))
 
             let printer = ProgressPrinter(
@@ -189,7 +207,8 @@ extension ModelCommand {
             var finalHistory: [EpochRecord] = []
             if let workers {
                 let result = try await trainOnCluster(
-                    loop: loop, workers: workers, checkpoints: checkpointPath, initialWeights: initialWeights, printer: printer)
+                    loop: loop, workers: workers, checkpoints: checkpointPath, resumeFrom: resumedFrom,
+                    initialWeights: initialWeights, printer: printer)
                 try LearningCurveReport.write(result.history, to: folder)
                 finalHistory = result.history
                 final = result.weights
@@ -251,7 +270,8 @@ extension ModelCommand {
 
         /// Data-parallel training with `workers` worker actors on the cluster.
         func trainOnCluster(
-            loop: TrainingLoop, workers: Int, checkpoints: String, initialWeights: [String: Tensor]?, printer: ProgressPrinter
+            loop: TrainingLoop, workers: Int, checkpoints: String, resumeFrom: String?, initialWeights: [String: Tensor]?,
+            printer: ProgressPrinter
         ) async throws -> TrainerResult {
             let cluster = try await Cluster.connect(
                 address: address, localCPUs: max(ProcessInfo.processInfo.activeProcessorCount, workers * cpusPerWorker))
@@ -262,7 +282,7 @@ extension ModelCommand {
             options.gpusPerWorker = gpusPerWorker
             options.maxFailures = maxFailures
             options.collective = collective
-            options.resume = resume != nil
+            options.resumeFrom = resumeFrom
             options.initialWeights = initialWeights
             print(
                 "Training on \(cluster.isEmbedded ? "an embedded cluster" : "the cluster at \(cluster.address)"): \(workers) worker(s) "
@@ -288,6 +308,20 @@ extension ModelCommand {
                         + "or give --address")
             }
             return found
+        }
+
+        /// The run folder a --resume path belongs to: the folder itself, or the run above a
+        /// checkpoints folder or one checkpoint (whose files must not be written over).
+        static func runFolder(_ resume: String) -> String {
+            let files = FileManager.default
+            let path = URL(fileURLWithPath: resume)
+            if files.fileExists(atPath: path.appendingPathComponent("state.json").path) {
+                return path.deletingLastPathComponent().deletingLastPathComponent().path
+            }
+            if files.fileExists(atPath: path.appendingPathComponent("latest").path) {
+                return path.deletingLastPathComponent().path
+            }
+            return resume
         }
 
         /// NAME, NAME:VERSION or NAME@ALIAS.

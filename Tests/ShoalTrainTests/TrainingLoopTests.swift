@@ -136,6 +136,44 @@ struct TrainingLoopTests {
         _ = try HybridModel(config: loop.config.model, parameters: weights)
     }
 
+    /// A diverged loss or a constant prediction leaves NaN in the learning curve: checkpoints
+    /// still save and resume; a checkpoint whose optimiser moments or counters do not fit the
+    /// run is refused with its reason, never read out of bounds.
+    @Test func checkpointsSurviveNaNAndRefuseStatesThatDoNotFit() throws {
+        var config = Self.tinyConfig()
+        config.maxSteps = 3
+        let folder = Self.temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        var loop = try TrainingLoop(config: config, dataset: try Self.dataset(config))
+        try loop.run(stopAfter: 2)
+        let nan = EvaluationMetrics(loss: .nan, accuracy: 0.5, macroF1: .nan, mse: .infinity, informationCoefficient: .nan, count: 1)
+        loop.state.history.append(
+            EpochRecord(epoch: 1, step: 2, trainLoss: .nan, validation: nan, learningRate: 1e-3, seconds: 1, samplesPerSecond: 1, complete: false))
+        let saved = try CheckpointFolder(path: folder).save(loop)
+        let resumed = try TrainingLoop(resumingFrom: saved)
+        #expect(resumed.state.history.last?.validation.loss.isNaN == true)
+        #expect(resumed.state.history.last?.validation.mse == .infinity)
+
+        // Moments of the wrong shape (but agreeing with each other).
+        let moments = try SafeTensors.read(path: saved + "/optimizer.safetensors")
+        var shrunk = moments.tensors
+        let name = try #require(loop.parameterNames.first { (loop.namedParameters()[$0]?.count ?? 0) > 1 })
+        shrunk["\(name).exp_avg"] = Tensor(shape: [1])
+        shrunk["\(name).exp_avg_sq"] = Tensor(shape: [1])
+        try SafeTensors.write(shrunk, metadata: moments.metadata, to: saved + "/optimizer.safetensors")
+        #expect(throws: TrainingError.self) { try TrainingLoop(resumingFrom: saved) }
+        try SafeTensors.write(moments.tensors, metadata: moments.metadata, to: saved + "/optimizer.safetensors")
+        _ = try TrainingLoop(resumingFrom: saved)
+
+        // A place in the epoch past its end.
+        let statePath = saved + "/state.json"
+        let text = try String(contentsOfFile: statePath, encoding: .utf8)
+        try text.replacingOccurrences(of: "\"batchInEpoch\" : 2", with: "\"batchInEpoch\" : 99999").write(
+            toFile: statePath, atomically: true, encoding: .utf8)
+        #expect(text.contains("\"batchInEpoch\" : 2"))
+        #expect(throws: TrainingError.self) { try TrainingLoop(resumingFrom: saved) }
+    }
+
     @Test func badConfigurationsAreNamed() throws {
         var config = Self.tinyConfig()
         config.batchSize = 0
@@ -148,6 +186,12 @@ struct TrainingLoopTests {
         config.batchSize = 100_000
         let data = try Self.dataset(config)
         #expect(throws: TrainingError.self) { try TrainingLoop(config: config, dataset: data) }
+        config = Self.tinyConfig()
+        config.model.heads = 0
+        #expect(throws: TrainingError.self) { try config.validate() }
+        config = Self.tinyConfig()
+        config.model.classes = 4
+        #expect(throws: TrainingError.self) { try config.validate() }
         let partial = Data(#"{"epochs": 2, "data": {"bars": 500}}"#.utf8)
         let decoded = try JSONDecoder().decode(TrainingConfig.self, from: partial)
         #expect(decoded.epochs == 2 && decoded.data.bars == 500 && decoded.batchSize == 64)

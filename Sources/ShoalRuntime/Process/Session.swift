@@ -66,7 +66,10 @@ public struct Session: Sendable {
         public func verify() -> (running: Bool, reason: String) {
             guard ChildProcess.isAlive(pid) else { return (false, "no process has pid \(pid) any more") }
             guard let startTime else {
-                return (false, "the record holds no start time, so pid \(pid) cannot be told from another process")
+                // A record from before start times were kept: the executable's name is all there is.
+                let name = Session.executable(of: pid).map { ($0 as NSString).lastPathComponent }
+                return name == "cluster"
+                    ? (true, "") : (false, "pid \(pid) runs \(name ?? "an unknown program"), not cluster")
             }
             guard let now = Session.startTime(of: pid), now == startTime else {
                 return (false, "pid \(pid) now belongs to another process (started at another time)")
@@ -88,9 +91,11 @@ public struct Session: Sendable {
         return fields.count > 19 ? UInt64(fields[19]) : nil
     }
 
-    /// The executable `pid` runs (/proc/PID/exe), when this process may read it.
+    /// The executable `pid` runs (/proc/PID/exe), when this process may read it; a binary
+    /// replaced since it started (a rebuild, an upgrade) is still named by its path.
     public static func executable(of pid: pid_t) -> String? {
-        try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe")
+        guard let path = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe") else { return nil }
+        return path.hasSuffix(" (deleted)") ? String(path.dropLast(" (deleted)".count)) : path
     }
 
     /// Forgets this process.

@@ -20,8 +20,8 @@ public struct TrainerOptions: Sendable {
     public var collective: CollectiveKind = .automatic
     /// Steps between the trainer's looks at its workers (progress, parameter hashes).
     public var stepsPerSegment = 10
-    /// Go on from the checkpoint folder's newest checkpoint instead of starting afresh.
-    public var resume = false
+    /// A checkpoint (one `checkpoint-…` folder) to go on from instead of starting afresh.
+    public var resumeFrom: String?
     /// Weights to start from instead of the seed's (fine-tuning), by `state_dict()` name.
     public var initialWeights: [String: Tensor]?
 
@@ -88,9 +88,11 @@ public final class Trainer: Sendable {
         let plan = try TrainingLoop(config: config, dataset: dataset, initialWeights: options.initialWeights)
         let initial = options.initialWeights == nil ? nil : try await cluster.put(plan.flattened(plan.parameters))
         var failures = 0
-        var resume = options.resume ? try folder.latest() : nil
-        if options.resume, resume == nil {
-            throw TrainingError("nothing to resume: \(options.checkpointFolder) holds no checkpoint")
+        // After a failure the group resumes from the newest checkpoint this run wrote (or the one
+        // it was asked to resume from), never from another run's left in the folder.
+        var resume = options.resumeFrom
+        if let resume, !FileManager.default.fileExists(atPath: "\(resume)/state.json") {
+            throw TrainingError("nothing to resume: \(resume) is not a checkpoint (it has no state.json)")
         }
         while true {
             let attempt = failures + 1
@@ -142,6 +144,10 @@ public final class Trainer: Sendable {
                     for epoch in lead.epochs { observer(.training(.epoch(epoch))) }
                     if let report = lead.lastStep { observer(.training(.step(report))) }
                     for path in lead.checkpoints { observer(.training(.checkpoint(path: path))) }
+                    if let newest = lead.checkpoints.last { resume = newest }
+                    guard lead.step > step || lead.finished else {
+                        throw NoProgress(step: lead.step, target: target)
+                    }
                     step = lead.step
                     reached = step
                 } while !progress[0].finished
@@ -158,10 +164,12 @@ public final class Trainer: Sendable {
                 await stop(workers, group: group)
                 throw TrainingError(
                     "the workers' parameters differ after step \(mismatch.step) (hashes \(mismatch.hashes.joined(separator: ", ")))")
+            } catch let stuck as NoProgress {
+                await stop(workers, group: group)
+                throw TrainingError("the workers made no progress past step \(stuck.step) towards step \(stuck.target)")
             } catch {
                 await stop(workers, group: group)
                 failures += 1
-                resume = try folder.latest()
                 let resumeStep = try await Self.startStep(resume)
                 observer(
                     .workerFailed(
@@ -214,6 +222,12 @@ public final class Trainer: Sendable {
             return results.compactMap { $0 }
         }
     }
+}
+
+/// A segment ended without a step taken: retrying would loop for ever.
+struct NoProgress: Error {
+    var step: Int
+    var target: Int
 }
 
 /// The ranks' parameters differ: an error in the code, not a failure to retry.

@@ -114,9 +114,11 @@ public distributed actor TrainingWorker {
             // Reachable by `abort` from here on: a peer that fails before this barrier must not
             // leave the others waiting out the deadline.
             collective = shared
-            // Every rank has mapped the segment once all pass this barrier; then its name can go.
+            if abortFlag.isSet { shared.abort() }
+            // Every rank has mapped the segment once all pass this barrier; then its name can go
+            // (every rank removes it, so that it goes even when rank 0 does not get that far).
+            defer { shared.unlink() }
             try await Self.onOwnThread { try shared.barrierWait() }
-            if spec.rank == 0 { shared.unlink() }
             ring.close()
             self.ring = nil
             collective = shared

@@ -68,7 +68,8 @@ public final class RingCollective: Collective, @unchecked Sendable {
             throw CollectiveError("rank \(rank) got \(peers.count) endpoints for a group of \(size)")
         }
         guard let push = zmq_socket(context, ZMQ_PUSH) else { throw CollectiveError("cannot make a ZeroMQ socket") }
-        var linger: Int32 = 0
+        // A rank that closes right after its last call still delivers its last chunk (for up to 2 s).
+        var linger: Int32 = 2000
         zmq_setsockopt(push, ZMQ_LINGER, &linger, 4)
         guard zmq_connect(push, right.address) == 0 else {
             zmq_close(push)

@@ -51,6 +51,13 @@ public final class SharedMemoryCollective: Collective, @unchecked Sendable {
         guard ftruncate(descriptor, off_t(length)) == 0 else {
             throw CollectiveError("cannot size /dev/shm/\(name): \(String(cString: strerror(errno)))")
         }
+        // Reserved now: a full /dev/shm is an error here, not a SIGBUS at the first write.
+        let reserved = posix_fallocate(descriptor, 0, off_t(length))
+        guard reserved == 0 else {
+            Foundation.unlink("/dev/shm/\(name)")
+            throw CollectiveError(
+                "no room in /dev/shm for the \(length >> 20) MiB of \(name): \(String(cString: strerror(reserved)))")
+        }
         guard let mapping = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED, descriptor, 0), mapping != MAP_FAILED
         else {
             throw CollectiveError("cannot map /dev/shm/\(name): \(String(cString: strerror(errno)))")
@@ -115,7 +122,8 @@ public final class SharedMemoryCollective: Collective, @unchecked Sendable {
         shoal_barrier_abort(barrier)
     }
 
-    /// Removes the segment's name (mappings stay); every rank has mapped it once rendezvous is over.
+    /// Removes the segment's name (mappings stay); every rank has mapped it once rendezvous is
+    /// over. Any rank may call it, more than once.
     public func unlink() {
         Foundation.unlink("/dev/shm/\(name)")
     }

@@ -250,7 +250,9 @@ extension HybridDataset: Codable {
         let steps = try container.decode(Int.self, forKey: .steps)
         featureNames = try container.decode([String].self, forKey: .featureNames)
         returnScale = try container.decode(Double.self, forKey: .returnScale)
-        guard features == featureNames.count, steps >= 1, assetBars.reduce(0, +) * features == series.count else {
+        guard features == featureNames.count, features >= 1, steps >= 1, assetBars.allSatisfy({ $0 >= 0 && $0 <= series.count }),
+            assetBars.reduce(0, +) * features == series.count
+        else {
             throw TrainingError("a dataset of \(series.count) values does not hold \(features) features of \(assetBars) bars")
         }
         var offsets: [Int] = []
@@ -264,6 +266,9 @@ extension HybridDataset: Codable {
             let count = split.labels.count
             guard split.assets.count == count, split.origins.count == count, split.returns.count == count else {
                 throw TrainingError("the \(key.rawValue) split's columns have different lengths")
+            }
+            guard split.labels.allSatisfy({ (0...2).contains($0) }) else {
+                throw TrainingError("the \(key.rawValue) split has a label outside Sell/Hold/Buy (0…2)")
             }
             // Every window must lie inside its own asset's rows: a malformed object must not read past the series.
             for (asset, origin) in zip(split.assets, split.origins) {

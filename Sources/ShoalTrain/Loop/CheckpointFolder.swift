@@ -59,9 +59,7 @@ public struct CheckpointFolder: Sendable {
             let saved = Saved(
                 config: loop.config, state: loop.state, optimizerStep: loop.optimizer.step,
                 dataFingerprint: loop.dataset.fingerprint, parameterNames: loop.parameterNames)
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try Self.writeDurably(try encoder.encode(saved), to: "\(staging)/state.json")
+            try Self.writeDurably(try TrainingJSON.encoder().encode(saved), to: "\(staging)/state.json")
             for file in ["model.safetensors", "optimizer.safetensors", "best.safetensors"] {
                 try Self.synchronise("\(staging)/\(file)")
             }
@@ -143,7 +141,7 @@ extension TrainingLoop {
         }
         let saved: CheckpointFolder.Saved
         do {
-            saved = try JSONDecoder().decode(CheckpointFolder.Saved.self, from: stateData)
+            saved = try TrainingJSON.decoder().decode(CheckpointFolder.Saved.self, from: stateData)
         } catch {
             throw TrainingError("\(folder)/state.json is not a training state: \(error)")
         }
@@ -183,9 +181,11 @@ extension TrainingLoop {
                 throw TrainingError("\(folder)/optimizer.safetensors: \(error)")
             }
             func moment(_ suffix: String) throws -> [Tensor] {
-                try parameterNames.map { name in
-                    guard let tensor = moments["\(name).\(suffix)"] else {
-                        throw TrainingError("\(folder)/optimizer.safetensors lacks \(name).\(suffix)")
+                try zip(parameterNames, parameters).map { name, parameter in
+                    // Shapes are checked here: Adam's kernel reads as many moments as the parameter has.
+                    guard let tensor = moments["\(name).\(suffix)"], tensor.shape == parameter.shape else {
+                        throw TrainingError(
+                            "\(folder)/optimizer.safetensors lacks \(name).\(suffix) of shape \(parameter.shape)")
                     }
                     return tensor
                 }
@@ -196,6 +196,33 @@ extension TrainingLoop {
                 throw TrainingError("\(folder)/optimizer.safetensors: \(error)")
             }
         }
-        state = saved.state
+        let state = saved.state
+        guard state.step >= 0, state.step <= totalSteps, state.epoch >= 0, state.batchInEpoch >= 0,
+            state.batchInEpoch < max(1, stepsPerEpoch), state.trainLossCount >= 0, state.samplesSeen >= 0
+        else {
+            throw TrainingError(
+                "\(folder)/state.json is not a state of this run (step \(state.step) of \(totalSteps), "
+                    + "batch \(state.batchInEpoch) of \(stepsPerEpoch) in epoch \(state.epoch))")
+        }
+        self.state = state
+    }
+}
+
+/// JSON for training states and reports: non-finite numbers (a diverged loss, the correlation
+/// of a constant prediction) are written as "nan", "inf" and "-inf" instead of failing.
+public enum TrainingJSON {
+    public static func encoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(
+            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return encoder
+    }
+
+    public static func decoder() -> JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(
+            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return decoder
     }
 }

@@ -86,6 +86,18 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
             throw TrainingError("keepCheckpoints and evaluationBatch must be at least 1")
         }
         guard (0...1).contains(model.dropout) else { throw TrainingError("model.dropout must be within 0…1") }
+        guard model.classes == 3 else { throw TrainingError("model.classes must be 3 (Sell, Hold, Buy), not \(model.classes)") }
+        guard model.heads >= 1, model.convChannels >= 1, model.lstmHidden >= 1, model.lstmLayers >= 1, model.fusionSize >= 1
+        else {
+            throw TrainingError("model.heads, convChannels, lstmHidden, lstmLayers and fusionSize must be at least 1")
+        }
+        do {
+            var checked = model
+            checked.features = max(1, checked.features)
+            try checked.validate()
+        } catch {
+            throw TrainingError("model: \(error)")
+        }
         try data.validate()
     }
 }
