@@ -1,5 +1,6 @@
 // Pieces of the shared-memory collective (ShoalTrain's SharedMemoryCollective): a barrier for
 // processes that map one segment, waiting on a futex, and the fixed-order sum of N slots.
+#include "kernel_attributes.h"
 #include "shoal_kernels.h"
 
 #include <errno.h>
@@ -13,11 +14,6 @@
 #include <unistd.h>
 #endif
 
-#if defined(__x86_64__) && defined(__clang__) && defined(__linux__)
-#define SHOAL_KERNEL __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define SHOAL_KERNEL
-#endif
 
 #if defined(__x86_64__)
 #include <immintrin.h>

@@ -5,6 +5,7 @@
 // allow reassociation so that they vectorise too. exp, log and tanh are Cephes-style
 // polynomial approximations, within a few units in the last place of libm's.
 #include "shoal_kernels.h"
+#include "kernel_attributes.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -15,19 +16,7 @@
 #include <malloc.h>
 #endif
 
-#if defined(__x86_64__) && defined(__clang__) && defined(__linux__)
-#define SHOAL_KERNEL __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define SHOAL_KERNEL
-#endif
 
-// Every loop marked so reads and writes element i (or row i) only: the compiler may vectorise
-// it without checking at run time whether outputs overlap inputs (they may be the same array).
-#if defined(__clang__)
-#define SHOAL_VECTOR _Pragma("clang loop vectorize(assume_safety) interleave(enable)")
-#else
-#define SHOAL_VECTOR
-#endif
 
 static inline int32_t bits_of(float x) {
     int32_t bits;

@@ -1,16 +1,11 @@
 // Rolling-window market measures, eight windows at a time (see include/shoal_market.h).
+#include "kernel_attributes.h"
 #include "shoal_market.h"
 
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-#if defined(__x86_64__) && defined(__clang__) && defined(__linux__)
-#define SHOAL_KERNEL __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define SHOAL_KERNEL
-#endif
 
 #if defined(__clang__)
 #define SHOAL_LANES _Pragma("clang loop vectorize(assume_safety) interleave(enable)")

@@ -8,7 +8,7 @@ import Shoal
 
 /// The head to talk to: `--address`, else SHOAL_ADDRESS, else this machine's session.
 func headAddress(_ given: String?) throws -> String {
-    guard let found = given ?? ProcessInfo.processInfo.environment["SHOAL_ADDRESS"] ?? Session().headAddress() else {
+    guard let found = Session().headAddress(given: given) else {
         throw ValidationError("no cluster found: pass --address, set SHOAL_ADDRESS, or run `cluster start --head`")
     }
     return found

@@ -41,7 +41,7 @@ public final class Cluster: Sendable {
         let environment = ProcessInfo.processInfo.environment
         let config = try RuntimeConfig.fromEnvironment(environment)
         let jobID = environment["SHOAL_JOB_ID"] ?? ""
-        if let found = address ?? environment["SHOAL_ADDRESS"] ?? Session().headAddress() {
+        if let found = Session().headAddress(given: address) {
             let target = found.hasPrefix("tcp://") ? found : "tcp://" + found
             let core = try await DriverCore.connect(headAddress: target, jobID: jobID, config: config)
             return Cluster(core: core, local: nil)

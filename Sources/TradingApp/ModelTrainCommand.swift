@@ -301,7 +301,7 @@ extension ModelCommand {
 
         /// The registry's cluster: --address, SHOAL_ADDRESS, or this machine's session.
         func registryAddress() throws -> String {
-            guard let found = address ?? ProcessInfo.processInfo.environment["SHOAL_ADDRESS"] ?? Session().headAddress() else {
+            guard let found = Session().headAddress(given: address) else {
                 // A failure of the work (no cluster running), not of the arguments: exit 1, no usage block.
                 throw TrainingError(
                     "--register and --init-from need a running cluster's model registry: start one (cluster start --head) "

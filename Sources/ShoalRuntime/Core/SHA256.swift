@@ -69,4 +69,11 @@ public enum ContentDigest {
 
     /// The digest of bytes.
     public static func sha256(of bytes: [UInt8]) -> String { SHA256.hexDigest(of: bytes) }
+
+    /// The digest of bytes in memory ("" only if libcrypto cannot make a context).
+    public static func sha256(of bytes: UnsafeRawBufferPointer) -> String {
+        guard let hasher = try? SHA256.Hasher() else { return "" }
+        hasher.update(bytes)
+        return hasher.hexDigest()
+    }
 }

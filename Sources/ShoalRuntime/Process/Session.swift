@@ -36,6 +36,11 @@ public struct Session: Sendable {
         return String(lines[0])
     }
 
+    /// The head to reach: `given`, else `SHOAL_ADDRESS`, else this session's running head.
+    public func headAddress(given: String?) -> String? {
+        given ?? ProcessInfo.processInfo.environment["SHOAL_ADDRESS"] ?? headAddress()
+    }
+
     /// Records the head's address (with the head's pid, to spot a stale file).
     public func writeHeadAddress(_ address: String) throws {
         try "\(address)\n\(getpid())\n".write(toFile: headAddressFile, atomically: true, encoding: .utf8)

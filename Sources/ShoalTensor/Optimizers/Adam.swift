@@ -40,27 +40,12 @@ public struct Adam: Sendable {
     public mutating func update(_ parameters: inout [Tensor], flatGradients: UnsafeBufferPointer<Float>) {
         let total = parameters.reduce(0) { $0 + $1.count }
         precondition(flatGradients.count == total, "\(flatGradients.count) gradients for \(total) parameters")
-        if moments.isEmpty {
-            moments = parameters.map { Tensor(shape: $0.shape) }
-            squares = moments
-        }
-        precondition(moments.count == parameters.count, "Adam was set up for \(moments.count) parameters")
-        step += 1
-        let correction1 = 1 - pow(beta1, Float(step))
-        let correction2 = 1 - pow(beta2, Float(step))
+        let corrections = beginStep(parameters)
         guard let base = flatGradients.baseAddress else { return }
         var offset = 0
         for index in parameters.indices {
             let count = parameters[index].count
-            parameters[index].withMutablePointer { p in
-                moments[index].withMutablePointer { m in
-                    squares[index].withMutablePointer { v in
-                        shoal_adam(
-                            p, base + offset, m, v, count, learningRate, beta1, beta2, epsilon, correction1, correction2,
-                            weightDecay)
-                    }
-                }
-            }
+            update(&parameters[index], index: index, gradient: base + offset, corrections: corrections)
             offset += count
         }
     }
@@ -68,25 +53,33 @@ public struct Adam: Sendable {
     /// Updates `parameters` in place from their gradients (same order every call).
     public mutating func update(_ parameters: inout [Tensor], gradients: [Tensor]) {
         precondition(parameters.count == gradients.count, "one gradient per parameter")
+        let corrections = beginStep(parameters)
+        for index in parameters.indices {
+            precondition(parameters[index].shape == gradients[index].shape, "gradient \(index) has the wrong shape")
+            gradients[index].withPointer { update(&parameters[index], index: index, gradient: $0, corrections: corrections) }
+        }
+    }
+
+    /// Sets the moments up on the first step, counts the step, and returns its bias corrections.
+    private mutating func beginStep(_ parameters: [Tensor]) -> (Float, Float) {
         if moments.isEmpty {
             moments = parameters.map { Tensor(shape: $0.shape) }
             squares = moments
         }
         precondition(moments.count == parameters.count, "Adam was set up for \(moments.count) parameters")
         step += 1
-        let correction1 = 1 - pow(beta1, Float(step))
-        let correction2 = 1 - pow(beta2, Float(step))
-        for index in parameters.indices {
-            precondition(parameters[index].shape == gradients[index].shape, "gradient \(index) has the wrong shape")
-            let count = parameters[index].count
-            gradients[index].withPointer { g in
-                parameters[index].withMutablePointer { p in
-                    moments[index].withMutablePointer { m in
-                        squares[index].withMutablePointer { v in
-                            shoal_adam(
-                                p, g, m, v, count, learningRate, beta1, beta2, epsilon, correction1, correction2, weightDecay)
-                        }
-                    }
+        return (1 - pow(beta1, Float(step)), 1 - pow(beta2, Float(step)))
+    }
+
+    private mutating func update(
+        _ parameter: inout Tensor, index: Int, gradient: UnsafePointer<Float>, corrections: (Float, Float)
+    ) {
+        let count = parameter.count
+        let (rate, beta1, beta2, epsilon, decay) = (learningRate, self.beta1, self.beta2, self.epsilon, weightDecay)
+        parameter.withMutablePointer { p in
+            moments[index].withMutablePointer { m in
+                squares[index].withMutablePointer { v in
+                    shoal_adam(p, gradient, m, v, count, rate, beta1, beta2, epsilon, corrections.0, corrections.1, decay)
                 }
             }
         }

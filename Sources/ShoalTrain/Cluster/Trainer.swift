@@ -121,7 +121,7 @@ public final class Trainer: Sendable {
                 let from = resume
                 let endpoints = try await Self.onEvery(workers) { try await $0.prepare(data: data, initialWeights: initial, resumeFrom: from) }
                 let kinds = try await Self.onEvery(workers) { try await $0.connect(peers: endpoints) }
-                var step = try await Self.startStep(resume)
+                var step = resume.flatMap(CheckpointFolder.step(of:)) ?? 0
                 reached = step
                 var announced = false
                 var progress: [WorkerProgress] = []
@@ -170,7 +170,7 @@ public final class Trainer: Sendable {
             } catch {
                 await stop(workers, group: group)
                 failures += 1
-                let resumeStep = try await Self.startStep(resume)
+                let resumeStep = resume.flatMap(CheckpointFolder.step(of:)) ?? 0
                 observer(
                     .workerFailed(
                         attempt: attempt, reason: "\(error)", atStep: reached, resumeStep: resume == nil ? nil : resumeStep))
@@ -190,16 +190,6 @@ public final class Trainer: Sendable {
         }
         for worker in workers { try? await cluster.kill(worker) }
         try? await cluster.remove(group)
-    }
-
-    /// The step a checkpoint was written at (0 without one).
-    static func startStep(_ checkpoint: String?) async throws -> Int {
-        guard let checkpoint, let data = FileManager.default.contents(atPath: "\(checkpoint)/state.json") else { return 0 }
-        struct Saved: Decodable {
-            struct State: Decodable { var step: Int }
-            var state: State
-        }
-        return (try? JSONDecoder().decode(Saved.self, from: data).state.step) ?? 0
     }
 
     /// Calls every worker at once; the results in rank order. The first failure aborts the

@@ -40,7 +40,7 @@ public struct WorkerProgress: Codable, Sendable {
     public var history: [EpochRecord]
     /// Checkpoints written in the segment.
     public var checkpoints: [String]
-    /// A hash of the worker's parameters after the segment: every rank's must be the same.
+    /// The SHA-256 of the worker's parameters after the segment: every rank's must be the same.
     public var parameterHash: String
     /// The collective in use (`shm` or `ring`).
     public var collective: String
@@ -161,7 +161,7 @@ public distributed actor TrainingWorker {
                 WorkerProgress(
                     step: loop.state.step, finished: loop.state.finished, stoppedEarly: loop.state.stoppedEarly,
                     bestEpoch: loop.state.bestEpoch, lastStep: last, epochs: epochs, history: loop.state.history,
-                    checkpoints: written, parameterHash: Self.hash(loop.parameters),
+                    checkpoints: written, parameterHash: loop.flattened(loop.parameters).withUnsafeBytes(ContentDigest.sha256(of:)),
                     collective: collective is SharedMemoryCollective ? "shm" : "ring",
                     node: ProcessInfo.processInfo.environment["SHOAL_NODE_ID"] ?? "", pid: getpid())
             )
@@ -186,17 +186,6 @@ public distributed actor TrainingWorker {
 
     /// The process this worker runs in.
     distributed func processID() -> Int32 { getpid() }
-
-    /// FNV-1a over the parameters' bits.
-    static func hash(_ parameters: [Tensor]) -> String {
-        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-        for tensor in parameters {
-            tensor.scalars.withUnsafeBytes { bytes in
-                for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
-            }
-        }
-        return String(hash, radix: 16)
-    }
 
     /// Runs `body` on a new thread and waits for it without holding a thread of the pool.
     static func onOwnThread<Result: Sendable>(_ body: @escaping @Sendable () throws -> Result) async throws -> Result {

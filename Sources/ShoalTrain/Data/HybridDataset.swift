@@ -193,28 +193,6 @@ public struct TrainingError: Error, CustomStringConvertible, Sendable {
     public var description: String { message }
 }
 
-extension HybridDataset {
-    /// A 64-bit FNV-1a hash of every split's windows, labels and returns, in hex: tells whether a
-    /// checkpoint's run saw the same data.
-    public var fingerprint: String {
-        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-        func mix<Element>(_ values: [Element]) {
-            values.withUnsafeBytes { bytes in
-                for byte in bytes {
-                    hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3
-                }
-            }
-        }
-        mix(train.series)
-        for set in [train, validation, test] {
-            mix(set.origins)
-            mix(set.labels)
-            mix(set.returns)
-        }
-        return String(hash, radix: 16)
-    }
-}
-
 /// The dataset travels (through the object store) with the shared feature series once and each
 /// split's windows as indices into it; arrays of scalars encode as their raw memory.
 extension HybridDataset: Codable {
@@ -290,7 +268,7 @@ extension HybridDataset: Codable {
 
 extension HybridDataset {
     /// The SHA-256 of the dataset as it travels (every split's windows, labels and returns):
-    /// the data's identity in a model's lineage.
+    /// the data's identity in a model's lineage and in checkpoints.
     public func sha256() throws -> String {
         ContentDigest.sha256(of: try BinaryEncoder().encode(self))
     }

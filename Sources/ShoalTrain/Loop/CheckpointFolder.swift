@@ -6,7 +6,7 @@ import ShoalTensor
 /// `optimizer.safetensors` (AdamW's moments, `NAME.exp_avg` and `NAME.exp_avg_sq`),
 /// `best.safetensors` (the best validation epoch's weights, once there is one) and
 /// `state.json` (configuration, step, epoch, place in the epoch, early-stopping state, learning
-/// curve, the data's fingerprint). The file `latest` names the newest complete checkpoint.
+/// curve, the data's SHA-256). The file `latest` names the newest complete checkpoint.
 public struct CheckpointFolder: Sendable {
     public let path: String
     /// How many checkpoints to keep (the newest).
@@ -28,7 +28,7 @@ public struct CheckpointFolder: Sendable {
         var config: TrainingConfig
         var state: TrainingState
         var optimizerStep: Int
-        var dataFingerprint: String
+        var dataSHA256: String
         var parameterNames: [String]
     }
 
@@ -58,7 +58,7 @@ public struct CheckpointFolder: Sendable {
             }
             let saved = Saved(
                 config: loop.config, state: loop.state, optimizerStep: loop.optimizer.step,
-                dataFingerprint: loop.dataset.fingerprint, parameterNames: loop.parameterNames)
+                dataSHA256: try loop.dataset.sha256(), parameterNames: loop.parameterNames)
             try Self.writeDurably(try TrainingJSON.encoder().encode(saved), to: "\(staging)/state.json")
             for file in ["model.safetensors", "optimizer.safetensors", "best.safetensors"] {
                 try Self.synchronise("\(staging)/\(file)")
@@ -84,6 +84,12 @@ public struct CheckpointFolder: Sendable {
         }
         prune(keeping: name)
         return final
+    }
+
+    /// The step a checkpoint was written at, or nil when its state cannot be read.
+    public static func step(of checkpoint: String) -> Int? {
+        guard let data = FileManager.default.contents(atPath: "\(checkpoint)/state.json") else { return nil }
+        return (try? TrainingJSON.decoder().decode(Saved.self, from: data))?.state.step
     }
 
     /// The newest complete checkpoint's folder, or nil when the folder has none.
@@ -126,7 +132,7 @@ extension TrainingLoop {
     /// A run taken up from a checkpoint: the checkpoint folder's newest (`latest`), or one
     /// checkpoint's own folder. The configuration is the checkpoint's.
     /// - Parameter dataset: the data, when the caller has built it already; it must be the
-    ///   checkpoint's (same fingerprint). Nil builds it from the checkpoint's configuration.
+    ///   checkpoint's (same SHA-256). Nil builds it from the checkpoint's configuration.
     /// - Throws: `TrainingError` when the checkpoint is missing, incomplete, or of other data.
     public init(resumingFrom path: String, dataset: HybridDataset? = nil) throws {
         var folder = path
@@ -146,10 +152,10 @@ extension TrainingLoop {
             throw TrainingError("\(folder)/state.json is not a training state: \(error)")
         }
         let data = try dataset ?? HybridDataset.build(try saved.config.data.load(), config: saved.config.data)
-        guard data.fingerprint == saved.dataFingerprint else {
+        let digest = try data.sha256()
+        guard digest == saved.dataSHA256 else {
             throw TrainingError(
-                "the data differs from the checkpoint's (fingerprint \(data.fingerprint), the checkpoint has \(saved.dataFingerprint))"
-            )
+                "the data differs from the checkpoint's (SHA-256 \(digest.prefix(12)), the checkpoint's \(saved.dataSHA256.prefix(12)))")
         }
         try self.init(config: saved.config, dataset: data)
         guard saved.parameterNames == parameterNames else {

@@ -1,4 +1,5 @@
 import Foundation
+import Shoal
 import ShoalMarket
 import ShoalTensor
 
@@ -342,6 +343,3 @@ public struct Shard: Sendable, Equatable, Codable {
     public static let whole = Shard(rank: 0, size: 1)
 }
 
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
-}
