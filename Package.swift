@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "ShoalPlot", targets: ["ShoalPlot"]),
         .library(name: "ShoalRL", targets: ["ShoalRL"]),
         .library(name: "ShoalTrain", targets: ["ShoalTrain"]),
+        .library(name: "ShoalRollouts", targets: ["ShoalRollouts"]),
         .executable(name: "cluster", targets: ["ClusterCLI"]),
         .executable(name: "trading", targets: ["TradingApp"]),
     ],
@@ -77,6 +78,8 @@ let package = Package(
             name: "ShoalTrain",
             dependencies: ["Shoal", "ShoalWire", "ShoalTensor", "ShoalMarket", "ShoalPlot", "CShoalKernels", "CZeroMQ"],
             swiftSettings: swiftSettings),
+        // Reinforcement learning's rollout workers as cluster actors.
+        .target(name: "ShoalRollouts", dependencies: ["Shoal", "ShoalRL", "ShoalTensor", "ShoalMarket"], swiftSettings: swiftSettings),
         // The driver library users import.
         .target(name: "Shoal", dependencies: ["ShoalRuntime", "ShoalWire", "ShoalStorage"], swiftSettings: swiftSettings),
         .executableTarget(
@@ -91,7 +94,7 @@ let package = Package(
         .executableTarget(
             name: "TradingApp",
             dependencies: [
-                "Shoal", "ShoalMarket", "ShoalTensor", "ShoalRL", "ShoalPlot", "ShoalTrain",
+                "Shoal", "ShoalMarket", "ShoalTensor", "ShoalRL", "ShoalPlot", "ShoalTrain", "ShoalRollouts",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings

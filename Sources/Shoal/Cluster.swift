@@ -87,8 +87,11 @@ public final class Cluster: Sendable {
     /// Stores a value in the cluster and returns a reference to pass to tasks. Values past
     /// 100 KiB live in this machine's node object store, in shared memory: tasks on that node map
     /// them without a copy, tasks elsewhere pull them from it.
-    public func put<Value: Codable & Sendable>(_ value: Value) async throws -> ObjectRef<Value> {
-        try await core.put(value)
+    /// - Parameter inObjectStore: store even a small value in the object store, for a value that
+    ///   many tasks or actors read (weights broadcast to workers): each call then carries only
+    ///   the reference, and each reader maps the one copy on its node.
+    public func put<Value: Codable & Sendable>(_ value: Value, inObjectStore: Bool = false) async throws -> ObjectRef<Value> {
+        try await core.put(value, inObjectStore: inObjectStore)
     }
 
     /// Waits for one result.

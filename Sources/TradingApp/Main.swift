@@ -1,6 +1,7 @@
 import ArgumentParser
 import Shoal
 import ShoalTensor
+import ShoalRollouts
 import ShoalTrain
 
 /// `trading`: the platform's jobs. Runs alone on an embedded local cluster, or as a job of a
@@ -10,7 +11,7 @@ enum Main {
     static func main() async {
         // Before anything else: OpenBLAS must load with the kernels this processor supports.
         BLAS.ensureBestKernels()
-        await Shoal.bootstrap(tasks: MonteCarlo.tasks, actors: [TrainingWorker.actorType])
+        await Shoal.bootstrap(tasks: MonteCarlo.tasks, actors: [TrainingWorker.actorType, EnvRunner.actorType])
         await TradingCommand.main()
     }
 }

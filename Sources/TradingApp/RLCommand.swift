@@ -3,6 +3,7 @@ import Foundation
 import Shoal
 import ShoalPlot
 import ShoalRL
+import ShoalRollouts
 import ShoalTensor
 
 /// `trading rl`: reinforcement learning on the classic-control and trading environments.
@@ -49,6 +50,17 @@ struct RLCommand: AsyncParsableCommand {
         @Option(help: "Threads (ShoalTensor's loops and OpenBLAS).") var threads = 1
         @Option(help: "Output folder: curve.csv, curve.png, checkpoint.safetensors (and oos.json for trading).") var out =
             "rl-run"
+        @Option(
+            help:
+                "Rollout workers: actors on the cluster that step the environments while this process learns (PPO on cartpole and pendulum)."
+        )
+        var envRunners: Int?
+        @Option(help: "Environments each rollout worker steps (default: the algorithm's environments split among the workers).")
+        var envsPerRunner: Int?
+        @Option(help: "CPUs each rollout worker holds.") var cpusPerRunner = 1
+        @Option(help: "Times a rollout worker is replaced after its process dies.") var maxRunnerRestarts = 3
+        @Option(help: "The cluster's head (default: SHOAL_ADDRESS, this machine's session, or an embedded cluster).")
+        var address: String?
 
         func run() async throws {
             guard threads > 0, evalEpisodes > 0 else { throw ValidationError("--threads and --eval-episodes must be above 0") }
@@ -63,14 +75,24 @@ struct RLCommand: AsyncParsableCommand {
             } else {
                 configData = nil
             }
+            if envRunners == nil && envsPerRunner != nil { throw ValidationError("--envs-per-runner needs --env-runners") }
+            guard cpusPerRunner >= 1, maxRunnerRestarts >= 0 else {
+                throw ValidationError("--cpus-per-runner must be at least 1 and --max-runner-restarts not negative")
+            }
             let setup = try RLSetup(
                 algorithm: algo, environment: env, seed: seed, steps: steps, configData: configData, preset: preset,
-                market: market)
+                market: market, runners: envRunners.map { RLSetup.Runners(count: $0, environmentsPerRunner: envsPerRunner) })
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
             print("Training \(algo.rawValue) on \(env.rawValue), seed \(seed), \(setup.totalSteps) steps.")
-            let curve = setup.train(evalInterval, evalEpisodes, stopAt) { line in
+            let show: (String) -> Void = { line in
                 print(line)
                 flushStandardOutput()
+            }
+            let curve: LearningCurve
+            if let runners = envRunners, let trainOnRunners = setup.trainOnRunners {
+                curve = try await trainOnCluster(runners: runners, trainOnRunners, show)
+            } else {
+                curve = setup.train(evalInterval, evalEpisodes, stopAt, show)
             }
             try curve.writeCSV(to: "\(out)/curve.csv")
             try curve.plot(threshold: setup.threshold).write(to: "\(out)/curve.png")
@@ -83,6 +105,43 @@ struct RLCommand: AsyncParsableCommand {
             print("Wrote \(out)/curve.csv, \(out)/curve.png and \(out)/checkpoint.safetensors.")
             if let report = setup.outOfSample {
                 try report(out)
+            }
+        }
+
+        /// Trains with `runners` rollout workers on the cluster (an embedded one when none runs).
+        func trainOnCluster(
+            runners: Int, _ train: RLSetup.RunnerTraining, _ show: @escaping (String) -> Void
+        ) async throws -> LearningCurve {
+            let cluster = try await Cluster.connect(
+                address: address, localCPUs: max(ProcessInfo.processInfo.activeProcessorCount, runners * cpusPerRunner))
+            print(
+                "Sampling on \(cluster.isEmbedded ? "an embedded cluster" : "the cluster at \(cluster.address)"): \(runners) rollout "
+                    + "worker(s) of \(cpusPerRunner) CPU(s), weights through the object store.")
+            var options = EnvRunnerOptions(runners: runners)
+            options.cpusPerRunner = cpusPerRunner
+            options.maxRestarts = maxRunnerRestarts
+            let events: @Sendable (EnvRunnerEvent) -> Void = { event in
+                switch event {
+                case .started(let nodes, let pids):
+                    print(
+                        "Runners up: "
+                            + zip(nodes, pids).enumerated().map { "\($0) on \($1.0) (pid \($1.1))" }.joined(separator: ", ") + "."
+                    )
+                case .runnerFailed(let index, let iteration, let reason):
+                    print(
+                        "Runner \(index) failed in iteration \(iteration) (\(reason)); its replacement samples that part again.")
+                case .runnerReplaced(let index, let iteration, let node, let pid):
+                    print("Runner \(index) replaced: now on \(node) (pid \(pid)) from iteration \(iteration).")
+                }
+                flushStandardOutput()
+            }
+            do {
+                let curve = try await train(cluster, options, evalInterval, evalEpisodes, stopAt, show, events)
+                await cluster.shutdown()
+                return curve
+            } catch {
+                await cluster.shutdown()
+                throw error
             }
         }
     }

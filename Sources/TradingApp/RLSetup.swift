@@ -3,6 +3,8 @@ import Foundation
 import ShoalMarket
 import ShoalPlot
 import ShoalRL
+import ShoalRollouts
+import Shoal
 
 /// An agent of the chosen algorithm on the chosen environment, with its default budget, how
 /// to train it, and for the trading environments the out-of-sample report.
@@ -16,10 +18,24 @@ struct RLSetup {
     let train: (Int?, Int, Double?, (String) -> Void) -> LearningCurve
     /// Writes the out-of-sample comparison into a folder (trading environments only).
     var outOfSample: ((String) throws -> Void)?
+    /// Trains with rollout workers on the cluster (set when runners were asked for).
+    var trainOnRunners: RunnerTraining?
+
+    /// Rollout workers asked for on the command line.
+    struct Runners {
+        var count: Int
+        var environmentsPerRunner: Int?
+    }
+
+    /// How a run on rollout workers is driven: the cluster, the workers' options, the
+    /// evaluation interval, episodes and goal, where progress lines go, and the workers' events.
+    typealias RunnerTraining = (
+        Cluster, EnvRunnerOptions, Int?, Int, Double?, (String) -> Void, @escaping @Sendable (EnvRunnerEvent) -> Void
+    ) async throws -> LearningCurve
 
     init(
         algorithm: RLCommand.Algorithm, environment: RLCommand.EnvironmentName, seed: UInt64, steps: Int?, configData: Data?,
-        preset: String?, market: MarketOptions
+        preset: String?, market: MarketOptions, runners: Runners? = nil
     ) throws {
         if let preset, !["dqn", "sb3"].contains(preset) {
             throw ValidationError("unknown preset \(preset): dqn (rainbow), sb3 (ppo)")
@@ -53,23 +69,91 @@ struct RLSetup {
                 ).run(agent, progress: progress)
             }
         }
+        // With rollout workers, PPO's environments are the workers' together.
+        func spread<Base: Environment>(_ config: inout PPO<Base>.Config) throws {
+            guard let runners else { return }
+            guard runners.count >= 1 else { throw ValidationError("--env-runners must be at least 1") }
+            if let perRunner = runners.environmentsPerRunner {
+                guard perRunner >= 1 else { throw ValidationError("--envs-per-runner must be at least 1") }
+                config.environments = runners.count * perRunner
+            } else if config.environments % runners.count != 0 {
+                throw ValidationError(
+                    "\(config.environments) environments do not split evenly into \(runners.count) runners: give --envs-per-runner"
+                )
+            }
+        }
+        func onRunners<Base: Environment>(
+            _ agent: PPO<Base>, _ name: RolloutEnvironment, _ evaluation: Base, interval: Int
+        ) -> RunnerTraining {
+            { cluster, options, requestedInterval, episodes, stopAt, progress, events in
+                var options = options
+                options.environmentsPerRunner = agent.config.environments / options.runners
+                progress(
+                    "Policy: \(agent.policy.parameterCount) parameters, published once per update through the object store; "
+                        + "each update learns from \(agent.config.steps) steps of \(options.runners) × \(options.environmentsPerRunner) environments."
+                )
+                let group = try await EnvRunnerGroup(
+                    cluster: cluster, environment: name, seed: seed, gamma: agent.config.gamma, hidden: agent.config.hidden,
+                    activation: agent.config.activation, options: options, observer: events)
+                let run = TrainingRun(
+                    totalSteps: agent.config.totalSteps, evaluationInterval: requestedInterval ?? interval,
+                    evaluationEpisodes: episodes, stopAt: stopAt, environmentName: name.displayName, seed: seed,
+                    evaluationEnvironment: evaluation)
+                var (sampled, sampling, learning) = (0, Duration.zero, Duration.zero)
+                do {
+                    let curve = try await run.run(
+                        agent, progress: progress,
+                        details: {
+                            String(
+                                format: "  sampling %.0f steps/s  learner %.0f updates/s",
+                                Double(sampled) / max(sampling.seconds, 1e-9),
+                                Double(agent.updatesDone) / max(learning.seconds, 1e-9))
+                        }
+                    ) { steps in
+                        let target = agent.stepsDone + steps
+                        while agent.stepsDone < target {
+                            let started = ContinuousClock.now
+                            let rollout = try await group.sample(weights: agent.policy.flattened(), steps: agent.config.steps)
+                            let sampledAt = ContinuousClock.now
+                            agent.learn(from: rollout)
+                            sampled += rollout.steps * rollout.environments
+                            sampling += sampledAt - started
+                            learning += ContinuousClock.now - sampledAt
+                        }
+                    }
+                    await group.shutdown()
+                    return curve
+                } catch {
+                    await group.shutdown()
+                    throw error
+                }
+            }
+        }
         outOfSample = nil
+        trainOnRunners = nil
+        if runners != nil && !(algorithm == .ppo && [.cartpole, .pendulum].contains(environment)) {
+            throw ValidationError("--env-runners: rollout workers run PPO on cartpole and pendulum so far")
+        }
         switch (algorithm, environment) {
         case (.ppo, .cartpole):
             let start = preset == "sb3" ? PPO<CartPole>.Config.stableBaselinesDefaults : PPO<CartPole>.Config()
             var config = try decode(PPO<CartPole>.Config.self, default: start)
             config.seed = seed
             config.totalSteps = steps ?? config.totalSteps
+            try spread(&config)
             let agent = try PPO(config: config) { _ in CartPole() }
             (self.agent, totalSteps, threshold) = (agent, config.totalSteps, 475)
             train = run(agent, "CartPole-v1", CartPole(), config.totalSteps, interval: 2048)
+            if runners != nil { trainOnRunners = onRunners(agent, .cartpole, CartPole(), interval: 2048) }
         case (.ppo, .pendulum):
             var config = try decode(PPO<Pendulum>.Config.self, default: PPO<Pendulum>.Config.stableBaselinesDefaults)
             config.seed = seed
             config.totalSteps = steps ?? 100_000
+            try spread(&config)
             let agent = try PPO(config: config) { _ in Pendulum() }
             (self.agent, totalSteps, threshold) = (agent, config.totalSteps, -200)
             train = run(agent, "Pendulum-v1", Pendulum(), config.totalSteps, interval: 4096)
+            if runners != nil { trainOnRunners = onRunners(agent, .pendulum, Pendulum(), interval: 4096) }
         case (.rainbow, .cartpole):
             let start = preset == "dqn" ? Rainbow<CartPole>.Config.stableBaselinesDQN : Rainbow<CartPole>.Config()
             var config = try decode(Rainbow<CartPole>.Config.self, default: start)

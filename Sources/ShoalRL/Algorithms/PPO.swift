@@ -67,10 +67,7 @@ public final class PPO<Base: Environment>: Agent {
     public private(set) var lastLosses: (policy: Float, value: Float, entropy: Float, kl: Float) = (0, 0, 0, 0)
 
     private var collector: RolloutCollector<Base>
-    private var policy: MLP
-    private var valueNetwork: MLP
-    private var logStd: Tensor
-    private let actionSpace: Space
+    private var networks: PPOPolicy
     private var optimiser: Adam
     private var generator: SeededGenerator
 
@@ -81,17 +78,9 @@ public final class PPO<Base: Environment>: Agent {
         self.config = config
         let environments = VectorEnvironment(count: config.environments, make: make)
         guard case .box = environments.observationSpace else { throw AgentError("PPO needs box observations") }
-        actionSpace = environments.actionSpace
-        let inputs = environments.observationDimension
-        let outputs = actionSpace.actions ?? actionSpace.dimension
-        let gains = [Float](repeating: Float(2).squareRoot(), count: config.hidden.count)
-        policy = MLP(
-            sizes: [inputs] + config.hidden + [outputs], activation: config.activation,
-            initialisation: .orthogonal(gains: gains + [0.01]), seed: config.seed &+ 1)
-        valueNetwork = MLP(
-            sizes: [inputs] + config.hidden + [1], activation: config.activation, initialisation: .orthogonal(gains: gains + [1]),
-            seed: config.seed &+ 2)
-        logStd = Tensor(shape: [actionSpace.actions == nil ? outputs : 0])
+        networks = try PPOPolicy(
+            observationDimension: environments.observationDimension, actionSpace: environments.actionSpace,
+            hidden: config.hidden, activation: config.activation, seed: config.seed)
         optimiser = Adam(learningRate: config.learningRate)
         optimiser.epsilon = 1e-5
         generator = SeededGenerator(seed: config.seed &+ 3)
@@ -99,70 +88,45 @@ public final class PPO<Base: Environment>: Agent {
         collector.reset(seed: config.seed)
     }
 
-    private var continuous: Bool { actionSpace.actions == nil }
+    /// The networks as they stand: what rollout workers act with (`PPOPolicy.flattened()`).
+    public var policy: PPOPolicy { networks }
 
-    /// All trained parameters, in the optimiser's order.
-    private var parameters: [Tensor] {
-        get { policy.tensors + valueNetwork.tensors + (continuous ? [logStd] : []) }
-        set {
-            let (p, v) = (policy.tensors.count, valueNetwork.tensors.count)
-            policy.tensors = Array(newValue[0..<p])
-            valueNetwork.tensors = Array(newValue[p..<(p + v)])
-            if continuous { logStd = newValue[p + v] }
-        }
-    }
+    /// Environment steps in one rollout of all the environments (`environments × steps`).
+    public var rolloutSize: Int { config.environments * config.steps }
 
     public func act(_ observations: [Float], deterministic: Bool) -> [Float] {
-        let batch = observations.count / collector.observationDimension
-        let output = policy.predict(Tensor(shape: [batch, collector.observationDimension], scalars: observations))
-        if let actions = actionSpace.actions {
-            if deterministic { return output.argmaxLast().map(Float.init) }
-            return Categorical.sample(output.reshaped([batch, actions]), using: &generator).map(Float.init)
-        }
-        let raw = deterministic ? output.scalars : DiagonalGaussian.sample(mean: output, logStd: logStd, using: &generator)
-        return clipped(raw)
-    }
-
-    private func clipped(_ actions: [Float]) -> [Float] {
-        guard case .box(let low, let high) = actionSpace else { return actions }
-        let width = low.count
-        return actions.indices.map { Swift.min(Swift.max(actions[$0], low[$0 % width]), high[$0 % width]) }
-    }
-
-    /// One sampled step of the policy for the collector.
-    private func decide(_ observations: Tensor) -> PolicyStep {
-        let batch = observations.shape[0]
-        let output = policy.predict(observations)
-        let values = valueNetwork.predict(observations).scalars
-        if let actions = actionSpace.actions {
-            let logits = output.reshaped([batch, actions])
-            let chosen = Categorical.sample(logits, using: &generator)
-            let logProbabilities = logits.logSoftmax()
-            return PolicyStep(
-                actions: chosen.map(Float.init),
-                logProbabilities: chosen.enumerated().map { logProbabilities.scalars[$0 * actions + $1] },
-                values: values)
-        }
-        let raw = DiagonalGaussian.sample(mean: output, logStd: logStd, using: &generator)
-        let tape = Tape(recording: false)
-        let logProbabilities = DiagonalGaussian.logProbability(
-            of: Tensor(shape: output.shape, scalars: raw), mean: tape.constant(output), logStd: tape.constant(logStd))
-        return PolicyStep(
-            actions: raw, environmentActions: clipped(raw), logProbabilities: logProbabilities.value.scalars, values: values)
+        networks.act(observations, deterministic: deterministic, using: &generator)
     }
 
     public func train(steps: Int) {
         let target = stepsDone + steps
         while stepsDone < target {
-            let progress = config.linearSchedule ? Swift.max(0, 1 - Float(stepsDone) / Float(config.totalSteps)) : 1
+            let networks = self.networks
             let rollout = collector.collect(
-                steps: config.steps, policy: { self.decide($0) }, value: { self.valueNetwork.predict($0).scalars })
-            stepsDone += config.steps * config.environments
-            episodeReturns += rollout.finishedEpisodes.map(\.episodeReturn)
-            optimiser.learningRate = config.learningRate * progress
-            update(rollout, clipRange: config.clipRange * Swift.max(progress, 1e-8))
+                steps: config.steps, policy: { networks.decide($0, using: &self.generator) }, value: { networks.values($0) })
+            learn(from: rollout)
         }
     }
+
+    /// Learns from one rollout of `steps` steps of every environment, sampled elsewhere with
+    /// this agent's current `policy` (rollout workers' parts joined by `Rollout.joined`): the
+    /// schedule's learning rate and clip range at the steps done so far, then the epochs of
+    /// minibatch updates. Counts the rollout's steps and finished episodes.
+    /// - Precondition: the rollout has `config.steps` steps of `config.environments` environments.
+    public func learn(from rollout: Rollout) {
+        precondition(
+            rollout.steps == config.steps && rollout.environments == config.environments,
+            "PPO learns from rollouts of \(config.steps) steps of \(config.environments) environments, not \(rollout.steps) of \(rollout.environments)"
+        )
+        let progress = config.linearSchedule ? Swift.max(0, 1 - Float(stepsDone) / Float(config.totalSteps)) : 1
+        stepsDone += rollout.steps * rollout.environments
+        episodeReturns += rollout.finishedEpisodes.map(\.episodeReturn)
+        optimiser.learningRate = config.learningRate * progress
+        update(rollout, clipRange: config.clipRange * Swift.max(progress, 1e-8))
+    }
+
+    /// Gradient updates (minibatches) done so far.
+    public private(set) var updatesDone = 0
 
     /// The epochs of minibatch updates on one rollout.
     private func update(_ rollout: Rollout, clipRange: Float) {
@@ -170,7 +134,9 @@ public final class PPO<Base: Environment>: Agent {
         let total = rollout.steps * rollout.environments
         let (width, actionWidth) = (collector.observationDimension, collector.actionDimension)
         var order = Array(0..<total)
-        var params = parameters
+        var params = networks.tensors
+        let (policy, valueNetwork) = (networks.policy, networks.value)
+        let actionSpace = networks.actionSpace
         for _ in 0..<config.epochs {
             for index in stride(from: order.count - 1, to: 0, by: -1) {
                 order.swapAt(index, Int(generator.next() % UInt64(index + 1)))
@@ -234,25 +200,26 @@ public final class PPO<Base: Environment>: Agent {
                 let logRatio = zip(logProbabilities.value.scalars, oldLogProbabilities.scalars).map { $0 - $1 }
                 let kl = logRatio.reduce(Float(0)) { $0 + (Foundation.exp($1) - 1) - $1 } / Float(batch)
                 lastLosses = (policyLoss.value.scalars[0], valueLoss.value.scalars[0], entropy.value.scalars[0], kl)
+                updatesDone += 1
             }
         }
-        parameters = params
+        networks.tensors = params
     }
 
     public func checkpoint() -> [String: Tensor] {
-        var named = ParameterNames.named([("policy", policy.tensors), ("value", valueNetwork.tensors)])
-        if continuous { named["log_std"] = logStd }
+        var named = ParameterNames.named([("policy", networks.policy.tensors), ("value", networks.value.tensors)])
+        if networks.continuous { named["log_std"] = networks.logStd }
         return named
     }
 
     public func restore(_ saved: [String: Tensor]) throws {
-        policy.tensors = try ParameterNames.take("policy", like: policy.tensors, from: saved)
-        valueNetwork.tensors = try ParameterNames.take("value", like: valueNetwork.tensors, from: saved)
-        if continuous {
-            guard let spread = saved["log_std"], spread.shape == logStd.shape else {
+        networks.policy.tensors = try ParameterNames.take("policy", like: networks.policy.tensors, from: saved)
+        networks.value.tensors = try ParameterNames.take("value", like: networks.value.tensors, from: saved)
+        if networks.continuous {
+            guard let spread = saved["log_std"], spread.shape == networks.logStd.shape else {
                 throw AgentError("the checkpoint lacks log_std")
             }
-            logStd = spread
+            networks.logStd = spread
         }
     }
 }

@@ -19,7 +19,8 @@ public struct PolicyStep: Sendable {
 }
 
 /// Trajectories of a set of environments over `steps` steps, time-major (`[step][environment]`).
-public struct Rollout: Sendable {
+/// It travels between processes as its raw float buffers (`Codable` writes each array whole).
+public struct Rollout: Sendable, Codable {
     public let steps: Int
     public let environments: Int
     /// `[steps × environments × observation dimension]`.
@@ -39,6 +40,107 @@ public struct Rollout: Sendable {
     public var lastDone: [Float] = []
     /// Return and length of every episode that finished during the rollout.
     public var finishedEpisodes: [(episodeReturn: Double, length: Int)] = []
+
+    public init(steps: Int, environments: Int) {
+        self.steps = steps
+        self.environments = environments
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case steps, environments, observations, actions, rewards, episodeStarts, values, logProbabilities
+        case lastObservations, lastValues, lastDone, episodeReturns, episodeLengths
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        steps = try container.decode(Int.self, forKey: .steps)
+        environments = try container.decode(Int.self, forKey: .environments)
+        observations = try container.decode([Float].self, forKey: .observations)
+        actions = try container.decode([Float].self, forKey: .actions)
+        rewards = try container.decode([Float].self, forKey: .rewards)
+        episodeStarts = try container.decode([Float].self, forKey: .episodeStarts)
+        values = try container.decode([Float].self, forKey: .values)
+        logProbabilities = try container.decode([Float].self, forKey: .logProbabilities)
+        lastObservations = try container.decode([Float].self, forKey: .lastObservations)
+        lastValues = try container.decode([Float].self, forKey: .lastValues)
+        lastDone = try container.decode([Float].self, forKey: .lastDone)
+        let returns = try container.decode([Double].self, forKey: .episodeReturns)
+        let lengths = try container.decode([Int].self, forKey: .episodeLengths)
+        guard returns.count == lengths.count else {
+            throw DecodingError.dataCorruptedError(
+                forKey: .episodeLengths, in: container,
+                debugDescription: "\(returns.count) episode returns, \(lengths.count) lengths")
+        }
+        finishedEpisodes = zip(returns, lengths).map { ($0, $1) }
+        let count = steps * environments
+        let perStep = [rewards, episodeStarts, values, logProbabilities]
+        guard steps > 0, environments > 0, perStep.allSatisfy({ $0.count == count }),
+            observations.count % count == 0, actions.count % count == 0,
+            lastValues.count == environments, lastDone.count == environments,
+            lastObservations.count == observations.count / steps
+        else {
+            throw DecodingError.dataCorruptedError(
+                forKey: .observations, in: container,
+                debugDescription: "the buffers do not match \(steps) steps of \(environments) environments")
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(steps, forKey: .steps)
+        try container.encode(environments, forKey: .environments)
+        try container.encode(observations, forKey: .observations)
+        try container.encode(actions, forKey: .actions)
+        try container.encode(rewards, forKey: .rewards)
+        try container.encode(episodeStarts, forKey: .episodeStarts)
+        try container.encode(values, forKey: .values)
+        try container.encode(logProbabilities, forKey: .logProbabilities)
+        try container.encode(lastObservations, forKey: .lastObservations)
+        try container.encode(lastValues, forKey: .lastValues)
+        try container.encode(lastDone, forKey: .lastDone)
+        try container.encode(finishedEpisodes.map(\.episodeReturn), forKey: .episodeReturns)
+        try container.encode(finishedEpisodes.map(\.length), forKey: .episodeLengths)
+    }
+
+    /// Rollouts of the same steps over different environments as one rollout of all their
+    /// environments, in the order given (what N rollout workers' parts make for the learner).
+    /// - Throws: `AgentError` when the parts differ in steps or in observation or action width.
+    public static func joined(_ parts: [Rollout]) throws -> Rollout {
+        guard let first = parts.first else { throw AgentError("no rollouts to join") }
+        if parts.count == 1 { return first }
+        let steps = first.steps
+        let observationWidth = first.observations.count / (steps * first.environments)
+        let actionWidth = first.actions.count / (steps * first.environments)
+        for part in parts
+        where part.steps != steps
+            || part.observations.count != steps * part.environments * observationWidth
+            || part.actions.count != steps * part.environments * actionWidth
+        {
+            throw AgentError("rollouts of different steps or widths cannot be joined")
+        }
+        var joined = Rollout(steps: steps, environments: parts.reduce(0) { $0 + $1.environments })
+        let total = steps * joined.environments
+        joined.observations.reserveCapacity(total * observationWidth)
+        joined.actions.reserveCapacity(total * actionWidth)
+        for step in 0..<steps {
+            for part in parts {
+                let (row, count) = (step * part.environments, part.environments)
+                joined.observations += part.observations[(row * observationWidth)..<((row + count) * observationWidth)]
+                joined.actions += part.actions[(row * actionWidth)..<((row + count) * actionWidth)]
+                joined.rewards += part.rewards[row..<(row + count)]
+                joined.episodeStarts += part.episodeStarts[row..<(row + count)]
+                joined.values += part.values[row..<(row + count)]
+                joined.logProbabilities += part.logProbabilities[row..<(row + count)]
+            }
+        }
+        for part in parts {
+            joined.lastObservations += part.lastObservations
+            joined.lastValues += part.lastValues
+            joined.lastDone += part.lastDone
+            joined.finishedEpisodes += part.finishedEpisodes
+        }
+        return joined
+    }
 
     /// Generalised advantage estimates and returns (advantage + value), as Stable-Baselines3
     /// computes them.

@@ -14,6 +14,7 @@ public struct LearningCurve: Sendable {
         public var trainingMean: Double
         /// Training steps per second so far (evaluation time left out).
         public var stepsPerSecond: Double
+        /// Wall-clock seconds since the run began (evaluations included).
         public var seconds: Double
     }
 

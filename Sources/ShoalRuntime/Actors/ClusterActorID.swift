@@ -47,11 +47,16 @@ public struct ActorOptions: Sendable {
     public var maxConcurrency: Int
     /// The placement strategy.
     public var strategy: TaskOptions.Strategy
+    /// Hosted by an executor process of its own, as every Ray actor is: its crash takes no
+    /// other actor down with it, and its process ends with it. Otherwise a job's actors on a
+    /// node share one process (cheap: thousands fit).
+    public var ownProcess: Bool
 
     public init(
         resources: Resources = Resources(), name: String? = nil, lifetime: Lifetime = .job, maxRestarts: Int = 0,
-        maxTaskRetries: Int = 0, maxConcurrency: Int = 1, strategy: TaskOptions.Strategy = .default
+        maxTaskRetries: Int = 0, maxConcurrency: Int = 1, strategy: TaskOptions.Strategy = .default, ownProcess: Bool = false
     ) {
+        self.ownProcess = ownProcess
         self.maxTaskRetries = maxTaskRetries
         self.resources = resources
         self.name = name

@@ -41,6 +41,7 @@ extension DriverCore {
         create.maxTaskRetries = UInt32(max(0, options.maxTaskRetries))
         create.detached = options.lifetime == .detached
         create.maxConcurrency = UInt32(options.maxConcurrency)
+        create.ownProcess = options.ownProcess
         let reply = try await request(
             .createActor(create), payloads: [arguments], timeout: .seconds(120), what: "creating actor \(typeName)")
         guard case .actorLocation(let location) = reply.body else {

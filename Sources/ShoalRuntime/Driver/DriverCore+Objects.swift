@@ -5,10 +5,13 @@ extension DriverCore {
     /// Stores a value and returns a reference to it. Values past `inlineObjectLimit` go to the
     /// object store of this machine's node daemon, in shared memory; arrays of scalars are
     /// written there straight from their own memory.
-    public nonisolated func put<Value: Codable & Sendable>(_ value: Value) async throws -> ObjectRef<Value> {
+    /// - Parameter inObjectStore: store it in the node's object store even when small.
+    public nonisolated func put<Value: Codable & Sendable>(
+        _ value: Value, inObjectStore: Bool = false
+    ) async throws -> ObjectRef<Value> {
         let id = nextObjectIDValue()
         let storage = RefStorage(owner: self, id: id)
-        if let raw = value as? any RawArrayConvertible, raw.rawByteCount + 8 > inlineObjectLimit {
+        if let raw = value as? any RawArrayConvertible, inObjectStore || raw.rawByteCount + 8 > inlineObjectLimit {
             let location = try await store(key: objectKeyPrefix + String(id), size: UInt64(raw.rawByteCount + 8)) { target in
                 raw.writeRaw(into: target)
             }
@@ -16,7 +19,7 @@ extension DriverCore {
             return ObjectRef(id: id, storage: storage)
         }
         let bytes = try BinaryEncoder().encode(value)
-        if bytes.count > inlineObjectLimit {
+        if inObjectStore || bytes.count > inlineObjectLimit {
             let location = try await store(key: objectKeyPrefix + String(id), size: UInt64(bytes.count)) { target in
                 bytes.withUnsafeBytes { LargeCopy.copy($0, into: target) }
             }

@@ -13,6 +13,8 @@ struct ActorRecord {
     var maxRestarts: Int
     var restartsLeft: Int
     var maxTaskRetries: UInt32 = 0
+    /// Hosted by an executor process of its own.
+    var ownProcess = false
     var detached: Bool
     var maxConcurrency: UInt32
     var jobPeer: [UInt8]
@@ -78,6 +80,7 @@ extension Head {
             maxConcurrency: max(1, create.maxConcurrency), jobPeer: peer, jobID: job.id, package: job.package)
         record.creator = (peer, requestID)
         record.maxTaskRetries = create.maxTaskRetries
+        record.ownProcess = create.ownProcess
         record.placementGroup = create.placementGroupID
         record.bundleIndex = create.bundleIndex
         actors[id] = record
@@ -121,6 +124,7 @@ extension Head {
                 strategy: strategy, maxRestarts: Int(create.maxRestarts), restartsLeft: Int(create.maxRestarts), detached: true,
                 maxConcurrency: max(1, create.maxConcurrency), jobPeer: [], jobID: row.jobID, package: row.package)
             record.maxTaskRetries = create.maxTaskRetries
+            record.ownProcess = create.ownProcess
             record.reason = "the head restarted"
             record.recovered = true
             if !create.placementGroupID.isEmpty {
@@ -194,6 +198,7 @@ extension Head {
             start.headAddress = address
             start.detached = record.detached
             start.gpuIds = record.gpuIDs
+            start.ownProcess = record.ownProcess
             try? send(Envelope(0, .startActor(start)), payloads: [record.arguments], to: node.peer)
         }
     }

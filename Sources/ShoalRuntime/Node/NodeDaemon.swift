@@ -210,8 +210,14 @@ public actor NodeDaemon {
         case .startExecutor(let start): startExecutor(start)
         case .startActor(let start): startActor(start, arguments: incoming.payloads.first ?? [])
         case .stopActor(let stop):
-            if executors[stop.executorID] != nil {
+            if let entry = executors[stop.executorID] {
                 try? executorSocket.send(Envelope(0, .stopActor(stop)), to: Array(stop.executorID.utf8))
+                // A process of the actor's own ends with it, quietly: the head already counts the actor gone.
+                if let key = entry.actorHostKey, key.contains(Self.ownProcessMarker) {
+                    actorHosts[key] = nil
+                    executors[entry.id]?.actorHostKey = nil
+                    kill(entry.pid, SIGKILL)
+                }
             }
         case .releaseExecutor(let release):
             for (id, entry) in executors where entry.leaseID == release.leaseID {
@@ -296,11 +302,16 @@ public actor NodeDaemon {
         return false
     }
 
+    /// Marks an actor host that serves one actor only (`ActorOptions.ownProcess`).
+    static let ownProcessMarker = "|own:"
+
     /// Builds an actor in this node's actor host for its job, starting the host if needed.
     private func startActor(_ start: Shoal_V1_StartActor, arguments: [UInt8]) {
-        // Actors holding GPUs get a process of their own, which sees only those GPUs.
+        // Actors holding GPUs get a process of their own, which sees only those GPUs; so do
+        // actors that ask for one.
         let gpuKey = start.gpuIds.isEmpty ? "" : "|gpu:" + start.gpuIds.map(String.init).joined(separator: ",")
-        let key = (start.detached ? "detached" : start.jobID) + "|" + start.packageSha256 + gpuKey
+        let ownKey = start.ownProcess ? Self.ownProcessMarker + start.actorID : ""
+        let key = (start.detached ? "detached" : start.jobID) + "|" + start.packageSha256 + gpuKey + ownKey
         if let hostID = actorHosts[key], let host = executors[hostID] {
             if host.address.isEmpty {
                 actorsWaitingForHost[hostID, default: []].append((start, arguments))

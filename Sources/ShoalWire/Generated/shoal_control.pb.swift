@@ -1637,6 +1637,9 @@ public nonisolated struct Shoal_V1_CreateActor: Sendable {
 
   public var maxTaskRetries: UInt32 = 0
 
+  /// an executor process of its own, shared with no other actor
+  public var ownProcess: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1705,6 +1708,9 @@ public nonisolated struct Shoal_V1_StartActor: Sendable {
 
   /// the node's GPUs this actor holds: it gets a process of its own
   public var gpuIds: [UInt32] = []
+
+  /// it gets a process of its own (ActorOptions.ownProcess)
+  public var ownProcess: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -5704,7 +5710,7 @@ nonisolated extension Shoal_V1_CancelTasks: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Shoal_V1_CreateActor: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CreateActor"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}type_name\0\u{1}name\0\u{1}resources\0\u{1}strategy\0\u{3}node_id\0\u{1}soft\0\u{3}max_restarts\0\u{1}detached\0\u{3}max_concurrency\0\u{3}placement_group_id\0\u{3}bundle_index\0\u{3}max_task_retries\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}type_name\0\u{1}name\0\u{1}resources\0\u{1}strategy\0\u{3}node_id\0\u{1}soft\0\u{3}max_restarts\0\u{1}detached\0\u{3}max_concurrency\0\u{3}placement_group_id\0\u{3}bundle_index\0\u{3}max_task_retries\0\u{3}own_process\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5724,6 +5730,7 @@ nonisolated extension Shoal_V1_CreateActor: SwiftProtobuf.Message, SwiftProtobuf
       case 10: try { try decoder.decodeSingularStringField(value: &self.placementGroupID) }()
       case 11: try { try decoder.decodeSingularInt32Field(value: &self.bundleIndex) }()
       case 12: try { try decoder.decodeSingularUInt32Field(value: &self.maxTaskRetries) }()
+      case 13: try { try decoder.decodeSingularBoolField(value: &self.ownProcess) }()
       default: break
       }
     }
@@ -5770,6 +5777,9 @@ nonisolated extension Shoal_V1_CreateActor: SwiftProtobuf.Message, SwiftProtobuf
     if self.maxTaskRetries != 0 {
       try visitor.visitSingularUInt32Field(value: self.maxTaskRetries, fieldNumber: 12)
     }
+    if self.ownProcess != false {
+      try visitor.visitSingularBoolField(value: self.ownProcess, fieldNumber: 13)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -5786,6 +5796,7 @@ nonisolated extension Shoal_V1_CreateActor: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.placementGroupID != rhs.placementGroupID {return false}
     if lhs.bundleIndex != rhs.bundleIndex {return false}
     if lhs.maxTaskRetries != rhs.maxTaskRetries {return false}
+    if lhs.ownProcess != rhs.ownProcess {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -5883,7 +5894,7 @@ nonisolated extension Shoal_V1_LookupActor: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Shoal_V1_StartActor: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StartActor"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}actor_id\0\u{3}type_name\0\u{3}job_id\0\u{3}package_sha256\0\u{3}max_concurrency\0\u{3}head_address\0\u{1}detached\0\u{3}gpu_ids\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}actor_id\0\u{3}type_name\0\u{3}job_id\0\u{3}package_sha256\0\u{3}max_concurrency\0\u{3}head_address\0\u{1}detached\0\u{3}gpu_ids\0\u{3}own_process\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5899,6 +5910,7 @@ nonisolated extension Shoal_V1_StartActor: SwiftProtobuf.Message, SwiftProtobuf.
       case 6: try { try decoder.decodeSingularStringField(value: &self.headAddress) }()
       case 7: try { try decoder.decodeSingularBoolField(value: &self.detached) }()
       case 8: try { try decoder.decodeRepeatedUInt32Field(value: &self.gpuIds) }()
+      case 9: try { try decoder.decodeSingularBoolField(value: &self.ownProcess) }()
       default: break
       }
     }
@@ -5929,6 +5941,9 @@ nonisolated extension Shoal_V1_StartActor: SwiftProtobuf.Message, SwiftProtobuf.
     if !self.gpuIds.isEmpty {
       try visitor.visitPackedUInt32Field(value: self.gpuIds, fieldNumber: 8)
     }
+    if self.ownProcess != false {
+      try visitor.visitSingularBoolField(value: self.ownProcess, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -5941,6 +5956,7 @@ nonisolated extension Shoal_V1_StartActor: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.headAddress != rhs.headAddress {return false}
     if lhs.detached != rhs.detached {return false}
     if lhs.gpuIds != rhs.gpuIds {return false}
+    if lhs.ownProcess != rhs.ownProcess {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,0 +1,112 @@
+import Foundation
+import ShoalTestSupport
+import Testing
+
+/// `trading rl train --env-runners N`: PPO's rollouts sampled by actors in processes of their own.
+@Suite(.serialized) struct RolloutWorkerTests {
+    static func folder(_ name: String) throws -> String {
+        let path = NSTemporaryDirectory() + "shoal-\(name)-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    /// The pids in a "Runners up: 0 on NODE (pid P), 1 on NODE (pid Q)." line, in runner order.
+    static func runnerPIDs(_ line: String) -> [Int32] {
+        line.components(separatedBy: "(pid ").dropFirst().compactMap { Int32($0.prefix { $0.isNumber }) }
+    }
+
+    /// The evaluation means of the progress lines ("… eval 158.6 ± 43.1 …").
+    static func evaluations(_ output: [String]) -> [Double] {
+        output.compactMap { line in
+            guard let range = line.range(of: " eval ") else { return nil }
+            return Double(line[range.upperBound...].prefix { $0 != " " })
+        }
+    }
+
+    /// Two runners in processes of their own, the learner in the driver: PPO learns CartPole.
+    /// (A check of the mechanics, sized for a debug build; learning quality is the benchmark's.)
+    @Test func ppoWithTwoRunnersLearnsCartPole() async throws {
+        let folder = try Self.folder("rollouts-learn")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let cluster = try await ClusterProcesses(cpus: 2)
+        defer { cluster.stop() }
+        let driver = try cluster.driver(
+            ["rl", "train", "--algo", "ppo", "--env", "cartpole", "--env-runners", "2", "--steps", "12288", "--out", folder],
+            binary: "trading")
+        #expect(try await driver.waitForExit(timeout: .seconds(300)) == 0, "\(driver.output)")
+        let pids = Self.runnerPIDs(try #require(driver.line(startingWith: "Runners up")))
+        #expect(pids.count == 2 && Set(pids).count == 2 && !pids.contains(driver.pid), "\(driver.output)")
+        #expect(
+            driver.output.contains { $0.contains("steps 12288/12288") && $0.contains("sampling") && $0.contains("updates/s") })
+        let evaluations = Self.evaluations(driver.output)
+        // A random policy balances the pole for about 20 steps.
+        #expect((evaluations.last ?? 0) >= 150, "evaluations \(evaluations)")
+        #expect(FileManager.default.fileExists(atPath: folder + "/checkpoint.safetensors"))
+    }
+
+    /// A runner's process SIGKILLed mid-run is replaced by the cluster; its part of the
+    /// iteration is sampled again, so the run ends at exactly its step count.
+    @Test func aKilledRunnerIsReplacedAndTheStepCountStaysExact() async throws {
+        let folder = try Self.folder("rollouts-fault")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let cluster = try await ClusterProcesses(cpus: 2)
+        defer { cluster.stop() }
+        let driver = try cluster.driver(
+            [
+                "rl", "train", "--algo", "ppo", "--env", "cartpole", "--env-runners", "2", "--steps", "16384", "--eval-interval",
+                "1024", "--eval-episodes", "2", "--out", folder,
+            ], binary: "trading")
+        let pids = Self.runnerPIDs(try await driver.waitForLine(startingWith: "Runners up", timeout: .seconds(120)))
+        try #require(pids.count == 2)
+        _ = try await driver.waitForLine(startingWith: "ppo CartPole-v1", timeout: .seconds(120))
+        kill(pids[1], SIGKILL)
+        #expect(try await driver.waitForExit(timeout: .seconds(300)) == 0, "\(driver.output)")
+        let replaced = try #require(driver.line(startingWith: "Runner 1 replaced"), "\(driver.output)")
+        let newPID = Self.runnerPIDs(replaced).first
+        #expect(newPID != nil && newPID != pids[1] && newPID != pids[0], "\(replaced)")
+        #expect(driver.line(startingWith: "Runner 0 replaced") == nil, "runner 0 was not killed: \(driver.output)")
+        #expect(driver.output.contains { $0.contains("steps 16384/16384") }, "\(driver.output)")
+        let rows = try String(contentsOfFile: folder + "/curve.csv", encoding: .utf8).split(separator: "\n").dropFirst()
+        let steps = rows.compactMap { $0.split(separator: ",").first.flatMap { Int($0) } }
+        #expect(steps == Array(stride(from: 1024, through: 16384, by: 1024)), "curve.csv steps \(steps)")
+    }
+
+    /// The learner puts its weights into the object store once per update and each runner
+    /// reads them there: with every link on TCP, the runners receive far less over their
+    /// sockets than one copy of the weights per update (the calls carry only references).
+    @Test func weightsReachTheRunnersThroughTheObjectStore() async throws {
+        let folder = try Self.folder("rollouts-weights")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let tcp = ["SHOAL_LOCAL_LINKS": "0"]
+        let cluster = try await ClusterProcesses(cpus: 2, environment: tcp)
+        defer { cluster.stop() }
+        let steps = 8192
+        let driver = try cluster.driver(
+            [
+                "rl", "train", "--algo", "ppo", "--env", "cartpole", "--env-runners", "2", "--steps", "\(steps)",
+                "--eval-interval",
+                "\(steps)", "--eval-episodes", "1", "--out", folder,
+            ], binary: "trading", environment: tcp)
+        let pids = Set(Self.runnerPIDs(try await driver.waitForLine(startingWith: "Runners up", timeout: .seconds(120))))
+        var peak: [String: (pid: Int32, received: Int)] = [:]
+        while driver.isRunning {
+            for (key, value) in DistributedTrainingTests.socketBytes() where pids.contains(value.pid) {
+                if value.received > (peak[key]?.received ?? -1) { peak[key] = value }
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(try await driver.waitForExit(timeout: .seconds(300)) == 0, "\(driver.output)")
+        let parameters = try #require(
+            driver.line(startingWith: "Policy:")?.split(separator: " ").dropFirst().first.flatMap { Int($0) })
+        // The rl-zoo CartPole settings: 8 environments × 32 steps per update.
+        let updates = steps / 256
+        let oneCopyPerUpdate = updates * parameters * 4
+        let received = peak.values.reduce(0) { $0 + $1.received }
+        print(
+            "weights: runners received \(received) B over their sockets; one copy of the weights per update is \(oneCopyPerUpdate) B"
+        )
+        #expect(!peak.isEmpty, "no sockets of the runners \(pids) seen")
+        #expect(
+            received < oneCopyPerUpdate / 4, "the runners received \(received) B, one copy per update is \(oneCopyPerUpdate) B")
+    }
+}
