@@ -15,23 +15,32 @@ public struct EnvRunnerSpec: Codable, Sendable {
     public var environments: Int
     /// The run's seed: environment copy k of the whole group resets with `seed + k`, as in one process.
     public var seed: UInt64
+    /// The discount, to bootstrap truncated episodes in on-policy rollouts.
     public var gamma: Float
-    /// The policy's shape (PPO's `hidden` and `activation`).
-    public var hidden: [Int]
-    public var activation: MLP.Activation
+    public var policy: RunnerPolicy
+    /// Threads for the runner's computation (ShoalTensor's loops and OpenBLAS): its CPUs.
+    public var threads: Int
 
     public init(
-        index: Int, environment: RolloutEnvironment, environments: Int, seed: UInt64, gamma: Float, hidden: [Int],
-        activation: MLP.Activation
+        index: Int, environment: RolloutEnvironment, environments: Int, seed: UInt64, gamma: Float, policy: RunnerPolicy,
+        threads: Int = 1
     ) {
+        self.threads = threads
         self.index = index
         self.environment = environment
         self.environments = environments
         self.seed = seed
         self.gamma = gamma
-        self.hidden = hidden
-        self.activation = activation
+        self.policy = policy
     }
+}
+
+/// The policy a runner acts with, by shape; its weights come with each call.
+public enum RunnerPolicy: Codable, Sendable {
+    /// PPO's networks: on-policy rollouts.
+    case ppo(hidden: [Int], activation: MLP.Activation)
+    /// An off-policy learner's actor (SAC's or TD3's): transitions.
+    case actor(ContinuousActor.Kind, hidden: [Int])
 }
 
 /// A rollout worker: steps its vector of environments with the policy whose weights it is
@@ -42,6 +51,7 @@ public distributed actor EnvRunner {
 
     let spec: EnvRunnerSpec
     private var sampler: (any RolloutSampler)?
+    private var collector: (any TransitionSampler)?
     private var loadedVersion = -1
     private var iterationsSampled = 0
 
@@ -63,8 +73,35 @@ public distributed actor EnvRunner {
     /// - Throws: `AgentError` for weights of the wrong size or an environment that cannot be built.
     distributed func sample(weights: ObjectRef<[Float]>, version: Int, iteration: Int, steps: Int) async throws -> SampledPart {
         guard steps > 0 else { throw AgentError("a rollout needs at least one step, not \(steps)") }
-        let sampler = try self.sampler ?? spec.environment.ppoSampler(spec)
+        guard case .ppo(let hidden, let activation) = spec.policy else {
+            throw AgentError("this runner acts for an off-policy learner: ask it for transitions")
+        }
+        if sampler == nil { Compute.setThreads(spec.threads) }
+        let sampler = try self.sampler ?? spec.environment.ppoSampler(spec, hidden: hidden, activation: activation)
         self.sampler = sampler
+        try await prepare(sampler, weights: weights, version: version, iteration: iteration)
+        return SampledPart(rollout: sampler.sample(steps: steps), location: location())
+    }
+
+    /// `steps` steps of every environment for an off-policy learner, with the actor of update
+    /// `version` (uniformly random actions when `random`), as transitions.
+    /// - Throws: `AgentError` for weights of the wrong size or an environment without box actions.
+    distributed func collect(
+        weights: ObjectRef<[Float]>, version: Int, iteration: Int, steps: Int, random: Bool
+    ) async throws -> SampledTransitions {
+        guard steps > 0 else { throw AgentError("a collection needs at least one step, not \(steps)") }
+        guard case .actor(let kind, let hidden) = spec.policy else {
+            throw AgentError("this runner acts for PPO: ask it for rollouts")
+        }
+        if collector == nil { Compute.setThreads(spec.threads) }
+        let collector = try self.collector ?? spec.environment.transitionSampler(spec, kind: kind, hidden: hidden)
+        self.collector = collector
+        try await prepare(collector, weights: weights, version: version, iteration: iteration)
+        return SampledTransitions(transitions: collector.collect(steps: steps, random: random), location: location())
+    }
+
+    /// Reseeds a replacement's environments and loads newer weights.
+    private func prepare(_ sampler: any WeightedSampler, weights: ObjectRef<[Float]>, version: Int, iteration: Int) async throws {
         if iterationsSampled == 0 && iteration > 0 {
             sampler.reset(seed: spec.seed &+ UInt64(spec.index * spec.environments) &+ UInt64(iteration) &* 1_000_003)
         }
@@ -73,7 +110,6 @@ public distributed actor EnvRunner {
             loadedVersion = version
         }
         iterationsSampled += 1
-        return SampledPart(rollout: sampler.sample(steps: steps), location: location())
     }
 
     /// Where the runner lives: its node and process.
@@ -94,11 +130,26 @@ public struct SampledPart: Codable, Sendable {
     public var location: RunnerLocation
 }
 
+/// A worker's transitions, and where they were sampled.
+public struct SampledTransitions: Codable, Sendable {
+    public var transitions: Transitions
+    public var location: RunnerLocation
+}
+
 /// Steps environments with a policy loaded from published weights.
-protocol RolloutSampler: AnyObject {
+protocol WeightedSampler: AnyObject {
     func load(weights: [Float]) throws
-    func sample(steps: Int) -> Rollout
     func reset(seed: UInt64)
+}
+
+/// On-policy rollouts.
+protocol RolloutSampler: WeightedSampler {
+    func sample(steps: Int) -> Rollout
+}
+
+/// Off-policy transitions.
+protocol TransitionSampler: WeightedSampler {
+    func collect(steps: Int, random: Bool) -> Transitions
 }
 
 /// A PPO policy's rollouts of a vector of environments.
@@ -107,11 +158,11 @@ final class PPOSampler<Base: Environment>: RolloutSampler {
     private var policy: PPOPolicy
     private var generator: SeededGenerator
 
-    init(_ spec: EnvRunnerSpec, environments: VectorEnvironment<Base>) throws {
+    init(_ spec: EnvRunnerSpec, environments: VectorEnvironment<Base>, hidden: [Int], activation: MLP.Activation) throws {
         guard case .box = environments.observationSpace else { throw AgentError("PPO needs box observations") }
         policy = try PPOPolicy(
             observationDimension: environments.observationDimension, actionSpace: environments.actionSpace,
-            hidden: spec.hidden, activation: spec.activation, seed: spec.seed)
+            hidden: hidden, activation: activation, seed: spec.seed)
         generator = SeededGenerator(seed: spec.seed &+ 3 &+ UInt64(spec.index + 1) &* 0x9E37_79B9)
         collector = RolloutCollector(environments: environments, gamma: spec.gamma)
         collector.reset(seed: spec.seed &+ UInt64(spec.index * spec.environments))
@@ -123,6 +174,31 @@ final class PPOSampler<Base: Environment>: RolloutSampler {
         let policy = self.policy
         return collector.collect(
             steps: steps, policy: { policy.decide($0, using: &self.generator) }, value: { policy.values($0) })
+    }
+
+    func reset(seed: UInt64) { collector.reset(seed: seed) }
+}
+
+/// An off-policy actor's transitions of several environments.
+final class ActorSampler<Base: Environment>: TransitionSampler {
+    private var collector: TransitionCollector<Base>
+    private var actor: ContinuousActor
+    private var generator: SeededGenerator
+
+    init(_ spec: EnvRunnerSpec, kind: ContinuousActor.Kind, hidden: [Int], make: (Int) -> Base) throws {
+        collector = try TransitionCollector(
+            count: spec.environments, seed: spec.seed &+ UInt64(spec.index * spec.environments), make: make)
+        actor = try ContinuousActor(
+            kind: kind, observationDimension: collector.observationDimension, actionDimension: collector.actionDimension,
+            hidden: hidden)
+        generator = SeededGenerator(seed: spec.seed &+ 31 &+ UInt64(spec.index + 1) &* 0x9E37_79B9)
+    }
+
+    func load(weights: [Float]) throws { try actor.load(flattened: weights) }
+
+    func collect(steps: Int, random: Bool) -> Transitions {
+        let actor = self.actor
+        return collector.collect(steps: steps) { actor.act($0, random: random, using: &self.generator) }
     }
 
     func reset(seed: UInt64) { collector.reset(seed: seed) }

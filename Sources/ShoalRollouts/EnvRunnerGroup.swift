@@ -54,12 +54,12 @@ public actor EnvRunnerGroup {
     /// - Parameters:
     ///   - environment: what each worker builds, `environmentsPerRunner` copies of it.
     ///   - seed: the run's seed (environment copy k of the group resets with `seed + k`).
-    ///   - gamma: the discount, to bootstrap truncated episodes.
-    ///   - hidden, activation: the policy's shape.
+    ///   - gamma: the discount, to bootstrap truncated episodes of on-policy rollouts.
+    ///   - policy: the shape of the policy the workers act with.
     /// - Throws: `AgentError` for options that can never work, the cluster's error when the
     ///   workers cannot be placed.
     public init(
-        cluster: Cluster, environment: RolloutEnvironment, seed: UInt64, gamma: Float, hidden: [Int], activation: MLP.Activation,
+        cluster: Cluster, environment: RolloutEnvironment, seed: UInt64, gamma: Float, policy: RunnerPolicy,
         options: EnvRunnerOptions, observer: @escaping @Sendable (EnvRunnerEvent) -> Void = { _ in }
     ) async throws {
         guard options.runners >= 1, options.environmentsPerRunner >= 1, options.cpusPerRunner >= 1, options.maxRestarts >= 0
@@ -74,7 +74,7 @@ public actor EnvRunnerGroup {
         for index in 0..<options.runners {
             let spec = EnvRunnerSpec(
                 index: index, environment: environment, environments: options.environmentsPerRunner, seed: seed, gamma: gamma,
-                hidden: hidden, activation: activation)
+                policy: policy, threads: options.cpusPerRunner)
             runners.append(
                 try await cluster.spawn(
                     EnvRunner.actorType, spec,
@@ -101,6 +101,39 @@ public actor EnvRunnerGroup {
     ///   worker's own error, such as weights of the wrong size).
     public func sample(weights: [Float], steps: Int) async throws -> Rollout {
         let started = ContinuousClock.now
+        let parts = try await onEveryRunner(weights) { runner, published, version, iteration in
+            let part = try await runner.sample(weights: published, version: version, iteration: iteration, steps: steps)
+            return (part.rollout, part.location)
+        }
+        let rollout = try Rollout.joined(parts)
+        sampledSteps += rollout.steps * rollout.environments
+        samplingTime += ContinuousClock.now - started
+        return rollout
+    }
+
+    /// `steps` steps of every worker's environments with an off-policy actor's `weights`
+    /// (`ContinuousActor.flattened()`; uniformly random actions when `random`), the workers'
+    /// transitions joined in worker order.
+    /// - Throws: as `sample`.
+    public func collect(weights: [Float], steps: Int, random: Bool) async throws -> Transitions {
+        let started = ContinuousClock.now
+        let parts = try await onEveryRunner(weights) { runner, published, version, iteration in
+            let part = try await runner.collect(
+                weights: published, version: version, iteration: iteration, steps: steps, random: random)
+            return (part.transitions, part.location)
+        }
+        let transitions = try Transitions.joined(parts)
+        sampledSteps += transitions.count
+        samplingTime += ContinuousClock.now - started
+        return transitions
+    }
+
+    /// Publishes `weights` once and calls every worker with the reference; a worker whose
+    /// process died is called again once the cluster has rebuilt it.
+    private func onEveryRunner<Part: Sendable>(
+        _ weights: [Float],
+        _ call: @escaping @Sendable (EnvRunner, ObjectRef<[Float]>, Int, Int) async throws -> (Part, RunnerLocation)
+    ) async throws -> [Part] {
         // Always into the object store, however small: each worker reads the one copy on its
         // node instead of receiving its own with the call.
         let published = try await cluster.put(weights, inObjectStore: true)
@@ -108,15 +141,14 @@ public actor EnvRunnerGroup {
         let (version, iteration) = (self.version, self.version - 1)
         let maxRestarts = options.maxRestarts
         let observer = self.observer
-        let parts = try await withThrowingTaskGroup(of: (Int, SampledPart, Int).self) { tasks in
+        let (parts, failed) = try await withThrowingTaskGroup(of: (Int, Part, RunnerLocation, Int).self) { tasks in
             for (index, runner) in runners.enumerated() {
                 tasks.addTask {
                     var failures = 0
                     while true {
                         do {
-                            let part = try await runner.sample(
-                                weights: published, version: version, iteration: iteration, steps: steps)
-                            return (index, part, failures)
+                            let (part, location) = try await call(runner, published, version, iteration)
+                            return (index, part, location, failures)
                         } catch let died as ActorDiedError where failures < maxRestarts {
                             // The cluster rebuilds the worker; the call waits for it and samples the part afresh.
                             failures += 1
@@ -125,23 +157,20 @@ public actor EnvRunnerGroup {
                     }
                 }
             }
-            var parts = [SampledPart?](repeating: nil, count: runners.count)
+            var parts = [(Part, RunnerLocation)?](repeating: nil, count: runners.count)
             var failed = 0
-            for try await (index, part, failures) in tasks {
-                parts[index] = part
+            for try await (index, part, location, failures) in tasks {
+                parts[index] = (part, location)
                 failed += failures
             }
             return (parts.compactMap { $0 }, failed)
         }
-        failures += parts.1
-        for (index, part) in parts.0.enumerated() where part.location != locations[index] {
-            locations[index] = part.location
-            observer(.runnerReplaced(index: index, iteration: iteration, node: part.location.node, pid: part.location.pid))
+        failures += failed
+        for (index, (_, location)) in parts.enumerated() where location != locations[index] {
+            locations[index] = location
+            observer(.runnerReplaced(index: index, iteration: iteration, node: location.node, pid: location.pid))
         }
-        let rollout = try Rollout.joined(parts.0.map(\.rollout))
-        sampledSteps += rollout.steps * rollout.environments
-        samplingTime += ContinuousClock.now - started
-        return rollout
+        return parts.map(\.0)
     }
 
     /// Ends the workers.

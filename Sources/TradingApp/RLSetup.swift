@@ -93,8 +93,9 @@ struct RLSetup {
                         + "each update learns from \(agent.config.steps) steps of \(options.runners) × \(options.environmentsPerRunner) environments."
                 )
                 let group = try await EnvRunnerGroup(
-                    cluster: cluster, environment: name, seed: seed, gamma: agent.config.gamma, hidden: agent.config.hidden,
-                    activation: agent.config.activation, options: options, observer: events)
+                    cluster: cluster, environment: name, seed: seed, gamma: agent.config.gamma,
+                    policy: .ppo(hidden: agent.config.hidden, activation: agent.config.activation), options: options,
+                    observer: events)
                 let run = TrainingRun(
                     totalSteps: agent.config.totalSteps, evaluationInterval: requestedInterval ?? interval,
                     evaluationEpisodes: episodes, stopAt: stopAt, environmentName: name.displayName, seed: seed,
@@ -129,10 +130,81 @@ struct RLSetup {
                 }
             }
         }
+        // Off-policy learners on rollout workers: the workers' transitions feed the learner's
+        // replay buffer; the next batch samples (with the weights of then) while the learner
+        // updates on the last. Each call brings about 256 transitions.
+        func offPolicyOnRunners<Base: Environment>(
+            _ agent: any OffPolicyLearner, kind: ContinuousActor.Kind, hidden: [Int], _ name: RolloutEnvironment,
+            _ evaluation: Base,
+            total: Int, interval: Int
+        ) -> RunnerTraining {
+            { cluster, options, requestedInterval, episodes, stopAt, progress, events in
+                var options = options
+                options.environmentsPerRunner = runners?.environmentsPerRunner ?? 1
+                let perCall = options.runners * options.environmentsPerRunner
+                let steps = max(1, 256 / perCall)
+                progress(
+                    "Actor: \(agent.actingPolicy.flattened().count) parameters, published once per batch through the object store; "
+                        + "batches of \(steps) steps of \(options.runners) × \(options.environmentsPerRunner) environments, sampled while the learner updates."
+                )
+                let group = try await EnvRunnerGroup(
+                    cluster: cluster, environment: name, seed: seed, gamma: 0.99, policy: .actor(kind, hidden: hidden),
+                    options: options,
+                    observer: events)
+                let run = TrainingRun(
+                    totalSteps: total, evaluationInterval: requestedInterval ?? interval, evaluationEpisodes: episodes,
+                    stopAt: stopAt,
+                    environmentName: name.displayName, seed: seed, evaluationEnvironment: evaluation)
+                var (sampling, learning, sampled) = (Duration.zero, Duration.zero, 0)
+                var inFlight: (task: Task<Transitions, any Error>, count: Int)?
+                func launch() {
+                    let weights = agent.actingPolicy.flattened()
+                    let random = agent.stepsDone + (inFlight?.count ?? 0) < agent.randomSteps
+                    inFlight = (Task { try await group.collect(weights: weights, steps: steps, random: random) }, steps * perCall)
+                }
+                do {
+                    let curve = try await run.run(
+                        agent, progress: progress,
+                        details: {
+                            String(
+                                format: "  sampling %.0f steps/s  learner %.0f steps/s",
+                                Double(sampled) / max(sampling.seconds, 1e-9),
+                                Double(sampled) / max(learning.seconds, 1e-9))
+                        }
+                    ) { stretch in
+                        let target = min(total, agent.stepsDone + stretch)
+                        while agent.stepsDone < target {
+                            if inFlight == nil { launch() }
+                            guard let pending = inFlight else { break }
+                            let transitions = try await pending.task.value
+                            inFlight = nil
+                            let batch = transitions.prefix(total - agent.stepsDone)
+                            // The next batch samples with the current weights while these are learnt from.
+                            if agent.stepsDone + batch.count < total { launch() }
+                            let started = ContinuousClock.now
+                            agent.learn(from: batch)
+                            learning += ContinuousClock.now - started
+                            sampled += batch.count
+                            sampling = await group.samplingTime
+                        }
+                    }
+                    inFlight?.task.cancel()
+                    await group.shutdown()
+                    return curve
+                } catch {
+                    inFlight?.task.cancel()
+                    await group.shutdown()
+                    throw error
+                }
+            }
+        }
         outOfSample = nil
         trainOnRunners = nil
-        if runners != nil && !(algorithm == .ppo && [.cartpole, .pendulum].contains(environment)) {
-            throw ValidationError("--env-runners: rollout workers run PPO on cartpole and pendulum so far")
+        let onWorkers: Set<String> = ["ppo/cartpole", "ppo/pendulum", "sac/pendulum", "td3/pendulum"]
+        if runners != nil && !onWorkers.contains("\(algorithm.rawValue)/\(environment.rawValue)") {
+            throw ValidationError(
+                "--env-runners: rollout workers run \(onWorkers.sorted().joined(separator: ", ")) so far, not \(algorithm.rawValue)/\(environment.rawValue)"
+            )
         }
         switch (algorithm, environment) {
         case (.ppo, .cartpole):
@@ -169,6 +241,10 @@ struct RLSetup {
             let agent = try SAC(config: config, environment: Pendulum())
             (self.agent, totalSteps, threshold) = (agent, total, -200)
             train = run(agent, "Pendulum-v1", Pendulum(), total, interval: 1000)
+            if runners != nil {
+                trainOnRunners = offPolicyOnRunners(
+                    agent, kind: .squashedGaussian, hidden: config.hidden, .pendulum, Pendulum(), total: total, interval: 1000)
+            }
         case (.td3, .pendulum):
             var start = TD3<Pendulum>.Config()
             start.gamma = 0.98
@@ -179,6 +255,11 @@ struct RLSetup {
             let agent = try TD3(config: config, environment: Pendulum())
             (self.agent, totalSteps, threshold) = (agent, total, -200)
             train = run(agent, "Pendulum-v1", Pendulum(), total, interval: 1000)
+            if runners != nil {
+                trainOnRunners = offPolicyOnRunners(
+                    agent, kind: .deterministic(noise: config.explorationNoise), hidden: config.hidden, .pendulum, Pendulum(),
+                    total: total, interval: 1000)
+            }
         case (_, .trading), (_, .portfolio):
             guard configData == nil, preset == nil else {
                 throw ValidationError("--config and --preset apply to the classic-control environments")

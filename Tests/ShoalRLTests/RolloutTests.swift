@@ -83,3 +83,51 @@ struct RolloutTests {
         #expect(throws: AgentError.self) { try other.load(flattened: agent.policy.flattened()) }
     }
 }
+
+/// Off-policy transitions sampled apart from the learner.
+struct TransitionTests {
+    static func collect(count: Int, steps: Int, seed: UInt64 = 3) throws -> Transitions {
+        var collector = try TransitionCollector(count: count, seed: seed) { _ in Pendulum() }
+        var generator = SeededGenerator(seed: 1)
+        return collector.collect(steps: steps) { observations in
+            (0..<(observations.count / 3)).map { _ in Float(generator.uniform() * 2 - 1) }
+        }
+    }
+
+    /// Workers' transitions join with each episode's end moved along; a prefix keeps only the
+    /// returns of episodes that ended inside it; a malformed batch is refused on arrival.
+    @Test func transitionsJoinCutAndTravel() throws {
+        // Pendulum's episodes last 200 steps: 2 copies × 250 steps end 2 episodes, at transitions 398 and 399.
+        let part = try Self.collect(count: 2, steps: 250)
+        #expect(part.count == 500 && part.episodeEnds == [398, 399] && part.episodeReturns.count == 2)
+        let joined = try Transitions.joined([part, try Self.collect(count: 2, steps: 250, seed: 9)])
+        #expect(joined.count == 1000 && joined.episodeEnds == [398, 399, 898, 899])
+        #expect(joined.prefix(899).episodeEnds == [398, 399, 898] && joined.prefix(899).count == 899)
+        let decoded = try JSONDecoder().decode(Transitions.self, from: JSONEncoder().encode(joined))
+        #expect(decoded.observations == joined.observations && decoded.episodeEnds == joined.episodeEnds)
+        var broken = joined
+        broken.episodeEnds[0] = 5000
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(Transitions.self, from: JSONEncoder().encode(broken)) }
+    }
+
+    /// A learner fed transitions from elsewhere counts their steps and episodes and starts
+    /// updating once past its learning start, one gradient step per environment step.
+    @Test func anOffPolicyLearnerLearnsFromTransitionsSampledElsewhere() throws {
+        var config = SAC<Pendulum>.Config()
+        config.learningStarts = 300
+        config.batchSize = 16
+        config.hidden = [8, 8]
+        let agent = try SAC(config: config, environment: Pendulum())
+        #expect(agent.randomSteps == 300)
+        var actor = agent.actingPolicy
+        let before = actor.flattened()
+        agent.learn(from: try Self.collect(count: 2, steps: 250))
+        #expect(agent.stepsDone == 500 && agent.episodeReturns.count == 2)
+        #expect(agent.actingPolicy.flattened() != before, "200 updates past the learning start changed the actor")
+        try actor.load(flattened: agent.actingPolicy.flattened())
+        var (a, b) = (SeededGenerator(seed: 4), SeededGenerator(seed: 4))
+        let observations: [Float] = [0.5, -0.2, 0.1, 0.9, 0.3, -1]
+        #expect(
+            actor.act(observations, random: false, using: &a) == agent.actingPolicy.act(observations, random: false, using: &b))
+    }
+}

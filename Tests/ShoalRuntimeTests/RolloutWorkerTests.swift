@@ -110,3 +110,28 @@ import Testing
             received < oneCopyPerUpdate / 4, "the runners received \(received) B, one copy per update is \(oneCopyPerUpdate) B")
     }
 }
+
+extension RolloutWorkerTests {
+    /// SAC with 2 runners: their transitions feed the learner's replay buffer while it updates,
+    /// and the run takes exactly its steps, with the episodes the runners finished counted.
+    @Test func sacLearnsFromTransitionsOfTwoRunners() async throws {
+        let folder = try Self.folder("rollouts-sac")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let config = folder + "/sac.json"
+        try Data(#"{"learningStarts": 200, "batchSize": 16, "hidden": [16, 16]}"#.utf8).write(to: URL(fileURLWithPath: config))
+        let cluster = try await ClusterProcesses(cpus: 2)
+        defer { cluster.stop() }
+        let driver = try cluster.driver(
+            [
+                "rl", "train", "--algo", "sac", "--env", "pendulum", "--env-runners", "2", "--steps", "1000", "--eval-interval",
+                "500",
+                "--eval-episodes", "1", "--config", config, "--out", folder,
+            ], binary: "trading")
+        #expect(try await driver.waitForExit(timeout: .seconds(300)) == 0, "\(driver.output)")
+        let pids = Self.runnerPIDs(try #require(driver.line(startingWith: "Runners up")))
+        #expect(pids.count == 2 && !pids.contains(driver.pid))
+        // 2 runners × 500 steps of one Pendulum each: 2 episodes of 200 steps apiece.
+        let last = try #require(driver.output.last { $0.contains("steps 1000/1000") }, "\(driver.output)")
+        #expect(last.contains("episodes 4 "), "\(last)")
+    }
+}

@@ -34,12 +34,40 @@ struct OffPolicyInteraction<Base: Environment>: Sendable {
 
     /// Steps with `scaled` (in [−1, 1]) and stores the transition.
     mutating func step(_ scaled: [Float], into buffer: inout ReplayBuffer, gamma: Float) {
-        let outcome = environment.step(environmentAction(scaled))
-        episodeReturn += outcome.reward
+        let (before, outcome) = advance(scaled)
         buffer.add(
-            observation: observation[...], action: scaled[...], reward: Float(outcome.reward),
+            observation: before[...], action: scaled[...], reward: Float(outcome.reward),
             nextObservation: outcome.observation[...],
             terminal: outcome.terminated, discount: gamma)
+    }
+
+    /// Steps with `scaled` (in [−1, 1]) and appends the transition (and the return of an
+    /// episode that ended).
+    mutating func step(_ scaled: [Float], into transitions: inout Transitions) {
+        let finished = returns.count
+        let (before, outcome) = advance(scaled)
+        transitions.observations += before
+        transitions.actions += scaled
+        transitions.rewards.append(Float(outcome.reward))
+        transitions.nextObservations += outcome.observation
+        transitions.terminals.append(outcome.terminated ? 1 : 0)
+        if returns.count > finished {
+            transitions.episodeReturns.append(returns[returns.count - 1])
+            transitions.episodeEnds.append(transitions.count - 1)
+        }
+    }
+
+    /// Starts a new episode with a new seed.
+    mutating func reset(seed: UInt64) {
+        observation = environment.reset(seed: seed)
+        episodeReturn = 0
+    }
+
+    /// One step: the observation it answered and the outcome; an episode that ends is reset.
+    private mutating func advance(_ scaled: [Float]) -> (before: [Float], outcome: StepResult) {
+        let before = observation
+        let outcome = environment.step(environmentAction(scaled))
+        episodeReturn += outcome.reward
         if outcome.done {
             returns.append(episodeReturn)
             episodeReturn = 0
@@ -47,5 +75,6 @@ struct OffPolicyInteraction<Base: Environment>: Sendable {
         } else {
             observation = outcome.observation
         }
+        return (before, outcome)
     }
 }

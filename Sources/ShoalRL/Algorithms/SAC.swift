@@ -6,7 +6,7 @@ import ShoalTensor
 /// Gaussian actor, twin critics with Polyak-averaged targets, the smaller of the two in every
 /// target and in the actor's objective, and the entropy coefficient tuned automatically toward
 /// a target entropy of −(action dimension). Box actions only, learned in [−1, 1].
-public final class SAC<Base: Environment>: Agent {
+public final class SAC<Base: Environment>: OffPolicyLearner {
     public struct Config: Codable, Sendable, Equatable {
         public var learningRate: Float = 3e-4
         public var bufferSize = 1_000_000
@@ -42,7 +42,9 @@ public final class SAC<Base: Environment>: Agent {
     public let name = "sac"
     public let config: Config
     public private(set) var stepsDone = 0
-    public var episodeReturns: [Double] { interaction.returns }
+    public var episodeReturns: [Double] { interaction.returns + sampledElsewhere }
+    /// Returns of episodes sampled by rollout workers.
+    private var sampledElsewhere: [Double] = []
     /// The last update's losses and entropy coefficient.
     public private(set) var lastLosses: (actor: Float, critic: Float, alpha: Float) = (0, 0, 0)
 
@@ -133,6 +135,33 @@ public final class SAC<Base: Environment>: Agent {
         return (0..<batch).flatMap {
             interaction.environmentAction(Array(scaled[$0 * actionDimension..<($0 + 1) * actionDimension]))
         }
+    }
+
+    public var actingPolicy: ContinuousActor {
+        ContinuousActor(kind: .squashedGaussian, network: actor, actionDimension: actionDimension)
+    }
+
+    public var randomSteps: Int { config.learningStarts }
+
+    public func learn(from transitions: Transitions) {
+        let width = interaction.observationDimension
+        precondition(
+            transitions.observationDimension == width && transitions.actionDimension == actionDimension,
+            "transitions of widths \(transitions.observationDimension) and \(transitions.actionDimension) for a learner of \(width) and \(actionDimension)"
+        )
+        for row in 0..<transitions.count {
+            buffer.add(
+                observation: transitions.observations[(row * width)..<((row + 1) * width)],
+                action: transitions.actions[(row * actionDimension)..<((row + 1) * actionDimension)],
+                reward: transitions.rewards[row],
+                nextObservation: transitions.nextObservations[(row * width)..<((row + 1) * width)],
+                terminal: transitions.terminals[row] == 1, discount: config.gamma)
+            stepsDone += 1
+            if stepsDone > config.learningStarts && stepsDone % config.trainFrequency == 0 {
+                for _ in 0..<config.gradientSteps { update() }
+            }
+        }
+        sampledElsewhere += transitions.episodeReturns
     }
 
     public func train(steps: Int) {
