@@ -6,7 +6,7 @@ APT_PACKAGES := iproute2 libzmq3-dev libopenblas-dev libpq-dev libsqlite3-dev li
 SWIFT_FLAGS ?=
 RELEASE := swift build -c release $(SWIFT_FLAGS)
 
-.PHONY: all deps build test demo bench bench-train bench-jobs bench-registry bench-features bench-model bench-rl bench-ppo-seeds bench-tasks proto clean format container
+.PHONY: all deps build test demo bench bench-train bench-jobs bench-registry bench-features bench-model bench-rl bench-ppo-seeds bench-rollouts bench-tasks proto clean format container
 
 all: build
 
@@ -51,6 +51,7 @@ bench: deps
 	$(MAKE) bench-rl
 	$(MAKE) bench-ppo-seeds
 	$(MAKE) bench-train
+	$(MAKE) bench-rollouts
 
 ## bench-tasks: tasks, actors and objects beside Ray (and Shoal over ZeroMQ only); rewrites the top of RESULTS.md.
 bench-tasks: deps
@@ -65,6 +66,15 @@ bench-train: deps
 	python3 -c 'import torch, ray.train' 2>/dev/null || pip install -q torch "ray[default,train]==2.60.0"
 	mkdir -p Benchmarks/out
 	cd Benchmarks && python3 train_bench.py $$(cd .. && swift build -c release --show-bin-path) out/train.json RESULTS.md
+
+## bench-rollouts: PPO with rollout workers beside RLlib (steps/s, time to 475), and 2 workers vs one process over 30 seeds; updates RESULTS.md.
+bench-rollouts: deps
+	$(RELEASE) --product cluster
+	$(RELEASE) --product trading
+	python3 -c 'import ray.rllib, torch, gymnasium' 2>/dev/null || pip install -q torch "ray[rllib]==2.60.0"
+	mkdir -p Benchmarks/out/rollouts
+	env -u OPENBLAS_CORETYPE python3 Benchmarks/rollouts_bench.py $$(swift build -c release --show-bin-path) Benchmarks/out/rollouts \
+	  Benchmarks/RESULTS.md
 
 ## bench-model: the hybrid model beside PyTorch (1 and 2 threads) and the parity check; updates RESULTS.md.
 bench-model: deps

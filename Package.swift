@@ -79,7 +79,8 @@ let package = Package(
             dependencies: ["Shoal", "ShoalWire", "ShoalTensor", "ShoalMarket", "ShoalPlot", "CShoalKernels", "CZeroMQ"],
             swiftSettings: swiftSettings),
         // Reinforcement learning's rollout workers as cluster actors.
-        .target(name: "ShoalRollouts", dependencies: ["Shoal", "ShoalRL", "ShoalTensor", "ShoalMarket"], swiftSettings: swiftSettings),
+        .target(
+            name: "ShoalRollouts", dependencies: ["Shoal", "ShoalRL", "ShoalTensor", "ShoalMarket", "ShoalTrain"], swiftSettings: swiftSettings),
         // The driver library users import.
         .target(name: "Shoal", dependencies: ["ShoalRuntime", "ShoalWire", "ShoalStorage"], swiftSettings: swiftSettings),
         .executableTarget(

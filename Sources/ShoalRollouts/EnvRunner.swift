@@ -71,13 +71,23 @@ public distributed actor EnvRunner {
     ///   (a replacement for one that died) reseeds its environments from it, so that it does
     ///   not replay its predecessor's episodes.
     /// - Throws: `AgentError` for weights of the wrong size or an environment that cannot be built.
-    distributed func sample(weights: ObjectRef<[Float]>, version: Int, iteration: Int, steps: Int) async throws -> SampledPart {
+    /// - Parameter encoder: the encoder's safetensors file, for an environment with hybrid
+    ///   features (read once, when the environments are built).
+    distributed func sample(
+        weights: ObjectRef<[Float]>, version: Int, iteration: Int, steps: Int, encoder: ObjectRef<[UInt8]>?
+    ) async throws -> SampledPart {
         guard steps > 0 else { throw AgentError("a rollout needs at least one step, not \(steps)") }
         guard case .ppo(let hidden, let activation) = spec.policy else {
             throw AgentError("this runner acts for an off-policy learner: ask it for transitions")
         }
         if sampler == nil { Compute.setThreads(spec.threads) }
-        let sampler = try self.sampler ?? spec.environment.ppoSampler(spec, hidden: hidden, activation: activation)
+        let sampler: any RolloutSampler
+        if let built = self.sampler {
+            sampler = built
+        } else {
+            sampler = try spec.environment.ppoSampler(
+                spec, hidden: hidden, activation: activation, encoder: try await Self.encoderWeights(encoder))
+        }
         self.sampler = sampler
         try await prepare(sampler, weights: weights, version: version, iteration: iteration)
         return SampledPart(rollout: sampler.sample(steps: steps), location: location())
@@ -87,17 +97,29 @@ public distributed actor EnvRunner {
     /// `version` (uniformly random actions when `random`), as transitions.
     /// - Throws: `AgentError` for weights of the wrong size or an environment without box actions.
     distributed func collect(
-        weights: ObjectRef<[Float]>, version: Int, iteration: Int, steps: Int, random: Bool
+        weights: ObjectRef<[Float]>, version: Int, iteration: Int, steps: Int, random: Bool, encoder: ObjectRef<[UInt8]>?
     ) async throws -> SampledTransitions {
         guard steps > 0 else { throw AgentError("a collection needs at least one step, not \(steps)") }
         guard case .actor(let kind, let hidden) = spec.policy else {
             throw AgentError("this runner acts for PPO: ask it for rollouts")
         }
         if collector == nil { Compute.setThreads(spec.threads) }
-        let collector = try self.collector ?? spec.environment.transitionSampler(spec, kind: kind, hidden: hidden)
+        let collector: any TransitionSampler
+        if let built = self.collector {
+            collector = built
+        } else {
+            collector = try spec.environment.transitionSampler(
+                spec, kind: kind, hidden: hidden, encoder: try await Self.encoderWeights(encoder))
+        }
         self.collector = collector
         try await prepare(collector, weights: weights, version: version, iteration: iteration)
         return SampledTransitions(transitions: collector.collect(steps: steps, random: random), location: location())
+    }
+
+    /// The encoder's parameters from its safetensors file in the object store.
+    private static func encoderWeights(_ encoder: ObjectRef<[UInt8]>?) async throws -> [String: Tensor]? {
+        guard let encoder else { return nil }
+        return try SafeTensors.decode(try await encoder.get(), source: "the encoder").tensors
     }
 
     /// Reseeds a replacement's environments and loads newer weights.

@@ -43,6 +43,8 @@ public actor EnvRunnerGroup {
     private let runners: [EnvRunner]
     private let observer: @Sendable (EnvRunnerEvent) -> Void
     private var locations: [RunnerLocation]
+    /// The encoder's safetensors file in the object store, for hybrid features.
+    private let encoder: ObjectRef<[UInt8]>?
     private var version = 0
     /// Parts sampled again after a worker died.
     public private(set) var failures = 0
@@ -56,11 +58,13 @@ public actor EnvRunnerGroup {
     ///   - seed: the run's seed (environment copy k of the group resets with `seed + k`).
     ///   - gamma: the discount, to bootstrap truncated episodes of on-policy rollouts.
     ///   - policy: the shape of the policy the workers act with.
+    ///   - encoder: the encoder's safetensors file, for an environment with hybrid features: put
+    ///     into the object store once, read there by each worker.
     /// - Throws: `AgentError` for options that can never work, the cluster's error when the
     ///   workers cannot be placed.
     public init(
         cluster: Cluster, environment: RolloutEnvironment, seed: UInt64, gamma: Float, policy: RunnerPolicy,
-        options: EnvRunnerOptions, observer: @escaping @Sendable (EnvRunnerEvent) -> Void = { _ in }
+        encoder: [UInt8]? = nil, options: EnvRunnerOptions, observer: @escaping @Sendable (EnvRunnerEvent) -> Void = { _ in }
     ) async throws {
         guard options.runners >= 1, options.environmentsPerRunner >= 1, options.cpusPerRunner >= 1, options.maxRestarts >= 0
         else {
@@ -70,6 +74,11 @@ public actor EnvRunnerGroup {
         self.cluster = cluster
         self.options = options
         self.observer = observer
+        if let encoder {
+            self.encoder = try await cluster.put(encoder, inObjectStore: true)
+        } else {
+            self.encoder = nil
+        }
         var runners: [EnvRunner] = []
         for index in 0..<options.runners {
             let spec = EnvRunnerSpec(
@@ -101,8 +110,10 @@ public actor EnvRunnerGroup {
     ///   worker's own error, such as weights of the wrong size).
     public func sample(weights: [Float], steps: Int) async throws -> Rollout {
         let started = ContinuousClock.now
+        let encoder = self.encoder
         let parts = try await onEveryRunner(weights) { runner, published, version, iteration in
-            let part = try await runner.sample(weights: published, version: version, iteration: iteration, steps: steps)
+            let part = try await runner.sample(
+                weights: published, version: version, iteration: iteration, steps: steps, encoder: encoder)
             return (part.rollout, part.location)
         }
         let rollout = try Rollout.joined(parts)
@@ -117,9 +128,10 @@ public actor EnvRunnerGroup {
     /// - Throws: as `sample`.
     public func collect(weights: [Float], steps: Int, random: Bool) async throws -> Transitions {
         let started = ContinuousClock.now
+        let encoder = self.encoder
         let parts = try await onEveryRunner(weights) { runner, published, version, iteration in
             let part = try await runner.collect(
-                weights: published, version: version, iteration: iteration, steps: steps, random: random)
+                weights: published, version: version, iteration: iteration, steps: steps, random: random, encoder: encoder)
             return (part.transitions, part.location)
         }
         let transitions = try Transitions.joined(parts)

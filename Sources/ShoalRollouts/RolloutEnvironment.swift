@@ -1,38 +1,54 @@
 import ShoalRL
+import ShoalTensor
 
-/// An environment a rollout worker builds for itself, by name: what travels to the worker is
-/// this description, never the environment.
-public enum RolloutEnvironment: String, Codable, Sendable, CaseIterable {
+/// An environment a rollout worker builds for itself: what travels to the worker is this
+/// description (and, for hybrid features, the encoder's weights through the object store),
+/// never the environment.
+public enum RolloutEnvironment: Codable, Sendable, Equatable {
     case cartpole
     case pendulum
+    /// The single-asset trading environment's training span.
+    case trading(TradingMarketSpec)
 
-    /// The environment's name as Gymnasium spells it.
+    /// The environment's name (Gymnasium's spelling for the classic ones).
     public var displayName: String {
         switch self {
         case .cartpole: "CartPole-v1"
         case .pendulum: "Pendulum-v1"
+        case .trading: "trading"
         }
     }
 
     /// A sampler of the spec's copies of the environment for a PPO policy.
-    func ppoSampler(_ spec: EnvRunnerSpec, hidden: [Int], activation: MLP.Activation) throws -> any RolloutSampler {
+    func ppoSampler(
+        _ spec: EnvRunnerSpec, hidden: [Int], activation: MLP.Activation, encoder: [String: Tensor]?
+    ) throws -> any RolloutSampler {
         let count = spec.environments
-        return switch self {
+        switch self {
         case .cartpole:
-            try PPOSampler(
+            return try PPOSampler(
                 spec, environments: VectorEnvironment(count: count) { _ in CartPole() }, hidden: hidden, activation: activation)
         case .pendulum:
-            try PPOSampler(
+            return try PPOSampler(
                 spec, environments: VectorEnvironment(count: count) { _ in Pendulum() }, hidden: hidden, activation: activation)
+        case .trading(let market):
+            let environment = try market.build(encoderWeights: encoder, seed: spec.seed).train
+            return try PPOSampler(
+                spec, environments: VectorEnvironment(count: count) { _ in environment }, hidden: hidden, activation: activation)
         }
     }
 
     /// A collector of transitions of the spec's copies of the environment for an off-policy actor.
     /// - Throws: `AgentError` when the environment's actions are not a box.
-    func transitionSampler(_ spec: EnvRunnerSpec, kind: ContinuousActor.Kind, hidden: [Int]) throws -> any TransitionSampler {
+    func transitionSampler(
+        _ spec: EnvRunnerSpec, kind: ContinuousActor.Kind, hidden: [Int], encoder: [String: Tensor]?
+    ) throws -> any TransitionSampler {
         switch self {
-        case .cartpole: try ActorSampler(spec, kind: kind, hidden: hidden) { _ in CartPole() }
-        case .pendulum: try ActorSampler(spec, kind: kind, hidden: hidden) { _ in Pendulum() }
+        case .cartpole: return try ActorSampler(spec, kind: kind, hidden: hidden) { _ in CartPole() }
+        case .pendulum: return try ActorSampler(spec, kind: kind, hidden: hidden) { _ in Pendulum() }
+        case .trading(let market):
+            let environment = try market.build(encoderWeights: encoder, seed: spec.seed).train
+            return try ActorSampler(spec, kind: kind, hidden: hidden) { _ in environment }
         }
     }
 }

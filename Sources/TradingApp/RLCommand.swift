@@ -61,6 +61,10 @@ struct RLCommand: AsyncParsableCommand {
         @Option(help: "Times a rollout worker is replaced after its process dies.") var maxRunnerRestarts = 3
         @Option(help: "The cluster's head (default: SHOAL_ADDRESS, this machine's session, or an embedded cluster).")
         var address: String?
+        @Option(help: "Register the trained agent in the cluster's model registry under this name (with its lineage).")
+        var register: String?
+        @Option(help: "Point this alias (e.g. staging) at the registered version.") var alias: String?
+        @Option(help: "Who registers (default: the user).") var identity: String?
 
         func run() async throws {
             guard threads > 0, evalEpisodes > 0 else { throw ValidationError("--threads and --eval-episodes must be above 0") }
@@ -76,12 +80,31 @@ struct RLCommand: AsyncParsableCommand {
                 configData = nil
             }
             if envRunners == nil && envsPerRunner != nil { throw ValidationError("--envs-per-runner needs --env-runners") }
+            if alias != nil, register == nil {
+                throw ValidationError("--alias names the version --register makes: add --register NAME")
+            }
+            // Before training: a registration that cannot happen should not cost a run.
+            let registryAddress = try register.map { _ in try self.findRegistry() }
             guard cpusPerRunner >= 1, maxRunnerRestarts >= 0 else {
                 throw ValidationError("--cpus-per-runner must be at least 1 and --max-runner-restarts not negative")
             }
+            var encoder: RegisteredEncoder?
+            switch (market.features, market.encoder) {
+            case (.hybrid, nil): throw ValidationError("--features hybrid needs --encoder NAME[:VERSION|:ALIAS|@ALIAS]")
+            case (.basic, _?): throw ValidationError("--encoder applies to --features hybrid")
+            case (.hybrid, let reference?):
+                let registry = try ModelRegistry(address: try findRegistry(), identity: identity ?? ModelRegistry.defaultIdentity)
+                let fetched = try RegisteredEncoder.fetch(reference, from: registry)
+                print(
+                    "Encoder: \(fetched.name) version \(fetched.version) of the registry (\(fetched.config.fusionSize) fused features)."
+                )
+                encoder = fetched
+            default: break
+            }
             let setup = try RLSetup(
                 algorithm: algo, environment: env, seed: seed, steps: steps, configData: configData, preset: preset,
-                market: market, runners: envRunners.map { RLSetup.Runners(count: $0, environmentsPerRunner: envsPerRunner) })
+                market: market, runners: envRunners.map { RLSetup.Runners(count: $0, environmentsPerRunner: envsPerRunner) },
+                encoder: encoder)
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
             print("Training \(algo.rawValue) on \(env.rawValue), seed \(seed), \(setup.totalSteps) steps.")
             let show: (String) -> Void = { line in
@@ -103,9 +126,36 @@ struct RLCommand: AsyncParsableCommand {
                 print("Goal \(threshold): reached \(reached).")
             }
             print("Wrote \(out)/curve.csv, \(out)/curve.png and \(out)/checkpoint.safetensors.")
+            var outOfSample: [String: Double] = [:]
             if let report = setup.outOfSample {
                 try report(out)
+                let written = try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(out)/oos.json")))
+                if let mine = (written as? [String: [String: Double]])?[setup.agent.name] {
+                    for (key, value) in mine { outOfSample["test_\(key)"] = value }
+                }
             }
+            if let register, let registryAddress {
+                let registry = try ModelRegistry(address: registryAddress, identity: identity ?? ModelRegistry.defaultIdentity)
+                let record = TrainedAgentRecord(
+                    name: register, checkpointPath: "\(out)/checkpoint.safetensors", algorithm: algo.rawValue,
+                    environment: env.rawValue, configJSON: setup.configJSON, curve: curve, metrics: outOfSample,
+                    dataSHA256: ContentDigest.sha256(of: Array(setup.dataDescription.utf8)),
+                    jobID: ProcessInfo.processInfo.environment["SHOAL_JOB_ID"] ?? "", runners: envRunners ?? 0)
+                let version = try record.register(in: registry, alias: alias)
+                print(
+                    "Registered \(register) version \(version.version)\(alias.map { " as \($0)" } ?? "") (data \(record.dataSHA256.prefix(12)), "
+                        + "job \(record.jobID.isEmpty ? "none" : record.jobID)).")
+            }
+        }
+
+        /// The registry's cluster: --address, SHOAL_ADDRESS, or this machine's session.
+        func findRegistry() throws -> String {
+            guard let found = Session().headAddress(given: address) else {
+                throw CommandFailure(
+                    "--register and --encoder need a running cluster's model registry: start one (cluster start --head) or give --address"
+                )
+            }
+            return found
         }
 
         /// Trains with `runners` rollout workers on the cluster (an embedded one when none runs).
@@ -154,4 +204,14 @@ struct MarketOptions: ParsableArguments {
     @Option(help: "Trading reward: \(TradingReward.allCases.map(\.rawValue).joined(separator: ", ")).") var reward =
         "riskAdjusted"
     @Flag(help: "The trading environment's discrete Sell/Hold/Buy variant.") var discrete = false
+    @Option(help: "What the trading environment observes: basic (the standard indicators) or hybrid (an encoder's features).")
+    var features: TradingMarketSpec.Features = .basic
+    @Option(
+        help:
+            "With --features hybrid: the registry's hybrid model to encode bars with, NAME, NAME:VERSION, NAME:ALIAS or NAME@ALIAS."
+    )
+    var encoder: String?
+    @Option(help: "With --features hybrid: Monte Carlo dropout passes for the encoder's uncertainty.") var encoderPasses = 10
 }
+
+extension TradingMarketSpec.Features: ExpressibleByArgument {}

@@ -20,6 +20,10 @@ struct RLSetup {
     var outOfSample: ((String) throws -> Void)?
     /// Trains with rollout workers on the cluster (set when runners were asked for).
     var trainOnRunners: RunnerTraining?
+    /// The algorithm's configuration as JSON, for the model card.
+    var configJSON = "{}"
+    /// What the agent trains on, described: its SHA-256 is the data's identity in the lineage.
+    var dataDescription: String
 
     /// Rollout workers asked for on the command line.
     struct Runners {
@@ -35,7 +39,7 @@ struct RLSetup {
 
     init(
         algorithm: RLCommand.Algorithm, environment: RLCommand.EnvironmentName, seed: UInt64, steps: Int?, configData: Data?,
-        preset: String?, market: MarketOptions, runners: Runners? = nil
+        preset: String?, market: MarketOptions, runners: Runners? = nil, encoder: RegisteredEncoder? = nil
     ) throws {
         if let preset, !["dqn", "sb3"].contains(preset) {
             throw ValidationError("unknown preset \(preset): dqn (rainbow), sb3 (ppo)")
@@ -82,125 +86,20 @@ struct RLSetup {
                 )
             }
         }
-        func onRunners<Base: Environment>(
-            _ agent: PPO<Base>, _ name: RolloutEnvironment, _ evaluation: Base, interval: Int
-        ) -> RunnerTraining {
-            { cluster, options, requestedInterval, episodes, stopAt, progress, events in
-                var options = options
-                options.environmentsPerRunner = agent.config.environments / options.runners
-                progress(
-                    "Policy: \(agent.policy.parameterCount) parameters, published once per update through the object store; "
-                        + "each update learns from \(agent.config.steps) steps of \(options.runners) × \(options.environmentsPerRunner) environments."
-                )
-                let group = try await EnvRunnerGroup(
-                    cluster: cluster, environment: name, seed: seed, gamma: agent.config.gamma,
-                    policy: .ppo(hidden: agent.config.hidden, activation: agent.config.activation), options: options,
-                    observer: events)
-                let run = TrainingRun(
-                    totalSteps: agent.config.totalSteps, evaluationInterval: requestedInterval ?? interval,
-                    evaluationEpisodes: episodes, stopAt: stopAt, environmentName: name.displayName, seed: seed,
-                    evaluationEnvironment: evaluation)
-                var (sampled, sampling, learning) = (0, Duration.zero, Duration.zero)
-                do {
-                    let curve = try await run.run(
-                        agent, progress: progress,
-                        details: {
-                            String(
-                                format: "  sampling %.0f steps/s  learner %.0f updates/s",
-                                Double(sampled) / max(sampling.seconds, 1e-9),
-                                Double(agent.updatesDone) / max(learning.seconds, 1e-9))
-                        }
-                    ) { steps in
-                        let target = agent.stepsDone + steps
-                        while agent.stepsDone < target {
-                            let started = ContinuousClock.now
-                            let rollout = try await group.sample(weights: agent.policy.flattened(), steps: agent.config.steps)
-                            let sampledAt = ContinuousClock.now
-                            agent.learn(from: rollout)
-                            sampled += rollout.steps * rollout.environments
-                            sampling += sampledAt - started
-                            learning += ContinuousClock.now - sampledAt
-                        }
-                    }
-                    await group.shutdown()
-                    return curve
-                } catch {
-                    await group.shutdown()
-                    throw error
-                }
-            }
-        }
-        // Off-policy learners on rollout workers: the workers' transitions feed the learner's
-        // replay buffer; the next batch samples (with the weights of then) while the learner
-        // updates on the last. Each call brings about 256 transitions.
-        func offPolicyOnRunners<Base: Environment>(
-            _ agent: any OffPolicyLearner, kind: ContinuousActor.Kind, hidden: [Int], _ name: RolloutEnvironment,
-            _ evaluation: Base,
-            total: Int, interval: Int
-        ) -> RunnerTraining {
-            { cluster, options, requestedInterval, episodes, stopAt, progress, events in
-                var options = options
-                options.environmentsPerRunner = runners?.environmentsPerRunner ?? 1
-                let perCall = options.runners * options.environmentsPerRunner
-                let steps = max(1, 256 / perCall)
-                progress(
-                    "Actor: \(agent.actingPolicy.flattened().count) parameters, published once per batch through the object store; "
-                        + "batches of \(steps) steps of \(options.runners) × \(options.environmentsPerRunner) environments, sampled while the learner updates."
-                )
-                let group = try await EnvRunnerGroup(
-                    cluster: cluster, environment: name, seed: seed, gamma: 0.99, policy: .actor(kind, hidden: hidden),
-                    options: options,
-                    observer: events)
-                let run = TrainingRun(
-                    totalSteps: total, evaluationInterval: requestedInterval ?? interval, evaluationEpisodes: episodes,
-                    stopAt: stopAt,
-                    environmentName: name.displayName, seed: seed, evaluationEnvironment: evaluation)
-                var (sampling, learning, sampled) = (Duration.zero, Duration.zero, 0)
-                var inFlight: (task: Task<Transitions, any Error>, count: Int)?
-                func launch() {
-                    let weights = agent.actingPolicy.flattened()
-                    let random = agent.stepsDone + (inFlight?.count ?? 0) < agent.randomSteps
-                    inFlight = (Task { try await group.collect(weights: weights, steps: steps, random: random) }, steps * perCall)
-                }
-                do {
-                    let curve = try await run.run(
-                        agent, progress: progress,
-                        details: {
-                            String(
-                                format: "  sampling %.0f steps/s  learner %.0f steps/s",
-                                Double(sampled) / max(sampling.seconds, 1e-9),
-                                Double(sampled) / max(learning.seconds, 1e-9))
-                        }
-                    ) { stretch in
-                        let target = min(total, agent.stepsDone + stretch)
-                        while agent.stepsDone < target {
-                            if inFlight == nil { launch() }
-                            guard let pending = inFlight else { break }
-                            let transitions = try await pending.task.value
-                            inFlight = nil
-                            let batch = transitions.prefix(total - agent.stepsDone)
-                            // The next batch samples with the current weights while these are learnt from.
-                            if agent.stepsDone + batch.count < total { launch() }
-                            let started = ContinuousClock.now
-                            agent.learn(from: batch)
-                            learning += ContinuousClock.now - started
-                            sampled += batch.count
-                            sampling = await group.samplingTime
-                        }
-                    }
-                    inFlight?.task.cancel()
-                    await group.shutdown()
-                    return curve
-                } catch {
-                    inFlight?.task.cancel()
-                    await group.shutdown()
-                    throw error
-                }
-            }
-        }
         outOfSample = nil
         trainOnRunners = nil
-        let onWorkers: Set<String> = ["ppo/cartpole", "ppo/pendulum", "sac/pendulum", "td3/pendulum"]
+        func json<Config: Encodable>(_ config: Config) -> String {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            return (try? encoder.encode(config)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        }
+        dataDescription = #"{"environment": "\#(environment.rawValue)"}"#
+        if market.features == .hybrid && environment != .trading {
+            throw ValidationError("--features hybrid applies to the trading environment")
+        }
+        let onWorkers: Set<String> = [
+            "ppo/cartpole", "ppo/pendulum", "sac/pendulum", "td3/pendulum", "ppo/trading", "sac/trading", "td3/trading",
+        ]
         if runners != nil && !onWorkers.contains("\(algorithm.rawValue)/\(environment.rawValue)") {
             throw ValidationError(
                 "--env-runners: rollout workers run \(onWorkers.sorted().joined(separator: ", ")) so far, not \(algorithm.rawValue)/\(environment.rawValue)"
@@ -214,24 +113,27 @@ struct RLSetup {
             config.totalSteps = steps ?? config.totalSteps
             try spread(&config)
             let agent = try PPO(config: config) { _ in CartPole() }
+            configJSON = json(config)
             (self.agent, totalSteps, threshold) = (agent, config.totalSteps, 475)
             train = run(agent, "CartPole-v1", CartPole(), config.totalSteps, interval: 2048)
-            if runners != nil { trainOnRunners = onRunners(agent, .cartpole, CartPole(), interval: 2048) }
+            if runners != nil { trainOnRunners = Self.onRunners(agent, .cartpole, CartPole(), interval: 2048, seed: seed) }
         case (.ppo, .pendulum):
             var config = try decode(PPO<Pendulum>.Config.self, default: PPO<Pendulum>.Config.stableBaselinesDefaults)
             config.seed = seed
             config.totalSteps = steps ?? 100_000
             try spread(&config)
             let agent = try PPO(config: config) { _ in Pendulum() }
+            configJSON = json(config)
             (self.agent, totalSteps, threshold) = (agent, config.totalSteps, -200)
             train = run(agent, "Pendulum-v1", Pendulum(), config.totalSteps, interval: 4096)
-            if runners != nil { trainOnRunners = onRunners(agent, .pendulum, Pendulum(), interval: 4096) }
+            if runners != nil { trainOnRunners = Self.onRunners(agent, .pendulum, Pendulum(), interval: 4096, seed: seed) }
         case (.rainbow, .cartpole):
             let start = preset == "dqn" ? Rainbow<CartPole>.Config.stableBaselinesDQN : Rainbow<CartPole>.Config()
             var config = try decode(Rainbow<CartPole>.Config.self, default: start)
             config.seed = seed
             config.totalSteps = steps ?? config.totalSteps
             let agent = try Rainbow(config: config, environment: CartPole())
+            configJSON = json(config)
             (self.agent, totalSteps, threshold) = (agent, config.totalSteps, 475)
             train = run(agent, "CartPole-v1", CartPole(), config.totalSteps, interval: 2000)
         case (.sac, .pendulum):
@@ -239,11 +141,13 @@ struct RLSetup {
             config.seed = seed
             let total = steps ?? 20_000
             let agent = try SAC(config: config, environment: Pendulum())
+            configJSON = json(config)
             (self.agent, totalSteps, threshold) = (agent, total, -200)
             train = run(agent, "Pendulum-v1", Pendulum(), total, interval: 1000)
             if runners != nil {
-                trainOnRunners = offPolicyOnRunners(
-                    agent, kind: .squashedGaussian, hidden: config.hidden, .pendulum, Pendulum(), total: total, interval: 1000)
+                trainOnRunners = Self.offPolicyOnRunners(
+                    agent, .pendulum, Pendulum(), total: total, interval: 1000, seed: seed,
+                    environmentsPerRunner: runners?.environmentsPerRunner)
             }
         case (.td3, .pendulum):
             var start = TD3<Pendulum>.Config()
@@ -253,22 +157,27 @@ struct RLSetup {
             config.seed = seed
             let total = steps ?? 20_000
             let agent = try TD3(config: config, environment: Pendulum())
+            configJSON = json(config)
             (self.agent, totalSteps, threshold) = (agent, total, -200)
             train = run(agent, "Pendulum-v1", Pendulum(), total, interval: 1000)
             if runners != nil {
-                trainOnRunners = offPolicyOnRunners(
-                    agent, kind: .deterministic(noise: config.explorationNoise), hidden: config.hidden, .pendulum, Pendulum(),
-                    total: total, interval: 1000)
+                trainOnRunners = Self.offPolicyOnRunners(
+                    agent, .pendulum, Pendulum(),
+                    total: total, interval: 1000, seed: seed, environmentsPerRunner: runners?.environmentsPerRunner)
             }
         case (_, .trading), (_, .portfolio):
             guard configData == nil, preset == nil else {
                 throw ValidationError("--config and --preset apply to the classic-control environments")
             }
             let trading = try TradingSetup(
-                algorithm: algorithm, environment: environment, seed: seed, steps: steps, market: market)
+                algorithm: algorithm, environment: environment, seed: seed, steps: steps, market: market, encoder: encoder,
+                runners: runners)
+            trainOnRunners = trading.trainOnRunners
             (agent, totalSteps, threshold) = (trading.agent, trading.totalSteps, nil)
             train = trading.train
             outOfSample = trading.report
+            configJSON = json(["algorithm": algorithm.rawValue, "reward": market.reward, "discrete": "\(market.discrete)"])
+            dataDescription = trading.dataDescription
         default:
             throw ValidationError("\(algorithm.rawValue) on \(environment.rawValue) is not available")
         }
@@ -282,13 +191,21 @@ struct TradingSetup {
     let totalSteps: Int
     let train: (Int?, Int, Double?, (String) -> Void) -> LearningCurve
     let report: (String) throws -> Void
+    /// The market the agent trades: its generator's settings and its prices' SHA-256.
+    let dataDescription: String
+    /// Trains with rollout workers (the trading environment, when asked for).
+    var trainOnRunners: RLSetup.RunnerTraining?
 
     /// One bar a minute, 390 a trading day, 252 days a year.
     static let barsPerYear = 252.0 * 390
 
+    /// - Parameter encoder: the hybrid model whose features the trading environment observes
+    ///   (with `--features hybrid`).
     init(
-        algorithm: RLCommand.Algorithm, environment: RLCommand.EnvironmentName, seed: UInt64, steps: Int?, market: MarketOptions
+        algorithm: RLCommand.Algorithm, environment: RLCommand.EnvironmentName, seed: UInt64, steps: Int?, market: MarketOptions,
+        encoder: RegisteredEncoder? = nil, runners: RLSetup.Runners? = nil
     ) throws {
+        trainOnRunners = nil
         guard let reward = TradingReward(rawValue: market.reward) else {
             throw ValidationError(
                 "unknown reward \(market.reward): \(TradingReward.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -300,6 +217,10 @@ struct TradingSetup {
         marketConfig.seed = market.marketSeed
         marketConfig.symbols = environment == .portfolio ? ["AAA", "BBB", "CCC", "DDD"] : ["AAA"]
         let series = try SyntheticMarket(config: marketConfig).generate(bars: market.bars).series
+        let closes = series.flatMap(\.close)
+        let prices = closes.withUnsafeBytes { ContentDigest.sha256(of: $0) }
+        let portfolioDescription =
+            #"{"market": "synthetic", "seed": \#(market.marketSeed), "bars": \#(market.bars), "symbols": \#(series.count), "prices_sha256": "\#(prices)"}"#
         let trainEnd = market.bars * 70 / 100
         let validationEnd = market.bars * 85 / 100
         let features = try series.map { try MarketFeatures.basic($0, trainingBars: trainEnd) }
@@ -309,6 +230,10 @@ struct TradingSetup {
         let name = environment == .portfolio ? "portfolio" : "trading"
 
         if environment == .portfolio {
+            guard runners == nil, market.features == .basic else {
+                throw ValidationError("the portfolio environment runs in one process on basic features")
+            }
+            dataDescription = portfolioDescription
             var config = PortfolioEnvironment.Config()
             config.reward = reward
             let trainEnvironment = try PortfolioEnvironment(assets: features, span: trainSpan, config: config, seed: seed)
@@ -332,17 +257,60 @@ struct TradingSetup {
             return
         }
 
-        var config = TradingEnvironment.Config()
-        config.reward = reward
-        config.actionMode = market.discrete ? .discrete : .continuous
-        let asset = features[0]
-        let trainEnvironment = try TradingEnvironment(market: asset, span: trainSpan, config: config, seed: seed)
-        var whole = config
-        whole.episodeLength = nil
-        let validation = try TradingEnvironment(market: asset, span: validationSpan, config: whole, seed: seed)
-        let test = try TradingEnvironment(market: asset, span: testSpan, config: whole, seed: seed)
+        // The trading environment as its rollout workers build it too.
+        var spec = TradingMarketSpec()
+        spec.marketSeed = market.marketSeed
+        spec.bars = market.bars
+        spec.reward = reward
+        spec.discrete = market.discrete
+        spec.features = market.features
+        spec.encoder = encoder?.config
+        spec.encoderPasses = market.encoderPasses
+        let built = try spec.build(encoderWeights: try encoder?.weights(), seed: seed)
+        let (trainEnvironment, validation, test) = (built.train, built.validation, built.test)
+        dataDescription = built.description
         let hold: [Float] = market.discrete ? [2] : [1, 0]
         totalSteps = total
+        if let runners, algorithm != .ensemble {
+            let interval = max(1000, total / 20)
+            if algorithm == .ppo {
+                var config: PPO<TradingEnvironment>.Config = Self.ppoConfig(seed: seed, total: total)
+                if let perRunner = runners.environmentsPerRunner {
+                    config.environments = runners.count * perRunner
+                } else if config.environments % runners.count != 0 {
+                    throw ValidationError(
+                        "\(config.environments) environments do not split evenly into \(runners.count) runners: give --envs-per-runner"
+                    )
+                }
+                let agent = try PPO(config: config) { _ in trainEnvironment }
+                self.agent = agent
+                trainOnRunners = RLSetup.onRunners(
+                    agent, .trading(spec), validation, interval: interval, seed: seed, encoder: encoder?.artifact)
+            } else {
+                let agent =
+                    market.discrete
+                    ? try Self.discreteAgent(algorithm, trainEnvironment, seed: seed, total: total)
+                    : try Self.continuousAgent(algorithm, trainEnvironment, seed: seed, total: total)
+                guard let learner = agent as? any OffPolicyLearner else {
+                    throw ValidationError("--env-runners: \(algorithm.rawValue) does not learn from rollout workers yet")
+                }
+                self.agent = agent
+                trainOnRunners = RLSetup.offPolicyOnRunners(
+                    learner, .trading(spec), validation, total: total, interval: interval, seed: seed,
+                    environmentsPerRunner: runners.environmentsPerRunner, encoder: encoder?.artifact)
+            }
+            let agent = self.agent
+            train = Self.run(agent, name, validation, total, seed: seed)
+            report = { folder in
+                try Self.writeReport(
+                    [
+                        (agent.name, OutOfSample.returns(of: agent, on: test)),
+                        ("buy and hold", OutOfSample.returns(holding: hold, on: test)),
+                    ],
+                    weights: nil, to: folder)
+            }
+            return
+        }
 
         if algorithm == .ensemble {
             let kinds: [RLCommand.Algorithm] = market.discrete ? [.ppo, .rainbow] : [.ppo, .sac, .td3]
@@ -409,6 +377,18 @@ struct TradingSetup {
         }
     }
 
+    /// PPO's settings on the market environments.
+    static func ppoConfig<Base: Environment>(seed: UInt64, total: Int) -> PPO<Base>.Config {
+        var config = PPO<Base>.Config()
+        config.seed = seed
+        config.totalSteps = total
+        config.gamma = 0.99
+        config.gaeLambda = 0.95
+        config.learningRate = 3e-4
+        config.epochs = 10
+        return config
+    }
+
     static func continuousAgent<Base: Environment>(
         _ algorithm: RLCommand.Algorithm, _ environment: Base, seed: UInt64, total: Int
     ) throws
@@ -416,13 +396,7 @@ struct TradingSetup {
     {
         switch algorithm {
         case .ppo:
-            var config = PPO<Base>.Config()
-            config.seed = seed
-            config.totalSteps = total
-            config.gamma = 0.99
-            config.gaeLambda = 0.95
-            config.learningRate = 3e-4
-            config.epochs = 10
+            let config: PPO<Base>.Config = ppoConfig(seed: seed, total: total)
             return try PPO(config: config) { _ in environment }
         case .sac:
             var config = SAC<Base>.Config()
@@ -447,13 +421,7 @@ struct TradingSetup {
     {
         switch algorithm {
         case .ppo:
-            var config = PPO<Base>.Config()
-            config.seed = seed
-            config.totalSteps = total
-            config.gamma = 0.99
-            config.gaeLambda = 0.95
-            config.learningRate = 3e-4
-            config.epochs = 10
+            let config: PPO<Base>.Config = ppoConfig(seed: seed, total: total)
             return try PPO(config: config) { _ in environment }
         case .rainbow:
             var config = Rainbow<Base>.Config()

@@ -131,3 +131,42 @@ struct TransitionTests {
             actor.act(observations, random: false, using: &a) == agent.actingPolicy.act(observations, random: false, using: &b))
     }
 }
+
+/// The hybrid model's features computed as bars are met.
+struct EncodedFeaturesTests {
+    /// Each bar's row is the extractor's features of the window ending there, computed once;
+    /// the trading environment observes them in place of the indicators.
+    @Test func barsAreEncodedOnceAsTheyAreMet() throws {
+        var config = HybridModel.Config()
+        config.features = 3
+        config.steps = 8
+        config.convChannels = 4
+        config.kernels = [3, 5]
+        config.heads = 2
+        config.lstmHidden = 4
+        config.lstmLayers = 1
+        config.fusionSize = 6
+        let model = try HybridModel(config: config, seed: 1)
+        let bars = 60
+        let prices = (0..<bars).map { 100 + Double($0) * 0.1 }
+        let values = (0..<(bars * 3)).map { Float(sin(Double($0) * 0.37)) }
+        let inputs = try MarketFeatures(prices: prices, values: values, width: 3, names: ["a", "b", "c"], firstComplete: 2)
+        let encoded = try EncodedFeatures(inputs: inputs, model: model, passes: 3)
+        #expect(encoded.firstComplete == 9 && encoded.width == 6 + 2 && encoded.encodedBars == 1)
+        let row = encoded.row(20)
+        #expect(encoded.row(20) == row && encoded.encodedBars == 2, "a bar met again is not encoded again")
+        var window = [Float](repeating: 0, count: 3 * 8)
+        for step in 0..<8 { for feature in 0..<3 { window[feature * 8 + step] = values[(13 + step) * 3 + feature] } }
+        let direct = FeatureExtractor(model: model, passes: 3).extract(Tensor(shape: [3, 8], scalars: window))
+        #expect(Array(row.prefix(6)) == direct.fused && row[6] == direct.confidence)
+        var trading = TradingEnvironment.Config()
+        trading.episodeLength = 10
+        var environment = try TradingEnvironment(market: inputs, config: trading, seed: 0, encoder: encoded)
+        #expect(environment.observationSpace.dimension == 8 + 5)
+        let first = environment.reset(seed: 3)
+        #expect(Array(first.prefix(8)) == encoded.row(environment.currentBar))
+        #expect(throws: EnvironmentError.self) {
+            try TradingEnvironment(market: inputs, span: 2..<40, config: trading, seed: 0, encoder: encoded)
+        }
+    }
+}

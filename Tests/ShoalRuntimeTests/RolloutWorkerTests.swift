@@ -1,4 +1,5 @@
 import Foundation
+import Shoal
 import ShoalTestSupport
 import Testing
 
@@ -133,5 +134,76 @@ extension RolloutWorkerTests {
         // 2 runners × 500 steps of one Pendulum each: 2 episodes of 200 steps apiece.
         let last = try #require(driver.output.last { $0.contains("steps 1000/1000") }, "\(driver.output)")
         #expect(last.contains("episodes 4 "), "\(last)")
+    }
+}
+
+extension RolloutWorkerTests {
+    /// --register puts the agent in the cluster's registry: its checkpoint as the artifact, the
+    /// card's figures, and the lineage to the data and the binary that trained it.
+    @Test func aTrainedAgentIsRegisteredWithItsLineage() async throws {
+        let folder = try Self.folder("rollouts-register")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let cluster = try await ClusterProcesses(cpus: 2)
+        defer { cluster.stop() }
+        let driver = try cluster.driver(
+            [
+                "rl", "train", "--algo", "ppo", "--env", "cartpole", "--env-runners", "2", "--steps", "2048", "--eval-episodes",
+                "2",
+                "--out", folder, "--register", "cartpole-ppo", "--alias", "staging",
+            ], binary: "trading")
+        #expect(try await driver.waitForExit(timeout: .seconds(300)) == 0, "\(driver.output)")
+        #expect(driver.line(startingWith: "Registered cartpole-ppo version 1 as staging") != nil, "\(driver.output)")
+        let registry = try ModelRegistry(address: cluster.address, identity: "checker")
+        let (version, artifact) = try registry.load(name: "cartpole-ppo", alias: "staging")
+        #expect(artifact == Array(try Data(contentsOf: URL(fileURLWithPath: folder + "/checkpoint.safetensors"))))
+        #expect(version.parameters["algorithm"] == "ppo" && version.parameters["runners"] == "2")
+        #expect(version.metrics["steps"]?.last?.value == 2048 && version.metrics["evaluation_mean"] != nil)
+        #expect(version.lineage.codeSHA256 == (try ContentDigest.sha256(ofFile: binaryPath("trading"))))
+        #expect(version.lineage.dataSHA256.count == 64)
+    }
+}
+
+extension RolloutWorkerTests {
+    /// The trading environment observing a registered hybrid model's features: the encoder
+    /// comes from the registry, reaches the runners through the object store, and each runner
+    /// encodes the bars it meets.
+    @Test func runnersTradeOnTheFeaturesOfARegisteredEncoder() async throws {
+        let folder = try Self.folder("rollouts-hybrid")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let config = folder + "/encoder.json"
+        try Data(
+            #"""
+            {"model": {"convChannels": 8, "kernels": [3, 5], "heads": 2, "lstmHidden": 8, "lstmLayers": 1, "fusionSize": 16,
+                       "dropout": 0.1},
+             "data": {"bars": 3000, "steps": 16}, "batchSize": 16, "maxSteps": 10, "epochs": 1, "patience": 0}
+            """#.utf8
+        ).write(to: URL(fileURLWithPath: config))
+        let cluster = try await ClusterProcesses(cpus: 2)
+        defer { cluster.stop() }
+        let encoder = try cluster.driver(
+            ["model", "train", "--config", config, "--out", folder + "/encoder", "--register", "enc", "--alias", "staging"],
+            binary: "trading")
+        #expect(try await encoder.waitForExit(timeout: .seconds(300)) == 0, "\(encoder.output)")
+        let arguments = [
+            "rl", "train", "--algo", "ppo", "--env", "trading", "--features", "hybrid", "--bars", "3000", "--steps", "512",
+            "--eval-interval", "512", "--env-runners", "2", "--out", folder + "/rl",
+        ]
+        let driver = try cluster.driver(arguments + ["--encoder", "enc@staging"], binary: "trading")
+        #expect(try await driver.waitForExit(timeout: .seconds(300)) == 0, "\(driver.output)")
+        #expect(driver.line(startingWith: "Encoder: enc version 1") != nil, "\(driver.output)")
+        #expect(Self.runnerPIDs(driver.line(startingWith: "Runners up") ?? "").count == 2, "\(driver.output)")
+        #expect(driver.output.contains { $0.contains("steps 512/512") }, "\(driver.output)")
+        #expect(FileManager.default.fileExists(atPath: folder + "/rl/oos.json"))
+        // Hybrid features without an encoder are a usage error; a registered model that is not a
+        // hybrid model is refused with its name.
+        let missing = try cluster.driver(arguments, binary: "trading")
+        #expect(try await missing.waitForExit(timeout: .seconds(60)) == 64)
+        let artifact = folder + "/blob.bin"
+        try Data([1, 2, 3]).write(to: URL(fileURLWithPath: artifact))
+        let registry = try ModelRegistry(address: cluster.address, identity: "tester")
+        _ = try registry.register(model: "blob", artifactAt: artifact, format: "binary")
+        let wrong = try cluster.driver(arguments + ["--encoder", "blob"], binary: "trading")
+        #expect(try await wrong.waitForExit(timeout: .seconds(60)) == 1)
+        #expect(wrong.output.contains { $0.contains("blob version 1 is not a hybrid model") }, "\(wrong.output)")
     }
 }

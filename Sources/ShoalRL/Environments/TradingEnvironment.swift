@@ -52,6 +52,8 @@ public struct TradingEnvironment: Environment {
 
     public let config: Config
     public let market: MarketFeatures
+    /// When set, observations carry its features of each bar instead of `market`'s.
+    public let encoder: EncodedFeatures?
     /// The bars episodes are drawn from.
     public let span: Range<Int>
     private var generator: SeededGenerator
@@ -66,13 +68,24 @@ public struct TradingEnvironment: Environment {
 
     /// - Parameter span: the bars to trade in (default: every bar with complete features).
     /// - Throws: `EnvironmentError` for a bad configuration or a span too short for one step.
-    public init(market: MarketFeatures, span: Range<Int>? = nil, config: Config = Config(), seed: UInt64 = 0) throws {
+    /// - Parameter encoder: observe its features of each bar (the hybrid model's, computed as
+    ///   bars are met) instead of `market`'s; `market` still gives the prices.
+    public init(
+        market: MarketFeatures, span: Range<Int>? = nil, config: Config = Config(), seed: UInt64 = 0,
+        encoder: EncodedFeatures? = nil
+    ) throws {
         try config.validate()
-        let span = span ?? market.firstComplete..<market.bars
-        guard span.lowerBound >= market.firstComplete, span.upperBound <= market.bars, span.count >= 2 else {
+        let firstComplete = max(market.firstComplete, encoder?.firstComplete ?? 0)
+        let span = span ?? firstComplete..<market.bars
+        guard span.lowerBound >= firstComplete, span.upperBound <= market.bars, span.count >= 2 else {
             throw EnvironmentError(
-                "trading environment: span \(span) is not inside the complete bars \(market.firstComplete)..<\(market.bars)")
+                "trading environment: span \(span) is not inside the complete bars \(firstComplete)..<\(market.bars)")
         }
+        if let encoder, encoder.inputs.bars != market.bars {
+            throw EnvironmentError(
+                "trading environment: the encoder's market has \(encoder.inputs.bars) bars, the prices \(market.bars)")
+        }
+        self.encoder = encoder
         if let length = config.episodeLength, length >= span.count {
             throw EnvironmentError("trading environment: episodes of \(length) bars do not fit a span of \(span.count)")
         }
@@ -87,7 +100,7 @@ public struct TradingEnvironment: Environment {
     }
 
     public var observationSpace: Space {
-        .box(dimension: market.width + 5, low: -.greatestFiniteMagnitude, high: .greatestFiniteMagnitude)
+        .box(dimension: (encoder?.width ?? market.width) + 5, low: -.greatestFiniteMagnitude, high: .greatestFiniteMagnitude)
     }
 
     public var actionSpace: Space {
@@ -104,7 +117,7 @@ public struct TradingEnvironment: Environment {
         let price = market.prices[bar]
         let sinceEntry = position != 0 && entryPrice > 0 ? (price / entryPrice - 1) * (position > 0 ? 1 : -1) : 0
         let hold = Double(max(1, config.maxHoldSteps))
-        return Array(market.row(bar))
+        return (encoder?.row(bar) ?? Array(market.row(bar)))
             + [
                 Float(position), Float(sinceEntry), Float(Double(heldFor) / hold), Float(Double(lockedFor) / hold),
                 Float(tracker.drawdown(at: equity)),

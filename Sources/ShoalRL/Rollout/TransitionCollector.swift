@@ -139,6 +139,9 @@ public struct ContinuousActor: Sendable {
     /// The network's parameters laid end to end.
     public func flattened() -> [Float] { network.tensors.flatMap(\.scalars) }
 
+    /// The hidden layers' sizes.
+    public var hiddenSizes: [Int] { network.weights.dropLast().map { $0.shape[0] } }
+
     /// Takes parameters published by `flattened()` of an actor of the same shape.
     /// - Throws: `AgentError` when the count differs.
     public mutating func load(flattened flat: [Float]) throws {

@@ -82,6 +82,49 @@ public struct HybridDataset: Sendable {
     /// trending price does not move them out of the range the z-scores were fitted on.
     static let priceLevelPrefixes = ["sma_", "ema_", "bb_upper", "bb_middle", "bb_lower", "vwap_"]
 
+    /// The model's inputs for one asset, every bar: the standard features in stationary form
+    /// (price levels as log(level / close), OBV as its change), z-scored with the statistics of
+    /// the first `trainingBars` bars only; with the first bar every feature is defined for.
+    /// - Throws: `TrainingError` for prices that are not positive or a training span inside the warm-up.
+    public static func normalisedFeatures(
+        _ data: MarketData, trainingBars: Int
+    ) throws -> (table: FeatureTable, firstComplete: Int) {
+        guard data.close.allSatisfy({ $0 > 0 && $0.isFinite }) else {
+            throw TrainingError("\(data.symbol): closing prices must be positive and finite")
+        }
+        var table = FeaturePipeline.standard.transform(data)
+        for (index, name) in table.names.enumerated() {
+            if priceLevelPrefixes.contains(where: name.hasPrefix) {
+                table.columns[index] = zip(table.columns[index], data.close).map { log($0 / $1) }
+            } else if name == "obv" {
+                let obv = table.columns[index]
+                table.columns[index] = obv.indices.map { $0 == 0 || obv[$0 - 1].isNaN ? .nan : obv[$0] - obv[$0 - 1] }
+            }
+        }
+        let first = table.firstCompleteRow
+        guard first < trainingBars, trainingBars <= data.close.count else {
+            throw TrainingError(
+                "\(data.symbol): \(data.close.count) bars leave no training bar after the indicators' warm-up of \(first)")
+        }
+        return (ZScoreNormalizer.fit(table, rows: first..<trainingBars).apply(table), first)
+    }
+
+    /// The model's inputs for one asset laid row by row (`[bars × features]`, bar-major), each
+    /// value clipped to ±10 and undefined ones 0, as the windows hold them.
+    public static func modelInputs(
+        _ data: MarketData, trainingBars: Int
+    ) throws -> (values: [Float], width: Int, names: [String], firstComplete: Int) {
+        let (table, first) = try normalisedFeatures(data, trainingBars: trainingBars)
+        let width = table.names.count
+        var values = [Float](repeating: 0, count: data.close.count * width)
+        for (column, series) in table.columns.enumerated() {
+            for (bar, value) in series.enumerated() where value.isFinite {
+                values[bar * width + column] = Float(max(-10, min(10, value)))
+            }
+        }
+        return (values, width, table.names, first)
+    }
+
     /// Builds the dataset from `series` (one entry per asset; every asset is split at the same
     /// fractions of its own bars).
     /// - Throws: `TrainingError` when a split has no window or the series are too short.
@@ -102,27 +145,9 @@ public struct HybridDataset: Sendable {
         var tables: [AssetTable] = []
         for data in series {
             let count = data.close.count
-            guard data.close.allSatisfy({ $0 > 0 && $0.isFinite }) else {
-                throw TrainingError("\(data.symbol): closing prices must be positive and finite")
-            }
-            var table = pipeline.transform(data)
-            for (index, name) in table.names.enumerated() {
-                if priceLevelPrefixes.contains(where: name.hasPrefix) {
-                    table.columns[index] = zip(table.columns[index], data.close).map { log($0 / $1) }
-                } else if name == "obv" {
-                    let obv = table.columns[index]
-                    table.columns[index] = obv.indices.map { $0 == 0 || obv[$0 - 1].isNaN ? .nan : obv[$0] - obv[$0 - 1] }
-                }
-            }
-            let first = table.firstCompleteRow
             let trainEnd = Int(Double(count) * config.trainFraction)
             let validationEnd = Int(Double(count) * (config.trainFraction + config.validationFraction))
-            guard first < trainEnd else {
-                throw TrainingError(
-                    "\(data.symbol): \(count) bars leave no training bar after the indicators' warm-up of \(first)")
-            }
-            let normalizer = ZScoreNormalizer.fit(table, rows: first..<trainEnd)
-            let normalised = normalizer.apply(table)
+            let (normalised, first) = try normalisedFeatures(data, trainingBars: trainEnd)
             tables.append(
                 AssetTable(
                     columns: normalised.columns, close: data.close,
@@ -216,7 +241,8 @@ extension HybridDataset: Codable {
         try container.encode(featureNames, forKey: .featureNames)
         try container.encode(returnScale, forKey: .returnScale)
         for (key, set) in [(CodingKeys.train, train), (.validation, validation), (.test, test)] {
-            try container.encode(Split(assets: set.assets, origins: set.origins, labels: set.labels, returns: set.returns), forKey: key)
+            try container.encode(
+                Split(assets: set.assets, origins: set.origins, labels: set.labels, returns: set.returns), forKey: key)
         }
     }
 

@@ -1,0 +1,123 @@
+import Foundation
+import Shoal
+import ShoalRL
+import ShoalRollouts
+
+extension RLSetup {
+    static func onRunners<Base: Environment>(
+        _ agent: PPO<Base>, _ name: RolloutEnvironment, _ evaluation: Base, interval: Int, seed: UInt64, encoder: [UInt8]? = nil
+    ) -> RunnerTraining {
+        { cluster, options, requestedInterval, episodes, stopAt, progress, events in
+            var options = options
+            options.environmentsPerRunner = agent.config.environments / options.runners
+            progress(
+                "Policy: \(agent.policy.parameterCount) parameters, published once per update through the object store; "
+                    + "each update learns from \(agent.config.steps) steps of \(options.runners) × \(options.environmentsPerRunner) environments."
+            )
+            let group = try await EnvRunnerGroup(
+                cluster: cluster, environment: name, seed: seed, gamma: agent.config.gamma,
+                policy: .ppo(hidden: agent.config.hidden, activation: agent.config.activation), encoder: encoder,
+                options: options, observer: events)
+            let run = TrainingRun(
+                totalSteps: agent.config.totalSteps, evaluationInterval: requestedInterval ?? interval,
+                evaluationEpisodes: episodes, stopAt: stopAt, environmentName: name.displayName, seed: seed,
+                evaluationEnvironment: evaluation)
+            var (sampled, sampling, learning) = (0, Duration.zero, Duration.zero)
+            do {
+                let curve = try await run.run(
+                    agent, progress: progress,
+                    details: {
+                        String(
+                            format: "  sampling %.0f steps/s  learner %.0f updates/s",
+                            Double(sampled) / max(sampling.seconds, 1e-9),
+                            Double(agent.updatesDone) / max(learning.seconds, 1e-9))
+                    }
+                ) { steps in
+                    let target = agent.stepsDone + steps
+                    while agent.stepsDone < target {
+                        let started = ContinuousClock.now
+                        let rollout = try await group.sample(weights: agent.policy.flattened(), steps: agent.config.steps)
+                        let sampledAt = ContinuousClock.now
+                        agent.learn(from: rollout)
+                        sampled += rollout.steps * rollout.environments
+                        sampling += sampledAt - started
+                        learning += ContinuousClock.now - sampledAt
+                    }
+                }
+                await group.shutdown()
+                return curve
+            } catch {
+                await group.shutdown()
+                throw error
+            }
+        }
+    }
+    // Off-policy learners on rollout workers: the workers' transitions feed the learner's
+    // replay buffer; the next batch samples (with the weights of then) while the learner
+    // updates on the last. Each call brings about 256 transitions.
+    static func offPolicyOnRunners<Base: Environment>(
+        _ agent: any OffPolicyLearner, _ name: RolloutEnvironment, _ evaluation: Base, total: Int, interval: Int, seed: UInt64,
+        environmentsPerRunner: Int?, encoder: [UInt8]? = nil
+    ) -> RunnerTraining {
+        { cluster, options, requestedInterval, episodes, stopAt, progress, events in
+            var options = options
+            options.environmentsPerRunner = environmentsPerRunner ?? 1
+            let perCall = options.runners * options.environmentsPerRunner
+            let steps = max(1, 256 / perCall)
+            progress(
+                "Actor: \(agent.actingPolicy.flattened().count) parameters, published once per batch through the object store; "
+                    + "batches of \(steps) steps of \(options.runners) × \(options.environmentsPerRunner) environments, sampled while the learner updates."
+            )
+            let actor = agent.actingPolicy
+            let group = try await EnvRunnerGroup(
+                cluster: cluster, environment: name, seed: seed, gamma: 0.99,
+                policy: .actor(actor.kind, hidden: actor.hiddenSizes),
+                encoder: encoder, options: options, observer: events)
+            let run = TrainingRun(
+                totalSteps: total, evaluationInterval: requestedInterval ?? interval, evaluationEpisodes: episodes,
+                stopAt: stopAt,
+                environmentName: name.displayName, seed: seed, evaluationEnvironment: evaluation)
+            var (sampling, learning, sampled) = (Duration.zero, Duration.zero, 0)
+            var inFlight: (task: Task<Transitions, any Error>, count: Int)?
+            func launch() {
+                let weights = agent.actingPolicy.flattened()
+                let random = agent.stepsDone + (inFlight?.count ?? 0) < agent.randomSteps
+                inFlight = (Task { try await group.collect(weights: weights, steps: steps, random: random) }, steps * perCall)
+            }
+            do {
+                let curve = try await run.run(
+                    agent, progress: progress,
+                    details: {
+                        String(
+                            format: "  sampling %.0f steps/s  learner %.0f steps/s",
+                            Double(sampled) / max(sampling.seconds, 1e-9),
+                            Double(sampled) / max(learning.seconds, 1e-9))
+                    }
+                ) { stretch in
+                    let target = min(total, agent.stepsDone + stretch)
+                    while agent.stepsDone < target {
+                        if inFlight == nil { launch() }
+                        guard let pending = inFlight else { break }
+                        let transitions = try await pending.task.value
+                        inFlight = nil
+                        let batch = transitions.prefix(total - agent.stepsDone)
+                        // The next batch samples with the current weights while these are learnt from.
+                        if agent.stepsDone + batch.count < total { launch() }
+                        let started = ContinuousClock.now
+                        agent.learn(from: batch)
+                        learning += ContinuousClock.now - started
+                        sampled += batch.count
+                        sampling = await group.samplingTime
+                    }
+                }
+                inFlight?.task.cancel()
+                await group.shutdown()
+                return curve
+            } catch {
+                inFlight?.task.cancel()
+                await group.shutdown()
+                throw error
+            }
+        }
+    }
+}
