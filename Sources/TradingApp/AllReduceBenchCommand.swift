@@ -8,7 +8,8 @@ extension ModelCommand {
     struct AllReduceBench: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "allreduce-bench",
-            abstract: "Time the workers' all-reduce among --ranks processes of this program (compare Benchmarks/allreduce_gloo.py).",
+            abstract:
+                "Time the workers' all-reduce among --ranks processes of this program (compare Benchmarks/allreduce_gloo.py).",
             discussion: """
                 Starts --ranks processes; each averages a buffer of --count floats with the others --iterations \
                 times after --warmup untimed calls, the ranks lined up by a barrier before each call. An \
@@ -75,7 +76,8 @@ extension ModelCommand {
             ]
             print(
                 String(
-                    format: "all-reduce of %d floats among %d processes over %@: median %.3f ms (p90 %.3f), memcpy %.3f ms", count,
+                    format: "all-reduce of %d floats among %d processes over %@: median %.3f ms (p90 %.3f), memcpy %.3f ms",
+                    count,
                     ranks, collective.rawValue, median(slowest) * 1000, slowest.sorted()[slowest.count * 9 / 10] * 1000,
                     median(copies) * 1000))
             if let json {
@@ -91,20 +93,29 @@ extension ModelCommand {
             case .ring:
                 let ring = try RingCollective(rank: rank, size: ranks, count: count, host: "127.0.0.1")
                 let barrier = try RingCollective(rank: rank, size: ranks, count: 16, host: "127.0.0.1")
-                try "\(ring.endpoint) \(barrier.endpoint)".write(toFile: "\(folder)/endpoint-\(rank)", atomically: true, encoding: .utf8)
+                try "\(ring.endpoint) \(barrier.endpoint)".write(
+                    toFile: "\(folder)/endpoint-\(rank)", atomically: true, encoding: .utf8)
                 var endpoints: [[String]] = []
                 let deadline = ContinuousClock.now + .seconds(60)
                 while endpoints.count < ranks {
                     endpoints = (0..<ranks).compactMap {
-                        (try? String(contentsOfFile: "\(folder)/endpoint-\($0)", encoding: .utf8))?.split(separator: " ").map(String.init)
+                        (try? String(contentsOfFile: "\(folder)/endpoint-\($0)", encoding: .utf8))?.split(separator: " ").map(
+                            String.init)
                     }
                     guard ContinuousClock.now < deadline else {
-                        throw CommandFailure("rank \(rank): only \(endpoints.count) of \(ranks) ranks wrote their endpoints within 60 s")
+                        throw CommandFailure(
+                            "rank \(rank): only \(endpoints.count) of \(ranks) ranks wrote their endpoints within 60 s")
                     }
                     if endpoints.count < ranks { usleep(1000) }
                 }
-                try ring.connect(peers: endpoints.enumerated().map { CollectiveEndpoint(rank: $0.offset, host: "", address: $0.element[0], pid: 0) })
-                try barrier.connect(peers: endpoints.enumerated().map { CollectiveEndpoint(rank: $0.offset, host: "", address: $0.element[1], pid: 0) })
+                try ring.connect(
+                    peers: endpoints.enumerated().map {
+                        CollectiveEndpoint(rank: $0.offset, host: "", address: $0.element[0], pid: 0)
+                    })
+                try barrier.connect(
+                    peers: endpoints.enumerated().map {
+                        CollectiveEndpoint(rank: $0.offset, host: "", address: $0.element[1], pid: 0)
+                    })
                 var token = [Float](repeating: 0, count: 16)
                 lineUp = { try token.withUnsafeMutableBufferPointer { try barrier.allReduceMean($0) } }
                 all = ring
@@ -123,7 +134,8 @@ extension ModelCommand {
                 try buffer.withUnsafeMutableBufferPointer { try all.allReduceMean($0) }
                 if iteration >= warmup { times.append((ContinuousClock.now - start).seconds) }
             }
-            try times.map { String($0) }.joined(separator: "\n").write(toFile: "\(folder)/times-\(rank)", atomically: true, encoding: .utf8)
+            try times.map { String($0) }.joined(separator: "\n").write(
+                toFile: "\(folder)/times-\(rank)", atomically: true, encoding: .utf8)
             all.close()
         }
     }

@@ -11,7 +11,8 @@ enum Main {
     static func main() async {
         // Before anything else: OpenBLAS must load with the kernels this processor supports.
         BLAS.ensureBestKernels()
-        await Shoal.bootstrap(tasks: MonteCarlo.tasks, actors: [TrainingWorker.actorType, EnvRunner.actorType])
+        await Shoal.bootstrap(
+            tasks: MonteCarlo.tasks, actors: [TrainingWorker.actorType, EnvRunner.actorType, MemberTrainer.actorType])
         await TradingCommand.main()
     }
 }

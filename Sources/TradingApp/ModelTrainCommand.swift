@@ -78,9 +78,13 @@ extension ModelCommand {
             guard cpusPerWorker >= 1, gpusPerWorker >= 0, maxFailures >= 0 else {
                 throw ValidationError("--cpus-per-worker must be at least 1, --gpus-per-worker and --max-failures not negative")
             }
-            if alias != nil, register == nil { throw ValidationError("--alias names the version --register makes: add --register NAME") }
+            if alias != nil, register == nil {
+                throw ValidationError("--alias names the version --register makes: add --register NAME")
+            }
             if let initFrom { _ = try Self.parseVersion(initFrom) }
-            if resume != nil, initFrom != nil { throw ValidationError("--resume goes on from a checkpoint: leave out --init-from") }
+            if resume != nil, initFrom != nil {
+                throw ValidationError("--resume goes on from a checkpoint: leave out --init-from")
+            }
             if workers == nil {
                 let clustered: [(String, Bool)] = [
                     ("--address", address != nil), ("--gpus-per-worker", gpusPerWorker != 0), ("--placement", placement != .pack),
@@ -154,7 +158,8 @@ extension ModelCommand {
             var initialWeights: [String: Tensor]?
             var parent: (name: String, version: Int)?
             if let initFrom {
-                let registry = try ModelRegistry(address: try registryAddress(), identity: identity ?? ModelRegistry.defaultIdentity)
+                let registry = try ModelRegistry(
+                    address: try registryAddress(), identity: identity ?? ModelRegistry.defaultIdentity)
                 let (name, number, alias) = try Self.parseVersion(initFrom)
                 let (version, artifact) = try registry.load(name: name, version: number, alias: alias)
                 initialWeights = try SafeTensors.decode(artifact, source: "\(name) version \(version.version)").tensors
@@ -230,7 +235,9 @@ extension ModelCommand {
                     observer: { printer.show($0) })
                 try LearningCurveReport.write(loop.state.history, to: folder)
                 guard loop.state.finished else {
-                    print("Stopped at step \(loop.state.step) of \(loop.totalSteps); go on with: trading model train --resume \(folder)")
+                    print(
+                        "Stopped at step \(loop.state.step) of \(loop.totalSteps); go on with: trading model train --resume \(folder)"
+                    )
                     throw ExitCode(130)
                 }
                 finalHistory = loop.state.history
@@ -245,7 +252,8 @@ extension ModelCommand {
             try encoder.encode(report).write(to: URL(fileURLWithPath: "\(folder)/test-report.json"))
             print(report.summary)
             if let register {
-                let registry = try ModelRegistry(address: try registryAddress(), identity: identity ?? ModelRegistry.defaultIdentity)
+                let registry = try ModelRegistry(
+                    address: try registryAddress(), identity: identity ?? ModelRegistry.defaultIdentity)
                 let record = TrainedModelRecord(
                     name: register, weightsPath: "\(folder)/model.safetensors", config: loop.config, report: report,
                     history: finalHistory,

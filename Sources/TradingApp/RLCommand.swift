@@ -112,10 +112,12 @@ struct RLCommand: AsyncParsableCommand {
                 flushStandardOutput()
             }
             let curve: LearningCurve
-            if let runners = envRunners, let trainOnRunners = setup.trainOnRunners {
-                curve = try await trainOnCluster(runners: runners, trainOnRunners, show)
+            if let trainOnRunners = setup.trainOnRunners, envRunners != nil || setup.train == nil {
+                curve = try await trainOnCluster(runners: envRunners ?? 0, trainOnRunners, show)
+            } else if let train = setup.train {
+                curve = train(evalInterval, evalEpisodes, stopAt, show)
             } else {
-                curve = setup.train(evalInterval, evalEpisodes, stopAt, show)
+                throw CommandFailure("\(algo.rawValue) on \(env.rawValue) has no way to train")
             }
             try curve.writeCSV(to: "\(out)/curve.csv")
             try curve.plot(threshold: setup.threshold).write(to: "\(out)/curve.png")
@@ -164,10 +166,12 @@ struct RLCommand: AsyncParsableCommand {
         ) async throws -> LearningCurve {
             let cluster = try await Cluster.connect(
                 address: address, localCPUs: max(ProcessInfo.processInfo.activeProcessorCount, runners * cpusPerRunner))
+            var options = EnvRunnerOptions(runners: max(1, runners))
+            let place = cluster.isEmbedded ? "an embedded cluster" : "the cluster at \(cluster.address)"
             print(
-                "Sampling on \(cluster.isEmbedded ? "an embedded cluster" : "the cluster at \(cluster.address)"): \(runners) rollout "
-                    + "worker(s) of \(cpusPerRunner) CPU(s), weights through the object store.")
-            var options = EnvRunnerOptions(runners: runners)
+                runners > 0
+                    ? "Sampling on \(place): \(runners) rollout worker(s) of \(cpusPerRunner) CPU(s), weights through the object store."
+                    : "Training on \(place).")
             options.cpusPerRunner = cpusPerRunner
             options.maxRestarts = maxRunnerRestarts
             let events: @Sendable (EnvRunnerEvent) -> Void = { event in

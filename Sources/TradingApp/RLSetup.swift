@@ -15,7 +15,8 @@ struct RLSetup {
     let agent: any Agent
     let totalSteps: Int
     let threshold: Double?
-    let train: (Int?, Int, Double?, (String) -> Void) -> LearningCurve
+    /// Trains in this process (nil when the run needs the cluster: the ensemble).
+    let train: ((Int?, Int, Double?, (String) -> Void) -> LearningCurve)?
     /// Writes the out-of-sample comparison into a folder (trading environments only).
     var outOfSample: ((String) throws -> Void)?
     /// Trains with rollout workers on the cluster (set when runners were asked for).
@@ -189,7 +190,8 @@ struct RLSetup {
 struct TradingSetup {
     let agent: any Agent
     let totalSteps: Int
-    let train: (Int?, Int, Double?, (String) -> Void) -> LearningCurve
+    /// Trains in this process (nil for the ensemble, whose members train on the cluster).
+    let train: ((Int?, Int, Double?, (String) -> Void) -> LearningCurve)?
     let report: (String) throws -> Void
     /// The market the agent trades: its generator's settings and its prices' SHA-256.
     let dataDescription: String
@@ -241,7 +243,7 @@ struct TradingSetup {
             whole.episodeLength = nil
             let validation = try PortfolioEnvironment(assets: features, span: validationSpan, config: whole, seed: seed)
             let test = try PortfolioEnvironment(assets: features, span: testSpan, config: whole, seed: seed)
-            let agent = try Self.continuousAgent(algorithm, trainEnvironment, seed: seed, total: total)
+            let agent = try Self.marketAgent(algorithm, trainEnvironment, seed: seed, total: total)
             self.agent = agent
             totalSteps = total
             train = Self.run(agent, name, validation, total, seed: seed)
@@ -249,8 +251,8 @@ struct TradingSetup {
             report = { folder in
                 try Self.writeReport(
                     [
-                        (agent.name, OutOfSample.returns(of: agent, on: test)),
-                        ("equal weights", OutOfSample.returns(holding: equal, on: test)),
+                        (agent.name, OutOfSample.run(of: agent, on: test)),
+                        ("equal weights", OutOfSample.run(on: test) { _ in equal }),
                     ],
                     weights: nil, to: folder)
             }
@@ -274,7 +276,7 @@ struct TradingSetup {
         if let runners, algorithm != .ensemble {
             let interval = max(1000, total / 20)
             if algorithm == .ppo {
-                var config: PPO<TradingEnvironment>.Config = Self.ppoConfig(seed: seed, total: total)
+                var config: PPO<TradingEnvironment>.Config = TradingAgents.ppoConfig(seed: seed, total: total)
                 if let perRunner = runners.environmentsPerRunner {
                     config.environments = runners.count * perRunner
                 } else if config.environments % runners.count != 0 {
@@ -287,10 +289,7 @@ struct TradingSetup {
                 trainOnRunners = RLSetup.onRunners(
                     agent, .trading(spec), validation, interval: interval, seed: seed, encoder: encoder?.artifact)
             } else {
-                let agent =
-                    market.discrete
-                    ? try Self.discreteAgent(algorithm, trainEnvironment, seed: seed, total: total)
-                    : try Self.continuousAgent(algorithm, trainEnvironment, seed: seed, total: total)
+                let agent = try Self.marketAgent(algorithm, trainEnvironment, seed: seed, total: total)
                 guard let learner = agent as? any OffPolicyLearner else {
                     throw ValidationError("--env-runners: \(algorithm.rawValue) does not learn from rollout workers yet")
                 }
@@ -304,8 +303,8 @@ struct TradingSetup {
             report = { folder in
                 try Self.writeReport(
                     [
-                        (agent.name, OutOfSample.returns(of: agent, on: test)),
-                        ("buy and hold", OutOfSample.returns(holding: hold, on: test)),
+                        (agent.name, OutOfSample.run(of: agent, on: test)),
+                        ("buy and hold", OutOfSample.run(on: test) { _ in hold }),
                     ],
                     weights: nil, to: folder)
             }
@@ -313,52 +312,56 @@ struct TradingSetup {
         }
 
         if algorithm == .ensemble {
-            let kinds: [RLCommand.Algorithm] = market.discrete ? [.ppo, .rainbow] : [.ppo, .sac, .td3]
-            let members = try kinds.map { kind -> any Agent in
-                let budget = kind == .ppo || kind == .rainbow ? total * 5 : total
-                return market.discrete
-                    ? try Self.discreteAgent(kind, trainEnvironment, seed: seed, total: budget)
-                    : try Self.continuousAgent(kind, trainEnvironment, seed: seed, total: budget)
-            }
+            let kinds: [TradingAlgorithm] = market.discrete ? [.ppo, .rainbow] : [.ppo, .sac, .td3]
+            // On-policy members train five times the off-policy ones' budget.
+            let budgets = kinds.map { $0 == .ppo || $0 == .rainbow ? total * 5 : total }
+            let members = try zip(kinds, budgets).map { try TradingAgents.make($0, trainEnvironment, seed: seed, total: $1) }
             var ensembleConfig = Ensemble<TradingEnvironment>.Config()
             ensembleConfig.seed = seed
             let ensemble = try Ensemble<TradingEnvironment>(
                 members: members, actionSpace: trainEnvironment.actionSpace, config: ensembleConfig)
             agent = ensemble
-            // Each member trains its own budget (on-policy members five times the off-policy ones').
-            train = { _, _, _, progress in
-                var curve = LearningCurve(algorithm: "ensemble", environment: name, seed: seed)
-                for (member, kind) in zip(members, kinds) {
-                    let budget = kind == .ppo || kind == .rainbow ? total * 5 : total
-                    let memberCurve = TrainingRun(
-                        totalSteps: budget, evaluationInterval: max(1000, budget / 10), evaluationEpisodes: 1,
-                        environmentName: name, seed: seed, evaluationEnvironment: validation
-                    ).run(member, progress: progress)
-                    curve.points += memberCurve.points
-                }
-                return curve
-            }
+            train = nil
+            let cash: [Float] = market.discrete ? [1] : [0, 0]
+            trainOnRunners = Self.ensembleOnCluster(
+                ensemble, kinds: kinds, budgets: budgets, spec: spec, validation: validation, cash: cash, seed: seed,
+                encoder: encoder?.artifact)
             report = { folder in
-                var rows = members.map { ($0.name, OutOfSample.returns(of: $0, on: test)) }
-                let ensembleReturns = ensemble.run(test, seed: seed).map { $0.info["return"] ?? 0 }
-                rows.append(("ensemble", ensembleReturns))
-                rows.append(("buy and hold", OutOfSample.returns(holding: hold, on: test)))
+                var rows: [(String, (returns: [Double], activity: TradingActivity))] = []
+                for (index, member) in members.enumerated() {
+                    rows.append(
+                        (
+                            ensemble.memberNames[index] + (ensemble.included[index] ? "" : " (out)"),
+                            OutOfSample.run(of: member, on: test)
+                        ))
+                }
+                var activity = TradingActivity()
+                let outcomes = ensemble.run(test, seed: seed)
+                var position = 0.0
+                for outcome in outcomes {
+                    let now = outcome.info["position"] ?? position
+                    activity.bars += 1
+                    activity.turnover += abs(now - position)
+                    activity.trades += abs(now - position) > 1e-12 ? 1 : 0
+                    activity.costs += (outcome.info["cost"] ?? 0) / TradingEnvironment.Config().initialBalance
+                    position = now
+                }
+                rows.append(("ensemble", (outcomes.map { $0.info["return"] ?? 0 }, activity)))
+                rows.append(("buy and hold", OutOfSample.run(on: test, seed: 0) { _ in hold }))
+                rows.append(("cash", OutOfSample.run(on: test, seed: 0) { _ in cash }))
                 try Self.writeReport(rows, weights: (ensemble.memberNames, ensemble.history.map(\.weights)), to: folder)
             }
             return
         }
 
-        let agent =
-            market.discrete
-            ? try Self.discreteAgent(algorithm, trainEnvironment, seed: seed, total: total)
-            : try Self.continuousAgent(algorithm, trainEnvironment, seed: seed, total: total)
+        let agent = try Self.marketAgent(algorithm, trainEnvironment, seed: seed, total: total)
         self.agent = agent
         train = Self.run(agent, name, validation, total, seed: seed)
         report = { folder in
             try Self.writeReport(
                 [
-                    (agent.name, OutOfSample.returns(of: agent, on: test)),
-                    ("buy and hold", OutOfSample.returns(holding: hold, on: test)),
+                    (agent.name, OutOfSample.run(of: agent, on: test)),
+                    ("buy and hold", OutOfSample.run(on: test) { _ in hold }),
                 ],
                 weights: nil, to: folder)
         }
@@ -377,81 +380,43 @@ struct TradingSetup {
         }
     }
 
-    /// PPO's settings on the market environments.
-    static func ppoConfig<Base: Environment>(seed: UInt64, total: Int) -> PPO<Base>.Config {
-        var config = PPO<Base>.Config()
-        config.seed = seed
-        config.totalSteps = total
-        config.gamma = 0.99
-        config.gaeLambda = 0.95
-        config.learningRate = 3e-4
-        config.epochs = 10
-        return config
-    }
-
-    static func continuousAgent<Base: Environment>(
+    /// An agent of `algorithm` for a market environment, with the platform's settings there.
+    static func marketAgent<Base: Environment>(
         _ algorithm: RLCommand.Algorithm, _ environment: Base, seed: UInt64, total: Int
-    ) throws
-        -> any Agent
-    {
-        switch algorithm {
-        case .ppo:
-            let config: PPO<Base>.Config = ppoConfig(seed: seed, total: total)
-            return try PPO(config: config) { _ in environment }
-        case .sac:
-            var config = SAC<Base>.Config()
-            config.seed = seed
-            config.learningStarts = 1000
-            return try SAC(config: config, environment: environment)
-        case .td3:
-            var config = TD3<Base>.Config()
-            config.seed = seed
-            config.learningStarts = 1000
-            config.hidden = [256, 256]
-            return try TD3(config: config, environment: environment)
-        default:
-            throw ValidationError("\(algorithm.rawValue) needs discrete actions: add --discrete")
+    ) throws -> any Agent {
+        guard let kind = TradingAlgorithm(rawValue: algorithm.rawValue) else {
+            throw ValidationError("\(algorithm.rawValue) is not one agent")
         }
-    }
-
-    static func discreteAgent<Base: Environment>(
-        _ algorithm: RLCommand.Algorithm, _ environment: Base, seed: UInt64, total: Int
-    ) throws
-        -> any Agent
-    {
-        switch algorithm {
-        case .ppo:
-            let config: PPO<Base>.Config = ppoConfig(seed: seed, total: total)
-            return try PPO(config: config) { _ in environment }
-        case .rainbow:
-            var config = Rainbow<Base>.Config()
-            config.seed = seed
-            config.totalSteps = total
-            config.valueMin = -20
-            config.valueMax = 20
-            return try Rainbow(config: config, environment: environment)
-        default:
-            throw ValidationError("\(algorithm.rawValue) takes box actions: leave out --discrete")
+        do {
+            return try TradingAgents.make(kind, environment, seed: seed, total: total)
+        } catch let error as AgentError {
+            throw ValidationError(error.description)
         }
     }
 
     /// Prints and writes (oos.json, and for the ensemble weights.csv) the test-span metrics of
     /// each strategy, and plots their equity curves (equity.png).
-    static func writeReport(_ rows: [(String, [Double])], weights: ([String], [[Double]])?, to folder: String) throws {
+    static func writeReport(
+        _ rows: [(String, (returns: [Double], activity: TradingActivity))], weights: ([String], [[Double]])?, to folder: String
+    ) throws {
         print("\nOut of sample (the last 15% of bars, costs included; Sharpe annualised for 1-minute bars):")
-        print("strategy".padding(toLength: 16, withPad: " ", startingAt: 0) + "   return   Sharpe   max drawdown")
+        print(
+            "strategy".padding(toLength: 16, withPad: " ", startingAt: 0)
+                + "   return   Sharpe   max drawdown   trades   turnover/bar    costs")
         var json: [String: [String: Double]] = [:]
         var plot = LinePlot(title: "out-of-sample equity", xLabel: "bars", yLabel: "equity")
-        for (name, returns) in rows {
+        for (name, (returns, activity)) in rows {
             let metrics = TradingMetrics(returns: returns, periodsPerYear: barsPerYear)
             print(
                 name.padding(toLength: 16, withPad: " ", startingAt: 0)
                     + String(
-                        format: " %+7.2f%%  %7.2f   %6.2f%%", metrics.totalReturn * 100, metrics.sharpe, metrics.maxDrawdown * 100
-                    ))
+                        format: " %+7.2f%%  %7.2f   %6.2f%%        %6d   %12.4f   %5.2f%%", metrics.totalReturn * 100,
+                        metrics.sharpe,
+                        metrics.maxDrawdown * 100, activity.trades, activity.turnoverPerBar, activity.costs * 100))
             json[name] = [
                 "return": metrics.totalReturn, "sharpe": metrics.sharpe, "max_drawdown": metrics.maxDrawdown,
-                "bars": Double(metrics.bars),
+                "bars": Double(metrics.bars), "trades": Double(activity.trades), "turnover_per_bar": activity.turnoverPerBar,
+                "costs": activity.costs,
             ]
             var equity = 1.0
             var points: [(x: Double, y: Double)] = [(0, 1)]

@@ -134,6 +134,28 @@ struct EnsembleTests {
         let vote = try Ensemble<Bandit>(members: [FixedAgent("a", [0]), FixedAgent("b", [1])], actionSpace: .discrete(2))
         #expect(vote.combine([[0], [1]], weights: [0.4, 0.6]) == [1], "the discrete action with more weight")
     }
+
+    /// A member left out gets no weight; with every member out the ensemble holds cash, and
+    /// the out-of-sample run counts what each strategy traded and paid.
+    @Test func membersLeftOutGetNoWeightAndNoneLeftHoldsCash() throws {
+        let prices = (0..<300).map { 100 * pow(1.001, Double($0)) }
+        var config = TradingEnvironment.Config()
+        config.episodeLength = nil
+        let environment = try TradingEnvironment(market: try flatMarket(prices), config: config)
+        let ensemble = try Ensemble<TradingEnvironment>(
+            members: [FixedAgent("long", [1, 0]), FixedAgent("short", [-1, 0])], actionSpace: environment.actionSpace)
+        ensemble.leaveOut([1], idle: [0, 0])
+        _ = ensemble.run(environment, seed: 0)
+        #expect(ensemble.history.allSatisfy { $0.weights == [1, 0] && $0.action == [1, 0] }, "the short member never counts")
+        ensemble.leaveOut([0], idle: [0, 0])
+        #expect(ensemble.idleAction == [0, 0] && ensemble.act([0], deterministic: true) == [0, 0])
+        let held = OutOfSample.run(of: ensemble, on: environment)
+        #expect(held.activity.trades == 0 && held.activity.costs == 0 && held.returns.allSatisfy { $0 == 0 }, "cash")
+        // Long from the first bar: one trade of a whole position, paying commission and slippage once.
+        let long = OutOfSample.run(on: environment) { _ in [1, 0] }
+        #expect(long.activity.trades == 1 && abs(long.activity.turnover - 1) < 1e-12 && long.activity.bars == 299)
+        #expect(abs(long.activity.costs - (config.transactionCost + config.slippage)) < 1e-9, "\(long.activity.costs)")
+    }
 }
 
 struct PlotTests {

@@ -138,26 +138,31 @@ extension RolloutWorkerTests {
 }
 
 extension RolloutWorkerTests {
-    /// --register puts the agent in the cluster's registry: its checkpoint as the artifact, the
-    /// card's figures, and the lineage to the data and the binary that trained it.
-    @Test func aTrainedAgentIsRegisteredWithItsLineage() async throws {
+    /// Submitted as a job (`cluster submit -- trading rl train … --env-runners 2 --register`), the
+    /// agent reaches the cluster's registry: its checkpoint as the artifact, the card's figures,
+    /// and the lineage to the job, the data and the binary that trained it.
+    @Test func aSubmittedRunRegistersItsAgentWithItsLineage() async throws {
         let folder = try Self.folder("rollouts-register")
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let cluster = try await ClusterProcesses(cpus: 2)
         defer { cluster.stop() }
-        let driver = try cluster.driver(
+        let submit = try RunningProcess(
+            binaryPath("cluster"),
             [
-                "rl", "train", "--algo", "ppo", "--env", "cartpole", "--env-runners", "2", "--steps", "2048", "--eval-episodes",
-                "2",
-                "--out", folder, "--register", "cartpole-ppo", "--alias", "staging",
-            ], binary: "trading")
-        #expect(try await driver.waitForExit(timeout: .seconds(300)) == 0, "\(driver.output)")
-        #expect(driver.line(startingWith: "Registered cartpole-ppo version 1 as staging") != nil, "\(driver.output)")
+                "submit", "--address", cluster.address, "--job-id", "rl-agent", "--", binaryPath("trading"), "rl", "train",
+                "--algo",
+                "ppo", "--env", "cartpole", "--env-runners", "2", "--steps", "2048", "--eval-episodes", "2", "--out", folder,
+                "--register", "cartpole-ppo", "--alias", "staging",
+            ], environment: cluster.environment)
+        #expect(try await submit.waitForExit(timeout: .seconds(300)) == 0, "\(submit.output)")
+        #expect(submit.output.contains { $0.contains("Registered cartpole-ppo version 1 as staging") }, "\(submit.output)")
+        #expect(submit.output.contains { $0.contains("Runners up") && $0.contains("(pid ") }, "\(submit.output)")
         let registry = try ModelRegistry(address: cluster.address, identity: "checker")
         let (version, artifact) = try registry.load(name: "cartpole-ppo", alias: "staging")
         #expect(artifact == Array(try Data(contentsOf: URL(fileURLWithPath: folder + "/checkpoint.safetensors"))))
         #expect(version.parameters["algorithm"] == "ppo" && version.parameters["runners"] == "2")
         #expect(version.metrics["steps"]?.last?.value == 2048 && version.metrics["evaluation_mean"] != nil)
+        #expect(version.lineage.jobID == "rl-agent")
         #expect(version.lineage.codeSHA256 == (try ContentDigest.sha256(ofFile: binaryPath("trading"))))
         #expect(version.lineage.dataSHA256.count == 64)
     }
@@ -205,5 +210,32 @@ extension RolloutWorkerTests {
         let wrong = try cluster.driver(arguments + ["--encoder", "blob"], binary: "trading")
         #expect(try await wrong.waitForExit(timeout: .seconds(60)) == 1)
         #expect(wrong.output.contains { $0.contains("blob version 1 is not a hybrid model") }, "\(wrong.output)")
+    }
+}
+
+extension RolloutWorkerTests {
+    /// `--algo ensemble`: the members train at once, one actor (process) each; each is judged
+    /// on the validation span after costs beside cash, and the out-of-sample report shows every
+    /// member, the ensemble, buy-and-hold and cash with what each traded.
+    @Test func ensembleMembersTrainAtOnceAsActorsAndAreJudgedBesideCash() async throws {
+        let folder = try Self.folder("rollouts-ensemble")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        // Two CPUs for three members: the third waits for the first to finish.
+        let cluster = try await ClusterProcesses(cpus: 2)
+        defer { cluster.stop() }
+        let driver = try cluster.driver(
+            ["rl", "train", "--algo", "ensemble", "--env", "trading", "--steps", "400", "--bars", "3000", "--out", folder],
+            binary: "trading")
+        #expect(try await driver.waitForExit(timeout: .seconds(300)) == 0, "\(driver.output)")
+        let trained = driver.output.filter { $0.hasPrefix("Member ") && $0.contains(" trained on ") }
+        #expect(trained.count == 3, "\(driver.output)")
+        let pids = Set(trained.compactMap { Int32($0.components(separatedBy: "(pid ").last?.prefix { $0.isNumber } ?? "") })
+        #expect(pids.count == 3 && !pids.contains(driver.pid), "each member in a process of its own: \(trained)")
+        #expect(driver.output.filter { $0.hasPrefix("Member ") && $0.contains("on the validation span") }.count == 3)
+        let report = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: folder + "/oos.json")))
+        let rows = try #require(report as? [String: [String: Double]])
+        #expect(rows["cash"]?["return"] == 0 && rows["cash"]?["trades"] == 0)
+        #expect(rows["buy and hold"]?["trades"] == 1)
+        #expect(rows["ensemble"]?["turnover_per_bar"] != nil && rows.count == 6, "\(rows.keys.sorted())")
     }
 }

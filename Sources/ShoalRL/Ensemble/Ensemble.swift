@@ -40,6 +40,9 @@ public final class Ensemble<Base: Environment>: Agent {
     private var generator: SeededGenerator
     private var recent: [[Double]]
     public private(set) var currentWeights: [Double]
+    /// Members that take part (a member left out gets weight 0: one that did not match holding
+    /// cash on the validation span, say).
+    public private(set) var included: [Bool]
     /// Every decision taken by `run`, in order.
     public private(set) var history: [Decision] = []
 
@@ -59,6 +62,19 @@ public final class Ensemble<Base: Environment>: Agent {
         generator = SeededGenerator(seed: config.seed)
         recent = Array(repeating: [], count: members.count)
         currentWeights = [Double](repeating: 1 / Double(members.count), count: members.count)
+        included = [Bool](repeating: true, count: members.count)
+    }
+
+    /// The action sent when every member is left out (holding cash, say).
+    public private(set) var idleAction: [Float]?
+
+    /// Leaves out the members at `indices` (weight 0 from now on); when none is left, the
+    /// ensemble sends `idle` (the environment's action for holding cash).
+    public func leaveOut(_ indices: Set<Int>, idle: [Float]) {
+        included = members.indices.map { !indices.contains($0) && included[$0] }
+        let count = included.filter { $0 }.count
+        idleAction = count == 0 ? idle : nil
+        currentWeights = included.map { $0 ? 1 / Double(count) : 0 }
     }
 
     /// Trains every member for `steps / members` steps (each on its own environments).
@@ -82,11 +98,15 @@ public final class Ensemble<Base: Environment>: Agent {
 
     /// New weights: one Thompson draw per member, through a softmax.
     func drawWeights() -> [Double] {
+        let active = members.indices.filter { included[$0] }
+        guard !active.isEmpty else { return [Double](repeating: 0, count: members.count) }
         let posteriors = members.indices.map(posterior)
+        // Every member draws (one generator sequence whatever is left out); only those included count.
         let draws = posteriors.map { $0.mean + $0.deviation * generator.normal() }
-        let temperature = config.temperature ?? max(posteriors.reduce(0) { $0 + $1.deviation } / Double(members.count), 1e-9)
-        let largest = draws.max() ?? 0
-        let exponentials = draws.map { Foundation.exp(($0 - largest) / temperature) }
+        let temperature =
+            config.temperature ?? max(active.reduce(0) { $0 + posteriors[$1].deviation } / Double(active.count), 1e-9)
+        let largest = active.map { draws[$0] }.max() ?? 0
+        let exponentials = members.indices.map { included[$0] ? Foundation.exp((draws[$0] - largest) / temperature) : 0 }
         let total = exponentials.reduce(0, +)
         return exponentials.map { $0 / total }
     }
@@ -108,6 +128,7 @@ public final class Ensemble<Base: Environment>: Agent {
     public func act(_ observations: [Float], deterministic: Bool) -> [Float] {
         let proposals = members.map { $0.act(observations, deterministic: deterministic) }
         let rows = proposals[0].count / actionSpace.dimension
+        if let idleAction { return (0..<rows).flatMap { _ in idleAction } }
         return (0..<rows).flatMap { row in
             combine(
                 proposals.map { Array($0[row * actionSpace.dimension..<(row + 1) * actionSpace.dimension]) },
@@ -129,7 +150,7 @@ public final class Ensemble<Base: Environment>: Agent {
         while true {
             currentWeights = drawWeights()
             let proposals = members.map { $0.act(observation, deterministic: deterministic) }
-            let action = combine(proposals, weights: currentWeights)
+            let action = idleAction ?? combine(proposals, weights: currentWeights)
             let outcome = real.step(action)
             for index in members.indices where !shadowDone[index] {
                 let own = members[index].act(shadowObservations[index], deterministic: deterministic)

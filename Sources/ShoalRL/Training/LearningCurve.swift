@@ -3,8 +3,8 @@ import ShoalPlot
 
 /// A training run's progress, one point per evaluation: what was learnt by how many steps,
 /// and how fast.
-public struct LearningCurve: Sendable {
-    public struct Point: Sendable {
+public struct LearningCurve: Sendable, Codable {
+    public struct Point: Sendable, Codable {
         public var steps: Int
         public var episodes: Int
         /// Mean return of the evaluation episodes (deterministic policy).

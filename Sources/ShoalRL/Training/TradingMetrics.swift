@@ -26,32 +26,69 @@ public struct TradingMetrics: Sendable, Codable, Equatable {
     }
 }
 
+/// What a strategy traded over a run: bars with a trade, the sum of its position changes (as
+/// fractions of equity) and the costs it paid, over its starting equity.
+public struct TradingActivity: Sendable, Codable, Equatable {
+    public var bars = 0
+    public var trades = 0
+    public var turnover = 0.0
+    public var costs = 0.0
+
+    public init() {}
+
+    /// Position change per bar.
+    public var turnoverPerBar: Double { bars > 0 ? turnover / Double(bars) : 0 }
+}
+
 /// Out-of-sample runs of trading strategies on one environment (an episode over its whole span).
 public enum OutOfSample {
     /// The per-bar returns of an agent's deterministic policy.
     public static func returns<Base: Environment>(of agent: any Agent, on environment: Base, seed: UInt64 = 0) -> [Double] {
-        var environment = environment
-        var observation = environment.reset(seed: seed)
-        var returns: [Double] = []
-        while true {
-            let outcome = environment.step(agent.act(observation, deterministic: true))
-            returns.append(outcome.info["return"] ?? 0)
-            observation = outcome.observation
-            if outcome.done { break }
-        }
-        return returns
+        run(of: agent, on: environment, seed: seed).returns
     }
 
     /// The per-bar returns of always sending `action` (buy and hold: a full long position).
     public static func returns<Base: Environment>(holding action: [Float], on environment: Base, seed: UInt64 = 0) -> [Double] {
+        run(on: environment, seed: seed) { _ in action }.returns
+    }
+
+    /// An agent's deterministic policy over the episode: its per-bar returns and what it traded.
+    public static func run<Base: Environment>(
+        of agent: any Agent, on environment: Base, seed: UInt64 = 0
+    ) -> (returns: [Double], activity: TradingActivity) {
+        run(on: environment, seed: seed) { agent.act($0, deterministic: true) }
+    }
+
+    /// A policy over the episode: its per-bar returns and, from the environment's `position`,
+    /// `cost` and `equity` info, what it traded.
+    public static func run<Base: Environment>(
+        on environment: Base, seed: UInt64 = 0, policy: ([Float]) -> [Float]
+    ) -> (returns: [Double], activity: TradingActivity) {
         var environment = environment
-        _ = environment.reset(seed: seed)
+        var observation = environment.reset(seed: seed)
         var returns: [Double] = []
+        var activity = TradingActivity()
+        var position = 0.0
+        var startingEquity: Double?
         while true {
-            let outcome = environment.step(action)
+            let outcome = environment.step(policy(observation))
             returns.append(outcome.info["return"] ?? 0)
+            activity.bars += 1
+            if let now = outcome.info["position"] {
+                let change = abs(now - position)
+                activity.turnover += change
+                activity.trades += change > 1e-12 ? 1 : 0
+                position = now
+            }
+            if let cost = outcome.info["cost"], let equity = outcome.info["equity"] {
+                // The equity before the first step: its equity after over one plus its return.
+                let start = startingEquity ?? equity / (1 + (outcome.info["return"] ?? 0))
+                startingEquity = start
+                activity.costs += cost / max(start, 1e-12)
+            }
+            observation = outcome.observation
             if outcome.done { break }
         }
-        return returns
+        return (returns, activity)
     }
 }
