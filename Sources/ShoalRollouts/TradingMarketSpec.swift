@@ -29,6 +29,8 @@ public struct TradingMarketSpec: Codable, Sendable, Equatable {
     public var encoder: HybridModel.Config?
     /// Monte Carlo dropout passes for the encoder's uncertainty.
     public var encoderPasses = 10
+    /// Position changes smaller than this are not traded (`TradingEnvironment.Config.rebalanceBand`).
+    public var rebalanceBand = 0.0
 
     public init() {}
 
@@ -89,6 +91,7 @@ public struct TradingMarketSpec: Codable, Sendable, Equatable {
         var config = TradingEnvironment.Config()
         config.reward = reward
         config.actionMode = discrete ? .discrete : .continuous
+        config.rebalanceBand = rebalanceBand
         var whole = config
         whole.episodeLength = nil
         let prices = data.close.withUnsafeBytes { ContentDigest.sha256(of: $0) }

@@ -216,6 +216,8 @@ struct MarketOptions: ParsableArguments {
     )
     var encoder: String?
     @Option(help: "With --features hybrid: Monte Carlo dropout passes for the encoder's uncertainty.") var encoderPasses = 10
+    @Option(help: "Trading environment: position changes smaller than this fraction of equity are not traded.")
+    var rebalanceBand = 0.0
 }
 
 extension TradingMarketSpec.Features: ExpressibleByArgument {}

@@ -268,6 +268,7 @@ struct TradingSetup {
         spec.features = market.features
         spec.encoder = encoder?.config
         spec.encoderPasses = market.encoderPasses
+        spec.rebalanceBand = market.rebalanceBand
         let built = try spec.build(encoderWeights: try encoder?.weights(), seed: seed)
         let (trainEnvironment, validation, test) = (built.train, built.validation, built.test)
         dataDescription = built.description

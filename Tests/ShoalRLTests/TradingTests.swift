@@ -135,6 +135,24 @@ struct EnsembleTests {
         #expect(vote.combine([[0], [1]], weights: [0.4, 0.6]) == [1], "the discrete action with more weight")
     }
 
+    /// Inside the rebalancing band a change is not traded (no cost); past it, it is.
+    @Test func changesInsideTheRebalanceBandAreNotTraded() throws {
+        let prices = (0..<50).map { 100 + Double($0) }
+        var config = TradingEnvironment.Config()
+        config.episodeLength = nil
+        config.rebalanceBand = 0.3
+        var environment = try TradingEnvironment(market: try flatMarket(prices), config: config)
+        _ = environment.reset(seed: 0)
+        let small = environment.step([0.2, 0])
+        #expect(small.info["position"] == 0 && small.info["cost"] == 0)
+        let large = environment.step([0.5, 0])
+        #expect(large.info["position"] == 0.5 && (large.info["cost"] ?? 0) > 0)
+        let nudge = environment.step([0.6, 0])
+        #expect(nudge.info["position"] == 0.5 && nudge.info["cost"] == 0)
+        config.rebalanceBand = 3
+        #expect(throws: EnvironmentError.self) { try TradingEnvironment(market: try flatMarket(prices), config: config) }
+    }
+
     /// A member left out gets no weight; with every member out the ensemble holds cash, and
     /// the out-of-sample run counts what each strategy traded and paid.
     @Test func membersLeftOutGetNoWeightAndNoneLeftHoldsCash() throws {

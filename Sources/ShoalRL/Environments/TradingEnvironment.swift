@@ -37,12 +37,15 @@ public struct TradingEnvironment: Environment {
         /// The differential Sharpe ratio's adaptation rate η.
         public var adaptation = 0.01
         public var bankruptcy = 0.5
+        /// Position changes smaller than this (a fraction of equity) are not traded: the position
+        /// stays. 0 trades every change.
+        public var rebalanceBand = 0.0
 
         public init() {}
 
         public func validate() throws {
             guard initialBalance > 0, transactionCost >= 0, slippage >= 0, rewardScale > 0, maxHoldSteps >= 0, sharpeWindow >= 2,
-                (0..<1).contains(bankruptcy), adaptation > 0, adaptation < 1
+                (0..<1).contains(bankruptcy), adaptation > 0, adaptation < 1, (0...2).contains(rebalanceBand)
             else { throw EnvironmentError("trading environment: a setting is out of range (balances, costs, windows, rates)") }
             if let episodeLength, episodeLength < 1 {
                 throw EnvironmentError("trading environment: episodeLength must be positive")
@@ -168,6 +171,10 @@ public struct TradingEnvironment: Environment {
         if lockedFor > 0 {
             wanted = position
             lock = lockedFor - 1
+        } else if abs(wanted - position) < config.rebalanceBand {
+            // Inside the band: not worth its costs.
+            wanted = position
+            lock = 0
         }
         let traded = abs(wanted - position)
         let cost = traded * equity * (config.transactionCost + config.slippage)
