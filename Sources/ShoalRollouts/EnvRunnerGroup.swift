@@ -80,24 +80,31 @@ public actor EnvRunnerGroup {
             self.encoder = nil
         }
         var runners: [EnvRunner] = []
-        for index in 0..<options.runners {
-            let spec = EnvRunnerSpec(
-                index: index, environment: environment, environments: options.environmentsPerRunner, seed: seed, gamma: gamma,
-                policy: policy, threads: options.cpusPerRunner)
-            runners.append(
-                try await cluster.spawn(
-                    EnvRunner.actorType, spec,
-                    options: ActorOptions(
-                        resources: Resources(cpu: Double(options.cpusPerRunner)), maxRestarts: options.maxRestarts,
-                        ownProcess: true)))
+        do {
+            for index in 0..<options.runners {
+                let spec = EnvRunnerSpec(
+                    index: index, environment: environment, environments: options.environmentsPerRunner, seed: seed, gamma: gamma,
+                    policy: policy, threads: options.cpusPerRunner)
+                runners.append(
+                    try await cluster.spawn(
+                        EnvRunner.actorType, spec,
+                        options: ActorOptions(
+                            resources: Resources(cpu: Double(options.cpusPerRunner)), maxRestarts: options.maxRestarts,
+                            ownProcess: true)))
+            }
+            let started = runners
+            locations = try await withThrowingTaskGroup(of: (Int, RunnerLocation).self) { tasks in
+                for (index, runner) in started.enumerated() { tasks.addTask { (index, try await runner.location()) } }
+                var found = [RunnerLocation?](repeating: nil, count: started.count)
+                for try await (index, location) in tasks { found[index] = location }
+                return found.compactMap { $0 }
+            }
+        } catch {
+            // The workers placed so far end with the failure, not with the job.
+            for runner in runners { try? await cluster.kill(runner) }
+            throw error
         }
         self.runners = runners
-        locations = try await withThrowingTaskGroup(of: (Int, RunnerLocation).self) { tasks in
-            for (index, runner) in runners.enumerated() { tasks.addTask { (index, try await runner.location()) } }
-            var found = [RunnerLocation?](repeating: nil, count: runners.count)
-            for try await (index, location) in tasks { found[index] = location }
-            return found.compactMap { $0 }
-        }
         observer(.started(nodes: locations.map(\.node), pids: locations.map(\.pid)))
     }
 

@@ -79,9 +79,10 @@ extension RLSetup {
                 environmentName: name.displayName, seed: seed, evaluationEnvironment: evaluation)
             var (sampling, learning, sampled) = (Duration.zero, Duration.zero, 0)
             var inFlight: (task: Task<Transitions, any Error>, count: Int)?
-            func launch() {
+            /// Starts the next batch; `ahead`: steps sampled but not yet learnt from.
+            func launch(ahead: Int = 0) {
                 let weights = agent.actingPolicy.flattened()
-                let random = agent.stepsDone + (inFlight?.count ?? 0) < agent.randomSteps
+                let random = agent.stepsDone + ahead < agent.randomSteps
                 inFlight = (Task { try await group.collect(weights: weights, steps: steps, random: random) }, steps * perCall)
             }
             do {
@@ -102,7 +103,7 @@ extension RLSetup {
                         inFlight = nil
                         let batch = transitions.prefix(total - agent.stepsDone)
                         // The next batch samples with the current weights while these are learnt from.
-                        if agent.stepsDone + batch.count < total { launch() }
+                        if agent.stepsDone + batch.count < total { launch(ahead: batch.count) }
                         let started = ContinuousClock.now
                         agent.learn(from: batch)
                         learning += ContinuousClock.now - started
