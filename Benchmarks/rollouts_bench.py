@@ -108,6 +108,19 @@ def ensemble_runs(binary, out, steps, bands=(0.0, 0.25)):
     return {"steps": steps, "runs": runs}
 
 
+def offpolicy_runs(binary, out, seeds=range(5), steps=20_000):
+    """SAC on Pendulum-v1, in one process and with 2 rollout workers (one environment each,
+    transitions feeding the learner's buffer while the next batch samples), seeds 0-4: the steps to
+    an evaluation of -200 and the last evaluation."""
+    rows = {"single": [], "two_runners": []}
+    for seed in seeds:
+        for name, extra in (("single", ()), ("two_runners", ("--env-runners", "2"))):
+            run = train(binary, out, "sac", "pendulum", steps, seed, 1000, -200, extra)
+            rows[name].append({"first_reached": run["first_reached"], "final_eval": run["final_eval"],
+                               "steps_per_second": run["steps_per_second"]})
+    return {"steps": steps, "runs": rows}
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("bin")
@@ -119,10 +132,17 @@ def main():
     parser.add_argument("--rllib-only", action="store_true", help="rerun RLlib's side; keep Shoal's from OUT_DIR/rollouts.json")
     parser.add_argument("--ensemble-only", action="store_true", help="rerun the ensemble's runs; keep the rest from OUT_DIR/rollouts.json")
     parser.add_argument("--ensemble-steps", type=int, default=20_000)
+    parser.add_argument("--offpolicy-only", action="store_true", help="rerun SAC's runs; keep the rest from OUT_DIR/rollouts.json")
     arguments = parser.parse_args()
     os.makedirs(arguments.out, exist_ok=True)
     binary = os.path.join(arguments.bin, "trading")
     here = os.path.dirname(os.path.abspath(__file__))
+    if arguments.offpolicy_only:
+        figures = json.load(open(f"{arguments.out}/rollouts.json"))
+        figures["offpolicy"] = offpolicy_runs(binary, arguments.out)
+        json.dump(figures, open(f"{arguments.out}/rollouts.json", "w"), indent=1)
+        report(figures, arguments.results)
+        return
     if arguments.ensemble_only:
         figures = json.load(open(f"{arguments.out}/rollouts.json"))
         figures["ensemble"] = ensemble_runs(binary, arguments.out, arguments.ensemble_steps)
@@ -143,6 +163,7 @@ def main():
     if previous:
         figures["seeds"], figures["hybrid"] = previous["seeds"], previous["hybrid"]
         figures["ensemble"] = previous.get("ensemble") or ensemble_runs(binary, arguments.out, arguments.ensemble_steps)
+        figures["offpolicy"] = previous.get("offpolicy") or offpolicy_runs(binary, arguments.out)
         json.dump(figures, open(f"{arguments.out}/rollouts.json", "w"), indent=1)
         report(figures, arguments.results)
         return
@@ -154,6 +175,7 @@ def main():
     figures["seeds"] = {"single": single, "two_runners": workers}
     figures["hybrid"] = hybrid_scaling(arguments.bin, arguments.out, arguments.hybrid_steps)
     figures["ensemble"] = ensemble_runs(binary, arguments.out, arguments.ensemble_steps)
+    figures["offpolicy"] = offpolicy_runs(binary, arguments.out)
     json.dump(figures, open(f"{arguments.out}/rollouts.json", "w"), indent=1)
     report(figures, arguments.results)
 
@@ -260,6 +282,27 @@ def report(f, results):
         f"runners from the object store; {hybrid['steps']:,} steps per run on a 4,000-bar market.",
         "",
     ]
+    offpolicy = f.get("offpolicy")
+    if offpolicy:
+        def described(runs):
+            reached = [r["first_reached"] for r in runs if r["first_reached"] is not None]
+            finals = [r["final_eval"] for r in runs]
+            rates = [r["steps_per_second"] for r in runs]
+            return (f"{len(reached)} of {len(runs)} | {median(reached) or 0:,.0f} | {statistics.mean(finals):.1f} | "
+                    f"{', '.join(f'{v:.0f}' for v in finals)} | {median(rates):,.0f} |")
+
+        lines += [
+            f"SAC on Pendulum-v1 with 2 rollout workers beside one process, seeds 0–{len(offpolicy['runs']['single']) - 1}, "
+            f"{offpolicy['steps']:,} steps, an evaluation (10 episodes) every 1,000: the workers' transitions feed the "
+            "learner's replay buffer while the next batch (about 256 transitions) samples with the weights of that "
+            "moment, one gradient step per environment step either way.",
+            "",
+            "| SAC, Pendulum-v1 | reached −200 | median steps to −200 | mean last evaluation | last evaluations | steps/s |",
+            "|---|---:|---:|---:|---|---:|",
+            "| 2 rollout workers | " + described(offpolicy["runs"]["two_runners"]),
+            "| one process | " + described(offpolicy["runs"]["single"]),
+            "",
+        ]
     ensemble = f.get("ensemble")
     if ensemble:
         lines += [

@@ -67,12 +67,13 @@ public distributed actor EnvRunner {
 
     /// `steps` steps of every environment with the weights of update `version`, read from the
     /// object store when they are newer than the ones held.
-    /// - Parameter iteration: the learner's iteration; a runner that starts after the first
-    ///   (a replacement for one that died) reseeds its environments from it, so that it does
-    ///   not replay its predecessor's episodes.
+    /// - Parameters:
+    ///   - iteration: the learner's iteration; a runner that starts after the first (a
+    ///     replacement for one that died) reseeds its environments from it, so that it does not
+    ///     replay its predecessor's episodes.
+    ///   - encoder: the encoder's safetensors file, for an environment with hybrid features
+    ///     (read once, when the environments are built).
     /// - Throws: `AgentError` for weights of the wrong size or an environment that cannot be built.
-    /// - Parameter encoder: the encoder's safetensors file, for an environment with hybrid
-    ///   features (read once, when the environments are built).
     distributed func sample(
         weights: ObjectRef<[Float]>, version: Int, iteration: Int, steps: Int, encoder: ObjectRef<[UInt8]>?
     ) async throws -> SampledPart {
