@@ -19,7 +19,7 @@ def main():
         open(os.path.join(folder, "main.swift"), "w").write(f"// README.md, Swift block {index}\n" + block)
         products = ", ".join(
             f'.product(name: "{product}", package: "{identity}")'
-            for product in ("Shoal", "ShoalTrain", "ShoalTensor", "ShoalMarket", "ShoalRL", "ShoalPlot")
+            for product in ("Shoal", "ShoalTrain", "ShoalTensor", "ShoalMarket", "ShoalRL", "ShoalPlot", "ShoalRollouts")
             if product == "Shoal" or f"import {product}\n" in block)
         targets.append(
             f'package.targets.append(.executableTarget(name: "{name}", dependencies: [{products}], path: "Sources/{name}", '
