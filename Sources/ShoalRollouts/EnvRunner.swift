@@ -77,6 +77,7 @@ public distributed actor EnvRunner {
     distributed func sample(
         weights: ObjectRef<[Float]>, version: Int, iteration: Int, steps: Int, encoder: ObjectRef<[UInt8]>?
     ) async throws -> SampledPart {
+        let started = ContinuousClock.now
         guard steps > 0 else { throw AgentError("a rollout needs at least one step, not \(steps)") }
         guard case .ppo(let hidden, let activation) = spec.policy else {
             throw AgentError("this runner acts for an off-policy learner: ask it for transitions")
@@ -91,7 +92,8 @@ public distributed actor EnvRunner {
         }
         self.sampler = sampler
         try await prepare(sampler, weights: weights, version: version, iteration: iteration)
-        return SampledPart(rollout: sampler.sample(steps: steps), location: location())
+        let rollout = sampler.sample(steps: steps)
+        return SampledPart(rollout: rollout, location: location(), seconds: Self.seconds(since: started))
     }
 
     /// `steps` steps of every environment for an off-policy learner, with the actor of update
@@ -100,6 +102,7 @@ public distributed actor EnvRunner {
     distributed func collect(
         weights: ObjectRef<[Float]>, version: Int, iteration: Int, steps: Int, random: Bool, encoder: ObjectRef<[UInt8]>?
     ) async throws -> SampledTransitions {
+        let started = ContinuousClock.now
         guard steps > 0 else { throw AgentError("a collection needs at least one step, not \(steps)") }
         guard case .actor(let kind, let hidden) = spec.policy else {
             throw AgentError("this runner acts for PPO: ask it for rollouts")
@@ -114,7 +117,13 @@ public distributed actor EnvRunner {
         }
         self.collector = collector
         try await prepare(collector, weights: weights, version: version, iteration: iteration)
-        return SampledTransitions(transitions: collector.collect(steps: steps, random: random), location: location())
+        let transitions = collector.collect(steps: steps, random: random)
+        return SampledTransitions(transitions: transitions, location: location(), seconds: Self.seconds(since: started))
+    }
+
+    static func seconds(since start: ContinuousClock.Instant) -> Double {
+        let elapsed = ContinuousClock.now - start
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
     }
 
     /// The encoder's parameters from its safetensors file in the object store.
@@ -151,12 +160,16 @@ public struct RunnerLocation: Codable, Sendable, Equatable {
 public struct SampledPart: Codable, Sendable {
     public var rollout: Rollout
     public var location: RunnerLocation
+    /// The runner's own time on the call: reading newer weights and stepping its environments.
+    public var seconds: Double
 }
 
 /// A worker's transitions, and where they were sampled.
 public struct SampledTransitions: Codable, Sendable {
     public var transitions: Transitions
     public var location: RunnerLocation
+    /// The runner's own time on the call.
+    public var seconds: Double
 }
 
 /// Steps environments with a policy loaded from published weights.

@@ -51,6 +51,9 @@ public actor EnvRunnerGroup {
     /// Environment steps sampled so far and the time spent waiting for them.
     public private(set) var sampledSteps = 0
     public private(set) var samplingTime = Duration.zero
+    /// Over every call, the slowest runner's own time (weights read, environments stepped): what
+    /// is left of `samplingTime` is the calls' overhead (publishing, sending, replying, joining).
+    public private(set) var runnerSeconds = 0.0
 
     /// Starts the workers and waits until each is up.
     /// - Parameters:
@@ -121,7 +124,7 @@ public actor EnvRunnerGroup {
         let parts = try await onEveryRunner(weights) { runner, published, version, iteration in
             let part = try await runner.sample(
                 weights: published, version: version, iteration: iteration, steps: steps, encoder: encoder)
-            return (part.rollout, part.location)
+            return (part.rollout, part.location, part.seconds)
         }
         let rollout = try Rollout.joined(parts)
         sampledSteps += rollout.steps * rollout.environments
@@ -139,7 +142,7 @@ public actor EnvRunnerGroup {
         let parts = try await onEveryRunner(weights) { runner, published, version, iteration in
             let part = try await runner.collect(
                 weights: published, version: version, iteration: iteration, steps: steps, random: random, encoder: encoder)
-            return (part.transitions, part.location)
+            return (part.transitions, part.location, part.seconds)
         }
         let transitions = try Transitions.joined(parts)
         sampledSteps += transitions.count
@@ -151,7 +154,7 @@ public actor EnvRunnerGroup {
     /// process died is called again once the cluster has rebuilt it.
     private func onEveryRunner<Part: Sendable>(
         _ weights: [Float],
-        _ call: @escaping @Sendable (EnvRunner, ObjectRef<[Float]>, Int, Int) async throws -> (Part, RunnerLocation)
+        _ call: @escaping @Sendable (EnvRunner, ObjectRef<[Float]>, Int, Int) async throws -> (Part, RunnerLocation, Double)
     ) async throws -> [Part] {
         // Always into the object store, however small: each worker reads the one copy on its
         // node instead of receiving its own with the call.
@@ -160,14 +163,14 @@ public actor EnvRunnerGroup {
         let (version, iteration) = (self.version, self.version - 1)
         let maxRestarts = options.maxRestarts
         let observer = self.observer
-        let (parts, failed) = try await withThrowingTaskGroup(of: (Int, Part, RunnerLocation, Int).self) { tasks in
+        let (parts, failed) = try await withThrowingTaskGroup(of: (Int, Part, RunnerLocation, Double, Int).self) { tasks in
             for (index, runner) in runners.enumerated() {
                 tasks.addTask {
                     var failures = 0
                     while true {
                         do {
-                            let (part, location) = try await call(runner, published, version, iteration)
-                            return (index, part, location, failures)
+                            let (part, location, seconds) = try await call(runner, published, version, iteration)
+                            return (index, part, location, seconds, failures)
                         } catch let died as ActorDiedError where failures < maxRestarts {
                             // The cluster rebuilds the worker; the call waits for it and samples the part afresh.
                             failures += 1
@@ -176,16 +179,17 @@ public actor EnvRunnerGroup {
                     }
                 }
             }
-            var parts = [(Part, RunnerLocation)?](repeating: nil, count: runners.count)
+            var parts = [(Part, RunnerLocation, Double)?](repeating: nil, count: runners.count)
             var failed = 0
-            for try await (index, part, location, failures) in tasks {
-                parts[index] = (part, location)
+            for try await (index, part, location, seconds, failures) in tasks {
+                parts[index] = (part, location, seconds)
                 failed += failures
             }
             return (parts.compactMap { $0 }, failed)
         }
         failures += failed
-        for (index, (_, location)) in parts.enumerated() where location != locations[index] {
+        runnerSeconds += parts.map(\.2).max() ?? 0
+        for (index, (_, location, _)) in parts.enumerated() where location != locations[index] {
             locations[index] = location
             observer(.runnerReplaced(index: index, iteration: iteration, node: location.node, pid: location.pid))
         }

@@ -22,14 +22,14 @@ extension RLSetup {
                 totalSteps: agent.config.totalSteps, evaluationInterval: requestedInterval ?? interval,
                 evaluationEpisodes: episodes, stopAt: stopAt, environmentName: name.displayName, seed: seed,
                 evaluationEnvironment: evaluation)
-            var (sampled, sampling, learning) = (0, Duration.zero, Duration.zero)
+            var (sampled, sampling, learning, busy) = (0, Duration.zero, Duration.zero, 0.0)
             do {
                 let curve = try await run.run(
                     agent, progress: progress,
                     details: {
                         String(
-                            format: "  sampling %.0f steps/s  learner %.0f updates/s",
-                            Double(sampled) / max(sampling.seconds, 1e-9),
+                            format: "  sampling %.0f steps/s (runners busy %.0f%% of it)  learner %.0f updates/s",
+                            Double(sampled) / max(sampling.seconds, 1e-9), 100 * busy / max(sampling.seconds, 1e-9),
                             Double(agent.updatesDone) / max(learning.seconds, 1e-9))
                     }
                 ) { steps in
@@ -42,6 +42,7 @@ extension RLSetup {
                         sampled += rollout.steps * rollout.environments
                         sampling += sampledAt - started
                         learning += ContinuousClock.now - sampledAt
+                        busy = await group.runnerSeconds
                     }
                 }
                 await group.shutdown()
@@ -77,7 +78,7 @@ extension RLSetup {
                 totalSteps: total, evaluationInterval: requestedInterval ?? interval, evaluationEpisodes: episodes,
                 stopAt: stopAt,
                 environmentName: name.displayName, seed: seed, evaluationEnvironment: evaluation)
-            var (sampling, learning, sampled) = (Duration.zero, Duration.zero, 0)
+            var (sampling, learning, sampled, busy) = (Duration.zero, Duration.zero, 0, 0.0)
             var inFlight: (task: Task<Transitions, any Error>, count: Int)?
             /// Starts the next batch; `ahead`: steps sampled but not yet learnt from.
             func launch(ahead: Int = 0) {
@@ -90,8 +91,8 @@ extension RLSetup {
                     agent, progress: progress,
                     details: {
                         String(
-                            format: "  sampling %.0f steps/s  learner %.0f steps/s",
-                            Double(sampled) / max(sampling.seconds, 1e-9),
+                            format: "  sampling %.0f steps/s (runners busy %.0f%% of it)  learner %.0f steps/s",
+                            Double(sampled) / max(sampling.seconds, 1e-9), 100 * busy / max(sampling.seconds, 1e-9),
                             Double(sampled) / max(learning.seconds, 1e-9))
                     }
                 ) { stretch in
@@ -109,6 +110,7 @@ extension RLSetup {
                         learning += ContinuousClock.now - started
                         sampled += batch.count
                         sampling = await group.samplingTime
+                        busy = await group.runnerSeconds
                     }
                 }
                 inFlight?.task.cancel()
