@@ -170,3 +170,32 @@ struct EncodedFeaturesTests {
         }
     }
 }
+
+/// Rainbow's acting half as a value a rollout worker can hold.
+struct QActorTests {
+    /// Built from the learner's shape and loaded with its published weights, a Q actor takes the
+    /// learner's greedy actions; ε = 1 acts at random; weights of another shape are refused.
+    @Test func aQActorLoadedWithPublishedWeightsActsAsTheLearner() throws {
+        for dqn in [false, true] {
+            var config = dqn ? Rainbow<CartPole>.Config.stableBaselinesDQN : Rainbow<CartPole>.Config()
+            config.learningStarts = 50
+            config.batchSize = 16
+            config.hidden = [16, 16]
+            let agent = try Rainbow(config: config, environment: CartPole())
+            agent.train(steps: 120)
+            let published = agent.actingQ
+            var runner = try QActor(shape: published.shape)
+            try runner.load(flattened: published.flattened())
+            var generator = SeededGenerator(seed: 2)
+            let observations: [Float] = (0..<20).map { Float($0 % 7) * 0.1 - 0.3 }
+            let mine = runner.act(observations, epsilon: 0, deterministic: true, using: &generator)
+            #expect(mine == agent.act(observations, deterministic: true), "dqn \(dqn)")
+            let random = (0..<50).flatMap { _ in runner.act(Array(observations.prefix(4)), epsilon: 1, using: &generator) }
+            #expect(Set(random) == [0, 1], "ε = 1 takes both actions")
+            var other = published.shape
+            other.hidden = [8, 8]
+            var wrong = try QActor(shape: other)
+            #expect(throws: AgentError.self) { try wrong.load(flattened: published.flattened()) }
+        }
+    }
+}

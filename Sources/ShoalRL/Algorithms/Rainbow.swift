@@ -94,8 +94,8 @@ public final class Rainbow<Base: Environment>: Agent {
     private let actions: Int
     private var buffer: ReplayBuffer
     private var priorities: PrioritizedReplay?
-    private var online: Network
-    private var target: Network
+    private var online: RainbowNetwork
+    private var target: RainbowNetwork
     private var optimiser: Adam
     private var generator: SeededGenerator
     private var updates = 0
@@ -104,99 +104,6 @@ public final class Rainbow<Base: Environment>: Agent {
     private let support: [Float]
     /// The support as a column, for expected values.
     private let supportColumn: Tensor
-
-    /// The network: a feature layer, then one stream (or value and advantage streams) of two
-    /// layers each, giving `[batch, actions, atoms]` logits.
-    struct Network: Sendable {
-        var feature: Linear
-        var streams: [[NoisyLinear]]
-        let actions: Int
-        let atoms: Int
-        let dueling: Bool
-
-        init(inputs: Int, hidden: [Int], actions: Int, atoms: Int, dueling: Bool, sigma: Float, seed: UInt64) {
-            feature = Linear(inputs: inputs, outputs: hidden[0], seed: seed)
-            func stream(_ outputs: Int, _ offset: UInt64) -> [NoisyLinear] {
-                [
-                    NoisyLinear(inputs: hidden[0], outputs: hidden[1], sigma0: sigma, seed: seed &+ offset),
-                    NoisyLinear(inputs: hidden[1], outputs: outputs, sigma0: sigma, seed: seed &+ offset &+ 2),
-                ]
-            }
-            streams = dueling ? [stream(atoms, 10), stream(actions * atoms, 20)] : [stream(actions * atoms, 10)]
-            self.actions = actions
-            self.atoms = atoms
-            self.dueling = dueling
-        }
-
-        var tensors: [Tensor] {
-            get { [feature.weight, feature.bias] + streams.flatMap { $0.flatMap(\.tensors) } }
-            set {
-                feature.weight = newValue[0]
-                feature.bias = newValue[1]
-                var offset = 2
-                for s in streams.indices {
-                    for l in streams[s].indices {
-                        streams[s][l].tensors = Array(newValue[offset..<(offset + 4)])
-                        offset += 4
-                    }
-                }
-            }
-        }
-
-        mutating func resetNoise(using generator: inout SeededGenerator) {
-            for s in streams.indices { for l in streams[s].indices { streams[s][l].resetNoise(using: &generator) } }
-        }
-
-        /// `[batch, actions, atoms]` logits (Q-values when atoms is 1).
-        func callAsFunction(_ x: Variable, _ parameters: [Variable], noisy: Bool) -> Variable {
-            let batch = x.shape[0]
-            let hidden = Variable.linear(x, weight: parameters[0], bias: parameters[1]).relu()
-            var offset = 2
-            let outputs = streams.map { stream -> Variable in
-                var h = hidden
-                for (index, layer) in stream.enumerated() {
-                    h = layer(h, parameters[offset..<(offset + 4)], noisy: noisy)
-                    offset += 4
-                    if index < stream.count - 1 { h = h.relu() }
-                }
-                return h
-            }
-            guard dueling else { return outputs[0].reshaped([batch, actions, atoms]) }
-            let advantage = outputs[1].reshaped([batch, actions, atoms])
-            let base = (outputs[0] - advantage.meanMiddle()).reshaped([batch, 1, atoms])
-            return advantage + Variable.concatenate([Variable](repeating: base, count: actions), axis: 1)
-        }
-
-        /// Expected values `[batch, actions]` from plain tensors.
-        func values(_ observations: Tensor, support: Tensor, noisy: Bool) -> Tensor {
-            let batch = observations.shape[0]
-            var hidden = Tensor.matmul(observations, feature.weight, transposeB: true) + feature.bias
-            hidden = hidden.relu()
-            let outputs = streams.map { stream -> Tensor in
-                var h = hidden
-                for (index, layer) in stream.enumerated() {
-                    h = layer.predict(h, noisy: noisy)
-                    if index < stream.count - 1 { h = h.relu() }
-                }
-                return h
-            }
-            var logits = outputs[dueling ? 1 : 0].reshaped([batch * actions, atoms])
-            if dueling {
-                // value + advantage − mean advantage, row by row.
-                let advantage = logits.reshaped([batch, actions * atoms])
-                for b in 0..<batch {
-                    for j in 0..<atoms {
-                        var mean: Float = 0
-                        for a in 0..<actions { mean += advantage.scalars[b * actions * atoms + a * atoms + j] }
-                        let shift = outputs[0].scalars[b * atoms + j] - mean / Float(actions)
-                        for a in 0..<actions { logits.scalars[(b * actions + a) * atoms + j] += shift }
-                    }
-                }
-            }
-            guard atoms > 1 else { return logits.reshaped([batch, actions]) }
-            return Tensor.matmul(logits.softmax(), support).reshaped([batch, actions])
-        }
-    }
 
     /// - Throws: `AgentError` for a bad configuration or an environment without discrete actions.
     public init(config: Config = Config(), environment: Base) throws {
@@ -210,7 +117,7 @@ public final class Rainbow<Base: Environment>: Agent {
         let inputs = observation.count
         buffer = ReplayBuffer(capacity: config.bufferSize, observationDimension: inputs, actionDimension: 1)
         priorities = config.prioritized ? PrioritizedReplay(capacity: config.bufferSize, alpha: config.priorityAlpha) : nil
-        online = Network(
+        online = RainbowNetwork(
             inputs: inputs, hidden: config.hidden, actions: actions, atoms: config.atoms, dueling: config.dueling,
             sigma: config.noiseSigma, seed: config.seed &+ 11)
         target = online
@@ -237,6 +144,18 @@ public final class Rainbow<Base: Environment>: Agent {
             noisy: config.noisy && !deterministic)
         return values.argmaxLast().map(Float.init)
     }
+
+    /// The policy as it acts now, for a rollout worker (`QActor.load(flattened:)` of its weights).
+    public var actingQ: QActor {
+        QActor(
+            shape: QActor.Shape(
+                inputs: observation.count, hidden: config.hidden, actions: actions, atoms: config.atoms, dueling: config.dueling,
+                noisy: config.noisy, sigma: config.noiseSigma, valueMin: config.valueMin, valueMax: config.valueMax),
+            network: online)
+    }
+
+    /// The current chance of a uniformly random action (ε; 0 with noisy layers).
+    public var explorationRate: Float { exploration }
 
     private var exploration: Float {
         guard !config.noisy else { return 0 }
@@ -385,5 +304,98 @@ public final class Rainbow<Base: Environment>: Agent {
     public func restore(_ saved: [String: Tensor]) throws {
         online.tensors = try ParameterNames.take("online", like: online.tensors, from: saved)
         target.tensors = try ParameterNames.take("target", like: target.tensors, from: saved)
+    }
+}
+
+/// The network: a feature layer, then one stream (or value and advantage streams) of two
+/// layers each, giving `[batch, actions, atoms]` logits.
+struct RainbowNetwork: Sendable {
+    var feature: Linear
+    var streams: [[NoisyLinear]]
+    let actions: Int
+    let atoms: Int
+    let dueling: Bool
+
+    init(inputs: Int, hidden: [Int], actions: Int, atoms: Int, dueling: Bool, sigma: Float, seed: UInt64) {
+        feature = Linear(inputs: inputs, outputs: hidden[0], seed: seed)
+        func stream(_ outputs: Int, _ offset: UInt64) -> [NoisyLinear] {
+            [
+                NoisyLinear(inputs: hidden[0], outputs: hidden[1], sigma0: sigma, seed: seed &+ offset),
+                NoisyLinear(inputs: hidden[1], outputs: outputs, sigma0: sigma, seed: seed &+ offset &+ 2),
+            ]
+        }
+        streams = dueling ? [stream(atoms, 10), stream(actions * atoms, 20)] : [stream(actions * atoms, 10)]
+        self.actions = actions
+        self.atoms = atoms
+        self.dueling = dueling
+    }
+
+    var tensors: [Tensor] {
+        get { [feature.weight, feature.bias] + streams.flatMap { $0.flatMap(\.tensors) } }
+        set {
+            feature.weight = newValue[0]
+            feature.bias = newValue[1]
+            var offset = 2
+            for s in streams.indices {
+                for l in streams[s].indices {
+                    streams[s][l].tensors = Array(newValue[offset..<(offset + 4)])
+                    offset += 4
+                }
+            }
+        }
+    }
+
+    mutating func resetNoise(using generator: inout SeededGenerator) {
+        for s in streams.indices { for l in streams[s].indices { streams[s][l].resetNoise(using: &generator) } }
+    }
+
+    /// `[batch, actions, atoms]` logits (Q-values when atoms is 1).
+    func callAsFunction(_ x: Variable, _ parameters: [Variable], noisy: Bool) -> Variable {
+        let batch = x.shape[0]
+        let hidden = Variable.linear(x, weight: parameters[0], bias: parameters[1]).relu()
+        var offset = 2
+        let outputs = streams.map { stream -> Variable in
+            var h = hidden
+            for (index, layer) in stream.enumerated() {
+                h = layer(h, parameters[offset..<(offset + 4)], noisy: noisy)
+                offset += 4
+                if index < stream.count - 1 { h = h.relu() }
+            }
+            return h
+        }
+        guard dueling else { return outputs[0].reshaped([batch, actions, atoms]) }
+        let advantage = outputs[1].reshaped([batch, actions, atoms])
+        let base = (outputs[0] - advantage.meanMiddle()).reshaped([batch, 1, atoms])
+        return advantage + Variable.concatenate([Variable](repeating: base, count: actions), axis: 1)
+    }
+
+    /// Expected values `[batch, actions]` from plain tensors.
+    func values(_ observations: Tensor, support: Tensor, noisy: Bool) -> Tensor {
+        let batch = observations.shape[0]
+        var hidden = Tensor.matmul(observations, feature.weight, transposeB: true) + feature.bias
+        hidden = hidden.relu()
+        let outputs = streams.map { stream -> Tensor in
+            var h = hidden
+            for (index, layer) in stream.enumerated() {
+                h = layer.predict(h, noisy: noisy)
+                if index < stream.count - 1 { h = h.relu() }
+            }
+            return h
+        }
+        var logits = outputs[dueling ? 1 : 0].reshaped([batch * actions, atoms])
+        if dueling {
+            // value + advantage − mean advantage, row by row.
+            let advantage = logits.reshaped([batch, actions * atoms])
+            for b in 0..<batch {
+                for j in 0..<atoms {
+                    var mean: Float = 0
+                    for a in 0..<actions { mean += advantage.scalars[b * actions * atoms + a * atoms + j] }
+                    let shift = outputs[0].scalars[b * atoms + j] - mean / Float(actions)
+                    for a in 0..<actions { logits.scalars[(b * actions + a) * atoms + j] += shift }
+                }
+            }
+        }
+        guard atoms > 1 else { return logits.reshaped([batch, actions]) }
+        return Tensor.matmul(logits.softmax(), support).reshaped([batch, actions])
     }
 }
