@@ -130,22 +130,17 @@ def main():
     parser.add_argument("--rllib-limit", type=float, default=300)
     parser.add_argument("--hybrid-steps", type=int, default=1024)
     parser.add_argument("--rllib-only", action="store_true", help="rerun RLlib's side; keep Shoal's from OUT_DIR/rollouts.json")
-    parser.add_argument("--ensemble-only", action="store_true", help="rerun the ensemble's runs; keep the rest from OUT_DIR/rollouts.json")
+    parser.add_argument("--rerun", choices=["ensemble", "offpolicy"],
+                        help="rerun one part (the ensemble's runs, SAC's); keep the rest from OUT_DIR/rollouts.json")
     parser.add_argument("--ensemble-steps", type=int, default=20_000)
-    parser.add_argument("--offpolicy-only", action="store_true", help="rerun SAC's runs; keep the rest from OUT_DIR/rollouts.json")
     arguments = parser.parse_args()
     os.makedirs(arguments.out, exist_ok=True)
     binary = os.path.join(arguments.bin, "trading")
     here = os.path.dirname(os.path.abspath(__file__))
-    if arguments.offpolicy_only:
+    if arguments.rerun:
         figures = json.load(open(f"{arguments.out}/rollouts.json"))
-        figures["offpolicy"] = offpolicy_runs(binary, arguments.out)
-        json.dump(figures, open(f"{arguments.out}/rollouts.json", "w"), indent=1)
-        report(figures, arguments.results)
-        return
-    if arguments.ensemble_only:
-        figures = json.load(open(f"{arguments.out}/rollouts.json"))
-        figures["ensemble"] = ensemble_runs(binary, arguments.out, arguments.ensemble_steps)
+        figures[arguments.rerun] = (ensemble_runs(binary, arguments.out, arguments.ensemble_steps) if arguments.rerun == "ensemble"
+                                    else offpolicy_runs(binary, arguments.out))
         json.dump(figures, open(f"{arguments.out}/rollouts.json", "w"), indent=1)
         report(figures, arguments.results)
         return

@@ -93,7 +93,7 @@ public distributed actor EnvRunner {
         self.sampler = sampler
         try await prepare(sampler, weights: weights, version: version, iteration: iteration)
         let rollout = sampler.sample(steps: steps)
-        return SampledPart(rollout: rollout, location: location(), seconds: Self.seconds(since: started))
+        return SampledPart(rollout: rollout, location: location(), seconds: (ContinuousClock.now - started).seconds)
     }
 
     /// `steps` steps of every environment for an off-policy learner, with the actor of update
@@ -118,12 +118,8 @@ public distributed actor EnvRunner {
         self.collector = collector
         try await prepare(collector, weights: weights, version: version, iteration: iteration)
         let transitions = collector.collect(steps: steps, random: random)
-        return SampledTransitions(transitions: transitions, location: location(), seconds: Self.seconds(since: started))
-    }
-
-    static func seconds(since start: ContinuousClock.Instant) -> Double {
-        let elapsed = ContinuousClock.now - start
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        return SampledTransitions(
+            transitions: transitions, location: location(), seconds: (ContinuousClock.now - started).seconds)
     }
 
     /// The encoder's parameters from its safetensors file in the object store.

@@ -48,8 +48,7 @@ public actor EnvRunnerGroup {
     private var version = 0
     /// Parts sampled again after a worker died.
     public private(set) var failures = 0
-    /// Environment steps sampled so far and the time spent waiting for them.
-    public private(set) var sampledSteps = 0
+    /// The time spent sampling: from publishing the weights to the joined parts.
     public private(set) var samplingTime = Duration.zero
     /// Over every call, the slowest runner's own time (weights read, environments stepped): what
     /// is left of `samplingTime` is the calls' overhead (publishing, sending, replying, joining).
@@ -127,7 +126,6 @@ public actor EnvRunnerGroup {
             return (part.rollout, part.location, part.seconds)
         }
         let rollout = try Rollout.joined(parts)
-        sampledSteps += rollout.steps * rollout.environments
         samplingTime += ContinuousClock.now - started
         return rollout
     }
@@ -145,7 +143,6 @@ public actor EnvRunnerGroup {
             return (part.transitions, part.location, part.seconds)
         }
         let transitions = try Transitions.joined(parts)
-        sampledSteps += transitions.count
         samplingTime += ContinuousClock.now - started
         return transitions
     }

@@ -63,11 +63,10 @@ public distributed actor MemberTrainer {
             totalSteps: spec.steps, evaluationInterval: spec.evaluationInterval, evaluationEpisodes: 1,
             environmentName: "trading", seed: spec.seed, evaluationEnvironment: market.validation
         ).run(agent)
-        let elapsed = ContinuousClock.now - started
         return TrainedMember(
             algorithm: spec.algorithm,
             checkpoint: try SafeTensors.encode(agent.checkpoint(), metadata: ["format": "pt", "algorithm": agent.name]),
             curve: curve, node: ProcessInfo.processInfo.environment["SHOAL_NODE_ID"] ?? "", pid: getpid(),
-            seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
+            seconds: (ContinuousClock.now - started).seconds)
     }
 }

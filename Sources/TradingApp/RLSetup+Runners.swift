@@ -4,6 +4,15 @@ import ShoalRL
 import ShoalRollouts
 
 extension RLSetup {
+    /// The progress line's tail on rollout workers: the sampling rate, the runners' own share of
+    /// the sampling phase, and the learner's rate.
+    static func details(sampled: Int, sampling: Duration, busy: Double, learner: String) -> String {
+        String(
+            format: "  sampling %.0f steps/s (runners busy %.0f%% of it)  learner ",
+            Double(sampled) / max(sampling.seconds, 1e-9),
+            100 * busy / max(sampling.seconds, 1e-9)) + learner
+    }
+
     static func onRunners<Base: Environment>(
         _ agent: PPO<Base>, _ name: RolloutEnvironment, _ evaluation: Base, interval: Int, seed: UInt64, encoder: [UInt8]? = nil
     ) -> RunnerTraining {
@@ -27,21 +36,19 @@ extension RLSetup {
                 let curve = try await run.run(
                     agent, progress: progress,
                     details: {
-                        String(
-                            format: "  sampling %.0f steps/s (runners busy %.0f%% of it)  learner %.0f updates/s",
-                            Double(sampled) / max(sampling.seconds, 1e-9), 100 * busy / max(sampling.seconds, 1e-9),
-                            Double(agent.updatesDone) / max(learning.seconds, 1e-9))
+                        Self.details(
+                            sampled: sampled, sampling: sampling, busy: busy,
+                            learner: String(format: "%.0f updates/s", Double(agent.updatesDone) / max(learning.seconds, 1e-9)))
                     }
                 ) { steps in
                     let target = agent.stepsDone + steps
                     while agent.stepsDone < target {
-                        let started = ContinuousClock.now
                         let rollout = try await group.sample(weights: agent.policy.flattened(), steps: agent.config.steps)
                         let sampledAt = ContinuousClock.now
                         agent.learn(from: rollout)
                         sampled += rollout.steps * rollout.environments
-                        sampling += sampledAt - started
                         learning += ContinuousClock.now - sampledAt
+                        sampling = await group.samplingTime
                         busy = await group.runnerSeconds
                     }
                 }
@@ -90,10 +97,9 @@ extension RLSetup {
                 let curve = try await run.run(
                     agent, progress: progress,
                     details: {
-                        String(
-                            format: "  sampling %.0f steps/s (runners busy %.0f%% of it)  learner %.0f steps/s",
-                            Double(sampled) / max(sampling.seconds, 1e-9), 100 * busy / max(sampling.seconds, 1e-9),
-                            Double(sampled) / max(learning.seconds, 1e-9))
+                        Self.details(
+                            sampled: sampled, sampling: sampling, busy: busy,
+                            learner: String(format: "%.0f steps/s", Double(sampled) / max(learning.seconds, 1e-9)))
                     }
                 ) { stretch in
                     let target = min(total, agent.stepsDone + stretch)

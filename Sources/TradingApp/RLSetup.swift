@@ -38,6 +38,20 @@ struct RLSetup {
         Cluster, EnvRunnerOptions, Int?, Int, Double?, (String) -> Void, @escaping @Sendable (EnvRunnerEvent) -> Void
     ) async throws -> LearningCurve
 
+    /// With rollout workers, PPO's environments are the workers' together: `--envs-per-runner`
+    /// each, or the configuration's split evenly.
+    static func spread<Base: Environment>(_ config: inout PPO<Base>.Config, over runners: Runners?) throws {
+        guard let runners else { return }
+        guard runners.count >= 1 else { throw ValidationError("--env-runners must be at least 1") }
+        if let perRunner = runners.environmentsPerRunner {
+            guard perRunner >= 1 else { throw ValidationError("--envs-per-runner must be at least 1") }
+            config.environments = runners.count * perRunner
+        } else if config.environments % runners.count != 0 {
+            throw ValidationError(
+                "\(config.environments) environments do not split evenly into \(runners.count) runners: give --envs-per-runner")
+        }
+    }
+
     init(
         algorithm: RLCommand.Algorithm, environment: RLCommand.EnvironmentName, seed: UInt64, steps: Int?, configData: Data?,
         preset: String?, market: MarketOptions, runners: Runners? = nil, encoder: RegisteredEncoder? = nil
@@ -74,19 +88,6 @@ struct RLSetup {
                 ).run(agent, progress: progress)
             }
         }
-        // With rollout workers, PPO's environments are the workers' together.
-        func spread<Base: Environment>(_ config: inout PPO<Base>.Config) throws {
-            guard let runners else { return }
-            guard runners.count >= 1 else { throw ValidationError("--env-runners must be at least 1") }
-            if let perRunner = runners.environmentsPerRunner {
-                guard perRunner >= 1 else { throw ValidationError("--envs-per-runner must be at least 1") }
-                config.environments = runners.count * perRunner
-            } else if config.environments % runners.count != 0 {
-                throw ValidationError(
-                    "\(config.environments) environments do not split evenly into \(runners.count) runners: give --envs-per-runner"
-                )
-            }
-        }
         outOfSample = nil
         trainOnRunners = nil
         func json<Config: Encodable>(_ config: Config) -> String {
@@ -112,7 +113,7 @@ struct RLSetup {
             var config = try decode(PPO<CartPole>.Config.self, default: start)
             config.seed = seed
             config.totalSteps = steps ?? config.totalSteps
-            try spread(&config)
+            try Self.spread(&config, over: runners)
             let agent = try PPO(config: config) { _ in CartPole() }
             configJSON = json(config)
             (self.agent, totalSteps, threshold) = (agent, config.totalSteps, 475)
@@ -122,7 +123,7 @@ struct RLSetup {
             var config = try decode(PPO<Pendulum>.Config.self, default: PPO<Pendulum>.Config.stableBaselinesDefaults)
             config.seed = seed
             config.totalSteps = steps ?? 100_000
-            try spread(&config)
+            try Self.spread(&config, over: runners)
             let agent = try PPO(config: config) { _ in Pendulum() }
             configJSON = json(config)
             (self.agent, totalSteps, threshold) = (agent, config.totalSteps, -200)
@@ -215,19 +216,6 @@ struct TradingSetup {
         guard market.bars >= 2_000 else {
             throw ValidationError("--bars must be at least 2000 for a train/validation/test split")
         }
-        var marketConfig = SyntheticMarket.Config()
-        marketConfig.seed = market.marketSeed
-        marketConfig.symbols = environment == .portfolio ? ["AAA", "BBB", "CCC", "DDD"] : ["AAA"]
-        let series = try SyntheticMarket(config: marketConfig).generate(bars: market.bars).series
-        let closes = series.flatMap(\.close)
-        let prices = closes.withUnsafeBytes { ContentDigest.sha256(of: $0) }
-        let portfolioDescription =
-            #"{"market": "synthetic", "seed": \#(market.marketSeed), "bars": \#(market.bars), "symbols": \#(series.count), "prices_sha256": "\#(prices)"}"#
-        let trainEnd = market.bars * 70 / 100
-        let validationEnd = market.bars * 85 / 100
-        let features = try series.map { try MarketFeatures.basic($0, trainingBars: trainEnd) }
-        let first = features.map(\.firstComplete).max() ?? 0
-        let (trainSpan, validationSpan, testSpan) = (first..<trainEnd, trainEnd..<validationEnd, validationEnd..<market.bars)
         let total = steps ?? (algorithm == .ppo || algorithm == .rainbow ? 100_000 : 20_000)
         let name = environment == .portfolio ? "portfolio" : "trading"
 
@@ -235,7 +223,18 @@ struct TradingSetup {
             guard runners == nil, market.features == .basic else {
                 throw ValidationError("the portfolio environment runs in one process on basic features")
             }
-            dataDescription = portfolioDescription
+            var marketConfig = SyntheticMarket.Config()
+            marketConfig.seed = market.marketSeed
+            marketConfig.symbols = ["AAA", "BBB", "CCC", "DDD"]
+            let series = try SyntheticMarket(config: marketConfig).generate(bars: market.bars).series
+            let prices = series.flatMap(\.close).withUnsafeBytes { ContentDigest.sha256(of: $0) }
+            dataDescription =
+                #"{"market": "synthetic", "seed": \#(market.marketSeed), "bars": \#(market.bars), "symbols": \#(series.count), "prices_sha256": "\#(prices)"}"#
+            let trainEnd = market.bars * 70 / 100
+            let validationEnd = market.bars * 85 / 100
+            let features = try series.map { try MarketFeatures.basic($0, trainingBars: trainEnd) }
+            let first = features.map(\.firstComplete).max() ?? 0
+            let (trainSpan, validationSpan, testSpan) = (first..<trainEnd, trainEnd..<validationEnd, validationEnd..<market.bars)
             var config = PortfolioEnvironment.Config()
             config.reward = reward
             let trainEnvironment = try PortfolioEnvironment(assets: features, span: trainSpan, config: config, seed: seed)
@@ -274,44 +273,6 @@ struct TradingSetup {
         dataDescription = built.description
         let hold: [Float] = market.discrete ? [2] : [1, 0]
         totalSteps = total
-        if let runners, algorithm != .ensemble {
-            let interval = max(1000, total / 20)
-            if algorithm == .ppo {
-                var config: PPO<TradingEnvironment>.Config = TradingAgents.ppoConfig(seed: seed, total: total)
-                if let perRunner = runners.environmentsPerRunner {
-                    config.environments = runners.count * perRunner
-                } else if config.environments % runners.count != 0 {
-                    throw ValidationError(
-                        "\(config.environments) environments do not split evenly into \(runners.count) runners: give --envs-per-runner"
-                    )
-                }
-                let agent = try PPO(config: config) { _ in trainEnvironment }
-                self.agent = agent
-                trainOnRunners = RLSetup.onRunners(
-                    agent, .trading(spec), validation, interval: interval, seed: seed, encoder: encoder?.artifact)
-            } else {
-                let agent = try Self.marketAgent(algorithm, trainEnvironment, seed: seed, total: total)
-                guard let learner = agent as? any OffPolicyLearner else {
-                    throw ValidationError("--env-runners: \(algorithm.rawValue) does not learn from rollout workers yet")
-                }
-                self.agent = agent
-                trainOnRunners = RLSetup.offPolicyOnRunners(
-                    learner, .trading(spec), validation, total: total, interval: interval, seed: seed,
-                    environmentsPerRunner: runners.environmentsPerRunner, encoder: encoder?.artifact)
-            }
-            let agent = self.agent
-            train = Self.run(agent, name, validation, total, seed: seed)
-            report = { folder in
-                try Self.writeReport(
-                    [
-                        (agent.name, OutOfSample.run(of: agent, on: test)),
-                        ("buy and hold", OutOfSample.run(on: test) { _ in hold }),
-                    ],
-                    weights: nil, to: folder)
-            }
-            return
-        }
-
         if algorithm == .ensemble {
             let kinds: [TradingAlgorithm] = market.discrete ? [.ppo, .rainbow] : [.ppo, .sac, .td3]
             // On-policy members train five times the off-policy ones' budget.
@@ -336,18 +297,8 @@ struct TradingSetup {
                             OutOfSample.run(of: member, on: test)
                         ))
                 }
-                var activity = TradingActivity()
-                let outcomes = ensemble.run(test, seed: seed)
-                var position = 0.0
-                for outcome in outcomes {
-                    let now = outcome.info["position"] ?? position
-                    activity.bars += 1
-                    activity.turnover += abs(now - position)
-                    activity.trades += abs(now - position) > 1e-12 ? 1 : 0
-                    activity.costs += (outcome.info["cost"] ?? 0) / TradingEnvironment.Config().initialBalance
-                    position = now
-                }
-                rows.append(("ensemble", (outcomes.map { $0.info["return"] ?? 0 }, activity)))
+                let steps = ensemble.run(test, seed: seed).map(\.info)
+                rows.append(("ensemble", (steps.map { $0["return"] ?? 0 }, TradingActivity(steps: steps))))
                 rows.append(("buy and hold", OutOfSample.run(on: test, seed: 0) { _ in hold }))
                 rows.append(("cash", OutOfSample.run(on: test, seed: 0) { _ in cash }))
                 try Self.writeReport(rows, weights: (ensemble.memberNames, ensemble.history.map(\.weights)), to: folder)
@@ -355,7 +306,28 @@ struct TradingSetup {
             return
         }
 
-        let agent = try Self.marketAgent(algorithm, trainEnvironment, seed: seed, total: total)
+        let agent: any Agent
+        if let runners {
+            let interval = max(1000, total / 20)
+            if algorithm == .ppo {
+                var config: PPO<TradingEnvironment>.Config = TradingAgents.ppoConfig(seed: seed, total: total)
+                try RLSetup.spread(&config, over: runners)
+                let ppo = try PPO(config: config) { _ in trainEnvironment }
+                agent = ppo
+                trainOnRunners = RLSetup.onRunners(
+                    ppo, .trading(spec), validation, interval: interval, seed: seed, encoder: encoder?.artifact)
+            } else {
+                agent = try Self.marketAgent(algorithm, trainEnvironment, seed: seed, total: total)
+                guard let learner = agent as? any OffPolicyLearner else {
+                    throw ValidationError("--env-runners: \(algorithm.rawValue) does not learn from rollout workers yet")
+                }
+                trainOnRunners = RLSetup.offPolicyOnRunners(
+                    learner, .trading(spec), validation, total: total, interval: interval, seed: seed,
+                    environmentsPerRunner: runners.environmentsPerRunner, encoder: encoder?.artifact)
+            }
+        } else {
+            agent = try Self.marketAgent(algorithm, trainEnvironment, seed: seed, total: total)
+        }
         self.agent = agent
         train = Self.run(agent, name, validation, total, seed: seed)
         report = { folder in

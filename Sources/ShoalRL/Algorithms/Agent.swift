@@ -65,3 +65,25 @@ enum ParameterNames {
         }
     }
 }
+
+/// Parameters laid end to end, as a learner publishes them to its rollout workers, and back.
+enum FlatParameters {
+    static func flatten(_ tensors: [Tensor]) -> [Float] {
+        var flat = [Float]()
+        flat.reserveCapacity(tensors.reduce(0) { $0 + $1.count })
+        for tensor in tensors { flat += tensor.scalars }
+        return flat
+    }
+
+    /// `flat` cut into tensors of `template`'s shapes.
+    /// - Throws: `AgentError` naming `what` when the count differs.
+    static func unflatten(_ flat: [Float], like template: [Tensor], what: String) throws -> [Tensor] {
+        let total = template.reduce(0) { $0 + $1.count }
+        guard flat.count == total else { throw AgentError("\(flat.count) parameters published for \(what) of \(total)") }
+        var offset = 0
+        return template.map { tensor in
+            defer { offset += tensor.count }
+            return Tensor(shape: tensor.shape, scalars: Array(flat[offset..<(offset + tensor.count)]))
+        }
+    }
+}

@@ -91,9 +91,6 @@ public final class PPO<Base: Environment>: Agent {
     /// The networks as they stand: what rollout workers act with (`PPOPolicy.flattened()`).
     public var policy: PPOPolicy { networks }
 
-    /// Environment steps in one rollout of all the environments (`environments × steps`).
-    public var rolloutSize: Int { config.environments * config.steps }
-
     public func act(_ observations: [Float], deterministic: Bool) -> [Float] {
         networks.act(observations, deterministic: deterministic, using: &generator)
     }

@@ -51,24 +51,12 @@ public struct PPOPolicy: Sendable {
     public var parameterCount: Int { tensors.reduce(0) { $0 + $1.count } }
 
     /// The parameters laid end to end in `tensors` order: what the learner publishes.
-    public func flattened() -> [Float] {
-        var flat = [Float]()
-        flat.reserveCapacity(parameterCount)
-        for tensor in tensors { flat += tensor.scalars }
-        return flat
-    }
+    public func flattened() -> [Float] { FlatParameters.flatten(tensors) }
 
     /// Takes parameters published by `flattened()` of a policy of the same shape.
     /// - Throws: `AgentError` when the count differs.
     public mutating func load(flattened flat: [Float]) throws {
-        guard flat.count == parameterCount else {
-            throw AgentError("PPO: \(flat.count) parameters published for a policy of \(parameterCount)")
-        }
-        var offset = 0
-        tensors = tensors.map { tensor in
-            defer { offset += tensor.count }
-            return Tensor(shape: tensor.shape, scalars: Array(flat[offset..<(offset + tensor.count)]))
-        }
+        tensors = try FlatParameters.unflatten(flat, like: tensors, what: "a PPO policy")
     }
 
     /// The values of a batch of observations.

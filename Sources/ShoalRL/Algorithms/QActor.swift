@@ -53,18 +53,12 @@ public struct QActor: Sendable {
     }
 
     /// The network's parameters laid end to end (noise excluded).
-    public func flattened() -> [Float] { network.tensors.flatMap(\.scalars) }
+    public func flattened() -> [Float] { FlatParameters.flatten(network.tensors) }
 
     /// Takes parameters published by `flattened()` of an actor of the same shape.
     /// - Throws: `AgentError` when the count differs.
     public mutating func load(flattened flat: [Float]) throws {
-        let total = network.tensors.reduce(0) { $0 + $1.count }
-        guard flat.count == total else { throw AgentError("\(flat.count) parameters published for a Q actor of \(total)") }
-        var offset = 0
-        network.tensors = network.tensors.map { tensor in
-            defer { offset += tensor.count }
-            return Tensor(shape: tensor.shape, scalars: Array(flat[offset..<(offset + tensor.count)]))
-        }
+        network.tensors = try FlatParameters.unflatten(flat, like: network.tensors, what: "a Q actor")
     }
 
     /// Actions (each an index, as a float) for a batch of observations: uniformly random with

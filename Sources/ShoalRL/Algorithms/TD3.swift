@@ -101,18 +101,13 @@ public final class TD3<Base: Environment>: OffPolicyLearner {
     public var randomSteps: Int { config.learningStarts }
 
     public func learn(from transitions: Transitions) {
-        let width = interaction.observationDimension
         precondition(
-            transitions.observationDimension == width && transitions.actionDimension == actionDimension,
-            "transitions of widths \(transitions.observationDimension) and \(transitions.actionDimension) for a learner of \(width) and \(actionDimension)"
+            transitions.observationDimension == interaction.observationDimension
+                && transitions.actionDimension == actionDimension,
+            "transitions of widths \(transitions.observationDimension) and \(transitions.actionDimension) for a learner of \(interaction.observationDimension) and \(actionDimension)"
         )
         for row in 0..<transitions.count {
-            buffer.add(
-                observation: transitions.observations[(row * width)..<((row + 1) * width)],
-                action: transitions.actions[(row * actionDimension)..<((row + 1) * actionDimension)],
-                reward: transitions.rewards[row],
-                nextObservation: transitions.nextObservations[(row * width)..<((row + 1) * width)],
-                terminal: transitions.terminals[row] == 1, discount: config.gamma)
+            buffer.add(row, of: transitions, discount: config.gamma)
             stepsDone += 1
             if stepsDone > config.learningStarts && stepsDone % config.trainFrequency == 0 {
                 for _ in 0..<config.gradientSteps { update() }

@@ -63,6 +63,17 @@ public struct ReplayBuffer: Sendable {
         return index
     }
 
+    /// Stores transition `row` of transitions sampled elsewhere; returns its index.
+    @discardableResult
+    public mutating func add(_ row: Int, of transitions: Transitions, discount: Float) -> Int {
+        let (width, actionWidth) = (transitions.observationDimension, transitions.actionDimension)
+        return add(
+            observation: transitions.observations[(row * width)..<((row + 1) * width)],
+            action: transitions.actions[(row * actionWidth)..<((row + 1) * actionWidth)], reward: transitions.rewards[row],
+            nextObservation: transitions.nextObservations[(row * width)..<((row + 1) * width)],
+            terminal: transitions.terminals[row] == 1, discount: discount)
+    }
+
     /// The transitions at `indices`.
     public func gather(_ indices: [Int]) -> Batch {
         var batch = Batch(

@@ -49,13 +49,7 @@ public final class EncodedFeatures: Sendable {
 
     /// The features of the window of `inputs` ending at `bar`.
     private static func encode(_ inputs: MarketFeatures, bar: Int, steps: Int, with extractor: FeatureExtractor) -> [Float] {
-        // [features, steps], channels first, as the model reads it.
-        let features = inputs.width
-        var window = [Float](repeating: 0, count: features * steps)
-        for step in 0..<steps {
-            for (feature, value) in inputs.row(bar - steps + 1 + step).enumerated() { window[feature * steps + step] = value }
-        }
-        let extracted = extractor.extract(Tensor(shape: [features, steps], scalars: window))
+        let extracted = extractor.extract(inputs.window(endingAt: bar, steps: steps))
         var row = extracted.fused
         row.append(extracted.confidence)
         row.append(extracted.uncertainty.isFinite ? extracted.uncertainty : 0)

@@ -34,6 +34,16 @@ public struct MarketFeatures: Sendable {
     /// Feature row `bar`.
     public func row(_ bar: Int) -> ArraySlice<Float> { values[(bar * width)..<((bar + 1) * width)] }
 
+    /// The `steps` rows ending at `bar` as the hybrid model reads a window: `[features, steps]`,
+    /// channels first.
+    public func window(endingAt bar: Int, steps: Int) -> Tensor {
+        var window = [Float](repeating: 0, count: width * steps)
+        for step in 0..<steps {
+            for (feature, value) in row(bar - steps + 1 + step).enumerated() { window[feature * steps + step] = value }
+        }
+        return Tensor(shape: [width, steps], scalars: window)
+    }
+
     /// The basic indicators (the standard feature pipeline: SMA, EMA, Bollinger, RSI, MACD, OBV,
     /// VWAP, volume ROC, ATR, volatility ratio, Garman–Klass, log return), z-scored with means
     /// and deviations fitted on `trainingBars` only (no look-ahead into the rest).
@@ -68,13 +78,7 @@ public struct MarketFeatures: Sendable {
         var rows: [[Float]] = Array(repeating: [], count: base.bars)
         var width = 0
         for bar in first..<base.bars {
-            // [features, steps], channels first, as the model reads it.
-            var window = [Float](repeating: 0, count: config.features * steps)
-            for step in 0..<steps {
-                let source = base.row(bar - steps + 1 + step)
-                for (feature, value) in source.enumerated() { window[feature * steps + step] = value }
-            }
-            let extracted = extractor.extract(Tensor(shape: [config.features, steps], scalars: window))
+            let extracted = extractor.extract(base.window(endingAt: bar, steps: steps))
             rows[bar] = extracted.fused + [extracted.confidence, extracted.uncertainty.isFinite ? extracted.uncertainty : 0]
             width = rows[bar].count
         }

@@ -137,7 +137,7 @@ public struct ContinuousActor: Sendable {
     }
 
     /// The network's parameters laid end to end.
-    public func flattened() -> [Float] { network.tensors.flatMap(\.scalars) }
+    public func flattened() -> [Float] { FlatParameters.flatten(network.tensors) }
 
     /// The hidden layers' sizes.
     public var hiddenSizes: [Int] { network.weights.dropLast().map { $0.shape[0] } }
@@ -145,13 +145,7 @@ public struct ContinuousActor: Sendable {
     /// Takes parameters published by `flattened()` of an actor of the same shape.
     /// - Throws: `AgentError` when the count differs.
     public mutating func load(flattened flat: [Float]) throws {
-        let total = network.tensors.reduce(0) { $0 + $1.count }
-        guard flat.count == total else { throw AgentError("\(flat.count) parameters published for an actor of \(total)") }
-        var offset = 0
-        network.tensors = network.tensors.map { tensor in
-            defer { offset += tensor.count }
-            return Tensor(shape: tensor.shape, scalars: Array(flat[offset..<(offset + tensor.count)]))
-        }
+        network.tensors = try FlatParameters.unflatten(flat, like: network.tensors, what: "an actor")
     }
 
     /// Exploring actions in [−1, 1] for a batch of observations (`random`: uniformly random,

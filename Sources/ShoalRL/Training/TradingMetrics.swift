@@ -36,6 +36,28 @@ public struct TradingActivity: Sendable, Codable, Equatable {
 
     public init() {}
 
+    /// What an episode traded, from its steps' `info` (the environment's `position`, `cost`,
+    /// `equity` and `return`); costs over the equity before the first step.
+    public init(steps infos: [[String: Double]]) {
+        var position = 0.0
+        var startingEquity: Double?
+        for info in infos {
+            bars += 1
+            if let now = info["position"] {
+                let change = abs(now - position)
+                turnover += change
+                trades += change > 1e-12 ? 1 : 0
+                position = now
+            }
+            if let cost = info["cost"], let equity = info["equity"] {
+                // The equity before the first step: its equity after over one plus its return.
+                let start = startingEquity ?? equity / (1 + (info["return"] ?? 0))
+                startingEquity = start
+                costs += cost / max(start, 1e-12)
+            }
+        }
+    }
+
     /// Position change per bar.
     public var turnoverPerBar: Double { bars > 0 ? turnover / Double(bars) : 0 }
 }
@@ -66,29 +88,15 @@ public enum OutOfSample {
     ) -> (returns: [Double], activity: TradingActivity) {
         var environment = environment
         var observation = environment.reset(seed: seed)
-        var returns: [Double] = []
-        var activity = TradingActivity()
-        var position = 0.0
-        var startingEquity: Double?
+        var infos: [[String: Double]] = []
         while true {
             let outcome = environment.step(policy(observation))
-            returns.append(outcome.info["return"] ?? 0)
-            activity.bars += 1
-            if let now = outcome.info["position"] {
-                let change = abs(now - position)
-                activity.turnover += change
-                activity.trades += change > 1e-12 ? 1 : 0
-                position = now
-            }
-            if let cost = outcome.info["cost"], let equity = outcome.info["equity"] {
-                // The equity before the first step: its equity after over one plus its return.
-                let start = startingEquity ?? equity / (1 + (outcome.info["return"] ?? 0))
-                startingEquity = start
-                activity.costs += cost / max(start, 1e-12)
-            }
+            infos.append(outcome.info)
             observation = outcome.observation
             if outcome.done { break }
         }
+        let returns = infos.map { $0["return"] ?? 0 }
+        let activity = TradingActivity(steps: infos)
         return (returns, activity)
     }
 }
