@@ -39,8 +39,9 @@ public struct EnvRunnerSpec: Codable, Sendable {
 public enum RunnerPolicy: Codable, Sendable {
     /// PPO's networks: on-policy rollouts.
     case ppo(hidden: [Int], activation: MLP.Activation)
-    /// An off-policy learner's actor (SAC's or TD3's): transitions.
-    case actor(ContinuousActor.Kind, hidden: [Int])
+    /// An off-policy learner's acting network (SAC's or TD3's actor, Rainbow's online
+    /// network): transitions.
+    case offPolicy(OffPolicyActor)
 }
 
 /// A rollout worker: steps its vector of environments with the policy whose weights it is
@@ -96,15 +97,20 @@ public distributed actor EnvRunner {
         return SampledPart(rollout: rollout, location: location(), seconds: (ContinuousClock.now - started).seconds)
     }
 
-    /// `steps` steps of every environment for an off-policy learner, with the actor of update
-    /// `version` (uniformly random actions when `random`), as transitions.
-    /// - Throws: `AgentError` for weights of the wrong size or an environment without box actions.
+    /// `steps` steps of every environment for an off-policy learner, with the acting network
+    /// of update `version`, as transitions.
+    /// - Parameter exploration: the chance of a uniformly random action in place of the
+    ///   policy's (`OffPolicyLearner.exploration(atStep:)`; SAC's and TD3's actors take only 1,
+    ///   all random, or else their own noise).
+    /// - Throws: `AgentError` for weights of the wrong size or an environment whose actions the
+    ///   network cannot take.
     distributed func collect(
-        weights: ObjectRef<[Float]>, version: Int, iteration: Int, steps: Int, random: Bool, encoder: ObjectRef<[UInt8]>?
+        weights: ObjectRef<[Float]>, version: Int, iteration: Int, steps: Int, exploration: Float, encoder: ObjectRef<[UInt8]>?
     ) async throws -> SampledTransitions {
         let started = ContinuousClock.now
         guard steps > 0 else { throw AgentError("a collection needs at least one step, not \(steps)") }
-        guard case .actor(let kind, let hidden) = spec.policy else {
+        guard (0...1).contains(exploration) else { throw AgentError("exploration must be in [0, 1], not \(exploration)") }
+        guard case .offPolicy(let acting) = spec.policy else {
             throw AgentError("this runner acts for PPO: ask it for rollouts")
         }
         if collector == nil { Compute.setThreads(spec.threads) }
@@ -113,11 +119,11 @@ public distributed actor EnvRunner {
             collector = built
         } else {
             collector = try spec.environment.transitionSampler(
-                spec, kind: kind, hidden: hidden, encoder: try await Self.encoderWeights(encoder))
+                spec, acting: acting, encoder: try await Self.encoderWeights(encoder))
         }
         self.collector = collector
         try await prepare(collector, weights: weights, version: version, iteration: iteration)
-        let transitions = collector.collect(steps: steps, random: random)
+        let transitions = collector.collect(steps: steps, exploration: exploration)
         return SampledTransitions(
             transitions: transitions, location: location(), seconds: (ContinuousClock.now - started).seconds)
     }
@@ -181,7 +187,7 @@ protocol RolloutSampler: WeightedSampler {
 
 /// Off-policy transitions.
 protocol TransitionSampler: WeightedSampler {
-    func collect(steps: Int, random: Bool) -> Transitions
+    func collect(steps: Int, exploration: Float) -> Transitions
 }
 
 /// A PPO policy's rollouts of a vector of environments.
@@ -219,7 +225,8 @@ final class ActorSampler<Base: Environment>: TransitionSampler {
 
     init(_ spec: EnvRunnerSpec, kind: ContinuousActor.Kind, hidden: [Int], make: (Int) -> Base) throws {
         collector = try TransitionCollector(
-            count: spec.environments, seed: spec.seed &+ UInt64(spec.index * spec.environments), make: make)
+            count: spec.environments, seed: spec.seed &+ UInt64(spec.index * spec.environments),
+            firstStream: spec.index * spec.environments, make: make)
         actor = try ContinuousActor(
             kind: kind, observationDimension: collector.observationDimension, actionDimension: collector.actionDimension,
             hidden: hidden)
@@ -228,9 +235,37 @@ final class ActorSampler<Base: Environment>: TransitionSampler {
 
     func load(weights: [Float]) throws { try actor.load(flattened: weights) }
 
-    func collect(steps: Int, random: Bool) -> Transitions {
+    func collect(steps: Int, exploration: Float) -> Transitions {
         let actor = self.actor
+        let random = exploration >= 1
         return collector.collect(steps: steps) { actor.act($0, random: random, using: &self.generator) }
+    }
+
+    func reset(seed: UInt64) { collector.reset(seed: seed) }
+}
+
+/// A Q-learner's (Rainbow's, DQN's) transitions of several environments with discrete actions.
+final class QSampler<Base: Environment>: TransitionSampler {
+    private var collector: TransitionCollector<Base>
+    private var actor: QActor
+    private var generator: SeededGenerator
+
+    init(_ spec: EnvRunnerSpec, shape: QActor.Shape, make: (Int) -> Base) throws {
+        collector = try TransitionCollector(
+            count: spec.environments, seed: spec.seed &+ UInt64(spec.index * spec.environments),
+            firstStream: spec.index * spec.environments, discrete: true, make: make)
+        guard collector.observationDimension == shape.inputs else {
+            throw AgentError(
+                "the environment's observations have \(collector.observationDimension) values, the network takes \(shape.inputs)")
+        }
+        actor = try QActor(shape: shape)
+        generator = SeededGenerator(seed: spec.seed &+ 37 &+ UInt64(spec.index + 1) &* 0x9E37_79B9)
+    }
+
+    func load(weights: [Float]) throws { try actor.load(flattened: weights) }
+
+    func collect(steps: Int, exploration: Float) -> Transitions {
+        collector.collect(steps: steps) { self.actor.act($0, epsilon: exploration, using: &self.generator) }
     }
 
     func reset(seed: UInt64) { collector.reset(seed: seed) }

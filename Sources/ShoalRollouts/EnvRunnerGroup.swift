@@ -130,16 +130,17 @@ public actor EnvRunnerGroup {
         return rollout
     }
 
-    /// `steps` steps of every worker's environments with an off-policy actor's `weights`
-    /// (`ContinuousActor.flattened()`; uniformly random actions when `random`), the workers'
-    /// transitions joined in worker order.
+    /// `steps` steps of every worker's environments with an off-policy learner's acting
+    /// `weights` (`OffPolicyLearner.actingWeights`) and `exploration` (its
+    /// `exploration(atStep:)`), the workers' transitions joined in worker order.
     /// - Throws: as `sample`.
-    public func collect(weights: [Float], steps: Int, random: Bool) async throws -> Transitions {
+    public func collect(weights: [Float], steps: Int, exploration: Float) async throws -> Transitions {
         let started = ContinuousClock.now
         let encoder = self.encoder
         let parts = try await onEveryRunner(weights) { runner, published, version, iteration in
             let part = try await runner.collect(
-                weights: published, version: version, iteration: iteration, steps: steps, random: random, encoder: encoder)
+                weights: published, version: version, iteration: iteration, steps: steps, exploration: exploration,
+                encoder: encoder)
             return (part.transitions, part.location, part.seconds)
         }
         let transitions = try Transitions.joined(parts)

@@ -38,17 +38,24 @@ public enum RolloutEnvironment: Codable, Sendable, Equatable {
         }
     }
 
-    /// A collector of transitions of the spec's copies of the environment for an off-policy actor.
-    /// - Throws: `AgentError` when the environment's actions are not a box.
+    /// A collector of transitions of the spec's copies of the environment for an off-policy
+    /// learner's acting network.
+    /// - Throws: `AgentError` when the environment's actions are not the network's kind.
     func transitionSampler(
-        _ spec: EnvRunnerSpec, kind: ContinuousActor.Kind, hidden: [Int], encoder: [String: Tensor]?
+        _ spec: EnvRunnerSpec, acting: OffPolicyActor, encoder: [String: Tensor]?
     ) throws -> any TransitionSampler {
+        func sampler<Base: Environment>(_ make: @escaping (Int) -> Base) throws -> any TransitionSampler {
+            switch acting {
+            case .continuous(let kind, let hidden): try ActorSampler(spec, kind: kind, hidden: hidden, make: make)
+            case .q(let shape): try QSampler(spec, shape: shape, make: make)
+            }
+        }
         switch self {
-        case .cartpole: return try ActorSampler(spec, kind: kind, hidden: hidden) { _ in CartPole() }
-        case .pendulum: return try ActorSampler(spec, kind: kind, hidden: hidden) { _ in Pendulum() }
+        case .cartpole: return try sampler { _ in CartPole() }
+        case .pendulum: return try sampler { _ in Pendulum() }
         case .trading(let market):
             let environment = try market.build(encoderWeights: encoder, seed: spec.seed).train
-            return try ActorSampler(spec, kind: kind, hidden: hidden) { _ in environment }
+            return try sampler { _ in environment }
         }
     }
 }

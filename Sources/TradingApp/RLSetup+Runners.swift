@@ -73,13 +73,11 @@ extension RLSetup {
             let perCall = options.runners * options.environmentsPerRunner
             let steps = max(1, 256 / perCall)
             progress(
-                "Actor: \(agent.actingPolicy.flattened().count) parameters, published once per batch through the object store; "
+                "Acting network: \(agent.actingWeights.count) parameters, published once per batch through the object store; "
                     + "batches of \(steps) steps of \(options.runners) × \(options.environmentsPerRunner) environments, sampled while the learner updates."
             )
-            let actor = agent.actingPolicy
             let group = try await EnvRunnerGroup(
-                cluster: cluster, environment: name, seed: seed, gamma: 0.99,
-                policy: .actor(actor.kind, hidden: actor.hiddenSizes),
+                cluster: cluster, environment: name, seed: seed, gamma: 0.99, policy: .offPolicy(agent.acting),
                 encoder: encoder, options: options, observer: events)
             let run = TrainingRun(
                 totalSteps: total, evaluationInterval: requestedInterval ?? interval, evaluationEpisodes: episodes,
@@ -89,9 +87,11 @@ extension RLSetup {
             var inFlight: (task: Task<Transitions, any Error>, count: Int)?
             /// Starts the next batch; `ahead`: steps sampled but not yet learnt from.
             func launch(ahead: Int = 0) {
-                let weights = agent.actingPolicy.flattened()
-                let random = agent.stepsDone + ahead < agent.randomSteps
-                inFlight = (Task { try await group.collect(weights: weights, steps: steps, random: random) }, steps * perCall)
+                let weights = agent.actingWeights
+                let exploration = agent.exploration(atStep: agent.stepsDone + ahead)
+                inFlight = (
+                    Task { try await group.collect(weights: weights, steps: steps, exploration: exploration) }, steps * perCall
+                )
             }
             do {
                 let curve = try await run.run(

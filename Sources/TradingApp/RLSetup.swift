@@ -100,7 +100,8 @@ struct RLSetup {
             throw ValidationError("--features hybrid applies to the trading environment")
         }
         let onWorkers: Set<String> = [
-            "ppo/cartpole", "ppo/pendulum", "sac/pendulum", "td3/pendulum", "ppo/trading", "sac/trading", "td3/trading",
+            "ppo/cartpole", "ppo/pendulum", "rainbow/cartpole", "sac/pendulum", "td3/pendulum", "ppo/trading", "sac/trading",
+            "td3/trading", "rainbow/trading",
         ]
         if runners != nil && !onWorkers.contains("\(algorithm.rawValue)/\(environment.rawValue)") {
             throw ValidationError(
@@ -138,6 +139,11 @@ struct RLSetup {
             configJSON = json(config)
             (self.agent, totalSteps, threshold) = (agent, config.totalSteps, 475)
             train = run(agent, "CartPole-v1", CartPole(), config.totalSteps, interval: 2000)
+            if runners != nil {
+                trainOnRunners = Self.offPolicyOnRunners(
+                    agent, .cartpole, CartPole(), total: config.totalSteps, interval: 2000, seed: seed,
+                    environmentsPerRunner: runners?.environmentsPerRunner)
+            }
         case (.sac, .pendulum):
             var config = try decode(SAC<Pendulum>.Config.self, default: SAC<Pendulum>.Config())
             config.seed = seed

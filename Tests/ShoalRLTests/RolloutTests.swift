@@ -132,6 +132,60 @@ struct TransitionTests {
     }
 }
 
+/// Rainbow fed one-step transitions from rollout workers.
+struct RainbowFromWorkersTests {
+    static func config() -> Rainbow<CartPole>.Config {
+        var config = Rainbow<CartPole>.Config.stableBaselinesDQN
+        config.nStep = 3
+        config.learningStarts = 10_000
+        config.hidden = [8, 8]
+        config.seed = 5
+        return config
+    }
+
+    /// Steps of one CartPole taken as the single-process learner takes them before learning
+    /// starts (its environment seed, its generator's random actions), fed in batches of 7: the
+    /// n-step windows span the batches and the stored transitions are the single process's.
+    @Test func nStepTransitionsFromWorkersAreTheSingleProcessOnes() throws {
+        let config = Self.config()
+        let alone = try Rainbow(config: config, environment: CartPole())
+        alone.train(steps: 301)
+        let fed = try Rainbow(config: config, environment: CartPole())
+        var collector = try TransitionCollector(count: 1, seed: config.seed, discrete: true) { _ in CartPole() }
+        var generator = SeededGenerator(seed: config.seed &+ 31)
+        for batch in stride(from: 0, to: 301, by: 7) {
+            let transitions = collector.collect(steps: min(7, 301 - batch)) { _ in [Float(generator.next() % 2)] }
+            fed.learn(from: transitions)
+        }
+        #expect(fed.stepsDone == 301 && fed.episodeReturns == alone.episodeReturns && fed.episodeReturns.count > 5)
+        let (a, b) = (alone.replay, fed.replay)
+        #expect(a.count == b.count && a.count > 290, "all but the last window's steps are stored: \(a.count)")
+        #expect(a.gather(Array(0..<a.count)) == b.gather(Array(0..<b.count)))
+        // ε falls from 1 to its final value over the first 10% of the run, but every action before
+        // learning starts (10,000 here) is random.
+        #expect(fed.exploration(atStep: 0) == 1 && fed.exploration(atStep: 9_999) == 1)
+        #expect(abs(fed.exploration(atStep: 10_000) - config.finalExploration) < 1e-6)
+    }
+
+    /// Interleaved environments are followed apart; a stream that does not carry on from its
+    /// last step (a replaced worker's fresh environment) has its window closed, bootstrapped.
+    @Test func streamsAreFollowedApartAndABrokenStreamClosesItsWindow() throws {
+        let fed = try Rainbow(config: Self.config(), environment: CartPole())
+        var collector = try TransitionCollector(count: 2, seed: 1, firstStream: 4, discrete: true) { _ in CartPole() }
+        var transitions = collector.collect(steps: 2) { _ in [0, 1] }
+        #expect(transitions.streams == [4, 5, 4, 5])
+        fed.learn(from: transitions)
+        #expect(fed.replay.count == 0, "two steps of each stream: windows of 3 not yet full")
+        collector.reset(seed: 99)
+        transitions = collector.collect(steps: 1) { _ in [0, 1] }
+        fed.learn(from: transitions.prefix(1))
+        let stored = fed.replay.gather(Array(0..<fed.replay.count))
+        #expect(stored.rewards.count == 2 && stored.terminals == [0, 0], "stream 4's two steps stored as far as its last one")
+        #expect(abs(stored.rewards[0] - 1.99) < 1e-6 && stored.rewards[1] == 1)
+        #expect(abs(stored.discounts[0] - 0.99 * 0.99) < 1e-6 && abs(stored.discounts[1] - 0.99) < 1e-6)
+    }
+}
+
 /// The hybrid model's features computed as bars are met.
 struct EncodedFeaturesTests {
     /// Each bar's row is the extractor's features of the window ending there, computed once;

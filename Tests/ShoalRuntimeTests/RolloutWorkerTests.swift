@@ -141,6 +141,32 @@ extension RolloutWorkerTests {
 }
 
 extension RolloutWorkerTests {
+    /// Rainbow with 2 runners: one-step transitions of discrete actions, joined into n-step
+    /// ones in the learner per environment copy; the run takes exactly its steps and its
+    /// checkpoint loads for evaluation.
+    @Test func rainbowLearnsFromTransitionsOfTwoRunners() async throws {
+        let folder = try Self.folder("rollouts-rainbow")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let config = folder + "/rainbow.json"
+        try Data(#"{"learningStarts": 200, "batchSize": 16, "hidden": [16, 16], "atoms": 11}"#.utf8).write(
+            to: URL(fileURLWithPath: config))
+        let cluster = try await ClusterProcesses(cpus: 2)
+        defer { cluster.stop() }
+        let driver = try cluster.driver(
+            [
+                "rl", "train", "--algo", "rainbow", "--env", "cartpole", "--env-runners", "2", "--envs-per-runner", "2",
+                "--steps", "1000", "--eval-interval", "500", "--eval-episodes", "1", "--config", config, "--out", folder,
+            ], binary: "trading")
+        #expect(try await driver.waitForExit(timeout: .seconds(300)) == 0, "\(driver.output)")
+        let pids = Self.runnerPIDs(try #require(driver.line(startingWith: "Runners up")))
+        #expect(pids.count == 2 && !pids.contains(driver.pid))
+        let last = try #require(driver.output.last { $0.contains("steps 1000/1000") }, "\(driver.output)")
+        #expect(last.contains("runners busy") && last.contains("learner"), "\(last)")
+        #expect(FileManager.default.fileExists(atPath: folder + "/checkpoint.safetensors"))
+    }
+}
+
+extension RolloutWorkerTests {
     /// Submitted as a job (`cluster submit -- trading rl train … --env-runners 2 --register`), the
     /// agent reaches the cluster's registry: its checkpoint as the artifact, the card's figures,
     /// and the lineage to the job, the data and the binary that trained it.

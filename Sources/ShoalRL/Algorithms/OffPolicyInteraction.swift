@@ -1,7 +1,8 @@
 import ShoalMarket
 
-/// One environment stepped by an off-policy learner: actions are taken in [−1, 1] per
-/// dimension (the learner's scale) and mapped onto the box, each transition goes into the
+/// One environment stepped by an off-policy learner: box actions are taken in [−1, 1] per
+/// dimension (the learner's scale) and mapped onto the box, discrete ones as the action's
+/// index (one value); each transition goes into the
 /// replay buffer (the next observation being the episode's last one when it ended), episodes
 /// reset as they end and their returns are kept.
 struct OffPolicyInteraction<Base: Environment>: Sendable {
@@ -12,24 +13,35 @@ struct OffPolicyInteraction<Base: Environment>: Sendable {
     private var episodeReturn = 0.0
     private(set) var returns: [Double] = []
 
-    init(environment: Base, seed: UInt64) throws {
+    /// The number of actions of a discrete space (nil: a box).
+    let discreteActions: Int?
+
+    /// - Parameter discrete: the environment's actions are discrete (else a box with finite bounds).
+    init(environment: Base, seed: UInt64, discrete: Bool = false) throws {
         guard case .box = environment.observationSpace else { throw AgentError("this learner needs box observations") }
-        guard case .box(let low, let high) = environment.actionSpace else { throw AgentError("this learner needs box actions") }
-        guard zip(low, high).allSatisfy({ $0.isFinite && $1.isFinite && $0 < $1 }) else {
-            throw AgentError("this learner needs finite action bounds")
+        if discrete {
+            guard let actions = environment.actionSpace.actions else { throw AgentError("this learner needs discrete actions") }
+            (low, high, discreteActions) = ([], [], actions)
+        } else {
+            guard case .box(let low, let high) = environment.actionSpace else {
+                throw AgentError("this learner needs box actions")
+            }
+            guard zip(low, high).allSatisfy({ $0.isFinite && $1.isFinite && $0 < $1 }) else {
+                throw AgentError("this learner needs finite action bounds")
+            }
+            (self.low, self.high, discreteActions) = (low, high, nil)
         }
         self.environment = environment
-        self.low = low
-        self.high = high
         observation = self.environment.reset(seed: seed)
     }
 
     var observationDimension: Int { observation.count }
-    var actionDimension: Int { low.count }
+    var actionDimension: Int { discreteActions == nil ? low.count : 1 }
 
-    /// An action in [−1, 1] mapped onto the environment's box.
+    /// An action in [−1, 1] mapped onto the environment's box (a discrete action as it is).
     func environmentAction(_ scaled: [Float]) -> [Float] {
-        scaled.indices.map { low[$0] + (Swift.min(Swift.max(scaled[$0], -1), 1) + 1) / 2 * (high[$0] - low[$0]) }
+        guard discreteActions == nil else { return scaled }
+        return scaled.indices.map { low[$0] + (Swift.min(Swift.max(scaled[$0], -1), 1) + 1) / 2 * (high[$0] - low[$0]) }
     }
 
     /// Steps with `scaled` (in [−1, 1]) and stores the transition.
@@ -41,9 +53,9 @@ struct OffPolicyInteraction<Base: Environment>: Sendable {
             terminal: outcome.terminated, discount: gamma)
     }
 
-    /// Steps with `scaled` (in [−1, 1]) and appends the transition (and the return of an
-    /// episode that ended).
-    mutating func step(_ scaled: [Float], into transitions: inout Transitions) {
+    /// Steps with `scaled` (in [−1, 1]) and appends the transition of environment `stream`
+    /// (and the return of an episode that ended).
+    mutating func step(_ scaled: [Float], stream: Int, into transitions: inout Transitions) {
         let finished = returns.count
         let (before, outcome) = advance(scaled)
         transitions.observations += before
@@ -51,6 +63,7 @@ struct OffPolicyInteraction<Base: Environment>: Sendable {
         transitions.rewards.append(Float(outcome.reward))
         transitions.nextObservations += outcome.observation
         transitions.terminals.append(outcome.terminated ? 1 : 0)
+        transitions.streams.append(stream)
         if returns.count > finished {
             transitions.episodeReturns.append(returns[returns.count - 1])
             transitions.episodeEnds.append(transitions.count - 1)

@@ -9,7 +9,7 @@ import ShoalTensor
 /// the target projected onto them, a cross-entropy loss) and noisy linear layers in place of
 /// ε-greedy exploration. With every part off it is the DQN of Mnih et al. (Huber loss,
 /// ε-greedy), as Stable-Baselines3's.
-public final class Rainbow<Base: Environment>: Agent {
+public final class Rainbow<Base: Environment>: OffPolicyLearner {
     public struct Config: Codable, Sendable, Equatable {
         public var learningRate: Float = 1e-3
         public var adamEpsilon: Float = 1.5e-4
@@ -99,8 +99,12 @@ public final class Rainbow<Base: Environment>: Agent {
     private var optimiser: Adam
     private var generator: SeededGenerator
     private var updates = 0
-    /// The last n steps, for n-step returns: observation, action, reward.
-    private var pending: [(observation: [Float], action: Int, reward: Float)] = []
+    /// The last n steps of each environment (stream 0 in this process; the group's copies for
+    /// transitions from rollout workers), for n-step returns: observation, action, reward.
+    private var windows: [Int: [(observation: [Float], action: Int, reward: Float)]] = [:]
+    /// The next observation of each stream's last transition from workers: a window whose
+    /// stream does not carry on from there (a replaced worker's fresh environment) is closed.
+    private var lastNext: [Int: [Float]] = [:]
     private let support: [Float]
     /// The support as a column, for expected values.
     private let supportColumn: Tensor
@@ -154,19 +158,30 @@ public final class Rainbow<Base: Environment>: Agent {
             network: online)
     }
 
-    /// The current chance of a uniformly random action (ε; 0 with noisy layers).
-    public var explorationRate: Float { exploration }
+    public var acting: OffPolicyActor { .q(actingQ.shape) }
 
-    private var exploration: Float {
+    public var actingWeights: [Float] { FlatParameters.flatten(online.tensors) }
+
+    public func exploration(atStep step: Int) -> Float { step < config.learningStarts ? 1 : epsilon(atStep: step) }
+
+    /// The transitions stored so far.
+    var replay: ReplayBuffer { buffer }
+
+    /// The current chance of a uniformly random action (ε; 0 with noisy layers).
+    public var explorationRate: Float { epsilon(atStep: stepsDone) }
+
+    /// ε at environment step `step`: from 1 to the final value over the exploration fraction
+    /// of the run (0 with noisy layers).
+    private func epsilon(atStep step: Int) -> Float {
         guard !config.noisy else { return 0 }
-        let progress = Float(stepsDone) / Swift.max(1, config.explorationFraction * Float(config.totalSteps))
+        let progress = Float(step) / Swift.max(1, config.explorationFraction * Float(config.totalSteps))
         return 1 + Swift.min(1, progress) * (config.finalExploration - 1)
     }
 
     public func train(steps: Int) {
         for _ in 0..<steps {
             let action: Int
-            if stepsDone < config.learningStarts || Float(generator.uniform()) < exploration {
+            if stepsDone < config.learningStarts || Float(generator.uniform()) < explorationRate {
                 action = Int(generator.next() % UInt64(actions))
             } else {
                 action = Int(act(observation, deterministic: false)[0])
@@ -174,8 +189,8 @@ public final class Rainbow<Base: Environment>: Agent {
             let outcome = environment.step([Float(action)])
             episodeReturn += outcome.reward
             remember(
-                action: action, reward: Float(outcome.reward), next: outcome.observation, terminated: outcome.terminated,
-                done: outcome.done)
+                stream: 0, observation: observation, action: action, reward: Float(outcome.reward), next: outcome.observation,
+                terminated: outcome.terminated, done: outcome.done)
             if outcome.done {
                 episodeReturns.append(episodeReturn)
                 episodeReturn = 0
@@ -190,29 +205,68 @@ public final class Rainbow<Base: Environment>: Agent {
         }
     }
 
-    /// Adds the step to the n-step window and stores the transitions it completes.
-    private func remember(action: Int, reward: Float, next: [Float], terminated: Bool, done: Bool) {
-        pending.append((observation, action, reward))
-        func store(upTo count: Int) {
-            var total: Float = 0
-            var discount: Float = 1
-            for step in pending.prefix(count) {
-                total += discount * step.reward
-                discount *= config.gamma
+    /// Stores transitions sampled by rollout workers (one step each, of the group's
+    /// environment copies), joining each copy's consecutive steps into n-step transitions, and
+    /// makes the updates their steps are due.
+    public func learn(from transitions: Transitions) {
+        let width = observation.count
+        precondition(
+            transitions.observationDimension == width && transitions.actionDimension == 1,
+            "transitions of widths \(transitions.observationDimension) and \(transitions.actionDimension) for a learner of \(width) and 1"
+        )
+        let ends = Set(transitions.episodeEnds)
+        for row in 0..<transitions.count {
+            let stream = transitions.streams[row]
+            let before = Array(transitions.observations[(row * width)..<((row + 1) * width)])
+            let next = Array(transitions.nextObservations[(row * width)..<((row + 1) * width)])
+            if let last = lastNext[stream], windows[stream]?.isEmpty == false, last != before {
+                close(stream, next: last, terminated: false)
             }
-            let first = pending[0]
-            let index = buffer.add(
-                observation: first.observation[...], action: [Float(first.action)][...], reward: total,
-                nextObservation: next[...],
-                terminal: terminated, discount: discount)
-            priorities?.setPriority(index)
-            pending.removeFirst()
+            let terminated = transitions.terminals[row] == 1
+            remember(
+                stream: stream, observation: before, action: Int(transitions.actions[row]), reward: transitions.rewards[row],
+                next: next, terminated: terminated, done: terminated || ends.contains(row))
+            lastNext[stream] = next
+            stepsDone += 1
+            if stepsDone > config.learningStarts && stepsDone % config.trainFrequency == 0 {
+                for _ in 0..<config.gradientSteps { update() }
+            }
         }
+        episodeReturns += transitions.episodeReturns
+    }
+
+    /// Adds the step to its stream's n-step window and stores the transitions it completes.
+    private func remember(
+        stream: Int, observation: [Float], action: Int, reward: Float, next: [Float], terminated: Bool, done: Bool
+    ) {
+        windows[stream, default: []].append((observation, action, reward))
         if done {
-            while !pending.isEmpty { store(upTo: pending.count) }
-        } else if pending.count == config.nStep {
-            store(upTo: config.nStep)
+            close(stream, next: next, terminated: terminated)
+        } else if windows[stream]?.count == config.nStep {
+            store(stream, upTo: config.nStep, next: next, terminated: terminated)
         }
+    }
+
+    /// Stores every transition left in the stream's window, each as far as the window's end.
+    private func close(_ stream: Int, next: [Float], terminated: Bool) {
+        while let count = windows[stream]?.count, count > 0 { store(stream, upTo: count, next: next, terminated: terminated) }
+    }
+
+    /// Stores the window's first step with the discounted rewards of its first `count` steps
+    /// and `next` after them, then drops it from the window.
+    private func store(_ stream: Int, upTo count: Int, next: [Float], terminated: Bool) {
+        guard let window = windows[stream], let first = window.first else { return }
+        var total: Float = 0
+        var discount: Float = 1
+        for step in window.prefix(count) {
+            total += discount * step.reward
+            discount *= config.gamma
+        }
+        let index = buffer.add(
+            observation: first.observation[...], action: [Float(first.action)][...], reward: total,
+            nextObservation: next[...], terminal: terminated, discount: discount)
+        priorities?.setPriority(index)
+        windows[stream]?.removeFirst()
     }
 
     private func update() {

@@ -143,6 +143,12 @@ public final class SAC<Base: Environment>: OffPolicyLearner {
 
     public var randomSteps: Int { config.learningStarts }
 
+    public var acting: OffPolicyActor { .continuous(.squashedGaussian, hidden: config.hidden) }
+
+    public var actingWeights: [Float] { actingPolicy.flattened() }
+
+    public func exploration(atStep step: Int) -> Float { step < config.learningStarts ? 1 : 0 }
+
     public func learn(from transitions: Transitions) {
         precondition(
             transitions.observationDimension == interaction.observationDimension

@@ -100,6 +100,12 @@ public final class TD3<Base: Environment>: OffPolicyLearner {
 
     public var randomSteps: Int { config.learningStarts }
 
+    public var acting: OffPolicyActor { .continuous(.deterministic(noise: config.explorationNoise), hidden: config.hidden) }
+
+    public var actingWeights: [Float] { actingPolicy.flattened() }
+
+    public func exploration(atStep step: Int) -> Float { step < config.learningStarts ? 1 : 0 }
+
     public func learn(from transitions: Transitions) {
         precondition(
             transitions.observationDimension == interaction.observationDimension

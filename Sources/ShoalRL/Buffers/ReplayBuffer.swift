@@ -5,7 +5,7 @@ import ShoalMarket
 /// it is full. Transitions are kept column by column in flat arrays (no per-transition
 /// allocation); a sampled batch comes back the same way.
 public struct ReplayBuffer: Sendable {
-    public struct Batch: Sendable {
+    public struct Batch: Sendable, Equatable {
         /// `[size × observation dimension]`.
         public var observations: [Float]
         /// `[size × action dimension]`.

@@ -15,6 +15,9 @@ public struct Transitions: Sendable, Codable {
     public var nextObservations: [Float] = []
     /// 1 where the episode terminated after the transition (no bootstrapping).
     public var terminals: [Float] = []
+    /// The environment copy (of the whole group of workers) each transition came from: a
+    /// learner that joins consecutive steps (n-step returns) follows each copy apart.
+    public var streams: [Int] = []
     public var episodeReturns: [Double] = []
     /// The transition that ended each of those episodes.
     public var episodeEnds: [Int] = []
@@ -28,7 +31,7 @@ public struct Transitions: Sendable, Codable {
 
     private enum CodingKeys: String, CodingKey {
         case observationDimension, actionDimension, observations, actions, rewards, nextObservations, terminals, episodeReturns
-        case episodeEnds
+        case episodeEnds, streams
     }
 
     public init(from decoder: any Decoder) throws {
@@ -42,9 +45,11 @@ public struct Transitions: Sendable, Codable {
         terminals = try container.decode([Float].self, forKey: .terminals)
         episodeReturns = try container.decode([Double].self, forKey: .episodeReturns)
         episodeEnds = try container.decode([Int].self, forKey: .episodeEnds)
+        streams = try container.decode([Int].self, forKey: .streams)
         let count = rewards.count
         guard observationDimension > 0, actionDimension > 0, observations.count == count * observationDimension,
             nextObservations.count == observations.count, actions.count == count * actionDimension, terminals.count == count,
+            streams.count == count,
             episodeEnds.count == episodeReturns.count, episodeEnds.allSatisfy({ (0..<count).contains($0) })
         else {
             throw DecodingError.dataCorruptedError(
@@ -65,6 +70,7 @@ public struct Transitions: Sendable, Codable {
         try container.encode(terminals, forKey: .terminals)
         try container.encode(episodeReturns, forKey: .episodeReturns)
         try container.encode(episodeEnds, forKey: .episodeEnds)
+        try container.encode(streams, forKey: .streams)
     }
 
     /// The first `count` transitions, with the returns of the episodes that ended among them.
@@ -76,6 +82,7 @@ public struct Transitions: Sendable, Codable {
         cut.rewards = Array(rewards[0..<count])
         cut.nextObservations = Array(nextObservations[0..<(count * observationDimension)])
         cut.terminals = Array(terminals[0..<count])
+        cut.streams = Array(streams[0..<count])
         for (end, value) in zip(episodeEnds, episodeReturns) where end < count {
             cut.episodeEnds.append(end)
             cut.episodeReturns.append(value)
@@ -98,6 +105,7 @@ public struct Transitions: Sendable, Codable {
             joined.rewards += part.rewards
             joined.nextObservations += part.nextObservations
             joined.terminals += part.terminals
+            joined.streams += part.streams
             joined.episodeReturns += part.episodeReturns
         }
         return joined
@@ -174,13 +182,32 @@ public struct ContinuousActor: Sendable {
     }
 }
 
+/// How an off-policy learner acts, by shape: what a rollout worker builds to act for it
+/// (the weights come from `OffPolicyLearner.actingWeights`).
+public enum OffPolicyActor: Codable, Sendable, Equatable {
+    /// SAC's or TD3's actor network (`ContinuousActor`): box actions.
+    case continuous(ContinuousActor.Kind, hidden: [Int])
+    /// Rainbow's or DQN's online network (`QActor`): discrete actions.
+    case q(QActor.Shape)
+
+    /// Whether its actions are discrete.
+    public var isDiscrete: Bool {
+        if case .q = self { return true }
+        return false
+    }
+}
+
 /// An off-policy learner whose environment steps can be taken elsewhere (rollout workers):
 /// it publishes how it acts, and learns from transitions sampled with that.
 public protocol OffPolicyLearner: Agent {
-    /// The policy as it acts now.
-    var actingPolicy: ContinuousActor { get }
-    /// Steps of uniformly random actions at the start, before learning starts.
-    var randomSteps: Int { get }
+    /// The acting network's shape.
+    var acting: OffPolicyActor { get }
+    /// The acting network's parameters now, laid end to end.
+    var actingWeights: [Float] { get }
+    /// The chance of a uniformly random action in place of the policy's at environment step
+    /// `step` of the run: 1 before learning starts; then ε for an ε-greedy learner, 0 for one
+    /// that explores through its own noise (SAC, TD3, noisy layers).
+    func exploration(atStep step: Int) -> Float
     /// Stores transitions sampled elsewhere and makes the updates their steps are due (the
     /// gradient steps per environment step stay the configuration's).
     func learn(from transitions: Transitions)
@@ -191,18 +218,27 @@ public protocol OffPolicyLearner: Agent {
 public struct TransitionCollector<Base: Environment>: Sendable {
     private var interactions: [OffPolicyInteraction<Base>]
 
-    /// `count` copies made by `make(i)`, copy i reset with seed `seed + i`.
-    /// - Throws: `AgentError` when the environment lacks box spaces or finite action bounds.
-    public init(count: Int, seed: UInt64, make: (Int) -> Base) throws {
+    /// The group's index of this collector's first environment (its transitions' streams).
+    public let firstStream: Int
+
+    /// `count` copies made by `make(i)`, copy i reset with seed `seed + i`, numbered from
+    /// `firstStream` in the group.
+    /// - Parameter discrete: actions are discrete indices (for a Q-learner), else a box.
+    /// - Throws: `AgentError` when the environment lacks box observations, or the action space
+    ///   (discrete, or a box with finite bounds) asked for.
+    public init(count: Int, seed: UInt64, firstStream: Int = 0, discrete: Bool = false, make: (Int) -> Base) throws {
         guard count > 0 else { throw AgentError("a transition collector needs at least one environment") }
-        interactions = try (0..<count).map { try OffPolicyInteraction(environment: make($0), seed: seed &+ UInt64($0)) }
+        interactions = try (0..<count).map {
+            try OffPolicyInteraction(environment: make($0), seed: seed &+ UInt64($0), discrete: discrete)
+        }
+        self.firstStream = firstStream
     }
 
     public var observationDimension: Int { interactions[0].observationDimension }
     public var actionDimension: Int { interactions[0].actionDimension }
 
     /// `steps` steps of every environment; `act` answers a `[count × observation dimension]`
-    /// batch with actions in [−1, 1].
+    /// batch with actions (in [−1, 1] for a box, indices for discrete actions).
     public mutating func collect(steps: Int, act: ([Float]) -> [Float]) -> Transitions {
         var transitions = Transitions(observationDimension: observationDimension, actionDimension: actionDimension)
         let (count, width) = (interactions.count, actionDimension)
@@ -210,7 +246,8 @@ public struct TransitionCollector<Base: Environment>: Sendable {
         for _ in 0..<steps {
             let actions = act(interactions.flatMap(\.observation))
             for index in interactions.indices {
-                interactions[index].step(Array(actions[(index * width)..<((index + 1) * width)]), into: &transitions)
+                interactions[index].step(
+                    Array(actions[(index * width)..<((index + 1) * width)]), stream: firstStream + index, into: &transitions)
             }
         }
         return transitions
