@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "ShoalRL", targets: ["ShoalRL"]),
         .library(name: "ShoalTrain", targets: ["ShoalTrain"]),
         .library(name: "ShoalRollouts", targets: ["ShoalRollouts"]),
+        .library(name: "ShoalTune", targets: ["ShoalTune"]),
         .executable(name: "cluster", targets: ["ClusterCLI"]),
         .executable(name: "trading", targets: ["TradingApp"]),
     ],
@@ -81,6 +82,10 @@ let package = Package(
         // Reinforcement learning's rollout workers as cluster actors.
         .target(
             name: "ShoalRollouts", dependencies: ["Shoal", "ShoalRL", "ShoalTensor", "ShoalMarket", "ShoalTrain"], swiftSettings: swiftSettings),
+        // Hyperparameter search: spaces, searchers, schedulers, trials as cluster actors.
+        .target(
+            name: "ShoalTune", dependencies: ["Shoal", "ShoalMarket", "ShoalPlot", .product(name: "Yams", package: "Yams")],
+            swiftSettings: swiftSettings),
         // The driver library users import.
         .target(name: "Shoal", dependencies: ["ShoalRuntime", "ShoalWire", "ShoalStorage"], swiftSettings: swiftSettings),
         .executableTarget(
@@ -95,7 +100,7 @@ let package = Package(
         .executableTarget(
             name: "TradingApp",
             dependencies: [
-                "Shoal", "ShoalMarket", "ShoalTensor", "ShoalRL", "ShoalPlot", "ShoalTrain", "ShoalRollouts",
+                "Shoal", "ShoalMarket", "ShoalTensor", "ShoalRL", "ShoalPlot", "ShoalTrain", "ShoalRollouts", "ShoalTune",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -123,6 +128,7 @@ let package = Package(
         ),
         .testTarget(name: "ShoalWireTests", dependencies: ["ShoalWire"], swiftSettings: swiftSettings),
         .testTarget(name: "ShoalMarketTests", dependencies: ["ShoalMarket"], swiftSettings: swiftSettings),
+        .testTarget(name: "ShoalTuneTests", dependencies: ["ShoalTune", "ShoalMarket"], swiftSettings: swiftSettings),
         .testTarget(
             name: "ShoalRLTests", dependencies: ["ShoalRL", "ShoalPlot"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
         .testTarget(name: "ShoalTrainTests", dependencies: ["ShoalTrain", "ShoalTensor", "ShoalMarket", "Shoal"], swiftSettings: swiftSettings),

@@ -113,6 +113,8 @@ public struct LinePlot: Sendable {
     }
 
     private static func trimmed(_ value: Double) -> String {
+        // Huge values (a metric gone wild) would overflow Int: written in exponent form.
+        guard abs(value) < 1e15 else { return String(format: "%.3g", value) }
         if value == value.rounded() { return String(Int(value)) }
         var text = String(format: "%.2f", value)
         while text.hasSuffix("0") { text.removeLast() }

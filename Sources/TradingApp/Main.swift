@@ -3,6 +3,7 @@ import Shoal
 import ShoalTensor
 import ShoalRollouts
 import ShoalTrain
+import ShoalTune
 
 /// `trading`: the platform's jobs. Runs alone on an embedded local cluster, or as a job of a
 /// running cluster (`SHOAL_ADDRESS`, or `cluster start` on this machine).
@@ -12,7 +13,11 @@ enum Main {
         // Before anything else: OpenBLAS must load with the kernels this processor supports.
         BLAS.ensureBestKernels()
         await Shoal.bootstrap(
-            tasks: MonteCarlo.tasks, actors: [TrainingWorker.actorType, EnvRunner.actorType, MemberTrainer.actorType])
+            tasks: MonteCarlo.tasks,
+            actors: [
+                TrainingWorker.actorType, EnvRunner.actorType, MemberTrainer.actorType,
+                TrialWorker.actorType(trainables: TuneTrainables.factories),
+            ])
         await TradingCommand.main()
     }
 }
@@ -21,6 +26,6 @@ struct TradingCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "trading",
         abstract: "The trading platform's jobs on a Shoal cluster.",
-        subcommands: [DemoCommand.self, DataCommand.self, ModelCommand.self, RLCommand.self, BLASCommand.self]
+        subcommands: [DemoCommand.self, DataCommand.self, ModelCommand.self, RLCommand.self, TuneCommand.self, BLASCommand.self]
     )
 }

@@ -16,8 +16,8 @@ public enum ChildProcess {
     /// - Throws: `ClusterError.connectionFailed` with the errno when the spawn fails.
     ///   - errorPath: a separate file for stderr (appended), when `logPath` is for stdout alone.
     ///   - workingDirectory: the child's current folder (ours when nil).
-    ///   - outputDescriptor: a descriptor (a pipe's write end) that receives both stdout and
-    ///     stderr, instead of `logPath`.
+    ///   - outputDescriptor: a descriptor (a pipe's write end) that receives stdout, and stderr
+    ///     too unless `errorPath` is given, instead of `logPath`.
     public static func spawn(
         _ path: String, arguments: [String], environment: [String: String], logPath: String? = nil,
         errorPath: String? = nil, workingDirectory: String? = nil, newSession: Bool = false,
@@ -28,7 +28,11 @@ public enum ChildProcess {
         defer { posix_spawn_file_actions_destroy(&actions) }
         if let outputDescriptor {
             posix_spawn_file_actions_adddup2(&actions, outputDescriptor, 1)
-            posix_spawn_file_actions_adddup2(&actions, outputDescriptor, 2)
+            if let errorPath {
+                posix_spawn_file_actions_addopen(&actions, 2, errorPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+            } else {
+                posix_spawn_file_actions_adddup2(&actions, outputDescriptor, 2)
+            }
         } else if let logPath {
             posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
             if let errorPath {

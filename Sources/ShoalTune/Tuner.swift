@@ -1,0 +1,262 @@
+import Foundation
+import Shoal
+
+/// How a search runs.
+public struct TuneOptions: Sendable {
+    public enum Mode: String, Sendable, Codable { case min, max }
+
+    /// The metric every report carries, and whether lower or higher is better.
+    public var metric: String
+    public var mode: Mode
+    /// Trials at once: one trial worker (a process of its own) each.
+    public var maxConcurrent = 2
+    public var cpusPerTrial = 1.0
+    /// Times a failing trial is started again before it counts as ERROR.
+    public var maxFailures = 0
+    /// Seconds a trial may run (for commands: stopped past it).
+    public var trialTimeout: Double?
+    /// The experiment's folder: trials work in `trial_<id>` inside it.
+    public var folder: String
+    /// Save each trial's checkpoint every this many reports (PBT's interval; nil: never).
+    public var checkpointInterval: Int?
+    /// Settings every trial shares (a JSON object built-in trainables lay the configuration over).
+    public var baseSettings: String?
+
+    public init(metric: String, mode: Mode, folder: String) {
+        self.metric = metric
+        self.mode = mode
+        self.folder = folder
+    }
+}
+
+/// Where a trial stands (Ray Tune's names).
+public enum TrialState: String, Codable, Sendable {
+    case running = "RUNNING"
+    case terminated = "TERMINATED"
+    case pruned = "PRUNED"
+    case error = "ERROR"
+}
+
+/// A trial's configuration, state and reported values.
+public struct TrialRecord: Codable, Sendable {
+    public var trial: Int
+    public var config: TrialConfig
+    public var state: TrialState
+    /// The metric in its last report.
+    public var value: Double?
+    /// The metric, report by report.
+    public var curve: [Double] = []
+    public var error: String?
+    public var failures = 0
+    /// Times it took another trial's checkpoint (PBT).
+    public var exploits = 0
+    /// The processes that ran it.
+    public var pids: [Int32] = []
+    public var seconds = 0.0
+
+    /// Reports made.
+    public var steps: Int { curve.count }
+}
+
+/// What a search tells whoever watches it.
+public enum TuneEvent: Sendable {
+    case started(workers: Int)
+    case trialEnded(TrialRecord)
+    /// Counts after any change: running, finished, pruned, failed, and the best so far.
+    case progress(running: Int, finished: Int, pruned: Int, failed: Int, best: TrialRecord?)
+}
+
+/// The outcome of a search.
+public struct TuneResult: Sendable {
+    public var trials: [TrialRecord]
+    public var best: TrialRecord?
+    public var seconds: Double
+    /// Distinct processes that ran trials.
+    public var processes: Int
+}
+
+/// Runs a search on the cluster: `maxConcurrent` trial workers, each running trial after
+/// trial; the searcher picks each configuration, the scheduler reads each report and may end
+/// a trial at once (its worker takes the next) or, for PBT, restart it from another's
+/// checkpoint. A failing trial is started again up to `maxFailures` times.
+public actor Tuner {
+    let cluster: Cluster
+    let program: TrialProgram
+    let options: TuneOptions
+    var searcher: any Searcher
+    var scheduler: any TrialScheduler
+    let observer: @Sendable (TuneEvent) -> Void
+    var records: [TrialRecord] = []
+    var checkpoints: [Int: [UInt8]] = [:]
+    var exhausted = false
+
+    public init(
+        cluster: Cluster, program: TrialProgram, searcher: any Searcher, scheduler: any TrialScheduler, options: TuneOptions,
+        observer: @escaping @Sendable (TuneEvent) -> Void = { _ in }
+    ) throws {
+        guard options.maxConcurrent >= 1, options.cpusPerTrial > 0, options.maxFailures >= 0 else {
+            throw TuneError("a search needs at least one trial at a time, positive CPUs per trial and failures not negative")
+        }
+        if let timeout = options.trialTimeout, !(timeout > 0) { throw TuneError("--trial-timeout must be positive") }
+        self.cluster = cluster
+        self.program = program
+        self.options = options
+        self.searcher = searcher
+        self.scheduler = scheduler
+        self.observer = observer
+    }
+
+    /// Runs every trial the searcher gives and returns them all.
+    /// - Throws: the cluster's error when the workers cannot be placed.
+    public func run() async throws -> TuneResult {
+        let started = ContinuousClock.now
+        try FileManager.default.createDirectory(atPath: options.folder, withIntermediateDirectories: true)
+        var workers: [TrialWorker] = []
+        do {
+            for index in 0..<options.maxConcurrent {
+                workers.append(
+                    try await cluster.spawn(
+                        TrialWorker.actorType(trainables: [:]), index,
+                        options: ActorOptions(
+                            resources: Resources(cpu: options.cpusPerTrial), maxRestarts: 1000, ownProcess: true)))
+            }
+        } catch {
+            for worker in workers { try? await cluster.kill(worker) }
+            throw error
+        }
+        observer(.started(workers: workers.count))
+        await withTaskGroup(of: Void.self) { lanes in
+            for worker in workers {
+                lanes.addTask { await self.lane(worker) }
+            }
+        }
+        for worker in workers { try? await cluster.kill(worker) }
+        return TuneResult(
+            trials: records, best: best(), seconds: (ContinuousClock.now - started).seconds,
+            processes: Set(records.flatMap(\.pids)).count)
+    }
+
+    /// One worker's trials, one after another, until the searcher has no more.
+    private func lane(_ worker: TrialWorker) async {
+        while let trial = nextTrial() {
+            await run(trial, on: worker)
+        }
+    }
+
+    private func nextTrial() -> Int? {
+        guard !exhausted else { return nil }
+        let trial = records.count
+        guard let config = searcher.suggest(trial) else {
+            exhausted = true
+            return nil
+        }
+        records.append(TrialRecord(trial: trial, config: config, state: .running))
+        announce()
+        return trial
+    }
+
+    private func score(_ value: Double) -> Double { options.mode == .max ? value : -value }
+
+    /// Runs one trial to its end: finished, pruned or failed.
+    private func run(_ trial: Int, on worker: TrialWorker) async {
+        let started = ContinuousClock.now
+        var checkpoint: [UInt8]? = nil
+        while true {
+            do {
+                try await attempt(trial, on: worker, checkpoint: &checkpoint)
+                break
+            } catch {
+                records[trial].failures += 1
+                if records[trial].failures > options.maxFailures {
+                    records[trial].state = .error
+                    records[trial].error = Self.describe(error)
+                    try? await worker.stop()
+                    break
+                }
+                records[trial].curve = []
+            }
+        }
+        records[trial].seconds = (ContinuousClock.now - started).seconds
+        scheduler.complete(trial)
+        let record = records[trial]
+        searcher.observe(trial, config: record.config, loss: record.value.map { options.mode == .max ? -$0 : $0 })
+        observer(.trialEnded(record))
+        announce()
+    }
+
+    /// An error as a trial's record shows it: a trainable's own error by its message alone.
+    static func describe(_ error: any Error) -> String {
+        if let remote = error as? TaskError, remote.isRemote { return remote.message }
+        return "\(error)"
+    }
+
+    private func request(_ trial: Int, checkpoint: [UInt8]?) -> TrialRequest {
+        TrialRequest(
+            trial: trial, program: program, config: records[trial].config.json, metric: options.metric, folder: options.folder,
+            checkpoint: checkpoint, timeout: options.trialTimeout, baseSettings: options.baseSettings)
+    }
+
+    /// One start of a trial, report by report, with the scheduler's decisions.
+    private func attempt(_ trial: Int, on worker: TrialWorker, checkpoint: inout [UInt8]?) async throws {
+        var report = try await worker.start(request(trial, checkpoint: checkpoint))
+        while true {
+            if report.ended {
+                // A program's clean exit: its last report stands (one started from another
+                // trial's finished checkpoint may have nothing left to report).
+                guard records[trial].value != nil else {
+                    throw TuneError("trial \(trial): the trainable ended without reporting '\(options.metric)'")
+                }
+                records[trial].state = .terminated
+                return
+            }
+            guard let value = report.metrics[options.metric], value.isFinite else {
+                try? await worker.stop()
+                throw TuneError("trial \(trial): a report without a finite '\(options.metric)': \(report.metrics)")
+            }
+            records[trial].curve.append(value)
+            records[trial].value = value
+            if !records[trial].pids.contains(report.pid) { records[trial].pids.append(report.pid) }
+            let step = records[trial].curve.count
+            if let interval = options.checkpointInterval, step % interval == 0, !report.done {
+                checkpoints[trial] = try await worker.save(trial)
+            }
+            if report.done {
+                records[trial].state = .terminated
+                return
+            }
+            switch scheduler.report(trial, step: step, score: score(value), config: records[trial].config) {
+            case .proceed:
+                report = try await worker.step(trial)
+            case .finish:
+                try await worker.stop()
+                records[trial].state = .terminated
+                return
+            case .stop:
+                try await worker.stop()
+                records[trial].state = .pruned
+                return
+            case .exploit(let donor, let config):
+                guard let saved = checkpoints[donor] else {
+                    report = try await worker.step(trial)
+                    continue
+                }
+                records[trial].config = config
+                records[trial].exploits += 1
+                checkpoint = saved
+                report = try await worker.start(request(trial, checkpoint: saved))
+            }
+        }
+    }
+
+    private func best() -> TrialRecord? {
+        records.filter { $0.value != nil }.max { score($0.value!) < score($1.value!) }
+    }
+
+    private func announce() {
+        let count = { (state: TrialState) in self.records.filter { $0.state == state }.count }
+        observer(
+            .progress(
+                running: count(.running), finished: count(.terminated), pruned: count(.pruned), failed: count(.error),
+                best: best()))
+    }
+}

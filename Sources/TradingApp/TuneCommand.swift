@@ -1,0 +1,226 @@
+import ArgumentParser
+import Foundation
+import Shoal
+import ShoalTune
+import Synchronization
+
+/// `trading tune`: a hyperparameter search on the cluster.
+struct TuneCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tune",
+        abstract: "Search hyperparameters on the cluster: trials in reused worker actors, a searcher and a scheduler.",
+        discussion: """
+            Built-in trainables: branin, hartmann6, styblinski-tang (test functions, one report), ppo, rainbow \
+            (CartPole), sac, td3 (Pendulum), hybrid (the hybrid model's training loop, one epoch a report). Or \
+            --command CMD: any program, run in the trial's folder with SHOAL_TUNE_CONFIG (the configuration as one \
+            JSON object), SHOAL_TUNE_TRIAL_ID and SHOAL_TUNE_CHECKPOINT_DIR; every stdout line that is a JSON object \
+            is a report. Writes results.csv, values.png and curves.png into the experiment's folder.
+            """)
+
+    enum Search: String, ExpressibleByArgument, CaseIterable { case random, grid, tpe }
+    enum Scheduler: String, ExpressibleByArgument, CaseIterable { case fifo, asha, hyperband, median, pbt }
+
+    @Option(help: "A built-in trainable (see above).") var trainable: String?
+    @Option(help: "Any program as the trainable (run with /bin/sh -c).") var command: String?
+    @Option(help: "The search space: a JSON or YAML file (default: the test function's own).") var space: String?
+    @Option(help: "random, grid or tpe.") var search: Search = .random
+    @Option(help: "fifo, asha, hyperband, median or pbt.") var scheduler: Scheduler = .fifo
+    @Option(name: .customLong("num-samples"), help: "Trials (grid: times the whole grid runs).") var samples = 10
+    @Option(help: "Trials at once, each in a worker actor of its own.") var maxConcurrent = 2
+    @Option(help: "The metric to optimise (default: the built-in trainable's).") var metric: String?
+    @Option(help: "min or max (default: the built-in trainable's).") var mode: TuneOptions.Mode?
+    @Option(help: "Seeds the searcher and the scheduler: one seed, one sequence of trials.") var seed: UInt64 = 0
+    @Option(help: "The experiment's name: its folder under --out.") var name: String?
+    @Option(help: "Where experiments are written.") var out = "tune"
+    @Option(help: "Seconds a trial may run; a command past it is stopped and counts as ERROR.") var trialTimeout: Double?
+    @Option(help: "Times a failing trial starts again before it counts as ERROR.") var maxFailures = 0
+    @Option(help: "CPUs each trial's worker holds.") var cpusPerTrial = 1.0
+    @Option(help: "ASHA and HyperBand: reports a trial may make (Ray Tune's max_t).") var maxSteps = 100
+    @Option(help: "ASHA and HyperBand: reports before the first rung.") var grace = 1
+    @Option(help: "ASHA and HyperBand: the reduction factor.") var reductionFactor = 4.0
+    @Option(help: "PBT: reports between exploit/explore steps.") var pbtInterval = 4
+    @Option(help: "Built-in trainables: a JSON object of settings the trials' values are laid over.") var baseConfig: String?
+    @Option(help: "Write the trials and the best one as JSON to this file.") var json: String?
+    @Option(help: "The cluster's head (default: SHOAL_ADDRESS, this machine's session, or an embedded cluster).")
+    var address: String?
+
+    func validate() throws {
+        guard (trainable == nil) != (command == nil) else {
+            throw ValidationError("give one of --trainable NAME or --command CMD")
+        }
+        guard samples >= 1 else { throw ValidationError("--num-samples must be at least 1") }
+        guard maxConcurrent >= 1 else { throw ValidationError("--max-concurrent must be at least 1") }
+        guard maxFailures >= 0 else { throw ValidationError("--max-failures must not be negative") }
+        if let trialTimeout, !(trialTimeout > 0) { throw ValidationError("--trial-timeout must be positive") }
+        if command != nil, metric == nil || mode == nil { throw ValidationError("--command needs --metric and --mode") }
+    }
+
+    func run() async throws {
+        let builtIns = TuneTrainables.all
+        let program: TrialProgram
+        var defaults: TuneTrainables.BuiltIn?
+        if let trainable {
+            guard let builtIn = builtIns[trainable] else {
+                throw ValidationError("no built-in trainable '\(trainable)': \(builtIns.keys.sorted().joined(separator: ", "))")
+            }
+            program = .builtIn(trainable)
+            defaults = builtIn
+        } else {
+            program = .command(command ?? "")
+        }
+        let searchSpace: SearchSpace
+        if let space {
+            do { searchSpace = try SearchSpace(file: space) } catch let error as TuneError {
+                throw ValidationError(error.message)
+            }
+        } else if let own = defaults?.space {
+            searchSpace = own
+        } else {
+            throw ValidationError("--space FILE is needed: \(trainable ?? "a command") has no space of its own")
+        }
+        let metric = self.metric ?? defaults?.metric ?? ""
+        let mode = self.mode ?? defaults?.mode ?? .min
+        let name = self.name ?? "tune-\(Int(Date().timeIntervalSince1970))"
+        let folder = URL(fileURLWithPath: out).appendingPathComponent(name).standardizedFileURL.path
+        var options = TuneOptions(metric: metric, mode: mode, folder: folder)
+        options.maxConcurrent = maxConcurrent
+        options.maxFailures = maxFailures
+        options.trialTimeout = trialTimeout
+        options.cpusPerTrial = cpusPerTrial
+        options.baseSettings = try loadBase()
+        if scheduler == .pbt { options.checkpointInterval = pbtInterval }
+        let (searcher, planned) = try makeSearcher(searchSpace)
+        let schedule = try makeScheduler(searchSpace)
+
+        let cluster = try await Cluster.connect(
+            address: address,
+            localCPUs: max(ProcessInfo.processInfo.activeProcessorCount, Int(cpusPerTrial.rounded(.up)) * maxConcurrent))
+        let place = cluster.isEmbedded ? "an embedded cluster" : "the cluster at \(cluster.address)"
+        print(
+            "Tuning \(trainable ?? "'\(command ?? "")'") on \(place): \(planned) trials, \(maxConcurrent) at a time, "
+                + "\(search.rawValue) search, \(scheduler.rawValue) scheduler, \(mode.rawValue) \(metric); folder \(folder).")
+        flushStandardOutput()
+        let table = ProgressTable(planned: planned, metric: metric)
+        do {
+            let tuner = try Tuner(
+                cluster: cluster, program: program, searcher: searcher, scheduler: schedule, options: options,
+                observer: { table.show($0) })
+            let result = try await tuner.run()
+            await cluster.shutdown()
+            table.finish()
+            try report(result, folder: folder, metric: metric, mode: mode)
+        } catch let error as TuneError {
+            await cluster.shutdown()
+            throw ValidationError(error.message)
+        } catch {
+            await cluster.shutdown()
+            throw error
+        }
+    }
+
+    /// `--base-config`'s JSON object, as text.
+    func loadBase() throws -> String? {
+        guard let baseConfig else { return nil }
+        guard let data = FileManager.default.contents(atPath: baseConfig) else {
+            throw ValidationError("cannot read --base-config \(baseConfig)")
+        }
+        guard (try? JSONSerialization.jsonObject(with: data)) is [String: Any] else {
+            throw ValidationError("--base-config \(baseConfig) is not a JSON object")
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    func makeSearcher(_ space: SearchSpace) throws -> (any Searcher, Int) {
+        switch search {
+        case .random: return (RandomSearch(space: space, samples: samples, seed: seed), samples)
+        case .tpe: return (TPESearch(space: space, samples: samples, seed: seed), samples)
+        case .grid:
+            do {
+                let grid = try GridSearch(space: space, samples: samples, seed: seed)
+                return (grid, grid.count)
+            } catch let error as TuneError {
+                throw ValidationError(error.message)
+            }
+        }
+    }
+
+    func makeScheduler(_ space: SearchSpace) throws -> any TrialScheduler {
+        do {
+            switch scheduler {
+            case .fifo: return FIFOScheduler()
+            case .asha: return try ASHAScheduler(maxSteps: maxSteps, grace: grace, reductionFactor: reductionFactor)
+            case .hyperband:
+                return try ASHAScheduler.hyperBand(maxSteps: maxSteps, grace: grace, reductionFactor: reductionFactor)
+            case .median: return MedianStoppingScheduler(grace: grace)
+            case .pbt: return try PBTScheduler(space: space, interval: pbtInterval, seed: seed)
+            }
+        } catch let error as TuneError {
+            throw ValidationError(error.message)
+        }
+    }
+
+    func report(_ result: TuneResult, folder: String, metric: String, mode: TuneOptions.Mode) throws {
+        if let best = result.best, let value = best.value {
+            print("Best trial \(best.trial): \(metric) \(String(format: "%.6g", value))  \(best.config)")
+        } else {
+            print("No trial reported \(metric).")
+        }
+        for trial in result.trials where trial.state == .error {
+            print("Trial \(trial.trial) ERROR: \(trial.error ?? "")")
+        }
+        print(
+            String(
+                format: "%d trials in %.2f s (%.1f trials/s) on %d worker process(es).", result.trials.count, result.seconds,
+                Double(result.trials.count) / max(result.seconds, 1e-9), result.processes))
+        let files = try result.write(to: folder, metric: metric, mode: mode)
+        if let json {
+            try result.json().write(to: URL(fileURLWithPath: json))
+            print("Wrote \(files.joined(separator: ", ")) and \(json).")
+        } else {
+            print("Wrote \(files.joined(separator: ", ")).")
+        }
+    }
+}
+
+extension TuneOptions.Mode: ExpressibleByArgument {}
+
+/// The live table: a line at most every half second (and at the end) with the trials by
+/// state, the best so far, and the rate.
+final class ProgressTable: Sendable {
+    private struct State {
+        var last = ContinuousClock.now - .seconds(1)
+        var line = ""
+    }
+    private let state = Mutex(State())
+    private let started = ContinuousClock.now
+    let planned: Int
+    let metric: String
+
+    init(planned: Int, metric: String) {
+        self.planned = planned
+        self.metric = metric
+    }
+
+    func show(_ event: TuneEvent) {
+        guard case .progress(let running, let finished, let pruned, let failed, let best) = event else { return }
+        let elapsed = (ContinuousClock.now - started).seconds
+        let done = finished + pruned + failed
+        var line = String(
+            format: "[%6.1f s] trials %d/%d: %d running, %d finished, %d pruned, %d failed  %.1f trials/s", elapsed, done,
+            planned,
+            running, finished, pruned, failed, Double(done) / max(elapsed, 1e-9))
+        if let best, let value = best.value { line += String(format: "  best %@ %.6g (trial %d)", metric, value, best.trial) }
+        state.withLock { state in
+            state.line = line
+            guard ContinuousClock.now - state.last >= .milliseconds(500) else { return }
+            state.last = ContinuousClock.now
+            print(line)
+            flushStandardOutput()
+        }
+    }
+
+    func finish() {
+        print(state.withLock { $0.line })
+        flushStandardOutput()
+    }
+}
