@@ -6,7 +6,7 @@ APT_PACKAGES := iproute2 libzmq3-dev libopenblas-dev libpq-dev libsqlite3-dev li
 SWIFT_FLAGS ?=
 RELEASE := swift build -c release $(SWIFT_FLAGS)
 
-.PHONY: all deps build test demo bench bench-train bench-jobs bench-registry bench-features bench-model bench-rl bench-ppo-seeds bench-rollouts bench-tasks proto clean format container
+.PHONY: all deps build test demo bench bench-train bench-jobs bench-registry bench-features bench-model bench-rl bench-ppo-seeds bench-rollouts bench-tune bench-tasks proto clean format container
 
 all: build
 
@@ -74,6 +74,16 @@ bench-rollouts: deps
 	python3 -c 'import ray.rllib, torch, gymnasium' 2>/dev/null || pip install -q torch "ray[rllib]==2.60.0"
 	mkdir -p Benchmarks/out/rollouts
 	env -u OPENBLAS_CORETYPE python3 Benchmarks/rollouts_bench.py $$(swift build -c release --show-bin-path) Benchmarks/out/rollouts \
+	  Benchmarks/RESULTS.md
+
+## bench-tune: trading tune beside Ray Tune 2.60 (200 trivial trials, FIFO and ASHA, with and without
+## reuse_actors) and Optuna 5's TPE (Branin, Hartmann-6, Styblinski-Tang; 20 seeds), and ASHA against
+## FIFO on the hybrid trainable; updates RESULTS.md.
+bench-tune: deps
+	$(RELEASE) --product trading
+	python3 -c 'import ray.tune, optuna, scipy' 2>/dev/null || pip install -q "ray[default,tune]==2.60.0" "optuna>=5,<6" scipy
+	mkdir -p Benchmarks/out/tune
+	env -u OPENBLAS_CORETYPE python3 Benchmarks/tune_bench.py $$(swift build -c release --show-bin-path) Benchmarks/out/tune \
 	  Benchmarks/RESULTS.md
 
 ## bench-model: the hybrid model beside PyTorch (1 and 2 threads) and the parity check; updates RESULTS.md.

@@ -130,6 +130,10 @@ public final class Cluster: Sendable {
         try ModelRegistry(address: address, identity: identity)
     }
 
+    /// The head's key-value store (Ray's internal KV): small state, up to 16 MiB a value, that
+    /// outlives this driver — kept in the head's store, namespaced.
+    public var keyValues: KeyValues { KeyValues(core: core) }
+
     /// The cluster's nodes, resources and jobs.
     public func status() async throws -> ClusterStatus {
         ClusterStatus(try await core.status())
@@ -178,5 +182,33 @@ public final class Cluster: Sendable {
         await core.disconnect()
         try? await Task.sleep(for: .milliseconds(30))
         local?.shutdown()
+    }
+}
+
+/// The head's key-value store, as one driver sees it (`Cluster.keyValues`).
+public struct KeyValues: Sendable {
+    let core: DriverCore
+
+    /// Stores `value` under `key`, replacing what was there.
+    /// - Throws: `ClusterError` for an empty or over-long namespace or key (1,024 bytes), a value
+    ///   over 16 MiB, or a head that does not answer.
+    public func put(_ value: [UInt8], forKey key: String, in namespace: String) async throws {
+        try await core.keyValuePut(namespace: namespace, key: key, value: value)
+    }
+
+    /// The value under `key`, or nil.
+    public func get(_ key: String, in namespace: String) async throws -> [UInt8]? {
+        try await core.keyValueGet(namespace: namespace, key: key)
+    }
+
+    /// The namespace's keys starting with `prefix`, in order.
+    public func keys(in namespace: String, prefix: String = "") async throws -> [String] {
+        try await core.keyValueKeys(namespace: namespace, prefix: prefix)
+    }
+
+    /// Removes `key`; returns whether it was there.
+    @discardableResult
+    public func delete(_ key: String, in namespace: String) async throws -> Bool {
+        try await core.keyValueDelete(namespace: namespace, key: key)
     }
 }

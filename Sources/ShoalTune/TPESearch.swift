@@ -1,14 +1,15 @@
 import Foundation
 import ShoalMarket
 
-/// The tree-structured Parzen estimator (Bergstra et al. 2011) as Optuna's `TPESampler` runs
-/// it by default: random configurations for the first `startupTrials`; then the finished
-/// trials split into the best γ(n) = min(⌈n/10⌉, 25) and the rest, a Parzen estimator (a
-/// truncated Gaussian per observation plus a prior over the whole domain, bandwidths from the
-/// neighbours' distances, clipped as Optuna's "magic clip") fitted to each, and for every
-/// parameter the best of 24 candidates drawn from the good trials' estimator by the ratio
-/// l(x)/g(x). Parameters are modelled one at a time (Optuna's default, univariate); log-scaled
-/// ones in log, integers and quantised ones on their rounded grid, choices by category.
+/// The tree-structured Parzen estimator (Bergstra et al. 2011) as Optuna 5's `TPESampler` runs
+/// it by default: random configurations for the first `startupTrials`; then the finished trials
+/// split into the best γ(n) = min(⌈n/10⌉, 25) and the rest (with the trials still running among
+/// the rest: Optuna's constant liar), a Parzen estimator fitted to each — a mixture of product
+/// kernels, one per trial plus a prior over the whole domain (multivariate, Optuna 5's default),
+/// each parameter's bandwidth from its neighbours' distances, clipped as Optuna's "magic clip" —
+/// and the best of 24 candidates drawn from the good trials' estimator by l(x)/g(x). Log-scaled
+/// parameters are modelled in log, integers and quantised ones on their grid, choices by
+/// category.
 public struct TPESearch: Searcher {
     public struct Options: Sendable {
         public var startupTrials = 10
@@ -21,8 +22,10 @@ public struct TPESearch: Searcher {
     let samples: Int
     let options: Options
     var generator: SeededGenerator
-    /// Finished trials: configuration and loss, in the order they were started.
+    /// Finished trials: configuration and loss, in trial order.
     var history: [(trial: Int, config: TrialConfig, loss: Double)] = []
+    /// Trials suggested and not yet finished.
+    var running: [Int: TrialConfig] = [:]
 
     public init(space: SearchSpace, samples: Int, seed: UInt64, options: Options = Options()) {
         self.space = space
@@ -32,6 +35,7 @@ public struct TPESearch: Searcher {
     }
 
     public mutating func observe(_ trial: Int, config: TrialConfig, loss: Double?) {
+        running[trial] = nil
         guard let loss, loss.isFinite else { return }
         history.append((trial, config, loss))
         history.sort { $0.trial < $1.trial }
@@ -39,47 +43,121 @@ public struct TPESearch: Searcher {
 
     public mutating func suggest(_ trial: Int) -> TrialConfig? {
         guard trial < samples else { return nil }
-        guard history.count >= options.startupTrials else { return space.sample(using: &generator) }
-        let ranked = history.indices.sorted { (history[$0].loss, history[$0].trial) < (history[$1].loss, history[$1].trial) }
-        let goodCount = min(Int((0.1 * Double(history.count)).rounded(.up)), 25)
-        let good = Set(ranked.prefix(goodCount))
-        var config = TrialConfig()
-        for (name, domain) in space.parameters {
-            let below = history.indices.filter { good.contains($0) }.compactMap { history[$0].config[name] }
-            let above = history.indices.filter { !good.contains($0) }.compactMap { history[$0].config[name] }
-            config[name] = choose(domain, below: below, above: above)
-        }
+        let config = history.count >= options.startupTrials ? model() : space.sample(using: &generator)
+        running[trial] = config
         return config
     }
 
-    /// The candidate drawn from the good trials' estimator with the largest l(x)/g(x).
-    mutating func choose(_ domain: Domain, below: [TuneValue], above: [TuneValue]) -> TuneValue {
-        switch domain {
-        case .constant(let value): return value
-        case .choice(let values), .grid(let values):
-            let l = CategoricalParzen(
-                values.count, observed: below.compactMap { values.firstIndex(of: $0) }, prior: options.priorWeight)
-            let g = CategoricalParzen(
-                values.count, observed: above.compactMap { values.firstIndex(of: $0) }, prior: options.priorWeight)
-            var best = (score: -Double.infinity, index: 0)
-            for _ in 0..<options.candidates {
-                let index = l.sample(using: &generator)
-                let score = Foundation.log(l.probabilities[index]) - Foundation.log(g.probabilities[index])
-                if score > best.score { best = (score, index) }
-            }
-            return values[best.index]
-        default:
-            let scale = NumericScale(domain)
-            let l = NumericParzen(below.compactMap { $0.number.map(scale.forward) }, scale: scale, prior: options.priorWeight)
-            let g = NumericParzen(above.compactMap { $0.number.map(scale.forward) }, scale: scale, prior: options.priorWeight)
-            var best = (score: -Double.infinity, x: l.low)
-            for _ in 0..<options.candidates {
-                let x = scale.snap(l.sample(using: &generator))
-                let score = l.logDensity(x) - g.logDensity(x)
-                if score > best.score { best = (score, x) }
-            }
-            return scale.value(best.x)
+    /// The candidate with the largest l(x)/g(x).
+    mutating func model() -> TrialConfig {
+        let ranked = history.indices.sorted { (history[$0].loss, history[$0].trial) < (history[$1].loss, history[$1].trial) }
+        let good = Set(ranked.prefix(min(Int((0.1 * Double(history.count)).rounded(.up)), 25)))
+        let below = history.indices.filter { good.contains($0) }.map { history[$0].config }
+        let above =
+            history.indices.filter { !good.contains($0) }.map { history[$0].config }
+            + running.keys.sorted().compactMap { running[$0] }
+        let dimensions = space.parameters.filter { if case .constant = $0.domain { false } else { true } }
+        let l = ProductParzen(below, dimensions: dimensions, prior: options.priorWeight)
+        let g = ProductParzen(above, dimensions: dimensions, prior: options.priorWeight)
+        var best: (score: Double, point: [Double])?
+        for _ in 0..<options.candidates {
+            let point = l.sample(using: &generator)
+            let score = l.logDensity(point) - g.logDensity(point)
+            if best == nil || score > best!.score { best = (score, point) }
         }
+        var config = TrialConfig()
+        for (name, domain) in space.parameters {
+            if case .constant(let value) = domain { config[name] = value }
+        }
+        for (index, dimension) in dimensions.enumerated() {
+            config[dimension.name] = l.kernels[index].value(best?.point[index] ?? 0)
+        }
+        return config
+    }
+}
+
+/// One parameter's kernels in a product Parzen estimator: a truncated Gaussian per kernel on a
+/// numeric scale, or a distribution over the categories.
+enum ParzenDimension {
+    case numeric(NumericParzen, NumericScale)
+    case categorical(CategoricalKernels, [TuneValue])
+
+    /// Kernel k's log-density (or log-mass) at x.
+    func logDensity(_ x: Double, kernel k: Int) -> Double {
+        switch self {
+        case .numeric(let parzen, _): parzen.logDensity(x, kernel: k)
+        case .categorical(let kernels, _): Foundation.log(Swift.max(kernels.rows[k][Int(x)], 1e-300))
+        }
+    }
+
+    func sample(kernel k: Int, using generator: inout SeededGenerator) -> Double {
+        switch self {
+        case .numeric(let parzen, let scale): scale.snap(parzen.sample(kernel: k, using: &generator))
+        case .categorical(let kernels, _): Double(kernels.sample(kernel: k, using: &generator))
+        }
+    }
+
+    /// A modelled point as the parameter's value.
+    func value(_ x: Double) -> TuneValue {
+        switch self {
+        case .numeric(_, let scale): scale.value(x)
+        case .categorical(_, let values): values[Swift.min(Swift.max(Int(x), 0), values.count - 1)]
+        }
+    }
+}
+
+/// A mixture of product kernels over several parameters (Optuna's multivariate estimator):
+/// kernel k is observation k in every parameter at once, the last kernel the prior.
+struct ProductParzen {
+    var kernels: [ParzenDimension] = []
+    var weights: [Double] = []
+
+    init(_ configs: [TrialConfig], dimensions: [(name: String, domain: Domain)], prior: Double) {
+        let count = configs.count
+        var observationWeights = [Double](repeating: 1, count: count)
+        // Optuna's weights: the latest 25 observations in full, older ones ramped down.
+        if count >= 25 {
+            let ramp = count - 25
+            for index in 0..<ramp {
+                observationWeights[index] = 1 / Double(count) + (1 - 1 / Double(count)) * Double(index) / Double(max(ramp - 1, 1))
+            }
+        }
+        let total = observationWeights.reduce(0, +) + prior
+        weights = (observationWeights + [prior]).map { $0 / total }
+        for (name, domain) in dimensions {
+            switch domain {
+            case .choice(let values), .grid(let values):
+                let observed = configs.map { config in config[name].flatMap { values.firstIndex(of: $0) } ?? 0 }
+                kernels.append(.categorical(CategoricalKernels(values.count, observed: observed, prior: prior), values))
+            default:
+                let scale = NumericScale(domain)
+                let observed = configs.map { scale.forward($0[name]?.number ?? scale.low) }
+                kernels.append(.numeric(NumericParzen(observed, scale: scale), scale))
+            }
+        }
+    }
+
+    func sample(using generator: inout SeededGenerator) -> [Double] {
+        var pick = generator.uniform()
+        var kernel = weights.count - 1
+        for (index, weight) in weights.enumerated() {
+            if pick < weight {
+                kernel = index
+                break
+            }
+            pick -= weight
+        }
+        return kernels.map { $0.sample(kernel: kernel, using: &generator) }
+    }
+
+    /// log Σ_k w_k Π_d p_kd(x_d), summed in log space.
+    func logDensity(_ point: [Double]) -> Double {
+        let terms = weights.indices.map { k in
+            Foundation.log(weights[k]) + kernels.indices.reduce(0.0) { $0 + kernels[$1].logDensity(point[$1], kernel: k) }
+        }
+        let top = terms.max() ?? 0
+        guard top.isFinite else { return -Double.infinity }
+        return top + Foundation.log(terms.reduce(0) { $0 + Foundation.exp($1 - top) })
     }
 }
 
@@ -122,60 +200,52 @@ struct NumericScale {
     }
 }
 
-/// A mixture of truncated Gaussians on [low, high]: one per observation and one for the
-/// prior (centred, as wide as the domain).
+/// One parameter's truncated Gaussian kernels on [low, high] as Optuna's Parzen estimator
+/// makes them: one per observation, its bandwidth the larger gap to its neighbours among the
+/// observations (the first and last take their inner gap), clipped to [width / min(100,
+/// kernels + 1), width], and one for the prior, centred and as wide as the domain. On a grid
+/// (integers, quantised values) a point's mass is the kernel's over its cell.
 struct NumericParzen {
     let low: Double
     let high: Double
+    /// The grid's step (0: continuous).
+    let step: Double
     var means: [Double] = []
     var sigmas: [Double] = []
-    var weights: [Double] = []
+    /// Each kernel's mass inside [low, high].
+    var masses: [Double] = []
 
-    init(_ observations: [Double], scale: NumericScale, prior: Double) {
-        (low, high) = (scale.low, scale.high)
+    init(_ observations: [Double], scale: NumericScale) {
+        (low, high, step) = (scale.low, scale.high, scale.step)
         let width = high - low
         let count = observations.count
-        // Optuna's weights: the latest 25 observations in full, older ones ramped down.
-        var observationWeights = [Double](repeating: 1, count: count)
-        if count >= 25 {
-            let ramp = count - 25
-            for index in 0..<ramp {
-                observationWeights[index] = 1 / Double(count) + (1 - 1 / Double(count)) * Double(index) / Double(max(ramp - 1, 1))
-            }
-        }
-        let priorMean = low + width / 2
-        let all = observations + [priorMean]
-        let order = all.indices.sorted { all[$0] < all[$1] }
-        let sorted = order.map { all[$0] }
-        var sigma = [Double](repeating: width, count: all.count)
+        let order = observations.indices.sorted { observations[$0] < observations[$1] }
+        let sorted = [low] + order.map { observations[$0] } + [high]
+        var sigma = [Double](repeating: width, count: count)
         for (rank, index) in order.enumerated() {
-            let left = rank > 0 ? sorted[rank] - sorted[rank - 1] : sorted[rank] - low
-            let right = rank < sorted.count - 1 ? sorted[rank + 1] - sorted[rank] : high - sorted[rank]
-            sigma[index] = Swift.max(left, right)
+            let position = rank + 1
+            var gap = Swift.max(sorted[position] - sorted[position - 1], sorted[position + 1] - sorted[position])
+            // The domain's ends do not count as neighbours (Optuna's consider_endpoints = false).
+            if sorted.count >= 4 {
+                if rank == 0 { gap = sorted[2] - sorted[1] }
+                if rank == count - 1 { gap = sorted[count] - sorted[count - 1] }
+            }
+            sigma[index] = gap
         }
-        let minimum = width / Swift.min(100, 1 + Double(all.count))
+        let minimum = width / Swift.min(100, 1 + Double(count + 1))
         for index in sigma.indices { sigma[index] = Swift.min(Swift.max(sigma[index], minimum), width) }
-        sigma[all.count - 1] = width
-        means = all
-        sigmas = sigma
-        let total = observationWeights.reduce(0, +) + prior
-        weights = (observationWeights + [prior]).map { $0 / total }
+        means = observations + [low + width / 2]
+        sigmas = sigma + [width]
+        masses = zip(means, sigmas).map { mean, sigma in
+            Swift.max(Self.normalCDF((high - mean) / sigma) - Self.normalCDF((low - mean) / sigma), 1e-12)
+        }
     }
 
     static func normalCDF(_ z: Double) -> Double { 0.5 * erfc(-z / 2.squareRoot()) }
 
-    func sample(using generator: inout SeededGenerator) -> Double {
-        var pick = generator.uniform()
-        var component = weights.count - 1
-        for (index, weight) in weights.enumerated() {
-            if pick < weight {
-                component = index
-                break
-            }
-            pick -= weight
-        }
-        // Inverse-CDF sampling of the truncated Gaussian.
-        let (mean, sigma) = (means[component], sigmas[component])
+    /// A draw from kernel k (inverse-CDF sampling of the truncated Gaussian).
+    func sample(kernel k: Int, using generator: inout SeededGenerator) -> Double {
+        let (mean, sigma) = (means[k], sigmas[k])
         let a = Self.normalCDF((low - mean) / sigma)
         let b = Self.normalCDF((high - mean) / sigma)
         let u = a + generator.uniform() * (b - a)
@@ -183,16 +253,16 @@ struct NumericParzen {
         return Swift.min(Swift.max(x, low), high)
     }
 
-    func logDensity(_ x: Double) -> Double {
-        var total = 0.0
-        for index in means.indices {
-            let (mean, sigma) = (means[index], sigmas[index])
-            let mass = Self.normalCDF((high - mean) / sigma) - Self.normalCDF((low - mean) / sigma)
-            let z = (x - mean) / sigma
-            total +=
-                weights[index] * Foundation.exp(-0.5 * z * z) / (sigma * (2 * Double.pi).squareRoot() * Swift.max(mass, 1e-12))
+    /// Kernel k's log-density at x (on a grid: the log-mass of x's cell).
+    func logDensity(_ x: Double, kernel k: Int) -> Double {
+        let (mean, sigma) = (means[k], sigmas[k])
+        if step > 0 {
+            let upper = Self.normalCDF((Swift.min(x + step / 2, high) - mean) / sigma)
+            let lower = Self.normalCDF((Swift.max(x - step / 2, low) - mean) / sigma)
+            return Foundation.log(Swift.max(upper - lower, 1e-300) / masses[k])
         }
-        return Foundation.log(Swift.max(total, 1e-300))
+        let z = (x - mean) / sigma
+        return -0.5 * z * z - Foundation.log(sigma * (2 * Double.pi).squareRoot() * masses[k])
     }
 
     /// The inverse error function (Giles' approximation, refined by two Newton steps).
@@ -228,24 +298,27 @@ struct NumericParzen {
     }
 }
 
-/// A mixture over categories: each observation puts its weight on its own category (with a
-/// share of the prior spread over all), and the prior spreads evenly.
-struct CategoricalParzen {
-    let probabilities: [Double]
+/// One choice parameter's kernels as Optuna's: observation k's kernel puts 1 on its own
+/// category and prior / (observations + 1) on every category, normalised; the prior's kernel
+/// is uniform.
+struct CategoricalKernels {
+    let rows: [[Double]]
 
     init(_ categories: Int, observed: [Int], prior: Double) {
-        var mass = [Double](repeating: prior / Double(categories), count: categories)
-        for index in observed { mass[index] += 1 }
-        let total = mass.reduce(0, +)
-        probabilities = mass.map { $0 / total }
+        let smoothing = prior / Double(observed.count + 1)
+        var rows = observed.map { category in
+            (0..<categories).map { smoothing + ($0 == category ? 1 : 0) }.map { $0 / (1 + smoothing * Double(categories)) }
+        }
+        rows.append([Double](repeating: 1 / Double(categories), count: categories))
+        self.rows = rows
     }
 
-    func sample(using generator: inout SeededGenerator) -> Int {
+    func sample(kernel k: Int, using generator: inout SeededGenerator) -> Int {
         var pick = generator.uniform()
-        for (index, probability) in probabilities.enumerated() {
+        for (index, probability) in rows[k].enumerated() {
             if pick < probability { return index }
             pick -= probability
         }
-        return probabilities.count - 1
+        return rows[k].count - 1
     }
 }

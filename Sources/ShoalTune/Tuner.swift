@@ -89,10 +89,20 @@ public actor Tuner {
     var records: [TrialRecord] = []
     var checkpoints: [Int: [UInt8]] = [:]
     var exhausted = false
+    /// Where the search's events go as they happen (nil: nowhere, as on an embedded cluster).
+    let journal: ExperimentJournal?
+    /// Trials a resumed search runs again first: those its dead driver left running.
+    var rerun: [Int] = []
+    /// The first error writing the journal: the search stops starting trials.
+    var journalError: (any Error)?
+    /// The next event's number: events are numbered as they happen, in this actor's order.
+    var journalSequence = 0
 
+    /// - Parameter journal: records every event, so that `restore(_:)` can carry the search on
+    ///   after this driver dies.
     public init(
         cluster: Cluster, program: TrialProgram, searcher: any Searcher, scheduler: any TrialScheduler, options: TuneOptions,
-        observer: @escaping @Sendable (TuneEvent) -> Void = { _ in }
+        journal: ExperimentJournal? = nil, observer: @escaping @Sendable (TuneEvent) -> Void = { _ in }
     ) throws {
         guard options.maxConcurrent >= 1, options.cpusPerTrial > 0, options.maxFailures >= 0 else {
             throw TuneError("a search needs at least one trial at a time, positive CPUs per trial and failures not negative")
@@ -103,7 +113,74 @@ public actor Tuner {
         self.options = options
         self.searcher = searcher
         self.scheduler = scheduler
+        self.journal = journal
         self.observer = observer
+    }
+
+    /// Replays a journal's events onto the fresh searcher and scheduler (the same seed gives
+    /// the same decisions): finished trials are restored as they ended, trials left running
+    /// are run again from their start, and the search goes on from there.
+    /// - Throws: `TuneError` when the events do not match the searcher's own choices (the
+    ///   space or seed changed) or name unknown trials.
+    public func restore(_ events: [JournalEvent]) async throws {
+        let ended = Set(
+            events.compactMap { event -> Int? in if case .ended(let trial, _, _, _, _) = event { trial } else { nil } })
+        func known(_ trial: Int) throws {
+            guard records.indices.contains(trial) else { throw TuneError("the journal names trial \(trial) before it started") }
+        }
+        for event in events {
+            switch event {
+            case .started(let trial, let config):
+                guard trial == records.count, searcher.suggest(trial) == config else {
+                    throw TuneError(
+                        "trial \(trial)'s configuration is not the searcher's own: the experiment cannot be resumed as it was")
+                }
+                records.append(TrialRecord(trial: trial, config: config, state: .running))
+            case .reported(let trial, let step, let value, let pid, let done):
+                try known(trial)
+                // An unfinished trial starts again: the scheduler hears its reports anew.
+                guard ended.contains(trial) else { continue }
+                records[trial].curve.append(value)
+                records[trial].value = value
+                if !records[trial].pids.contains(pid) { records[trial].pids.append(pid) }
+                if !done { _ = scheduler.report(trial, step: step, score: score(value), config: records[trial].config) }
+            case .exploited(let trial, _, let config):
+                try known(trial)
+                records[trial].config = config
+                records[trial].exploits += 1
+            case .retried(let trial):
+                try known(trial)
+                records[trial].curve = []
+            case .ended(let trial, let state, let error, let failures, let seconds):
+                try known(trial)
+                records[trial].state = state
+                records[trial].error = error
+                records[trial].failures = failures
+                records[trial].seconds = seconds
+                scheduler.complete(trial)
+                searcher.observe(
+                    trial, config: records[trial].config, loss: records[trial].value.map { options.mode == .max ? -$0 : $0 })
+            }
+        }
+        journalSequence = events.count
+        rerun = records.filter { $0.state == .running }.map(\.trial)
+        for trial in rerun { records[trial].exploits = 0 }
+        if let journal {
+            for trial in records.indices { if let saved = try await journal.checkpoint(of: trial) { checkpoints[trial] = saved } }
+        }
+    }
+
+    /// Writes an event to the journal, numbered before the first suspension (so in the order
+    /// the searcher and scheduler saw what it records); the first failure stops new trials.
+    private func log(_ event: JournalEvent) async {
+        guard let journal, journalError == nil else { return }
+        let index = journalSequence
+        journalSequence += 1
+        do {
+            try await journal.write(event, at: index)
+        } catch {
+            journalError = error
+        }
     }
 
     /// Runs every trial the searcher gives and returns them all.
@@ -111,18 +188,31 @@ public actor Tuner {
     public func run() async throws -> TuneResult {
         let started = ContinuousClock.now
         try FileManager.default.createDirectory(atPath: options.folder, withIntermediateDirectories: true)
-        var workers: [TrialWorker] = []
-        do {
+        // The workers start at once, each in a process of its own. The type is named by its
+        // registration: this binary's trainables are the workers' (the same binary runs them).
+        let (cluster, options) = (self.cluster, self.options)
+        let spawned = await withTaskGroup(of: Result<TrialWorker, any Error>.self) { group in
             for index in 0..<options.maxConcurrent {
-                workers.append(
-                    try await cluster.spawn(
-                        TrialWorker.actorType(trainables: [:]), index,
-                        options: ActorOptions(
-                            resources: Resources(cpu: options.cpusPerTrial), maxRestarts: 1000, ownProcess: true)))
+                group.addTask {
+                    do {
+                        return .success(
+                            try await cluster.spawn(
+                                TrialWorker.actorType(trainables: [:]), index,
+                                options: ActorOptions(
+                                    resources: Resources(cpu: options.cpusPerTrial), maxRestarts: 1000, ownProcess: true)))
+                    } catch {
+                        return .failure(error)
+                    }
+                }
             }
-        } catch {
+            var results: [Result<TrialWorker, any Error>] = []
+            for await result in group { results.append(result) }
+            return results
+        }
+        let workers = spawned.compactMap { try? $0.get() }
+        if let failure = spawned.first(where: { (try? $0.get()) == nil }) {
             for worker in workers { try? await cluster.kill(worker) }
-            throw error
+            _ = try failure.get()
         }
         observer(.started(workers: workers.count))
         await withTaskGroup(of: Void.self) { lanes in
@@ -131,6 +221,7 @@ public actor Tuner {
             }
         }
         for worker in workers { try? await cluster.kill(worker) }
+        if let journalError { throw TuneError("the search's journal in the head could not be written: \(journalError)") }
         return TuneResult(
             trials: records, best: best(), seconds: (ContinuousClock.now - started).seconds,
             processes: Set(records.flatMap(\.pids)).count)
@@ -138,12 +229,14 @@ public actor Tuner {
 
     /// One worker's trials, one after another, until the searcher has no more.
     private func lane(_ worker: TrialWorker) async {
-        while let trial = nextTrial() {
+        while let trial = await nextTrial() {
             await run(trial, on: worker)
         }
     }
 
-    private func nextTrial() -> Int? {
+    private func nextTrial() async -> Int? {
+        guard journalError == nil else { return nil }
+        if !rerun.isEmpty { return rerun.removeFirst() }
         guard !exhausted else { return nil }
         let trial = records.count
         guard let config = searcher.suggest(trial) else {
@@ -151,6 +244,7 @@ public actor Tuner {
             return nil
         }
         records.append(TrialRecord(trial: trial, config: config, state: .running))
+        await log(.started(trial: trial, config: config))
         announce()
         return trial
     }
@@ -174,12 +268,16 @@ public actor Tuner {
                     break
                 }
                 records[trial].curve = []
+                await log(.retried(trial: trial))
             }
         }
         records[trial].seconds = (ContinuousClock.now - started).seconds
-        scheduler.complete(trial)
         let record = records[trial]
+        // The searcher and scheduler hear of the end in the same turn as its event's number.
+        scheduler.complete(trial)
         searcher.observe(trial, config: record.config, loss: record.value.map { options.mode == .max ? -$0 : $0 })
+        await log(
+            .ended(trial: trial, state: record.state, error: record.error, failures: record.failures, seconds: record.seconds))
         observer(.trialEnded(record))
         announce()
     }
@@ -217,14 +315,20 @@ public actor Tuner {
             records[trial].value = value
             if !records[trial].pids.contains(report.pid) { records[trial].pids.append(report.pid) }
             let step = records[trial].curve.count
+            // The scheduler hears the report in the same turn as its event's number.
+            let decision =
+                report.done ? nil : scheduler.report(trial, step: step, score: score(value), config: records[trial].config)
+            await log(.reported(trial: trial, step: step, value: value, pid: report.pid, done: report.done))
             if let interval = options.checkpointInterval, step % interval == 0, !report.done {
-                checkpoints[trial] = try await worker.save(trial)
+                let saved = try await worker.save(trial)
+                checkpoints[trial] = saved
+                try await journal?.saveCheckpoint(saved, of: trial)
             }
-            if report.done {
+            guard let decision else {
                 records[trial].state = .terminated
                 return
             }
-            switch scheduler.report(trial, step: step, score: score(value), config: records[trial].config) {
+            switch decision {
             case .proceed:
                 report = try await worker.step(trial)
             case .finish:
@@ -242,6 +346,7 @@ public actor Tuner {
                 }
                 records[trial].config = config
                 records[trial].exploits += 1
+                await log(.exploited(trial: trial, donor: donor, config: config))
                 checkpoint = saved
                 report = try await worker.start(request(trial, checkpoint: saved))
             }

@@ -17,20 +17,19 @@ struct TuneCommand: AsyncParsableCommand {
             is a report. Writes results.csv, values.png and curves.png into the experiment's folder.
             """)
 
-    enum Search: String, ExpressibleByArgument, CaseIterable { case random, grid, tpe }
-    enum Scheduler: String, ExpressibleByArgument, CaseIterable { case fifo, asha, hyperband, median, pbt }
-
     @Option(help: "A built-in trainable (see above).") var trainable: String?
     @Option(help: "Any program as the trainable (run with /bin/sh -c).") var command: String?
     @Option(help: "The search space: a JSON or YAML file (default: the test function's own).") var space: String?
-    @Option(help: "random, grid or tpe.") var search: Search = .random
-    @Option(help: "fifo, asha, hyperband, median or pbt.") var scheduler: Scheduler = .fifo
+    @Option(help: "random, grid or tpe.") var search: ExperimentSpec.Search = .random
+    @Option(help: "fifo, asha, hyperband, median or pbt.") var scheduler: ExperimentSpec.Scheduler = .fifo
     @Option(name: .customLong("num-samples"), help: "Trials (grid: times the whole grid runs).") var samples = 10
     @Option(help: "Trials at once, each in a worker actor of its own.") var maxConcurrent = 2
     @Option(help: "The metric to optimise (default: the built-in trainable's).") var metric: String?
     @Option(help: "min or max (default: the built-in trainable's).") var mode: TuneOptions.Mode?
     @Option(help: "Seeds the searcher and the scheduler: one seed, one sequence of trials.") var seed: UInt64 = 0
-    @Option(help: "The experiment's name: its folder under --out.") var name: String?
+    @Option(help: "The experiment's name: its folder under --out, its record in the cluster's head.") var name: String?
+    @Option(help: "Finish the experiment of this name, recorded in the running cluster's head (its driver died).")
+    var resume: String?
     @Option(help: "Where experiments are written.") var out = "tune"
     @Option(help: "Seconds a trial may run; a command past it is stopped and counts as ERROR.") var trialTimeout: Double?
     @Option(help: "Times a failing trial starts again before it counts as ERROR.") var maxFailures = 0
@@ -45,17 +44,91 @@ struct TuneCommand: AsyncParsableCommand {
     var address: String?
 
     func validate() throws {
+        if resume != nil {
+            guard trainable == nil, command == nil, space == nil else {
+                throw ValidationError(
+                    "--resume NAME takes the experiment as it was recorded: no --trainable, --command or --space")
+            }
+            return
+        }
         guard (trainable == nil) != (command == nil) else {
             throw ValidationError("give one of --trainable NAME or --command CMD")
         }
         guard samples >= 1 else { throw ValidationError("--num-samples must be at least 1") }
         guard maxConcurrent >= 1 else { throw ValidationError("--max-concurrent must be at least 1") }
         guard maxFailures >= 0 else { throw ValidationError("--max-failures must not be negative") }
+        guard cpusPerTrial > 0 else { throw ValidationError("--cpus-per-trial must be positive") }
         if let trialTimeout, !(trialTimeout > 0) { throw ValidationError("--trial-timeout must be positive") }
         if command != nil, metric == nil || mode == nil { throw ValidationError("--command needs --metric and --mode") }
     }
 
     func run() async throws {
+        let given = try resume == nil ? makeSpec() : nil
+        let cluster = try await Cluster.connect(
+            address: address,
+            localCPUs: max(ProcessInfo.processInfo.activeProcessorCount, Int(cpusPerTrial.rounded(.up)) * maxConcurrent))
+        do {
+            let result = try await search(given, on: cluster)
+            await cluster.shutdown()
+            try report(result.0, spec: result.1)
+        } catch let error as TuneError {
+            await cluster.shutdown()
+            throw ValidationError(error.message)
+        } catch {
+            await cluster.shutdown()
+            throw error
+        }
+    }
+
+    /// Runs (or, with `--resume`, finishes) the search; a cluster that outlives this driver
+    /// keeps its journal.
+    func search(_ given: ExperimentSpec?, on cluster: Cluster) async throws -> (TuneResult, ExperimentSpec) {
+        let journal = cluster.isEmbedded ? nil : ExperimentJournal(store: cluster.keyValues, name: resume ?? given?.name ?? "")
+        var spec: ExperimentSpec
+        var events: [JournalEvent] = []
+        if let resume {
+            guard let journal else {
+                throw TuneError(
+                    "--resume needs the running cluster the experiment ran on (--address, SHOAL_ADDRESS or this machine's session)"
+                )
+            }
+            (spec, events) = try await journal.load()
+            print("Resuming \(resume): \(events.count) events recorded.")
+        } else {
+            guard let given else { throw TuneError("no experiment to run") }
+            spec = given
+            if let journal {
+                guard try await !journal.exists() else {
+                    throw TuneError(
+                        "the cluster has an experiment named '\(spec.name)' already: --resume \(spec.name), or choose another --name"
+                    )
+                }
+                try await journal.save(spec)
+            }
+        }
+        let planned = try spec.plannedTrials()
+        let place = cluster.isEmbedded ? "an embedded cluster" : "the cluster at \(cluster.address)"
+        let what: String
+        switch spec.program {
+        case .builtIn(let name): what = name
+        case .command(let command): what = "'\(command)'"
+        }
+        print(
+            "Tuning \(what) on \(place): \(planned) trials, \(spec.maxConcurrent) at a time, \(spec.search.rawValue) search, "
+                + "\(spec.scheduler.rawValue) scheduler, \(spec.mode.rawValue) \(spec.metric); folder \(spec.folder).")
+        flushStandardOutput()
+        let table = ProgressTable(planned: planned, metric: spec.metric)
+        let tuner = try Tuner(
+            cluster: cluster, program: spec.program, searcher: try spec.makeSearcher(), scheduler: try spec.makeScheduler(),
+            options: spec.options, journal: journal, observer: { table.show($0) })
+        if !events.isEmpty { try await tuner.restore(events) }
+        let result = try await tuner.run()
+        table.finish()
+        return (result, spec)
+    }
+
+    /// The experiment the options describe.
+    func makeSpec() throws -> ExperimentSpec {
         let builtIns = TuneTrainables.all
         let program: TrialProgram
         var defaults: TuneTrainables.BuiltIn?
@@ -78,44 +151,31 @@ struct TuneCommand: AsyncParsableCommand {
         } else {
             throw ValidationError("--space FILE is needed: \(trainable ?? "a command") has no space of its own")
         }
-        let metric = self.metric ?? defaults?.metric ?? ""
-        let mode = self.mode ?? defaults?.mode ?? .min
         let name = self.name ?? "tune-\(Int(Date().timeIntervalSince1970))"
         let folder = URL(fileURLWithPath: out).appendingPathComponent(name).standardizedFileURL.path
-        var options = TuneOptions(metric: metric, mode: mode, folder: folder)
-        options.maxConcurrent = maxConcurrent
-        options.maxFailures = maxFailures
-        options.trialTimeout = trialTimeout
-        options.cpusPerTrial = cpusPerTrial
-        options.baseSettings = try loadBase()
-        if scheduler == .pbt { options.checkpointInterval = pbtInterval }
-        let (searcher, planned) = try makeSearcher(searchSpace)
-        let schedule = try makeScheduler(searchSpace)
-
-        let cluster = try await Cluster.connect(
-            address: address,
-            localCPUs: max(ProcessInfo.processInfo.activeProcessorCount, Int(cpusPerTrial.rounded(.up)) * maxConcurrent))
-        let place = cluster.isEmbedded ? "an embedded cluster" : "the cluster at \(cluster.address)"
-        print(
-            "Tuning \(trainable ?? "'\(command ?? "")'") on \(place): \(planned) trials, \(maxConcurrent) at a time, "
-                + "\(search.rawValue) search, \(scheduler.rawValue) scheduler, \(mode.rawValue) \(metric); folder \(folder).")
-        flushStandardOutput()
-        let table = ProgressTable(planned: planned, metric: metric)
+        var spec = ExperimentSpec(
+            name: name, program: program, space: searchSpace, metric: metric ?? defaults?.metric ?? "",
+            mode: mode ?? defaults?.mode ?? .min, folder: folder)
+        spec.search = search
+        spec.scheduler = scheduler
+        spec.samples = samples
+        spec.seed = seed
+        spec.maxConcurrent = maxConcurrent
+        spec.cpusPerTrial = cpusPerTrial
+        spec.maxFailures = maxFailures
+        spec.trialTimeout = trialTimeout
+        spec.baseSettings = try loadBase()
+        spec.maxSteps = maxSteps
+        spec.grace = grace
+        spec.reductionFactor = reductionFactor
+        spec.pbtInterval = pbtInterval
         do {
-            let tuner = try Tuner(
-                cluster: cluster, program: program, searcher: searcher, scheduler: schedule, options: options,
-                observer: { table.show($0) })
-            let result = try await tuner.run()
-            await cluster.shutdown()
-            table.finish()
-            try report(result, folder: folder, metric: metric, mode: mode)
+            _ = try spec.makeSearcher()
+            _ = try spec.makeScheduler()
         } catch let error as TuneError {
-            await cluster.shutdown()
             throw ValidationError(error.message)
-        } catch {
-            await cluster.shutdown()
-            throw error
         }
+        return spec
     }
 
     /// `--base-config`'s JSON object, as text.
@@ -130,36 +190,8 @@ struct TuneCommand: AsyncParsableCommand {
         return String(decoding: data, as: UTF8.self)
     }
 
-    func makeSearcher(_ space: SearchSpace) throws -> (any Searcher, Int) {
-        switch search {
-        case .random: return (RandomSearch(space: space, samples: samples, seed: seed), samples)
-        case .tpe: return (TPESearch(space: space, samples: samples, seed: seed), samples)
-        case .grid:
-            do {
-                let grid = try GridSearch(space: space, samples: samples, seed: seed)
-                return (grid, grid.count)
-            } catch let error as TuneError {
-                throw ValidationError(error.message)
-            }
-        }
-    }
-
-    func makeScheduler(_ space: SearchSpace) throws -> any TrialScheduler {
-        do {
-            switch scheduler {
-            case .fifo: return FIFOScheduler()
-            case .asha: return try ASHAScheduler(maxSteps: maxSteps, grace: grace, reductionFactor: reductionFactor)
-            case .hyperband:
-                return try ASHAScheduler.hyperBand(maxSteps: maxSteps, grace: grace, reductionFactor: reductionFactor)
-            case .median: return MedianStoppingScheduler(grace: grace)
-            case .pbt: return try PBTScheduler(space: space, interval: pbtInterval, seed: seed)
-            }
-        } catch let error as TuneError {
-            throw ValidationError(error.message)
-        }
-    }
-
-    func report(_ result: TuneResult, folder: String, metric: String, mode: TuneOptions.Mode) throws {
+    func report(_ result: TuneResult, spec: ExperimentSpec) throws {
+        let (folder, metric, mode) = (spec.folder, spec.metric, spec.mode)
         if let best = result.best, let value = best.value {
             print("Best trial \(best.trial): \(metric) \(String(format: "%.6g", value))  \(best.config)")
         } else {
@@ -183,6 +215,8 @@ struct TuneCommand: AsyncParsableCommand {
 }
 
 extension TuneOptions.Mode: ExpressibleByArgument {}
+extension ExperimentSpec.Search: ExpressibleByArgument {}
+extension ExperimentSpec.Scheduler: ExpressibleByArgument {}
 
 /// The live table: a line at most every half second (and at the end) with the trials by
 /// state, the best so far, and the rate.

@@ -86,7 +86,7 @@ enum TuneTrainables {
 
     /// `defaults` (a Codable configuration) with `base`, then the trial's values, laid over it.
     /// A key names a setting, or a nested one with dots (`model.dropout`); a key found only
-    /// inside `model` may be given alone (`dropout`).
+    /// inside `model` may be given alone (`dropout`); an object merges into an object setting.
     /// - Throws: `TuneError` naming a setting the configuration does not have, or a value of the
     ///   wrong type.
     static func overlay<Config: Codable>(
@@ -98,8 +98,14 @@ enum TuneTrainables {
         func set(_ path: [String], _ value: Any, in object: inout [String: Any]) -> Bool {
             guard let key = path.first else { return false }
             if path.count == 1 {
-                guard object[key] != nil || object.keys.isEmpty else { return false }
-                object[key] = value
+                guard let existing = object[key] else { return false }
+                // An object merges into the setting's object, key by key.
+                if var inner = existing as? [String: Any], let given = value as? [String: Any] {
+                    for (name, part) in given where !set([name], part, in: &inner) { return false }
+                    object[key] = inner
+                } else {
+                    object[key] = value
+                }
                 return true
             }
             guard var inner = object[key] as? [String: Any], set(Array(path.dropFirst()), value, in: &inner) else { return false }

@@ -187,6 +187,54 @@ import Testing
     }
 }
 
+extension TuneTests {
+    /// A search whose driver is SIGKILLed mid-way is finished by `trading tune --resume NAME`
+    /// from its journal in the head: exactly its 8 trials, the finished ones not run again (a
+    /// trial runs twice only if it was running at the kill, so at most 2).
+    @Test func aResumedSearchFinishesWithEveryTrialOnce() async throws {
+        let folder = try Self.folder("tune-resume")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try Self.write(
+            """
+            echo "$SHOAL_TUNE_TRIAL_ID" >> \(folder)/starts.log
+            x=\(Self.read("x"))
+            for i in 1 2 3; do sleep 0.2; echo "{\\"loss\\": $x}"; done
+            """, to: folder + "/slow.sh")
+        try Self.write(#"{"x": {"type": "randint", "low": 0, "high": 100}}"#, to: folder + "/space.json")
+        let cluster = try await ClusterProcesses(cpus: 2)
+        defer { cluster.stop() }
+        let first = try cluster.driver(
+            [
+                "tune", "--command", "sh \(folder)/slow.sh", "--space", folder + "/space.json", "--num-samples", "8", "--metric",
+                "loss", "--mode", "min", "--out", folder, "--name", "resumable",
+            ], binary: "trading")
+        // Killed once some trials have finished and others run.
+        let deadline = ContinuousClock.now + .seconds(120)
+        while ContinuousClock.now < deadline {
+            let starts = (try? String(contentsOfFile: folder + "/starts.log", encoding: .utf8)) ?? ""
+            if starts.split(separator: "\n").count >= 4 { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        first.signal(SIGKILL)
+        _ = try await first.waitForExit(timeout: .seconds(30))
+        let json = folder + "/resumed.json"
+        let again = try await Self.tune(["--resume", "resumable", "--json", json], cluster: cluster)
+        #expect(again.output.contains { $0.hasPrefix("Resuming resumable:") }, "\(again.output)")
+        let trials = try Self.trials(json)
+        #expect(trials.compactMap { $0["trial_id"] as? Int }.sorted() == Array(0..<8), "\(trials)")
+        #expect(trials.allSatisfy { $0["state"] as? String == "TERMINATED" && $0["steps"] as? Int == 3 }, "\(trials)")
+        let starts = try String(contentsOfFile: folder + "/starts.log", encoding: .utf8).split(separator: "\n").map(String.init)
+        let counts = Dictionary(starts.map { ($0, 1) }, uniquingKeysWith: +)
+        #expect(Set(counts.keys) == Set((0..<8).map(String.init)))
+        #expect(counts.values.allSatisfy { $0 <= 2 } && counts.values.filter { $0 == 2 }.count <= 2, "\(counts)")
+        // The name is the experiment's: a new search cannot take it.
+        let taken = try cluster.driver(
+            ["tune", "--trainable", "branin", "--num-samples", "2", "--out", folder, "--name", "resumable"], binary: "trading")
+        #expect(try await taken.waitForExit(timeout: .seconds(60)) != 0)
+        #expect(taken.output.contains { $0.contains("has an experiment named 'resumable' already") }, "\(taken.output)")
+    }
+}
+
 /// Processes by name and argument, from /proc.
 enum ProcessMemoryScan {
     static func processes(named name: String, with argument: String) -> [Int32] {

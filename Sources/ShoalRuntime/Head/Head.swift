@@ -94,6 +94,8 @@ public actor Head {
     var pendingGroups: [String] = []
     let jobBook: JobBook
     let actorStore: ActorStore
+    /// The key-value store drivers keep state in (`Cluster.keyValues`).
+    let keyValues: KeyValueStore
     /// Until then, detached actors rebuilt from the store wait for their nodes to rejoin.
     var recoveryDeadline = ContinuousClock.now + Head.actorRecoveryPeriod
     static let actorRecoveryPeriod: Duration = .seconds(30)
@@ -140,6 +142,7 @@ public actor Head {
                 storage: storage ?? .sqlite(path: ":memory:"), directory: (stateFolder.isEmpty ? "." : stateFolder) + "/jobs",
                 maxWorkingDirSize: maxWorkingDirSize)
             actorStore = try ActorStore(storage ?? .sqlite(path: ":memory:"))
+            keyValues = try KeyValueStore(storage ?? .sqlite(path: ":memory:"))
         } catch {
             throw ClusterError.invalidArgument("the head's state store: \(error)")
         }
@@ -214,6 +217,7 @@ public actor Head {
         let peer = incoming.sender
         let requestID = incoming.envelope.requestID
         if try handleJobMessage(incoming) { return }
+        if try handleKeyValueMessage(incoming) { return }
         if case .artifactChunk(let chunk) = incoming.envelope.body {
             registry?.receive(chunk, bytes: try? incoming.payload(1), from: peer)
             return

@@ -12,6 +12,11 @@
 /// large payloads (task inputs, results, packages) follow as extra frames, never
 /// re-encoded inside protobuf.
 
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 import SwiftProtobuf
 
 // If the compiler emits an error on this type, it is because this file
@@ -702,6 +707,46 @@ public nonisolated struct Shoal_V1_Envelope: Sendable {
     set {body = .artifactChunk(newValue)}
   }
 
+  public var kvPut: Shoal_V1_KvPut {
+    get {
+      if case .kvPut(let v)? = body {return v}
+      return Shoal_V1_KvPut()
+    }
+    set {body = .kvPut(newValue)}
+  }
+
+  public var kvGet: Shoal_V1_KvGet {
+    get {
+      if case .kvGet(let v)? = body {return v}
+      return Shoal_V1_KvGet()
+    }
+    set {body = .kvGet(newValue)}
+  }
+
+  public var kvList: Shoal_V1_KvList {
+    get {
+      if case .kvList(let v)? = body {return v}
+      return Shoal_V1_KvList()
+    }
+    set {body = .kvList(newValue)}
+  }
+
+  public var kvDelete: Shoal_V1_KvDelete {
+    get {
+      if case .kvDelete(let v)? = body {return v}
+      return Shoal_V1_KvDelete()
+    }
+    set {body = .kvDelete(newValue)}
+  }
+
+  public var kvReply: Shoal_V1_KvReply {
+    get {
+      if case .kvReply(let v)? = body {return v}
+      return Shoal_V1_KvReply()
+    }
+    set {body = .kvReply(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -768,6 +813,11 @@ public nonisolated struct Shoal_V1_Envelope: Sendable {
     case registryRequest(Shoal_V1_RegistryRequest)
     case registryReply(Shoal_V1_RegistryReply)
     case artifactChunk(Shoal_V1_ArtifactChunk)
+    case kvPut(Shoal_V1_KvPut)
+    case kvGet(Shoal_V1_KvGet)
+    case kvList(Shoal_V1_KvList)
+    case kvDelete(Shoal_V1_KvDelete)
+    case kvReply(Shoal_V1_KvReply)
 
   }
 
@@ -3015,6 +3065,84 @@ public nonisolated struct Shoal_V1_ArtifactChunk: Sendable {
   public init() {}
 }
 
+/// The head's key-value store (Ray's internal KV): small state that outlives a driver, such as
+/// a search's experiment, kept in the head's store (SQLite or PostgreSQL). Keys live in a
+/// namespace; values are bytes. Each request is answered with KvReply (or an error).
+public nonisolated struct Shoal_V1_KvPut: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var namespace: String = String()
+
+  public var key: String = String()
+
+  public var value: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Shoal_V1_KvGet: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var namespace: String = String()
+
+  public var key: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The namespace's keys that start with the prefix, in order.
+public nonisolated struct Shoal_V1_KvList: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var namespace: String = String()
+
+  public var prefix: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Shoal_V1_KvDelete: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var namespace: String = String()
+
+  public var key: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Shoal_V1_KvReply: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var found: Bool = false
+
+  public var value: Data = Data()
+
+  public var keys: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "shoal.v1"
@@ -3063,7 +3191,7 @@ nonisolated extension Shoal_V1_ResourceSet: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Shoal_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}error\0\u{4}\u{8}register_node\0\u{3}node_registered\0\u{3}node_heartbeat\0\u{3}start_executor\0\u{3}executor_started\0\u{3}executor_exited\0\u{3}release_executor\0\u{3}end_job\0\u{3}fetch_package\0\u{3}package_data\0\u{3}connect_driver\0\u{3}driver_accepted\0\u{3}upload_package\0\u{3}package_stored\0\u{3}request_lease\0\u{3}lease_granted\0\u{3}return_lease\0\u{3}driver_heartbeat\0\u{3}lease_lost\0\u{3}disconnect_driver\0\u{4}\u{b}status_request\0\u{3}status_reply\0\u{3}shutdown_cluster\0\u{4}\u{8}executor_hello\0\u{4}\u{a}push_tasks\0\u{3}task_results\0\u{3}cancel_tasks\0\u{3}release_borrows\0\u{4}\u{7}create_actor\0\u{3}actor_location\0\u{3}lookup_actor\0\u{3}start_actor\0\u{3}actor_started\0\u{3}actor_state\0\u{3}actor_call\0\u{3}actor_reply\0\u{3}kill_actor\0\u{3}stop_actor\0\u{3}create_object\0\u{3}object_placed\0\u{3}seal_object\0\u{3}get_object\0\u{3}free_objects\0\u{3}pull_chunk\0\u{3}object_chunk\0\u{4}\u{4}create_placement_group\0\u{3}placement_group_created\0\u{3}remove_placement_group\0\u{4}\u{8}submit_job\0\u{3}job_reply\0\u{3}list_jobs\0\u{3}job_list\0\u{3}get_job\0\u{3}read_job_logs\0\u{3}job_logs\0\u{3}stop_job\0\u{3}check_working_dir\0\u{3}upload_working_dir\0\u{3}working_dir_state\0\u{4}\u{a}registry_request\0\u{3}registry_reply\0\u{3}artifact_chunk\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}error\0\u{4}\u{8}register_node\0\u{3}node_registered\0\u{3}node_heartbeat\0\u{3}start_executor\0\u{3}executor_started\0\u{3}executor_exited\0\u{3}release_executor\0\u{3}end_job\0\u{3}fetch_package\0\u{3}package_data\0\u{3}connect_driver\0\u{3}driver_accepted\0\u{3}upload_package\0\u{3}package_stored\0\u{3}request_lease\0\u{3}lease_granted\0\u{3}return_lease\0\u{3}driver_heartbeat\0\u{3}lease_lost\0\u{3}disconnect_driver\0\u{4}\u{b}status_request\0\u{3}status_reply\0\u{3}shutdown_cluster\0\u{4}\u{8}executor_hello\0\u{4}\u{a}push_tasks\0\u{3}task_results\0\u{3}cancel_tasks\0\u{3}release_borrows\0\u{4}\u{7}create_actor\0\u{3}actor_location\0\u{3}lookup_actor\0\u{3}start_actor\0\u{3}actor_started\0\u{3}actor_state\0\u{3}actor_call\0\u{3}actor_reply\0\u{3}kill_actor\0\u{3}stop_actor\0\u{3}create_object\0\u{3}object_placed\0\u{3}seal_object\0\u{3}get_object\0\u{3}free_objects\0\u{3}pull_chunk\0\u{3}object_chunk\0\u{4}\u{4}create_placement_group\0\u{3}placement_group_created\0\u{3}remove_placement_group\0\u{4}\u{8}submit_job\0\u{3}job_reply\0\u{3}list_jobs\0\u{3}job_list\0\u{3}get_job\0\u{3}read_job_logs\0\u{3}job_logs\0\u{3}stop_job\0\u{3}check_working_dir\0\u{3}upload_working_dir\0\u{3}working_dir_state\0\u{4}\u{a}registry_request\0\u{3}registry_reply\0\u{3}artifact_chunk\0\u{4}\u{8}kv_put\0\u{3}kv_get\0\u{3}kv_list\0\u{3}kv_delete\0\u{3}kv_reply\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3891,6 +4019,71 @@ nonisolated extension Shoal_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._M
           self.body = .artifactChunk(v)
         }
       }()
+      case 130: try {
+        var v: Shoal_V1_KvPut?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .kvPut(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .kvPut(v)
+        }
+      }()
+      case 131: try {
+        var v: Shoal_V1_KvGet?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .kvGet(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .kvGet(v)
+        }
+      }()
+      case 132: try {
+        var v: Shoal_V1_KvList?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .kvList(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .kvList(v)
+        }
+      }()
+      case 133: try {
+        var v: Shoal_V1_KvDelete?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .kvDelete(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .kvDelete(v)
+        }
+      }()
+      case 134: try {
+        var v: Shoal_V1_KvReply?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .kvReply(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .kvReply(v)
+        }
+      }()
       default: break
       }
     }
@@ -4156,6 +4349,26 @@ nonisolated extension Shoal_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._M
     case .artifactChunk?: try {
       guard case .artifactChunk(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 122)
+    }()
+    case .kvPut?: try {
+      guard case .kvPut(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 130)
+    }()
+    case .kvGet?: try {
+      guard case .kvGet(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 131)
+    }()
+    case .kvList?: try {
+      guard case .kvList(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 132)
+    }()
+    case .kvDelete?: try {
+      guard case .kvDelete(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 133)
+    }()
+    case .kvReply?: try {
+      guard case .kvReply(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 134)
     }()
     case nil: break
     }
@@ -8592,6 +8805,191 @@ nonisolated extension Shoal_V1_ArtifactChunk: SwiftProtobuf.Message, SwiftProtob
     if lhs.uploadID != rhs.uploadID {return false}
     if lhs.offset != rhs.offset {return false}
     if lhs.total != rhs.total {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shoal_V1_KvPut: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".KvPut"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}namespace\0\u{1}key\0\u{1}value\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.namespace) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.key) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.value) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.namespace.isEmpty {
+      try visitor.visitSingularStringField(value: self.namespace, fieldNumber: 1)
+    }
+    if !self.key.isEmpty {
+      try visitor.visitSingularStringField(value: self.key, fieldNumber: 2)
+    }
+    if !self.value.isEmpty {
+      try visitor.visitSingularBytesField(value: self.value, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shoal_V1_KvPut, rhs: Shoal_V1_KvPut) -> Bool {
+    if lhs.namespace != rhs.namespace {return false}
+    if lhs.key != rhs.key {return false}
+    if lhs.value != rhs.value {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shoal_V1_KvGet: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".KvGet"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}namespace\0\u{1}key\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.namespace) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.key) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.namespace.isEmpty {
+      try visitor.visitSingularStringField(value: self.namespace, fieldNumber: 1)
+    }
+    if !self.key.isEmpty {
+      try visitor.visitSingularStringField(value: self.key, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shoal_V1_KvGet, rhs: Shoal_V1_KvGet) -> Bool {
+    if lhs.namespace != rhs.namespace {return false}
+    if lhs.key != rhs.key {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shoal_V1_KvList: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".KvList"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}namespace\0\u{1}prefix\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.namespace) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.prefix) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.namespace.isEmpty {
+      try visitor.visitSingularStringField(value: self.namespace, fieldNumber: 1)
+    }
+    if !self.prefix.isEmpty {
+      try visitor.visitSingularStringField(value: self.prefix, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shoal_V1_KvList, rhs: Shoal_V1_KvList) -> Bool {
+    if lhs.namespace != rhs.namespace {return false}
+    if lhs.prefix != rhs.prefix {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shoal_V1_KvDelete: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".KvDelete"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}namespace\0\u{1}key\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.namespace) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.key) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.namespace.isEmpty {
+      try visitor.visitSingularStringField(value: self.namespace, fieldNumber: 1)
+    }
+    if !self.key.isEmpty {
+      try visitor.visitSingularStringField(value: self.key, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shoal_V1_KvDelete, rhs: Shoal_V1_KvDelete) -> Bool {
+    if lhs.namespace != rhs.namespace {return false}
+    if lhs.key != rhs.key {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shoal_V1_KvReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".KvReply"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}found\0\u{1}value\0\u{1}keys\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBoolField(value: &self.found) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.value) }()
+      case 3: try { try decoder.decodeRepeatedStringField(value: &self.keys) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.found != false {
+      try visitor.visitSingularBoolField(value: self.found, fieldNumber: 1)
+    }
+    if !self.value.isEmpty {
+      try visitor.visitSingularBytesField(value: self.value, fieldNumber: 2)
+    }
+    if !self.keys.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.keys, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shoal_V1_KvReply, rhs: Shoal_V1_KvReply) -> Bool {
+    if lhs.found != rhs.found {return false}
+    if lhs.value != rhs.value {return false}
+    if lhs.keys != rhs.keys {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
