@@ -150,7 +150,8 @@ def report(path, f, quick):
         "(`ray.init(num_cpus=2)`, a function trainable) and Optuna 5 side by side.",
         "",
         f"**Trivial trials**: {f['samples']} trials of Branin reporting once, 2 at a time (trials/s over the search itself, "
-        "cluster or `ray.init` start excluded; Shoal's figure is the median of 3 runs).",
+        "its trial workers' start included, the cluster's or `ray.init` excluded; Shoal's figures and Ray Tune's with "
+        "`reuse_actors` are medians of 3 runs, Ray Tune's default one run).",
         "",
         "| scheduler | Shoal | Ray Tune, `reuse_actors=True` | Ray Tune, default | Shoal ÷ Ray's best |",
         "|---|---:|---:|---:|---:|",

@@ -97,6 +97,10 @@ public actor Tuner {
     var journalError: (any Error)?
     /// The next event's number: events are numbered as they happen, in this actor's order.
     var journalSequence = 0
+    /// Trials by state, and the best ended trial, kept as trials start and end (the progress
+    /// line must not cost a pass over every trial).
+    var tally: [TrialState: Int] = [:]
+    var bestEnded: Int?
 
     /// - Parameter journal: records every event, so that `restore(_:)` can carry the search on
     ///   after this driver dies.
@@ -164,6 +168,11 @@ public actor Tuner {
         }
         journalSequence = events.count
         rerun = records.filter { $0.state == .running }.map(\.trial)
+        tally = [:]
+        for record in records {
+            tally[record.state, default: 0] += 1
+            if record.state != .running { noteEnd(record.trial) }
+        }
         for trial in rerun { records[trial].exploits = 0 }
         if let journal {
             for trial in records.indices { if let saved = try await journal.checkpoint(of: trial) { checkpoints[trial] = saved } }
@@ -244,6 +253,7 @@ public actor Tuner {
             return nil
         }
         records.append(TrialRecord(trial: trial, config: config, state: .running))
+        tally[.running, default: 0] += 1
         await log(.started(trial: trial, config: config))
         announce()
         return trial
@@ -273,6 +283,9 @@ public actor Tuner {
         }
         records[trial].seconds = (ContinuousClock.now - started).seconds
         let record = records[trial]
+        tally[.running, default: 0] -= 1
+        tally[record.state, default: 0] += 1
+        noteEnd(trial)
         // The searcher and scheduler hear of the end in the same turn as its event's number.
         scheduler.complete(trial)
         searcher.observe(trial, config: record.config, loss: record.value.map { options.mode == .max ? -$0 : $0 })
@@ -357,11 +370,17 @@ public actor Tuner {
         records.filter { $0.value != nil }.max { score($0.value!) < score($1.value!) }
     }
 
+    /// Keeps the best ended trial.
+    private func noteEnd(_ trial: Int) {
+        guard let value = records[trial].value else { return }
+        if let best = bestEnded, let leader = records[best].value, score(leader) >= score(value) { return }
+        bestEnded = trial
+    }
+
     private func announce() {
-        let count = { (state: TrialState) in self.records.filter { $0.state == state }.count }
         observer(
             .progress(
-                running: count(.running), finished: count(.terminated), pruned: count(.pruned), failed: count(.error),
-                best: best()))
+                running: tally[.running] ?? 0, finished: tally[.terminated] ?? 0, pruned: tally[.pruned] ?? 0,
+                failed: tally[.error] ?? 0, best: bestEnded.map { records[$0] }))
     }
 }

@@ -65,7 +65,7 @@ enum TuneTrainables {
                 }
             })
         builtIns["hybrid"] = BuiltIn(
-            metric: "val_loss", mode: .min, space: nil,
+            metric: "best_val_loss", mode: .min, space: nil,
             summary: "the hybrid model's training loop (trading model train), one epoch a report",
             make: { context in try await HybridTrainable(context, base: TuneTrainables.base(context)) })
         return builtIns
@@ -221,7 +221,8 @@ actor HybridTrainable: Trainable {
         }
         return TrialReport(
             metrics: [
-                "val_loss": record.validation.loss, "val_accuracy": record.validation.accuracy,
+                "val_loss": record.validation.loss, "best_val_loss": loop.state.bestValidationLoss ?? record.validation.loss,
+                "val_accuracy": record.validation.accuracy,
                 "val_macro_f1": record.validation.macroF1, "val_ic": record.validation.informationCoefficient,
                 "train_loss": record.trainLoss, "epoch": Double(record.epoch),
             ], done: loop.state.finished)
