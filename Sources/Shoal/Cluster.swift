@@ -36,11 +36,14 @@ public final class Cluster: Sendable {
     /// The address is, in order: `address`, `SHOAL_ADDRESS`, the session file written by
     /// `cluster start` on this machine. With none, an embedded cluster of one node starts in
     /// this process (`localCPUs` CPUs, default all) and stops with `shutdown()`.
+    /// - Parameter newJob: connect as a job of its own even inside a job's process (a task or
+    ///   actor that starts workers of its own: they end with this connection, not with the
+    ///   job that started it).
     /// - Throws: `ClusterError.connectionFailed` when the head cannot be reached.
-    public static func connect(address: String? = nil, localCPUs: Int? = nil) async throws -> Cluster {
+    public static func connect(address: String? = nil, localCPUs: Int? = nil, newJob: Bool = false) async throws -> Cluster {
         let environment = ProcessInfo.processInfo.environment
         let config = try RuntimeConfig.fromEnvironment(environment)
-        let jobID = environment["SHOAL_JOB_ID"] ?? ""
+        let jobID = newJob ? "" : environment["SHOAL_JOB_ID"] ?? ""
         if let found = Session().headAddress(given: address) {
             let target = found.hasPrefix("tcp://") ? found : "tcp://" + found
             let core = try await DriverCore.connect(headAddress: target, jobID: jobID, config: config)

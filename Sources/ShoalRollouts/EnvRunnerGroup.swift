@@ -4,7 +4,7 @@ import Shoal
 import ShoalRL
 
 /// How a group of rollout workers is laid on the cluster.
-public struct EnvRunnerOptions: Sendable {
+public struct EnvRunnerOptions: Codable, Sendable {
     /// Rollout workers (RLlib's `num_env_runners`).
     public var runners = 2
     /// Environment copies each worker steps (RLlib's `num_envs_per_env_runner`).

@@ -30,9 +30,11 @@ public enum TradingAgents {
     }
 
     /// An agent of `algorithm` for `environment`.
+    /// - Parameter environments: PPO's environment copies (its rollout workers' together), nil
+    ///   for its settings' own.
     /// - Throws: `AgentError` when the algorithm does not take the environment's actions.
     public static func make<Base: Environment>(
-        _ algorithm: TradingAlgorithm, _ environment: Base, seed: UInt64, total: Int
+        _ algorithm: TradingAlgorithm, _ environment: Base, seed: UInt64, total: Int, environments: Int? = nil
     ) throws -> any Agent {
         let discrete = environment.actionSpace.actions != nil
         guard algorithm.accepts(discrete: discrete) else {
@@ -43,7 +45,8 @@ public enum TradingAgents {
         }
         switch algorithm {
         case .ppo:
-            let config: PPO<Base>.Config = ppoConfig(seed: seed, total: total)
+            var config: PPO<Base>.Config = ppoConfig(seed: seed, total: total)
+            if let environments { config.environments = environments }
             return try PPO(config: config) { _ in environment }
         case .sac:
             var config = SAC<Base>.Config()

@@ -101,7 +101,7 @@ struct RLSetup {
         }
         let onWorkers: Set<String> = [
             "ppo/cartpole", "ppo/pendulum", "rainbow/cartpole", "sac/pendulum", "td3/pendulum", "ppo/trading", "sac/trading",
-            "td3/trading", "rainbow/trading",
+            "td3/trading", "rainbow/trading", "ensemble/trading",
         ]
         if runners != nil && !onWorkers.contains("\(algorithm.rawValue)/\(environment.rawValue)") {
             throw ValidationError(
@@ -293,7 +293,7 @@ struct TradingSetup {
             let cash: [Float] = market.discrete ? [1] : [0, 0]
             trainOnRunners = Self.ensembleOnCluster(
                 ensemble, kinds: kinds, budgets: budgets, spec: spec, validation: validation, cash: cash, seed: seed,
-                encoder: encoder?.artifact)
+                encoder: encoder?.artifact, runners: runners)
             report = { folder in
                 var rows: [(String, (returns: [Double], activity: TradingActivity))] = []
                 for (index, member) in members.enumerated() {

@@ -6,26 +6,39 @@ import ShoalTensor
 
 extension TradingSetup {
     /// The ensemble's members trained at once, one `MemberTrainer` actor each (a process of its
-    /// own holding a CPU), then judged on the validation span after costs: a member that does
-    /// not match holding cash there is left out (all left out: the ensemble holds cash).
+    /// own holding a CPU; with `runners`, each member also starts rollout workers of its own),
+    /// then judged on the validation span after costs: a member that does not match holding
+    /// cash there is left out (all left out: the ensemble holds cash).
     static func ensembleOnCluster(
         _ ensemble: Ensemble<TradingEnvironment>, kinds: [TradingAlgorithm], budgets: [Int], spec: TradingMarketSpec,
-        validation: TradingEnvironment, cash: [Float], seed: UInt64, encoder: [UInt8]?
+        validation: TradingEnvironment, cash: [Float], seed: UInt64, encoder: [UInt8]?, runners: RLSetup.Runners? = nil
     ) -> RLSetup.RunnerTraining {
-        { cluster, _, _, _, _, progress, _ in
-            progress(
-                "Members: " + zip(kinds, budgets).map { "\($0.rawValue) (\($1) steps)" }.joined(separator: ", ")
-                    + ", trained at once, one actor each.")
+        { cluster, options, _, _, _, progress, _ in
             var encoderRef: ObjectRef<[UInt8]>?
             if let encoder { encoderRef = try await cluster.put(encoder, inObjectStore: true) }
-            let specs = zip(kinds, budgets).map {
-                MemberSpec(algorithm: $0, market: spec, steps: $1, seed: seed, evaluationInterval: max(1000, $1 / 10))
+            let specs = zip(kinds, budgets).map { kind, budget in
+                var member = MemberSpec(
+                    algorithm: kind, market: spec, steps: budget, seed: seed, evaluationInterval: max(1000, budget / 10))
+                if let runners {
+                    var own = options
+                    let ppoEnvironments = PPO<TradingEnvironment>.Config().environments
+                    own.environmentsPerRunner =
+                        runners.environmentsPerRunner ?? (kind == .ppo ? max(1, ppoEnvironments / runners.count) : 1)
+                    member.runners = own
+                }
+                return member
             }
+            let perMember = 1 + (runners.map { $0.count * options.cpusPerRunner } ?? 0)
+            progress(
+                "Members: " + zip(kinds, budgets).map { "\($0.rawValue) (\($1) steps)" }.joined(separator: ", ")
+                    + ", trained at once, one actor each"
+                    + (runners.map { ", each with \($0.count) rollout worker(s) of its own (\(perMember) CPUs a member)." } ?? ".")
+            )
             let reference = encoderRef
-            // As many members train at once as the cluster has free CPUs; each actor ends as soon
-            // as its member is trained, handing its CPU to the next.
+            // As many members train at once as the cluster has free CPUs for; each actor ends as
+            // soon as its member is trained, handing its CPUs to the next.
             let free = Int((try await cluster.status().aliveAvailable[Resources.cpu]).rounded(.down))
-            let atOnce = max(1, min(specs.count, free))
+            let atOnce = max(1, min(specs.count, free / perMember))
             progress("\(atOnce) member(s) at a time on \(free) free CPU(s).")
             let trained = try await withThrowingTaskGroup(of: (Int, TrainedMember).self) { tasks in
                 var next = 0
@@ -57,9 +70,10 @@ extension TradingSetup {
                     }
                     progress(
                         String(
-                            format: "Member %@ trained on %@ (pid %d) in %.1f s: validation eval %.1f after %d steps.",
+                            format: "Member %@ trained on %@ (pid %d) in %.1f s: validation eval %.1f after %d steps%@.",
                             result.algorithm.rawValue, result.node, result.pid, result.seconds,
-                            result.curve.points.last?.evaluationMean ?? .nan, result.curve.points.last?.steps ?? 0))
+                            result.curve.points.last?.evaluationMean ?? .nan, result.curve.points.last?.steps ?? 0,
+                            runners.map { ", sampled by \($0.count) worker(s) of its own" } ?? ""))
                 }
                 return results.compactMap { $0 }
             }

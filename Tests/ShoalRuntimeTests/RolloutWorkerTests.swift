@@ -267,4 +267,28 @@ extension RolloutWorkerTests {
         #expect(rows["buy and hold"]?["trades"] == 1)
         #expect(rows["ensemble"]?["turnover_per_bar"] != nil && rows.count == 6, "\(rows.keys.sorted())")
     }
+
+    /// `--algo ensemble --env-runners 1`: each member starts a rollout worker of its own (a
+    /// connection of its own to the cluster, a job of its own); members take 2 CPUs each, so 2
+    /// of the 3 train at once on 4 CPUs, and every worker ends with its member.
+    @Test func ensembleMembersTrainWithRolloutWorkersOfTheirOwn() async throws {
+        let folder = try Self.folder("rollouts-ensemble-runners")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let cluster = try await ClusterProcesses(cpus: 4)
+        defer { cluster.stop() }
+        let driver = try cluster.driver(
+            [
+                "rl", "train", "--algo", "ensemble", "--env", "trading", "--steps", "400", "--bars", "3000", "--env-runners", "1",
+                "--out", folder,
+            ], binary: "trading")
+        #expect(try await driver.waitForExit(timeout: .seconds(300)) == 0, "\(driver.output)")
+        #expect(driver.output.contains("2 member(s) at a time on 4 free CPU(s)."), "\(driver.output)")
+        let trained = driver.output.filter { $0.hasPrefix("Member ") && $0.contains("sampled by 1 worker(s) of its own") }
+        #expect(trained.count == 3, "\(driver.output)")
+        let probe = try await Cluster.connect(address: cluster.address)
+        let status = try await probe.status()
+        await probe.shutdown()
+        // Alive now: only the probe's own job.
+        #expect(status.jobs.filter(\.alive).count == 1, "the members' own jobs ended with them: \(status.jobs)")
+    }
 }
