@@ -29,6 +29,9 @@ public struct ExperimentSpec: Codable, Sendable {
     public var pbtInterval = 4
     /// The experiment's folder (trials' folders, results).
     public var folder: String
+    /// Register the best trial's model under this name (built-in trainables with a model).
+    public var register: String?
+    public var alias: String?
 
     public init(name: String, program: TrialProgram, space: SearchSpace, metric: String, mode: TuneOptions.Mode, folder: String) {
         self.name = name
@@ -80,6 +83,7 @@ public struct ExperimentSpec: Codable, Sendable {
         options.trialTimeout = trialTimeout
         options.baseSettings = baseSettings
         if scheduler == .pbt { options.checkpointInterval = pbtInterval }
+        options.keepBestModel = register != nil
         return options
     }
 }

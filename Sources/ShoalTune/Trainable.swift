@@ -47,6 +47,29 @@ public protocol Trainable: Actor {
     func restore(_ checkpoint: [UInt8]) async throws
     /// Ends the trainable and frees what it holds.
     func stop() async
+    /// The model trained so far, for the registry (nil: a trainable with no model).
+    func model() async throws -> TrialModel?
+}
+
+extension Trainable {
+    public func model() async throws -> TrialModel? { nil }
+}
+
+/// A trial's trained model as the registry takes it: the artifact and what it trained on.
+public struct TrialModel: Codable, Sendable {
+    public var artifact: [UInt8]
+    public var format: String
+    /// What the model is, for the registry's description ("PPO agent on CartPole-v1").
+    public var summary: String
+    /// The SHA-256 of the data it trained on.
+    public var dataSHA256: String
+
+    public init(artifact: [UInt8], format: String = "safetensors", summary: String, dataSHA256: String) {
+        self.artifact = artifact
+        self.format = format
+        self.summary = summary
+        self.dataSHA256 = dataSHA256
+    }
 }
 
 /// Builds a trainable for a trial. Built-in trainables are registered by name with the trial

@@ -96,6 +96,12 @@ public distributed actor TrialWorker {
         return try await current.save()
     }
 
+    /// Trial `trial`'s trained model (nil for a trainable without one).
+    distributed func model(_ trial: Int) async throws -> TrialModel? {
+        guard let current, currentTrial == trial else { throw TuneError("this worker does not hold trial \(trial)") }
+        return try await current.model()
+    }
+
     /// Ends the trial held (a pruned trial: at once).
     distributed func stop() async { await end() }
 

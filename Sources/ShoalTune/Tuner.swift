@@ -21,6 +21,8 @@ public struct TuneOptions: Sendable {
     public var checkpointInterval: Int?
     /// Settings every trial shares (a JSON object built-in trainables lay the configuration over).
     public var baseSettings: String?
+    /// Keep the model of the best finished trial (`TuneResult.bestModel`), for the registry.
+    public var keepBestModel = false
 
     public init(metric: String, mode: Mode, folder: String) {
         self.metric = metric
@@ -70,6 +72,8 @@ public enum TuneEvent: Sendable {
 public struct TuneResult: Sendable {
     public var trials: [TrialRecord]
     public var best: TrialRecord?
+    /// The best finished trial's model, with `keepBestModel` (its trial and the model).
+    public var bestModel: (trial: Int, model: TrialModel)?
     public var seconds: Double
     /// Distinct processes that ran trials.
     public var processes: Int
@@ -101,6 +105,8 @@ public actor Tuner {
     /// line must not cost a pass over every trial).
     var tally: [TrialState: Int] = [:]
     var bestEnded: Int?
+    /// The model of the best trial finished so far, with `keepBestModel`.
+    var bestModel: (trial: Int, model: TrialModel)?
 
     /// - Parameter journal: records every event, so that `restore(_:)` can carry the search on
     ///   after this driver dies.
@@ -232,7 +238,7 @@ public actor Tuner {
         for worker in workers { try? await cluster.kill(worker) }
         if let journalError { throw TuneError("the search's journal in the head could not be written: \(journalError)") }
         return TuneResult(
-            trials: records, best: best(), seconds: (ContinuousClock.now - started).seconds,
+            trials: records, best: best(), bestModel: bestModel, seconds: (ContinuousClock.now - started).seconds,
             processes: Set(records.flatMap(\.pids)).count)
     }
 
@@ -338,6 +344,7 @@ public actor Tuner {
                 try await journal?.saveCheckpoint(saved, of: trial)
             }
             guard let decision else {
+                try await keepModel(of: trial, from: worker)
                 records[trial].state = .terminated
                 return
             }
@@ -345,6 +352,7 @@ public actor Tuner {
             case .proceed:
                 report = try await worker.step(trial)
             case .finish:
+                try await keepModel(of: trial, from: worker)
                 try await worker.stop()
                 records[trial].state = .terminated
                 return
@@ -368,6 +376,13 @@ public actor Tuner {
 
     private func best() -> TrialRecord? {
         records.filter { $0.value != nil }.max { score($0.value!) < score($1.value!) }
+    }
+
+    /// Takes a finishing trial's model from its worker when it is the best finished so far.
+    private func keepModel(of trial: Int, from worker: TrialWorker) async throws {
+        guard options.keepBestModel, let value = records[trial].value else { return }
+        if let kept = bestModel, let leader = records[kept.trial].value, score(leader) >= score(value) { return }
+        if let model = try await worker.model(trial) { bestModel = (trial, model) }
     }
 
     /// Keeps the best ended trial.

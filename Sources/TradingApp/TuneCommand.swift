@@ -40,6 +40,12 @@ struct TuneCommand: AsyncParsableCommand {
     @Option(help: "PBT: reports between exploit/explore steps.") var pbtInterval = 4
     @Option(help: "Built-in trainables: a JSON object of settings the trials' values are laid over.") var baseConfig: String?
     @Option(help: "Write the trials and the best one as JSON to this file.") var json: String?
+    @Option(
+        help:
+            "Register the best finished trial's model under this name (ppo, rainbow, sac, td3, hybrid; needs a running cluster).")
+    var register: String?
+    @Option(help: "Point this alias (e.g. staging) at the registered version.") var alias: String?
+    @Option(help: "Who registers (default: the user).") var identity: String?
     @Option(help: "The cluster's head (default: SHOAL_ADDRESS, this machine's session, or an embedded cluster).")
     var address: String?
 
@@ -60,6 +66,12 @@ struct TuneCommand: AsyncParsableCommand {
         guard cpusPerTrial > 0 else { throw ValidationError("--cpus-per-trial must be positive") }
         if let trialTimeout, !(trialTimeout > 0) { throw ValidationError("--trial-timeout must be positive") }
         if command != nil, metric == nil || mode == nil { throw ValidationError("--command needs --metric and --mode") }
+        if alias != nil, register == nil {
+            throw ValidationError("--alias names the version --register makes: add --register NAME")
+        }
+        if register != nil, command != nil || TestFunction(rawValue: trainable ?? "") != nil {
+            throw ValidationError("--register takes a built-in trainable with a model (ppo, rainbow, sac, td3, hybrid)")
+        }
     }
 
     func run() async throws {
@@ -68,9 +80,10 @@ struct TuneCommand: AsyncParsableCommand {
             address: address,
             localCPUs: max(ProcessInfo.processInfo.activeProcessorCount, Int(cpusPerTrial.rounded(.up)) * maxConcurrent))
         do {
-            let result = try await search(given, on: cluster)
+            let (result, spec) = try await search(given, on: cluster)
+            try report(result, spec: spec)
+            try registerBest(result, spec: spec, cluster: cluster)
             await cluster.shutdown()
-            try report(result.0, spec: result.1)
         } catch let error as TuneError {
             await cluster.shutdown()
             throw ValidationError(error.message)
@@ -97,6 +110,10 @@ struct TuneCommand: AsyncParsableCommand {
         } else {
             guard let given else { throw TuneError("no experiment to run") }
             spec = given
+            if spec.register != nil, journal == nil {
+                throw TuneError(
+                    "--register needs a running cluster's model registry: start one (cluster start --head) or give --address")
+            }
             if let journal {
                 guard try await !journal.exists() else {
                     throw TuneError(
@@ -169,6 +186,8 @@ struct TuneCommand: AsyncParsableCommand {
         spec.grace = grace
         spec.reductionFactor = reductionFactor
         spec.pbtInterval = pbtInterval
+        spec.register = register
+        spec.alias = alias
         do {
             _ = try spec.makeSearcher()
             _ = try spec.makeScheduler()
@@ -176,6 +195,38 @@ struct TuneCommand: AsyncParsableCommand {
             throw ValidationError(error.message)
         }
         return spec
+    }
+
+    /// Registers the best finished trial's model with its configuration, its curve and the
+    /// lineage to this job and its data.
+    func registerBest(_ result: TuneResult, spec: ExperimentSpec, cluster: Cluster) throws {
+        guard let name = spec.register else { return }
+        guard let (trial, model) = result.bestModel else {
+            print("No trial finished with a model: nothing registered.")
+            return
+        }
+        let record = result.trials[trial]
+        let registry = try ModelRegistry(address: cluster.address, identity: identity ?? ModelRegistry.defaultIdentity)
+        var parameters = record.config.values.mapValues(\.description)
+        parameters["experiment"] = spec.name
+        parameters["trial"] = String(trial)
+        if case .builtIn(let trainable) = spec.program { parameters["trainable"] = trainable }
+        let binary = (try? ContentDigest.sha256(ofFile: "/proc/self/exe")) ?? ""
+        let version = try registry.register(
+            model: name, artifact: model.artifact, format: model.format,
+            description:
+                "\(model.summary), the best of \(result.trials.count) trials of trading tune \(spec.name) (trial \(trial))",
+            parameters: parameters, metrics: record.value.map { [spec.metric: $0] } ?? [:],
+            history: record.curve.enumerated().map { (spec.metric, Int64($0.offset + 1), $0.element) }.filter { $0.2.isFinite },
+            tags: ["framework": "shoal", "task": "tune", "search": spec.search.rawValue, "scheduler": spec.scheduler.rawValue],
+            lineage: ModelVersion.Lineage(jobID: cluster.jobID, dataSHA256: model.dataSHA256, codeSHA256: binary),
+            configJSON: record.config.json)
+        if let alias = spec.alias {
+            try registry.moveAlias(name, alias, to: version.version, reason: "the best trial of trading tune \(spec.name)")
+        }
+        print(
+            "Registered \(name) version \(version.version)\(spec.alias.map { " as \($0)" } ?? ""): trial \(trial), "
+                + "data \(model.dataSHA256.prefix(12)), job \(cluster.jobID).")
     }
 
     /// `--base-config`'s JSON object, as text.

@@ -142,6 +142,7 @@ enum TuneTrainables {
 /// holds the networks and the steps done.
 actor RLTrainable: Trainable {
     let agent: any Agent
+    let environmentName: String
     let evaluate: () -> Double
     let iteration: Int
     let total: Int
@@ -154,6 +155,7 @@ actor RLTrainable: Trainable {
         let config = try TuneTrainables.overlay(Config(), base: base, trial: context.config, what: "this trainable")
         let (agent, environment) = try build(config)
         self.agent = agent
+        environmentName = "\(Base.self)"
         self.iteration = (base["iterationSteps"] as? Int) ?? iteration
         self.total =
             (try? JSONSerialization.jsonObject(with: JSONEncoder().encode(config)) as? [String: Any])?["totalSteps"] as? Int
@@ -185,6 +187,13 @@ actor RLTrainable: Trainable {
     }
 
     func stop() {}
+
+    func model() throws -> TrialModel? {
+        TrialModel(
+            artifact: try SafeTensors.encode(agent.checkpoint(), metadata: ["format": "pt", "algorithm": agent.name]),
+            summary: "\(agent.name) agent on \(environmentName) after \(stepsDone) steps",
+            dataSHA256: ContentDigest.sha256(of: Array(environmentName.utf8)))
+    }
 }
 
 /// A configuration with defaults for every setting.
@@ -249,6 +258,16 @@ actor HybridTrainable: Trainable {
     }
 
     func stop() {}
+
+    /// The best epoch's weights (the loop keeps them), as `trading model train` registers them.
+    func model() throws -> TrialModel? {
+        let named = loop.namedParameters(loop.bestParameters ?? loop.parameters)
+        return TrialModel(
+            artifact: try SafeTensors.encode(named, metadata: ["format": "pt", "model": "shoal-hybrid"]),
+            summary: "hybrid model after \(loop.state.history.count) epochs (best validation loss "
+                + String(format: "%.4f", loop.state.bestValidationLoss ?? .nan) + ")",
+            dataSHA256: try loop.dataset.sha256())
+    }
 }
 
 /// Datasets by their settings, built once per worker process.

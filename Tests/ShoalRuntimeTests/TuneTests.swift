@@ -1,5 +1,6 @@
 import Foundation
 import Shoal
+import ShoalTensor
 import ShoalTestSupport
 import Testing
 
@@ -232,6 +233,49 @@ extension TuneTests {
             ["tune", "--trainable", "branin", "--num-samples", "2", "--out", folder, "--name", "resumable"], binary: "trading")
         #expect(try await taken.waitForExit(timeout: .seconds(60)) != 0)
         #expect(taken.output.contains { $0.contains("has an experiment named 'resumable' already") }, "\(taken.output)")
+    }
+}
+
+extension TuneTests {
+    /// `--register NAME --alias A`: the best finished trial's model (here the hybrid model's
+    /// best epoch) reaches the registry with its configuration, its curve and its lineage.
+    @Test func theBestTrialsModelIsRegistered() async throws {
+        let folder = try Self.folder("tune-register")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try Self.write(
+            #"{"learningRate": {"type": "grid", "values": [0.0001, 0.003]}}"#, to: folder + "/space.json")
+        try Self.write(
+            """
+            {"epochs": 2, "patience": 0, "batchSize": 32, "data": {"bars": 1500, "steps": 16},
+             "model": {"convChannels": 4, "kernels": [3, 5], "heads": 2, "lstmHidden": 4, "lstmLayers": 1, "fusionSize": 8}}
+            """, to: folder + "/base.json")
+        let cluster = try await ClusterProcesses(cpus: 2)
+        defer { cluster.stop() }
+        let json = folder + "/hybrid.json"
+        let driver = try await Self.tune(
+            [
+                "--trainable", "hybrid", "--space", folder + "/space.json", "--base-config", folder + "/base.json", "--search",
+                "grid", "--num-samples", "1", "--out", folder, "--name", "hybrid-search", "--json", json, "--register",
+                "tuned-hybrid", "--alias", "staging",
+            ], cluster: cluster)
+        #expect(
+            driver.output.contains { $0.hasPrefix("Registered tuned-hybrid version 1 as staging: trial ") }, "\(driver.output)")
+        let document = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any])
+        let best = try #require(document["best"] as? [String: Any])
+        let registry = try ModelRegistry(address: cluster.address, identity: "checker")
+        let (version, artifact) = try registry.load(name: "tuned-hybrid", alias: "staging")
+        #expect(version.parameters["trial"] == "\(best["trial_id"] as? Int ?? -1)" && version.parameters["trainable"] == "hybrid")
+        #expect(version.parameters["experiment"] == "hybrid-search" && version.parameters["learningRate"] != nil)
+        #expect(version.metrics["best_val_loss"]?.count == 3, "the curve, one point an epoch, and the final value")
+        #expect(version.lineage.dataSHA256.count == 64 && !version.lineage.jobID.isEmpty)
+        let tensors = try SafeTensors.decode(artifact, source: "the registered model").tensors
+        #expect(tensors.keys.contains { $0.hasPrefix("lstm") } && tensors.count > 10, "\(tensors.keys.sorted().prefix(5))")
+        // A trainable without a model cannot be registered.
+        let refused = try cluster.driver(
+            ["tune", "--trainable", "branin", "--num-samples", "2", "--out", folder, "--register", "x"], binary: "trading")
+        #expect(try await refused.waitForExit(timeout: .seconds(60)) != 0)
+        #expect(refused.output.contains { $0.contains("--register takes a built-in trainable with a model") })
     }
 }
 
