@@ -163,7 +163,9 @@ def report(path, f, quick):
             f"{f['ray'][scheduler + '/default']['trials_per_second']:.2f} | {ours / ray_best:,.0f}× |")
     lines += [
         "",
-        f"Goal: ≥ 50× Ray Tune's best ({ray_best:.1f} trials/s here).",
+        f"Goal: ≥ 50× Ray Tune's best ({ray_best:.1f} trials/s here; its runs with `reuse_actors`: "
+        + "; ".join(f"{s.upper()} " + ", ".join(f"{r:.1f}" for r in f["ray"][s + "/reuse"].get("runs", []))
+                    for s in ("fifo", "asha")) + " trials/s).",
         "",
         f"**TPE against Optuna's `TPESampler`** (defaults, seeded; one trial at a time on both sides): the best value found "
         f"after 60 and after {max(int(k) for k in f['tpe']['branin'])} trials, median over {f['seeds']} seeds; p: one-sided "
@@ -185,7 +187,7 @@ def report(path, f, quick):
         "`Benchmarks/tune/hybrid_space.json` over `hybrid_base.json`; same seed, same configurations; ASHA with reduction "
         "factor 3):",
         "",
-        "| scheduler | best validation loss | epochs trained | pruned | seconds |",
+        "| scheduler | best validation loss (`best_val_loss`) | epochs trained | pruned | seconds |",
         "|---|---:|---:|---:|---:|",
         f"| FIFO | {fifo['best']:.4f} | {fifo['epochs']} | {fifo['pruned']} | {fifo['seconds']:.1f} |",
         f"| ASHA | {asha['best']:.4f} | {asha['epochs']} | {asha['pruned']} | {asha['seconds']:.1f} |",
