@@ -72,9 +72,9 @@ import Testing
         var started: Shoal_V1_StartExecutor?
         var actor: Shoal_V1_StartActor?
         var deadline = ContinuousClock.now + .seconds(10)
-        while started == nil || actor == nil, ContinuousClock.now < deadline,
-            let message = try await Self.reply(on: node, timeout: .seconds(1))
-        {
+        // Polled to the deadline: on a loaded machine a second can pass between messages.
+        while started == nil || actor == nil, ContinuousClock.now < deadline {
+            guard let message = try await Self.reply(on: node, timeout: .seconds(1)) else { continue }
             if case .startExecutor(let start) = message.envelope.body { started = start }
             if case .startActor(let start) = message.envelope.body { actor = start }
         }
@@ -82,7 +82,8 @@ import Testing
         #expect(actor?.typeName == "test.Counter", "the waiting actor is started on the node that joined")
         var group: Shoal_V1_PlacementGroupCreated?
         deadline = ContinuousClock.now + .seconds(10)
-        while group == nil, ContinuousClock.now < deadline, let message = try await Self.reply(on: driver, timeout: .seconds(1)) {
+        while group == nil, ContinuousClock.now < deadline {
+            guard let message = try await Self.reply(on: driver, timeout: .seconds(1)) else { continue }
             if case .placementGroupCreated(let created) = message.envelope.body { group = created }
         }
         #expect(group?.bundleNodes == ["late"], "the waiting placement group is reserved on the node that joined")
