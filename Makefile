@@ -6,7 +6,7 @@ APT_PACKAGES := iproute2 libzmq3-dev libopenblas-dev libpq-dev libsqlite3-dev li
 SWIFT_FLAGS ?=
 RELEASE := swift build -c release $(SWIFT_FLAGS)
 
-.PHONY: all deps build test demo bench bench-train bench-jobs bench-registry bench-features bench-model bench-rl bench-ppo-seeds bench-rollouts bench-tune bench-tasks proto clean format container
+.PHONY: all deps build test demo bench bench-train bench-jobs bench-registry bench-features bench-model bench-rl bench-ppo-seeds bench-rollouts bench-tune check-metrics bench-tasks proto clean format container
 
 all: build
 
@@ -85,6 +85,12 @@ bench-tune: deps
 	mkdir -p Benchmarks/out/tune
 	env -u OPENBLAS_CORETYPE python3 Benchmarks/tune_bench.py $$(swift build -c release --show-bin-path) Benchmarks/out/tune \
 	  Benchmarks/RESULTS.md
+
+## check-metrics: trading backtest metrics against empyrical on data other than the tests'; updates RESULTS.md.
+check-metrics: deps
+	$(RELEASE) --product trading
+	python3 -c 'import empyrical, scipy' 2>/dev/null || pip install -q empyrical-reloaded scipy
+	python3 Benchmarks/metrics_reference.py check $$(swift build -c release --show-bin-path)/trading 20 Benchmarks/RESULTS.md
 
 ## bench-model: the hybrid model beside PyTorch (1 and 2 threads) and the parity check; updates RESULTS.md.
 bench-model: deps

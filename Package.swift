@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "ShoalTrain", targets: ["ShoalTrain"]),
         .library(name: "ShoalRollouts", targets: ["ShoalRollouts"]),
         .library(name: "ShoalTune", targets: ["ShoalTune"]),
+        .library(name: "ShoalBacktest", targets: ["ShoalBacktest"]),
         .executable(name: "cluster", targets: ["ClusterCLI"]),
         .executable(name: "trading", targets: ["TradingApp"]),
     ],
@@ -86,6 +87,8 @@ let package = Package(
         .target(
             name: "ShoalTune", dependencies: ["Shoal", "ShoalMarket", "ShoalPlot", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings),
+        // The decision side: performance metrics (and, to come, the backtester and portfolios).
+        .target(name: "ShoalBacktest", swiftSettings: swiftSettings),
         // The driver library users import.
         .target(name: "Shoal", dependencies: ["ShoalRuntime", "ShoalWire", "ShoalStorage"], swiftSettings: swiftSettings),
         .executableTarget(
@@ -100,7 +103,7 @@ let package = Package(
         .executableTarget(
             name: "TradingApp",
             dependencies: [
-                "Shoal", "ShoalMarket", "ShoalTensor", "ShoalRL", "ShoalPlot", "ShoalTrain", "ShoalRollouts", "ShoalTune",
+                "Shoal", "ShoalMarket", "ShoalTensor", "ShoalRL", "ShoalPlot", "ShoalTrain", "ShoalRollouts", "ShoalTune", "ShoalBacktest",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -129,6 +132,8 @@ let package = Package(
         .testTarget(name: "ShoalWireTests", dependencies: ["ShoalWire"], swiftSettings: swiftSettings),
         .testTarget(name: "ShoalMarketTests", dependencies: ["ShoalMarket"], swiftSettings: swiftSettings),
         .testTarget(name: "ShoalTuneTests", dependencies: ["ShoalTune", "ShoalMarket"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "ShoalBacktestTests", dependencies: ["ShoalBacktest"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
         .testTarget(
             name: "ShoalRLTests", dependencies: ["ShoalRL", "ShoalPlot"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
         .testTarget(name: "ShoalTrainTests", dependencies: ["ShoalTrain", "ShoalTensor", "ShoalMarket", "Shoal"], swiftSettings: swiftSettings),
