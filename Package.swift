@@ -88,7 +88,7 @@ let package = Package(
             name: "ShoalTune", dependencies: ["Shoal", "ShoalMarket", "ShoalPlot", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings),
         // The decision side: performance metrics (and, to come, the backtester and portfolios).
-        .target(name: "ShoalBacktest", swiftSettings: swiftSettings),
+        .target(name: "ShoalBacktest", dependencies: ["ShoalMarket"], swiftSettings: swiftSettings),
         // The driver library users import.
         .target(name: "Shoal", dependencies: ["ShoalRuntime", "ShoalWire", "ShoalStorage"], swiftSettings: swiftSettings),
         .executableTarget(
@@ -133,7 +133,7 @@ let package = Package(
         .testTarget(name: "ShoalMarketTests", dependencies: ["ShoalMarket"], swiftSettings: swiftSettings),
         .testTarget(name: "ShoalTuneTests", dependencies: ["ShoalTune", "ShoalMarket"], swiftSettings: swiftSettings),
         .testTarget(
-            name: "ShoalBacktestTests", dependencies: ["ShoalBacktest"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
+            name: "ShoalBacktestTests", dependencies: ["ShoalBacktest", "ShoalMarket"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
         .testTarget(
             name: "ShoalRLTests", dependencies: ["ShoalRL", "ShoalPlot"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
         .testTarget(name: "ShoalTrainTests", dependencies: ["ShoalTrain", "ShoalTensor", "ShoalMarket", "Shoal"], swiftSettings: swiftSettings),

@@ -1,11 +1,121 @@
 import ArgumentParser
 import Foundation
 import ShoalBacktest
+import ShoalMarket
+import Shoal
+import ShoalPlot
 
 /// `trading backtest`: evaluating strategies.
 struct BacktestCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "backtest", abstract: "Evaluate strategies: performance metrics.", subcommands: [Metrics.self])
+        commandName: "backtest", abstract: "Evaluate strategies: backtests and performance metrics.",
+        subcommands: [Run.self, Metrics.self])
+
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Backtest a strategy bar by bar with costs; write its metrics, trades and equity curve.",
+            discussion: """
+                On the synthetic market (--bars, --market-seed) or CSV bar files (--csv, one asset each, the same \
+                timestamps). Orders fill at the next bar's open unless --fill close. Writes metrics.json, trades.csv \
+                and equity.png into --out.
+                """)
+
+        enum StrategyName: String, ExpressibleByArgument, CaseIterable { case hold, sma }
+        enum Fill: String, ExpressibleByArgument, CaseIterable { case nextOpen = "next-open", close }
+
+        @Option(help: "hold (equal weights, bought once) or sma (the moving-average crossover).") var strategy: StrategyName =
+            .sma
+        @Option(help: "The crossover's fast average.") var fast = 10
+        @Option(help: "The crossover's slow average.") var slow = 50
+        @Option(parsing: .upToNextOption, help: "Bar CSV files, one asset each.") var csv: [String] = []
+        @Option(help: "Bars of the synthetic market.") var bars = 20_000
+        @Option(help: "The synthetic market's seed.") var marketSeed: UInt64 = 42
+        @Option(help: "next-open or close.") var fill: Fill = .nextOpen
+        @Option(help: "Starting cash.") var cash = 1_000_000.0
+        @Option(help: "Commission in basis points.") var commissionBps = 10.0
+        @Option(help: "Commission per share.") var commissionPerShare = 0.0
+        @Option(help: "Slippage in basis points.") var slippageBps = 5.0
+        @Option(help: "Square-root impact coefficient k (k·σ·sqrt(q/ADV)).") var impact = 0.0
+        @Option(help: "Periods a year, for the metrics (252 × 390 for minute bars).") var periodsPerYear = 252.0 * 390
+        @Option(help: "The folder written.") var out = "backtest"
+
+        func run() throws {
+            do {
+                let series: [MarketData]
+                if csv.isEmpty {
+                    var config = SyntheticMarket.Config()
+                    config.seed = marketSeed
+                    series = try SyntheticMarket(config: config).generate(bars: bars).series
+                } else {
+                    series = try csv.map { try CSVBars.load(path: $0) }
+                }
+                var settings = BacktestConfig()
+                settings.initialCash = cash
+                settings.fill = fill == .close ? .close : .nextOpen
+                settings.costs.commissionBps = commissionBps
+                settings.costs.commissionPerShare = commissionPerShare
+                settings.costs.slippageBps = slippageBps
+                settings.costs.impactCoefficient = impact
+                let market = try MarketBars(series, window: settings.costs.window)
+                let started = ContinuousClock.now
+                let result: BacktestResult
+                switch strategy {
+                case .hold:
+                    var weights = BuyAndHold()
+                    result = try Backtester.runWeights(&weights, on: market, config: settings)
+                case .sma:
+                    var weights = try MovingAverageCrossover(fast: fast, slow: slow)
+                    result = try Backtester.runWeights(&weights, on: market, config: settings)
+                }
+                let seconds = (ContinuousClock.now - started).seconds
+                var metricSettings = PerformanceMetrics.Settings()
+                metricSettings.periodsPerYear = periodsPerYear
+                let returns = result.returns(initialCash: cash)
+                let metrics = try PerformanceMetrics(returns: returns, settings: metricSettings)
+                var object = try JSONSerialization.jsonObject(with: JSONEncoder().encode(metrics)) as? [String: Any] ?? [:]
+                object["final_equity"] = result.equity.last ?? cash
+                object["trades"] = result.fills.count
+                object["turnover"] = result.turnover
+                object["exposure"] = result.exposure
+                object["commissions"] = result.commissions
+                object["slippage"] = result.slippage
+                object["rejections"] = result.rejections.count
+                try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+                try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+                    .write(to: URL(fileURLWithPath: out + "/metrics.json"))
+                var trades = "bar,timestamp,symbol,quantity,price,reference_price,commission,slippage\n"
+                for fill in result.fills {
+                    trades +=
+                        "\(fill.bar),\(market.timestamps[fill.bar]),\(market.symbols[fill.asset]),\(fill.quantity),"
+                        + "\(fill.price),\(fill.referencePrice),\(fill.commission),\(fill.slippage)\n"
+                }
+                try Data(trades.utf8).write(to: URL(fileURLWithPath: out + "/trades.csv"))
+                var plot = LinePlot(title: "\(strategy.rawValue): equity", xLabel: "bar", yLabel: "equity")
+                let step = max(1, result.equity.count / 2000)
+                plot.series.append(
+                    .init(
+                        name: "equity",
+                        points: stride(from: 0, to: result.equity.count, by: step).map { (Double($0), result.equity[$0]) }))
+                try plot.write(to: out + "/equity.png")
+                print(
+                    String(
+                        format:
+                            "%@ on %d bars × %d assets in %.3f s (%.0f bars/s): final equity %.2f, return %+.2f%%, Sharpe %.2f, "
+                            + "max drawdown %.2f%%, %d trades, costs %.2f.",
+                        strategy.rawValue, market.count, market.assets, seconds, Double(market.count) / max(seconds, 1e-9),
+                        result.equity.last ?? cash, metrics.cumulativeReturn * 100, metrics.sharpeRatio,
+                        metrics.maxDrawdown * 100,
+                        result.fills.count, result.commissions + result.slippage))
+                print("Wrote \(out)/metrics.json, \(out)/trades.csv and \(out)/equity.png.")
+            } catch let error as BacktestError {
+                throw ValidationError(error.message)
+            } catch let error as MetricsError {
+                throw ValidationError(error.message)
+            } catch let error as MarketDataError {
+                throw ValidationError(error.message)
+            }
+        }
+    }
 
     struct Metrics: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

@@ -1,0 +1,255 @@
+import Foundation
+
+/// A strategy the backtester runs: after each bar closes it sees the market up to that bar and
+/// its portfolio, and submits orders.
+public protocol Strategy {
+    mutating func orders(at view: MarketView, portfolio: PortfolioState) -> [Order]
+}
+
+/// A portfolio at a bar's close.
+public struct PortfolioState: Sendable, Equatable {
+    public var cash: Double
+    /// Shares by asset (negative: short).
+    public var positions: [Double]
+    /// Cash plus the positions at the close.
+    public var equity: Double
+}
+
+/// How a backtest runs.
+public struct BacktestConfig: Sendable, Equatable, Codable {
+    public enum FillTiming: String, Sendable, Codable {
+        /// Orders fill on the next bar (market orders at its open): no look-ahead.
+        case nextOpen
+        /// Orders fill at the close of the bar they were decided on (vectorbt's default).
+        case close
+    }
+
+    public var initialCash = 1_000_000.0
+    public var fill = FillTiming.nextOpen
+    public var costs = CostModel()
+    public var allowShort = false
+    /// Short positions' market value may be at most equity ÷ this (Reg T's 50%: twice equity).
+    public var shortMargin = 0.5
+
+    public init() {}
+}
+
+/// A backtest's outcome: the equity at every close, the fills and what was refused.
+public struct BacktestResult: Sendable {
+    public var equity: [Double]
+    public var fills: [Fill]
+    public var rejections: [Rejection]
+    public var final: PortfolioState
+    /// The sum over bars of the traded notional ÷ the equity.
+    public var turnover: Double
+    /// The mean over bars of the gross exposure ÷ the equity.
+    public var exposure: Double
+
+    /// Bar-to-bar simple returns of the equity (the first against the initial cash).
+    public func returns(initialCash: Double) -> [Double] {
+        var previous = initialCash
+        return equity.map { value in
+            defer { previous = value }
+            return value / previous - 1
+        }
+    }
+
+    public var commissions: Double { fills.reduce(0) { $0 + $1.commission } }
+    public var slippage: Double { fills.reduce(0) { $0 + $1.slippage } }
+}
+
+/// An event-driven backtester, bar by bar over several assets: market, limit and stop orders
+/// with time in force, fills at the next bar's open by default (or the decision bar's close),
+/// commission, slippage (fixed or volatility-scaled) and square-root impact, cash and
+/// positions, shorts within a margin limit. A strategy only ever sees bars up to its decision.
+public enum Backtester {
+    /// - Throws: `BacktestError` for a configuration that cannot work.
+    public static func run<S: Strategy>(
+        _ strategy: inout S, on bars: MarketBars, config: BacktestConfig = BacktestConfig()
+    )
+        throws -> BacktestResult
+    {
+        guard config.initialCash > 0 else { throw BacktestError("the initial cash must be positive") }
+        guard config.shortMargin > 0 else { throw BacktestError("the short margin must be positive") }
+        var book = Book(bars: bars, config: config)
+        var pending: [(order: Order, decided: Int)] = []
+        for bar in 0..<bars.count {
+            if config.fill == .nextOpen, !pending.isEmpty {
+                pending = book.execute(pending, on: bar)
+            }
+            book.mark(bar)
+            let view = MarketView(bars: bars, bar: bar)
+            let orders = strategy.orders(at: view, portfolio: book.state)
+            let submitted = orders.map { (order: $0, decided: bar) }
+            if config.fill == .close {
+                pending = book.execute(pending + submitted, on: bar, atClose: true)
+                book.mark(bar)
+            } else {
+                pending += submitted
+            }
+        }
+        return book.result()
+    }
+}
+
+/// The backtester's cash, positions and records.
+struct Book {
+    let bars: MarketBars
+    let config: BacktestConfig
+    var cash: Double
+    var positions: [Double]
+    var equity: [Double] = []
+    var fills: [Fill] = []
+    var rejections: [Rejection] = []
+    var turnover = 0.0
+    /// Gross exposure ÷ equity at each close.
+    var exposures: [Double] = []
+    var tradedThisBar = 0.0
+
+    init(bars: MarketBars, config: BacktestConfig) {
+        self.bars = bars
+        self.config = config
+        cash = config.initialCash
+        positions = [Double](repeating: 0, count: bars.assets)
+        equity.reserveCapacity(bars.count)
+    }
+
+    var state: PortfolioState {
+        PortfolioState(cash: cash, positions: positions, equity: equity.last ?? config.initialCash)
+    }
+
+    /// The equity at the bar's close (replacing the bar's mark when marked again).
+    mutating func mark(_ bar: Int) {
+        var value = cash
+        var gross = 0.0
+        for asset in positions.indices where positions[asset] != 0 {
+            let worth = positions[asset] * bars.close[asset][bar]
+            value += worth
+            gross += Swift.abs(worth)
+        }
+        let share = value > 0 ? gross / value : 0
+        if equity.count == bar + 1 {
+            equity[bar] = value
+            exposures[bar] = share
+        } else {
+            equity.append(value)
+            exposures.append(share)
+        }
+        if value > 0 { turnover += tradedThisBar / value }
+        tradedThisBar = 0
+    }
+
+    /// Fills what can fill on `bar` (sells first, freeing cash); returns the orders that stay.
+    mutating func execute(
+        _ orders: [(order: Order, decided: Int)], on bar: Int, atClose: Bool = false
+    ) -> [(
+        order: Order, decided: Int
+    )] {
+        var staying: [(order: Order, decided: Int)] = []
+        let ordered = orders.filter { $0.order.quantity < 0 } + orders.filter { $0.order.quantity > 0 }
+        for entry in ordered {
+            let order = entry.order
+            guard bars.assets > order.asset, order.asset >= 0, order.quantity.isFinite else {
+                rejections.append(
+                    Rejection(bar: bar, order: order, reason: "no asset \(order.asset), or a quantity that is not finite"))
+                continue
+            }
+            guard let reference = referencePrice(order, bar: bar, atClose: atClose) else {
+                if order.timeInForce == .goodTillCancelled && bar + 1 < bars.count {
+                    staying.append(entry)
+                } else {
+                    rejections.append(Rejection(bar: bar, order: order, reason: "expired unfilled"))
+                }
+                continue
+            }
+            fill(order, reference: reference, bar: bar, decided: entry.decided)
+        }
+        return staying
+    }
+
+    /// The price the order fills at on `bar` before costs, or nil when it does not fill there.
+    func referencePrice(_ order: Order, bar: Int, atClose: Bool) -> Double? {
+        let asset = order.asset
+        let buy = order.quantity > 0
+        if atClose {
+            let close = bars.close[asset][bar]
+            switch order.kind {
+            case .market: return close
+            case .limit(let limit): return (buy ? close <= limit : close >= limit) ? close : nil
+            case .stop(let stop): return (buy ? close >= stop : close <= stop) ? close : nil
+            }
+        }
+        let (open, high, low) = (bars.open[asset][bar], bars.high[asset][bar], bars.low[asset][bar])
+        switch order.kind {
+        case .market: return open
+        case .limit(let limit):
+            if buy { return low <= limit ? Swift.min(open, limit) : nil }
+            return high >= limit ? Swift.max(open, limit) : nil
+        case .stop(let stop):
+            if buy { return high >= stop ? Swift.max(open, stop) : nil }
+            return low <= stop ? Swift.min(open, stop) : nil
+        }
+    }
+
+    /// Fills the order at `reference` with the costs known at its decision; a buy larger than
+    /// the cash allows is cut to it, a short beyond the margin limit refused.
+    mutating func fill(_ order: Order, reference: Double, bar: Int, decided: Int) {
+        let asset = order.asset
+        var quantity = order.quantity
+        let shift = config.costs.priceShift(
+            quantity: quantity, volatility: bars.volatility[asset][decided], averageVolume: bars.averageVolume[asset][decided])
+        let buy = quantity > 0
+        let price = reference * (buy ? 1 + shift : 1 - shift)
+        if buy {
+            let perShare = price * (1 + config.costs.commissionBps / 10_000) + config.costs.commissionPerShare
+            let affordable = Swift.max(cash, 0) / perShare
+            if quantity > affordable {
+                guard affordable > 1e-9 else {
+                    rejections.append(Rejection(bar: bar, order: order, reason: "no cash for it"))
+                    return
+                }
+                rejections.append(
+                    Rejection(bar: bar, order: order, reason: "cut to \(affordable) shares: the cash it needed was not there"))
+                quantity = affordable
+            }
+        } else if positions[asset] + quantity < -1e-12 {
+            guard config.allowShort else {
+                let held = Swift.max(positions[asset], 0)
+                guard held > 1e-12 else {
+                    rejections.append(Rejection(bar: bar, order: order, reason: "shorting is off"))
+                    return
+                }
+                rejections.append(Rejection(bar: bar, order: order, reason: "cut to the \(held) shares held: shorting is off"))
+                quantity = -held
+                return fill(
+                    Order(asset: asset, quantity: quantity, kind: order.kind), reference: reference, bar: bar, decided: decided)
+            }
+            var shortValue = 0.0
+            var value = cash - quantity * price
+            for other in positions.indices {
+                let shares = positions[other] + (other == asset ? quantity : 0)
+                let mark = other == asset ? price : bars.close[other][Swift.max(bar - 1, 0)]
+                value += shares * mark
+                if shares < 0 { shortValue -= shares * mark }
+            }
+            if shortValue * config.shortMargin > value {
+                rejections.append(Rejection(bar: bar, order: order, reason: "the short would exceed the margin limit"))
+                return
+            }
+        }
+        let commission = config.costs.commission(quantity: quantity, price: price)
+        cash -= quantity * price + commission
+        positions[asset] += quantity
+        tradedThisBar += Swift.abs(quantity) * price
+        fills.append(
+            Fill(
+                bar: bar, asset: asset, quantity: quantity, price: price, referencePrice: reference, commission: commission,
+                slippage: Swift.abs(quantity) * reference * shift))
+    }
+
+    func result() -> BacktestResult {
+        BacktestResult(
+            equity: equity, fills: fills, rejections: rejections, final: state, turnover: turnover,
+            exposure: exposures.reduce(0, +) / Double(Swift.max(exposures.count, 1)))
+    }
+}
