@@ -6,7 +6,7 @@ APT_PACKAGES := iproute2 libzmq3-dev libopenblas-dev libpq-dev libsqlite3-dev li
 SWIFT_FLAGS ?=
 RELEASE := swift build -c release $(SWIFT_FLAGS)
 
-.PHONY: all deps build test demo bench bench-train bench-jobs bench-registry bench-features bench-model bench-rl bench-ppo-seeds bench-rollouts bench-tune check-metrics bench-tasks proto clean format container
+.PHONY: all deps build test demo bench bench-train bench-jobs bench-registry bench-features bench-model bench-rl bench-ppo-seeds bench-rollouts bench-tune check-metrics check-portfolio bench-tasks proto clean format container
 
 all: build
 
@@ -91,6 +91,12 @@ check-metrics: deps
 	$(RELEASE) --product trading
 	python3 -c 'import empyrical, scipy' 2>/dev/null || pip install -q empyrical-reloaded scipy
 	python3 Benchmarks/metrics_reference.py check $$(swift build -c release --show-bin-path)/trading 20 Benchmarks/RESULTS.md
+
+## check-portfolio: trading portfolio optimize against PyPortfolioOpt 1.6 on data other than the tests'; updates RESULTS.md.
+check-portfolio: deps
+	$(RELEASE) --product trading
+	python3 -c 'import pypfopt, sklearn' 2>/dev/null || pip install -q "pyportfolioopt==1.6.*" scikit-learn
+	python3 Benchmarks/portfolio_reference.py check $$(swift build -c release --show-bin-path)/trading 10 Benchmarks/RESULTS.md
 
 ## bench-model: the hybrid model beside PyTorch (1 and 2 threads) and the parity check; updates RESULTS.md.
 bench-model: deps

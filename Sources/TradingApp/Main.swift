@@ -26,6 +26,6 @@ struct TradingCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "trading",
         abstract: "The trading platform's jobs on a Shoal cluster.",
-        subcommands: [DemoCommand.self, DataCommand.self, ModelCommand.self, RLCommand.self, TuneCommand.self, BacktestCommand.self, BLASCommand.self]
+        subcommands: [DemoCommand.self, DataCommand.self, ModelCommand.self, RLCommand.self, TuneCommand.self, BacktestCommand.self, PortfolioCommand.self, BLASCommand.self]
     )
 }
