@@ -49,8 +49,16 @@ import Testing
                 LogLevel ERROR
                 """.write(toFile: folder + "/sshd_config", atomically: true, encoding: .utf8)
                 let process = try RunningProcess(sshd, ["-D", "-e", "-f", folder + "/sshd_config"])
-                try await Task.sleep(for: .milliseconds(300))
-                if process.isRunning { started = (port, process) }
+                // Until it listens (a loaded machine can take seconds), or gives up on the port.
+                let deadline = ContinuousClock.now + .seconds(15)
+                while process.isRunning, !LifetimeTests.accepts("tcp://127.0.0.1:\(port)"), ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                if process.isRunning, LifetimeTests.accepts("tcp://127.0.0.1:\(port)") {
+                    started = (port, process)
+                } else {
+                    process.killTree()
+                }
             }
             guard let started else { throw ClusterError.connectionFailed("sshd did not start on a free port") }
             (port, process) = started

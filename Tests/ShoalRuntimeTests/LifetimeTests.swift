@@ -22,7 +22,7 @@ import Testing
     }
 
     /// Whether a TCP connection to `tcp://host:port` is accepted.
-    private static func accepts(_ address: String) -> Bool {
+    static func accepts(_ address: String) -> Bool {
         guard let port = address.split(separator: ":").last.flatMap({ UInt16($0) }) else { return false }
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { return false }
