@@ -270,11 +270,12 @@ extension ExperimentSpec.Search: ExpressibleByArgument {}
 extension ExperimentSpec.Scheduler: ExpressibleByArgument {}
 
 /// The live table: a line at most every half second (and at the end) with the trials by
-/// state, the best so far, and the rate.
+/// state, the best so far, and the rate. Events only record their counts; the line is formatted
+/// when it is printed.
 final class ProgressTable: Sendable {
     private struct State {
         var last = ContinuousClock.now - .seconds(1)
-        var line = ""
+        var latest: (running: Int, finished: Int, pruned: Int, failed: Int, best: TrialRecord?)?
     }
     private let state = Mutex(State())
     private let started = ContinuousClock.now
@@ -288,24 +289,34 @@ final class ProgressTable: Sendable {
 
     func show(_ event: TuneEvent) {
         guard case .progress(let running, let finished, let pruned, let failed, let best) = event else { return }
-        let elapsed = (ContinuousClock.now - started).seconds
-        let done = finished + pruned + failed
-        var line = String(
-            format: "[%6.1f s] trials %d/%d: %d running, %d finished, %d pruned, %d failed  %.1f trials/s", elapsed, done,
-            planned,
-            running, finished, pruned, failed, Double(done) / max(elapsed, 1e-9))
-        if let best, let value = best.value { line += String(format: "  best %@ %.6g (trial %d)", metric, value, best.trial) }
-        state.withLock { state in
-            state.line = line
-            guard ContinuousClock.now - state.last >= .milliseconds(500) else { return }
+        let line: String? = state.withLock { state in
+            state.latest = (running, finished, pruned, failed, best)
+            guard ContinuousClock.now - state.last >= .milliseconds(500) else { return nil }
             state.last = ContinuousClock.now
+            return format(state.latest)
+        }
+        if let line {
             print(line)
             flushStandardOutput()
         }
     }
 
     func finish() {
-        print(state.withLock { $0.line })
+        print(state.withLock { format($0.latest) })
         flushStandardOutput()
+    }
+
+    private func format(_ counts: (running: Int, finished: Int, pruned: Int, failed: Int, best: TrialRecord?)?) -> String {
+        guard let counts else { return "" }
+        let elapsed = (ContinuousClock.now - started).seconds
+        let done = counts.finished + counts.pruned + counts.failed
+        var line = String(
+            format: "[%6.1f s] trials %d/%d: %d running, %d finished, %d pruned, %d failed  %.1f trials/s", elapsed, done,
+            planned,
+            counts.running, counts.finished, counts.pruned, counts.failed, Double(done) / max(elapsed, 1e-9))
+        if let best = counts.best, let value = best.value {
+            line += String(format: "  best %@ %.6g (trial %d)", metric, value, best.trial)
+        }
+        return line
     }
 }

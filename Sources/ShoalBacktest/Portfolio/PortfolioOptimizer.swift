@@ -139,7 +139,6 @@ public struct PortfolioOptimizer: Sendable {
     /// projection onto that set `max(v − τ(μ − r_f), 0)` with τ by bisection.
     func tangency(riskFree: Double) -> [Double] {
         let n = model.symbols.count
-        let sigma = model.covariance
         let excess = model.expectedReturns.map { $0 - riskFree }
         func project(_ v: [Double]) -> [Double] {
             // aᵀmax(v − τa, 0) falls as τ grows.
@@ -154,38 +153,11 @@ public struct PortfolioOptimizer: Sendable {
             let tau = (low + high) / 2
             return zip(v, excess).map { Swift.max($0 - tau * $1, 0) }
         }
-        func objective(_ y: [Double]) -> Double { variance(y) }
         let best = excess.indices.max { excess[$0] < excess[$1] } ?? 0
-        var y = [Double](repeating: 0, count: n)
-        y[best] = 1 / excess[best]
-        var w = y
-        var momentum = y
-        var t = 1.0
-        var value = objective(w)
-        var step = w
-        for _ in 0..<20_000 {
-            for i in 0..<n {
-                var gradient = 0.0
-                for j in 0..<n { gradient += 2 * sigma[i][j] * momentum[j] }
-                step[i] = momentum[i] - gradient / lipschitz
-            }
-            let next = project(step)
-            var change = 0.0
-            for i in 0..<n { change = Swift.max(change, Swift.abs(next[i] - w[i])) }
-            if change < 1e-11 * Swift.max(1, next.reduce(0, +)) {
-                w = next
-                break
-            }
-            let nextValue = objective(next)
-            if nextValue > value + 1e-15 * Swift.abs(value) {
-                if t == 1 { break }
-                momentum = w
-                t = 1
-                continue
-            }
-            let tNext = (1 + (1 + 4 * t * t).squareRoot()) / 2
-            for i in 0..<n { momentum[i] = next[i] + (t - 1) / tNext * (next[i] - w[i]) }
-            (w, value, t) = (next, nextValue, tNext)
+        var start = [Double](repeating: 0, count: n)
+        start[best] = 1 / excess[best]
+        let w = minimise(from: start, linear: [Double](repeating: 0, count: n), project: project) {
+            Swift.max(1, $0.reduce(0, +))
         }
         let total = w.reduce(0, +)
         return w.map { $0 / total }
@@ -203,31 +175,42 @@ public struct PortfolioOptimizer: Sendable {
         return performance(weights).expectedReturn
     }
 
-    /// `argmin wᵀΣw − λ·μᵀw` over the bounded simplex (FISTA with adaptive restarts), from
-    /// `start` (a nearby solution) or equal weights.
+    /// `argmin wᵀΣw − λ·μᵀw` over the bounded simplex, from `start` (a nearby solution) or
+    /// equal weights.
     func frontier(lambda: Double, from start: [Double]? = nil) -> [Double] {
         let n = model.symbols.count
+        return minimise(
+            from: start ?? [Double](repeating: 1 / Double(n), count: n), linear: model.expectedReturns.map { -lambda * $0 },
+            project: project
+        ) { _ in 1 }
+    }
+
+    /// `argmin xᵀΣx + cᵀx` over the set `project` maps onto, by FISTA with adaptive restarts:
+    /// done when a step moves no weight by more than 1e-11 × `scale(x)`, or when a plain step
+    /// from the last point no longer descends (converged to rounding).
+    func minimise(
+        from start: [Double], linear: [Double], project: ([Double]) -> [Double], scale: ([Double]) -> Double
+    ) -> [Double] {
+        let n = start.count
         let sigma = model.covariance
-        let mu = model.expectedReturns
-        func objective(_ w: [Double]) -> Double { variance(w) - lambda * zip(w, mu).reduce(0) { $0 + $1.0 * $1.1 } }
-        var w = project(start ?? [Double](repeating: 1 / Double(n), count: n))
+        func objective(_ x: [Double]) -> Double { variance(x) + zip(x, linear).reduce(0) { $0 + $1.0 * $1.1 } }
+        var w = project(start)
         var y = w
         var t = 1.0
         var value = objective(w)
         var step = w
         for _ in 0..<20_000 {
             for i in 0..<n {
-                var gradient = -lambda * mu[i]
+                var gradient = linear[i]
                 for j in 0..<n { gradient += 2 * sigma[i][j] * y[j] }
                 step[i] = y[i] - gradient / lipschitz
             }
             let next = project(step)
             var change = 0.0
             for i in 0..<n { change = Swift.max(change, Swift.abs(next[i] - w[i])) }
-            if change < 1e-11 { return next }
+            if change < 1e-11 * scale(next) { return next }
             let nextValue = objective(next)
             if nextValue > value + 1e-15 * Swift.abs(value) {
-                // A plain step from the last point that does not descend: converged to rounding.
                 if t == 1 { return w }
                 // The momentum overshot: start it again from the last point.
                 y = w
