@@ -6,7 +6,7 @@ APT_PACKAGES := iproute2 libzmq3-dev libopenblas-dev libpq-dev libsqlite3-dev li
 SWIFT_FLAGS ?=
 RELEASE := swift build -c release $(SWIFT_FLAGS)
 
-.PHONY: all deps build test demo bench bench-train bench-jobs bench-registry bench-features bench-model bench-rl bench-ppo-seeds bench-rollouts bench-tune check-metrics check-portfolio bench-tasks proto clean format container
+.PHONY: all deps build test demo bench bench-train bench-jobs bench-registry bench-features bench-model bench-rl bench-ppo-seeds bench-rollouts bench-tune check-metrics check-portfolio bench-backtest bench-tasks proto clean format container
 
 all: build
 
@@ -52,6 +52,7 @@ bench: deps
 	$(MAKE) bench-ppo-seeds
 	$(MAKE) bench-train
 	$(MAKE) bench-rollouts
+	$(MAKE) bench-backtest
 
 ## bench-tasks: tasks, actors and objects beside Ray (and Shoal over ZeroMQ only); rewrites the top of RESULTS.md.
 bench-tasks: deps
@@ -85,6 +86,15 @@ bench-tune: deps
 	mkdir -p Benchmarks/out/tune
 	env -u OPENBLAS_CORETYPE python3 Benchmarks/tune_bench.py $$(swift build -c release --show-bin-path) Benchmarks/out/tune \
 	  Benchmarks/RESULTS.md
+
+## bench-backtest: an SMA crossover over 1,000,000 bars x 4 assets and a 10-asset monthly portfolio over 20 years,
+## beside vectorbt and backtrader with the same costs (same final equity and fills); updates RESULTS.md.
+bench-backtest: deps
+	$(RELEASE) --product trading
+	python3 -c 'import vectorbt, backtrader' 2>/dev/null || pip install -q "vectorbt==1.2.*" "backtrader==1.9.78.123"
+	mkdir -p Benchmarks/out/backtest
+	python3 Benchmarks/backtest_bench.py $$(swift build -c release --show-bin-path) Benchmarks/out/backtest Benchmarks/RESULTS.md \
+	  $(if $(QUICK),--quick)
 
 ## check-metrics: trading backtest metrics against empyrical on data other than the tests'; updates RESULTS.md.
 check-metrics: deps

@@ -20,7 +20,9 @@ public enum CSVBars {
         return try parse(data, source: path, symbol: name, exchange: exchange, assetClass: assetClass, timeZone: timeZone)
     }
 
-    /// Parses CSV bytes (`source` names them in errors).
+    /// Parses CSV bytes (`source` names them in errors). Rows are read in place, byte by byte:
+    /// no string is made for a data line (a million rows take about a second, not a quarter
+    /// of a minute).
     public static func parse(
         _ data: Data, source: String, symbol: String, exchange: String = "", assetClass: AssetClass = .stock,
         timeZone: TimeZone = .gmt
@@ -34,7 +36,9 @@ public enum CSVBars {
             var start = 0
             // Strip a UTF-8 byte order mark.
             if bytes.count >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF { start = 3 }
-            var fields: [Substring] = []
+            // Each field's byte range on the current line, trimmed of spaces and quotes.
+            var fields: [Range<Int>] = []
+            var scratch = [CChar](repeating: 0, count: 64)
             while start < bytes.count {
                 var end = start
                 while end < bytes.count && bytes[end] != 10 { end += 1 }
@@ -43,12 +47,20 @@ public enum CSVBars {
                 if lineEnd > start && bytes[lineEnd - 1] == 13 { lineEnd -= 1 }
                 defer { start = end + 1 }
                 guard lineEnd > start else { continue }
-                let line = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<lineEnd]), as: UTF8.self)
-                fields = line.split(separator: ",", omittingEmptySubsequences: false).map {
-                    $0.trimmingCharacters(in: CharacterSet(charactersIn: " \"")).isEmpty ? Substring("") : $0.trimmingPrefix(" ")
+                fields.removeAll(keepingCapacity: true)
+                var fieldStart = start
+                for position in start...lineEnd where position == lineEnd || bytes[position] == 44 {
+                    var (low, high) = (fieldStart, position)
+                    while low < high && (bytes[low] == 32 || bytes[low] == 34) { low += 1 }
+                    while high > low && (bytes[high - 1] == 32 || bytes[high - 1] == 34) { high -= 1 }
+                    fields.append(low..<high)
+                    fieldStart = position + 1
+                }
+                func text(_ range: Range<Int>) -> String {
+                    String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
                 }
                 guard let found = columns else {
-                    names = fields.map { $0.trimmingCharacters(in: CharacterSet(charactersIn: " \"")).lowercased() }
+                    names = fields.map { text($0).lowercased() }
                     func index(_ candidates: [String], _ what: String) throws -> Int {
                         guard let position = names.firstIndex(where: candidates.contains) else {
                             throw MarketDataError(
@@ -65,25 +77,37 @@ public enum CSVBars {
                     )
                     continue
                 }
-                func field(_ position: Int) throws -> Substring {
+                func field(_ position: Int) throws -> Range<Int> {
                     guard position < fields.count else {
                         throw MarketDataError(
                             "\(source) line \(lineNumber): \(fields.count) fields, expected at least \(position + 1)")
                     }
-                    return fields[position].drop { $0 == "\"" }.prefix { $0 != "\"" }
+                    return fields[position]
                 }
                 func number(_ position: Int) throws -> Double {
-                    let text = try field(position)
-                    guard let value = Double(text), value.isFinite else {
+                    let range = try field(position)
+                    var value = Double.nan
+                    if !range.isEmpty && range.count < scratch.count {
+                        scratch.withUnsafeMutableBufferPointer { buffer in
+                            guard let base = buffer.baseAddress else { return }
+                            for offset in 0..<range.count { buffer[offset] = CChar(bitPattern: bytes[range.lowerBound + offset]) }
+                            buffer[range.count] = 0
+                            var stop: UnsafeMutablePointer<CChar>?
+                            let parsed = strtod(base, &stop)
+                            if stop == base + range.count { value = parsed }
+                        }
+                    }
+                    guard value.isFinite else {
                         throw MarketDataError(
-                            "\(source) line \(lineNumber): '\(text.prefix(40))' in column \(names[position]) is not a number")
+                            "\(source) line \(lineNumber): '\(text(range).prefix(40))' in column \(names[position]) is not a number"
+                        )
                     }
                     return value
                 }
-                let timeText = try field(found.time)
-                guard let timestamp = parseTime(timeText, timeZone: timeZone) else {
+                let timeRange = try field(found.time)
+                guard let timestamp = parseTime(UnsafeBufferPointer(rebasing: bytes[timeRange]), timeZone: timeZone) else {
                     throw MarketDataError(
-                        "\(source) line \(lineNumber): '\(timeText.prefix(40))' in column \(names[found.time]) is not a date or epoch time"
+                        "\(source) line \(lineNumber): '\(text(timeRange).prefix(40))' in column \(names[found.time]) is not a date or epoch time"
                     )
                 }
                 result.append(
@@ -100,9 +124,15 @@ public enum CSVBars {
     /// Milliseconds since 1970 for an epoch number or an ISO date-time; nil when it is neither.
     public static func parseTime(_ text: Substring, timeZone: TimeZone = .gmt) -> Int64? {
         let utf8 = Array(text.utf8)
+        return utf8.withUnsafeBufferPointer { parseTime($0, timeZone: timeZone) }
+    }
+
+    /// `parseTime` on bytes.
+    static func parseTime(_ utf8: UnsafeBufferPointer<UInt8>, timeZone: TimeZone) -> Int64? {
         guard !utf8.isEmpty else { return nil }
         if utf8.allSatisfy({ (48...57).contains($0) }) {
-            guard let value = Int64(text) else { return nil }
+            guard utf8.count <= 18 else { return nil }
+            let value = utf8.reduce(Int64(0)) { $0 * 10 + Int64($1 - 48) }
             return utf8.count >= 12 ? value : value * 1000
         }
         // YYYY-MM-DD[( |T)HH:MM[:SS[.fff]]][Z|±HH[:]MM]

@@ -20,13 +20,28 @@ struct BacktestCommand: AsyncParsableCommand {
                 and equity.png into --out.
                 """)
 
-        enum StrategyName: String, ExpressibleByArgument, CaseIterable { case hold, sma }
+        enum StrategyName: String, ExpressibleByArgument, CaseIterable {
+            case hold, sma
+            case inverseVolatility = "inverse-vol"
+        }
         enum Fill: String, ExpressibleByArgument, CaseIterable { case nextOpen = "next-open", close }
 
-        @Option(help: "hold (equal weights, bought once) or sma (the moving-average crossover).") var strategy: StrategyName =
-            .sma
+        @Option(
+            help:
+                "hold (equal weights, bought once), sma (the moving-average crossover) or inverse-vol (weights against each asset's volatility)."
+        ) var strategy: StrategyName = .sma
         @Option(help: "The crossover's fast average.") var fast = 10
         @Option(help: "The crossover's slow average.") var slow = 50
+        @Option(help: "The share of the equity in the market when fully invested.") var invested = 1.0
+        @Option(help: "Returns behind inverse-vol's volatilities and the volatility target's.") var volWindow = 63
+        @Option(
+            help: "When weights are traded: always, weekly, monthly, quarterly, yearly, or threshold:BAND (drift beyond BAND).")
+        var rebalance = "always"
+        @Option(help: "Scale the weights to this annual volatility (at most fully invested).") var volTarget: Double?
+        @Option(help: "Leave out trades under this share of the equity.") var minTrade = 0.0
+        @Option(
+            name: .customLong("repeat"),
+            help: "Run the backtest this many times and report the median time (the first run included).") var repeats = 1
         @Option(parsing: .upToNextOption, help: "Bar CSV files, one asset each.") var csv: [String] = []
         @Option(help: "Bars of the synthetic market.") var bars = 20_000
         @Option(help: "The synthetic market's seed.") var marketSeed: UInt64 = 42
@@ -38,6 +53,13 @@ struct BacktestCommand: AsyncParsableCommand {
         @Option(help: "Square-root impact coefficient k (k·σ·sqrt(q/ADV)).") var impact = 0.0
         @Option(help: "Periods a year, for the metrics (252 × 390 for minute bars).") var periodsPerYear = 252.0 * 390
         @Option(help: "The folder written.") var out = "backtest"
+
+        func validate() throws {
+            _ = try rule()
+            guard minTrade >= 0, minTrade < 1 else { throw ValidationError("--min-trade must be in [0, 1)") }
+            guard invested > 0, invested <= 1 else { throw ValidationError("--invested must be in (0, 1]") }
+            guard repeats >= 1 else { throw ValidationError("--repeat must be at least 1") }
+        }
 
         func run() throws {
             do {
@@ -56,18 +78,24 @@ struct BacktestCommand: AsyncParsableCommand {
                 settings.costs.commissionPerShare = commissionPerShare
                 settings.costs.slippageBps = slippageBps
                 settings.costs.impactCoefficient = impact
+                settings.minimumTrade = minTrade
                 let market = try MarketBars(series, window: settings.costs.window)
-                let started = ContinuousClock.now
-                let result: BacktestResult
-                switch strategy {
-                case .hold:
-                    var weights = BuyAndHold()
-                    result = try Backtester.runWeights(&weights, on: market, config: settings)
-                case .sma:
-                    var weights = try MovingAverageCrossover(fast: fast, slow: slow)
-                    result = try Backtester.runWeights(&weights, on: market, config: settings)
+                var times: [Double] = []
+                var outcome: BacktestResult?
+                for _ in 0..<repeats {
+                    let started = ContinuousClock.now
+                    switch strategy {
+                    case .hold: outcome = try evaluate(BuyAndHold(invested: invested), market, settings)
+                    case .sma:
+                        outcome = try evaluate(
+                            MovingAverageCrossover(fast: fast, slow: slow, invested: invested), market, settings)
+                    case .inverseVolatility:
+                        outcome = try evaluate(InverseVolatility(window: volWindow, invested: invested), market, settings)
+                    }
+                    times.append((ContinuousClock.now - started).seconds)
                 }
-                let seconds = (ContinuousClock.now - started).seconds
+                guard let result = outcome else { return }
+                let seconds = times.sorted()[times.count / 2]
                 var metricSettings = PerformanceMetrics.Settings()
                 metricSettings.periodsPerYear = periodsPerYear
                 let returns = result.returns(initialCash: cash)
@@ -80,6 +108,7 @@ struct BacktestCommand: AsyncParsableCommand {
                 object["commissions"] = result.commissions
                 object["slippage"] = result.slippage
                 object["rejections"] = result.rejections.count
+                object["backtest_seconds"] = seconds
                 try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
                 try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
                     .write(to: URL(fileURLWithPath: out + "/metrics.json"))
@@ -114,6 +143,42 @@ struct BacktestCommand: AsyncParsableCommand {
             } catch let error as MarketDataError {
                 throw ValidationError(error.message)
             }
+        }
+
+        /// `--rebalance` read.
+        func rule() throws -> RebalanceRule {
+            if rebalance == "always" { return .always }
+            if let period = CalendarPeriod(rawValue: rebalance) { return .calendar(period) }
+            if rebalance.hasPrefix("threshold:"), let band = Double(rebalance.dropFirst("threshold:".count)), band > 0 {
+                return .threshold(band)
+            }
+            throw ValidationError(
+                "--rebalance '\(rebalance)': expected always, weekly, monthly, quarterly, yearly or threshold:BAND (BAND > 0)")
+        }
+
+        /// The strategy with the volatility target and the rebalancing rule around it, backtested.
+        func evaluate<Weights: WeightStrategy>(
+            _ base: Weights, _ market: MarketBars, _ settings: BacktestConfig
+        ) throws
+            -> BacktestResult
+        {
+            guard let volTarget else { return try scheduled(base, market, settings) }
+            return try scheduled(
+                VolatilityTargeted(base, target: volTarget, window: volWindow, periodsPerYear: periodsPerYear), market, settings)
+        }
+
+        func scheduled<Weights: WeightStrategy>(
+            _ base: Weights, _ market: MarketBars, _ settings: BacktestConfig
+        ) throws
+            -> BacktestResult
+        {
+            let rule = try rule()
+            if rule == .always {
+                var strategy = base
+                return try Backtester.runWeights(&strategy, on: market, config: settings)
+            }
+            var strategy = try Scheduled(base, rule: rule)
+            return try Backtester.runWeights(&strategy, on: market, config: settings)
         }
     }
 

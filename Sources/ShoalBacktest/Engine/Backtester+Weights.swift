@@ -11,37 +11,74 @@ extension Backtester {
         _ strategy: inout Weights, on bars: MarketBars, config: BacktestConfig = BacktestConfig()
     ) throws -> BacktestResult {
         guard config.initialCash > 0 else { throw BacktestError("the initial cash must be positive") }
-        var targets = [[Double]?](repeating: nil, count: bars.count)
-        for bar in 0..<bars.count {
-            if let weights = strategy.weights(at: MarketView(bars: bars, bar: bar)) {
-                if let negative = weights.firstIndex(where: { $0 < 0 }) {
-                    throw BacktestError("bar \(bar): a negative weight for asset \(negative); the vectorised path is long only")
-                }
-                targets[bar] = weights
-            }
+        let schedule = try strategy.schedule(over: bars) ?? barByBar(&strategy, on: bars)
+        let assets = bars.assets
+        guard schedule.weights.count == schedule.bars.count * assets else {
+            throw BacktestError("\(schedule.weights.count) weights for \(schedule.bars.count) bars of \(assets) assets")
         }
+        if let negative = schedule.weights.firstIndex(where: { $0 < 0 }) {
+            throw BacktestError(
+                "bar \(schedule.bars[negative / assets]): a negative weight for asset \(negative % assets); "
+                    + "the vectorised path is long only")
+        }
+        return trade(changes: schedule.bars, targets: schedule.weights, on: bars, config: config)
+    }
+
+    /// The strategy's decisions asked bar by bar.
+    static func barByBar<Weights: WeightStrategy>(_ strategy: inout Weights, on bars: MarketBars) throws -> WeightSchedule {
+        var schedule = WeightSchedule()
+        var weights = [Double](repeating: 0, count: bars.assets)
+        for bar in 0..<bars.count where strategy.weights(at: MarketView(bars: bars, bar: bar), into: &weights) {
+            guard weights.count == bars.assets else {
+                throw BacktestError("bar \(bar): \(weights.count) weights for \(bars.assets) assets")
+            }
+            schedule.bars.append(bar)
+            schedule.weights.append(contentsOf: weights)
+        }
+        return schedule
+    }
+
+    /// The fills of the vectorised path, outside the generic function (so that it is compiled
+    /// for these types once, not run through the strategy's generic witnesses).
+    static func trade(changes: [Int], targets: [Double], on bars: MarketBars, config: BacktestConfig) -> BacktestResult {
         var book = Book(bars: bars, config: config)
-        var pending: [Double]?
+        let assets = bars.assets
+        book.fills.reserveCapacity(changes.count * assets)
+        let floor = Swift.max(config.minimumTrade, 1e-9)
+        var deltas = [Double](repeating: 0, count: assets)
+        var pending = false
         var decided = 0
-        for bar in 0..<bars.count {
-            if config.fill == .nextOpen, let deltas = pending {
+        var next = 0
+        var bar = 0
+        while bar < bars.count {
+            // Up to the next bar that trades or decides, the positions stay: mark the span at once.
+            if !pending {
+                let end = next < changes.count ? changes[next] : bars.count
+                if end > bar {
+                    book.markSpan(bar..<end)
+                    bar = end
+                    continue
+                }
+            }
+            defer { bar += 1 }
+            if pending {
                 book.trade(deltas, on: bar, decided: decided, atClose: false)
-                pending = nil
+                pending = false
             }
             book.mark(bar)
-            guard let weights = targets[bar] else { continue }
+            guard next < changes.count, changes[next] == bar else { continue }
             let equity = book.equity[bar]
-            var deltas = [Double](repeating: 0, count: bars.assets)
-            for asset in 0..<Swift.min(bars.assets, weights.count) {
+            for asset in 0..<assets {
                 let price = bars.close[asset][bar]
-                let delta = weights[asset] * equity / price - book.positions[asset]
-                if Swift.abs(delta * price) > 1e-9 * Swift.max(equity, 1) { deltas[asset] = delta }
+                let delta = targets[next * assets + asset] * equity / price - book.positions[asset]
+                deltas[asset] = Swift.abs(delta * price) > floor * Swift.max(equity, 1) ? delta : 0
             }
+            next += 1
             if config.fill == .close {
                 book.trade(deltas, on: bar, decided: bar, atClose: true)
                 book.mark(bar)
             } else {
-                pending = deltas
+                pending = true
                 decided = bar
             }
         }

@@ -30,6 +30,9 @@ public struct BacktestConfig: Sendable, Equatable, Codable {
     public var allowShort = false
     /// Short positions' market value may be at most equity ÷ this (Reg T's 50%: twice equity).
     public var shortMargin = 0.5
+    /// The vectorised path leaves out trades under this share of the equity (as
+    /// `Rebalancing(minimumTrade:)` does on the event path).
+    public var minimumTrade = 0.0
 
     public init() {}
 }
@@ -102,8 +105,9 @@ struct Book {
     var fills: [Fill] = []
     var rejections: [Rejection] = []
     var turnover = 0.0
-    /// Gross exposure ÷ equity at each close.
-    var exposures: [Double] = []
+    /// The gross exposure (the positions' absolute worth) at each close; divided by the equity
+    /// once at the end, not on every bar.
+    var gross: [Double] = []
     var tradedThisBar = 0.0
 
     init(bars: MarketBars, config: BacktestConfig) {
@@ -112,6 +116,7 @@ struct Book {
         cash = config.initialCash
         positions = [Double](repeating: 0, count: bars.assets)
         equity.reserveCapacity(bars.count)
+        gross.reserveCapacity(bars.count)
     }
 
     var state: PortfolioState {
@@ -121,22 +126,47 @@ struct Book {
     /// The equity at the bar's close (replacing the bar's mark when marked again).
     mutating func mark(_ bar: Int) {
         var value = cash
-        var gross = 0.0
-        for asset in positions.indices where positions[asset] != 0 {
+        var held = 0.0
+        for asset in positions.indices {
             let worth = positions[asset] * bars.close[asset][bar]
             value += worth
-            gross += Swift.abs(worth)
+            held += Swift.abs(worth)
         }
-        let share = value > 0 ? gross / value : 0
         if equity.count == bar + 1 {
             equity[bar] = value
-            exposures[bar] = share
+            gross[bar] = held
         } else {
             equity.append(value)
-            exposures.append(share)
+            gross.append(held)
         }
-        if value > 0 { turnover += tradedThisBar / value }
-        tradedThisBar = 0
+        if tradedThisBar != 0 {
+            if value > 0 { turnover += tradedThisBar / value }
+            tradedThisBar = 0
+        }
+    }
+
+    /// Marks the bars of `span`, on none of which anything trades: the positions stay, so each
+    /// asset's worth over the span is one pass over its closes (the sums in `mark`'s order,
+    /// so the same numbers).
+    mutating func markSpan(_ span: Range<Int>) {
+        guard !span.isEmpty else { return }
+        precondition(equity.count == span.lowerBound, "spans are marked in order")
+        equity.append(contentsOf: repeatElement(cash, count: span.count))
+        gross.append(contentsOf: repeatElement(0, count: span.count))
+        equity.withUnsafeMutableBufferPointer { values in
+            gross.withUnsafeMutableBufferPointer { held in
+                for asset in positions.indices {
+                    let shares = positions[asset]
+                    bars.close[asset].withUnsafeBufferPointer { close in
+                        for bar in span {
+                            let worth = shares * close[bar]
+                            values[bar] += worth
+                            held[bar] += Swift.abs(worth)
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Fills what can fill on `bar` (sells first, freeing cash); returns the orders that stay.
@@ -250,6 +280,6 @@ struct Book {
     func result() -> BacktestResult {
         BacktestResult(
             equity: equity, fills: fills, rejections: rejections, final: state, turnover: turnover,
-            exposure: exposures.reduce(0, +) / Double(Swift.max(exposures.count, 1)))
+            exposure: zip(gross, equity).reduce(0) { $0 + ($1.1 > 0 ? $1.0 / $1.1 : 0) } / Double(Swift.max(gross.count, 1)))
     }
 }

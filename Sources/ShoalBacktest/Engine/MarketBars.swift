@@ -2,8 +2,10 @@ import Foundation
 import ShoalMarket
 
 /// Several assets' bars on the same timestamps, asset by asset, with each bar's trailing
-/// volatility and average volume (known at its close) for the cost model.
-public struct MarketBars: Sendable {
+/// volatility and average volume (known at its close) for the cost model. A class: the
+/// backtester hands a view of it to the strategy at every bar, and a reference costs one
+/// retain where a struct of eleven arrays cost eleven.
+public final class MarketBars: Sendable {
     public let symbols: [String]
     public let timestamps: [Int64]
     public let open: [[Double]]
@@ -86,6 +88,7 @@ public struct MarketView: Sendable {
     public let bar: Int
 
     public var symbols: [String] { bars.symbols }
+    public var assets: Int { bars.assets }
     public var timestamp: Int64 { bars.timestamps[bar] }
     public func open(_ asset: Int) -> ArraySlice<Double> { bars.open[asset][0...bar] }
     public func high(_ asset: Int) -> ArraySlice<Double> { bars.high[asset][0...bar] }
@@ -94,6 +97,12 @@ public struct MarketView: Sendable {
     public func volume(_ asset: Int) -> ArraySlice<Double> { bars.volume[asset][0...bar] }
     /// The asset's last close.
     public func price(_ asset: Int) -> Double { bars.close[asset][bar] }
+    /// The asset's close `ago` bars before this one (0: this bar's), without making a slice.
+    /// - Precondition: 0 ≤ ago ≤ bar.
+    public func close(_ asset: Int, ago: Int) -> Double {
+        precondition(ago >= 0 && ago <= bar, "a view sees no bar after its own nor before the first")
+        return bars.close[asset][bar - ago]
+    }
 }
 
 /// What is wrong with a backtest's input.
