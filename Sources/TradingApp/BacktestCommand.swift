@@ -40,6 +40,13 @@ struct BacktestCommand: AsyncParsableCommand {
         @Option(help: "Scale the weights to this annual volatility (at most fully invested).") var volTarget: Double?
         @Option(help: "Leave out trades under this share of the equity.") var minTrade = 0.0
         @Option(
+            help: ArgumentHelp(
+                "Risk limits, a JSON file (keys: max_position_fraction, max_gross_exposure, stop_loss, max_drawdown, …).",
+                discussion:
+                    "With limits the backtest runs bar by bar through the risk manager; its interventions go to interventions.csv."
+            ))
+        var risk: String?
+        @Option(
             name: .customLong("repeat"),
             help: "Run the backtest this many times and report the median time (the first run included).") var repeats = 1
         @Option(parsing: .upToNextOption, help: "Bar CSV files, one asset each.") var csv: [String] = []
@@ -80,21 +87,22 @@ struct BacktestCommand: AsyncParsableCommand {
                 settings.costs.impactCoefficient = impact
                 settings.minimumTrade = minTrade
                 let market = try MarketBars(series, window: settings.costs.window)
+                let limits = try risk.map(Self.limits)
                 var times: [Double] = []
-                var outcome: BacktestResult?
+                var outcome: (result: BacktestResult, interventions: [RiskIntervention])?
                 for _ in 0..<repeats {
                     let started = ContinuousClock.now
                     switch strategy {
-                    case .hold: outcome = try evaluate(BuyAndHold(invested: invested), market, settings)
+                    case .hold: outcome = try evaluate(BuyAndHold(invested: invested), market, settings, limits)
                     case .sma:
                         outcome = try evaluate(
-                            MovingAverageCrossover(fast: fast, slow: slow, invested: invested), market, settings)
+                            MovingAverageCrossover(fast: fast, slow: slow, invested: invested), market, settings, limits)
                     case .inverseVolatility:
-                        outcome = try evaluate(InverseVolatility(window: volWindow, invested: invested), market, settings)
+                        outcome = try evaluate(InverseVolatility(window: volWindow, invested: invested), market, settings, limits)
                     }
                     times.append((ContinuousClock.now - started).seconds)
                 }
-                guard let result = outcome else { return }
+                guard let (result, interventions) = outcome else { return }
                 let seconds = times.sorted()[times.count / 2]
                 var metricSettings = PerformanceMetrics.Settings()
                 metricSettings.periodsPerYear = periodsPerYear
@@ -109,6 +117,17 @@ struct BacktestCommand: AsyncParsableCommand {
                 object["slippage"] = result.slippage
                 object["rejections"] = result.rejections.count
                 object["backtest_seconds"] = seconds
+                if limits != nil {
+                    object["risk_interventions"] = Dictionary(grouping: interventions, by: \.rule.rawValue).mapValues(\.count)
+                    var lines = "bar,timestamp,symbol,rule,action,requested,allowed,detail\n"
+                    for entry in interventions {
+                        lines +=
+                            "\(entry.bar),\(entry.timestamp),\(market.symbols[entry.asset]),\(entry.rule.rawValue),\(entry.action.rawValue),"
+                            + "\(entry.requested),\(entry.allowed),\"\(entry.detail.replacingOccurrences(of: "\"", with: "'"))\"\n"
+                    }
+                    try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+                    try Data(lines.utf8).write(to: URL(fileURLWithPath: out + "/interventions.csv"))
+                }
                 try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
                 try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
                     .write(to: URL(fileURLWithPath: out + "/metrics.json"))
@@ -135,7 +154,18 @@ struct BacktestCommand: AsyncParsableCommand {
                         result.equity.last ?? cash, metrics.cumulativeReturn * 100, metrics.sharpeRatio,
                         metrics.maxDrawdown * 100,
                         result.fills.count, result.commissions + result.slippage))
-                print("Wrote \(out)/metrics.json, \(out)/trades.csv and \(out)/equity.png.")
+                if limits != nil {
+                    let counts = Dictionary(grouping: interventions, by: \.rule.rawValue).mapValues(\.count)
+                    print(
+                        "Risk manager: \(interventions.count) interventions"
+                            + (counts.isEmpty
+                                ? "."
+                                : " (" + counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+                                    + ")."))
+                }
+                print(
+                    "Wrote \(out)/metrics.json, \(out)/trades.csv\(limits == nil ? "" : ", \(out)/interventions.csv") and \(out)/equity.png."
+                )
             } catch let error as BacktestError {
                 throw ValidationError(error.message)
             } catch let error as MetricsError {
@@ -156,29 +186,52 @@ struct BacktestCommand: AsyncParsableCommand {
                 "--rebalance '\(rebalance)': expected always, weekly, monthly, quarterly, yearly or threshold:BAND (BAND > 0)")
         }
 
-        /// The strategy with the volatility target and the rebalancing rule around it, backtested.
+        /// The limits in a JSON file.
+        static func limits(_ path: String) throws -> RiskLimits {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw ValidationError("--risk: cannot read \(path)")
+            }
+            do {
+                return try JSONDecoder().decode(RiskLimits.self, from: data)
+            } catch let error as BacktestError {
+                throw ValidationError("--risk \(path): \(error.message)")
+            } catch {
+                throw ValidationError("--risk \(path): not a JSON object of limits (\(error))")
+            }
+        }
+
+        /// The strategy with the volatility target and the rebalancing rule around it, backtested
+        /// (through the risk manager, bar by bar, when there are limits).
         func evaluate<Weights: WeightStrategy>(
-            _ base: Weights, _ market: MarketBars, _ settings: BacktestConfig
-        ) throws
-            -> BacktestResult
-        {
-            guard let volTarget else { return try scheduled(base, market, settings) }
+            _ base: Weights, _ market: MarketBars, _ settings: BacktestConfig, _ limits: RiskLimits?
+        ) throws -> (BacktestResult, [RiskIntervention]) {
+            guard let volTarget else { return try scheduled(base, market, settings, limits) }
             return try scheduled(
-                VolatilityTargeted(base, target: volTarget, window: volWindow, periodsPerYear: periodsPerYear), market, settings)
+                VolatilityTargeted(base, target: volTarget, window: volWindow, periodsPerYear: periodsPerYear), market, settings,
+                limits)
         }
 
         func scheduled<Weights: WeightStrategy>(
-            _ base: Weights, _ market: MarketBars, _ settings: BacktestConfig
-        ) throws
-            -> BacktestResult
-        {
+            _ base: Weights, _ market: MarketBars, _ settings: BacktestConfig, _ limits: RiskLimits?
+        ) throws -> (BacktestResult, [RiskIntervention]) {
             let rule = try rule()
             if rule == .always {
-                var strategy = base
-                return try Backtester.runWeights(&strategy, on: market, config: settings)
+                return try managed(base, market, settings, limits)
             }
-            var strategy = try Scheduled(base, rule: rule)
-            return try Backtester.runWeights(&strategy, on: market, config: settings)
+            return try managed(try Scheduled(base, rule: rule), market, settings, limits)
+        }
+
+        func managed<Weights: WeightStrategy>(
+            _ weights: Weights, _ market: MarketBars, _ settings: BacktestConfig, _ limits: RiskLimits?
+        ) throws -> (BacktestResult, [RiskIntervention]) {
+            guard let limits else {
+                var strategy = weights
+                return (try Backtester.runWeights(&strategy, on: market, config: settings), [])
+            }
+            var manager = try RiskManager(
+                Rebalancing(weights, minimumTrade: settings.minimumTrade, costs: settings.costs), limits: limits)
+            let result = try Backtester.run(&manager, on: market, config: settings)
+            return (result, manager.interventions)
         }
     }
 

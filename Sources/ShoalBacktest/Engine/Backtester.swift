@@ -13,6 +13,15 @@ public struct PortfolioState: Sendable, Equatable {
     public var positions: [Double]
     /// Cash plus the positions at the close.
     public var equity: Double
+    /// Each position's average entry price (its fills' prices, slippage included; 0 when flat).
+    public var entryPrices: [Double]
+
+    public init(cash: Double, positions: [Double], equity: Double, entryPrices: [Double]? = nil) {
+        self.cash = cash
+        self.positions = positions
+        self.equity = equity
+        self.entryPrices = entryPrices ?? [Double](repeating: 0, count: positions.count)
+    }
 }
 
 /// How a backtest runs.
@@ -101,6 +110,7 @@ struct Book {
     let config: BacktestConfig
     var cash: Double
     var positions: [Double]
+    var entryPrices: [Double]
     var equity: [Double] = []
     var fills: [Fill] = []
     var rejections: [Rejection] = []
@@ -115,12 +125,13 @@ struct Book {
         self.config = config
         cash = config.initialCash
         positions = [Double](repeating: 0, count: bars.assets)
+        entryPrices = positions
         equity.reserveCapacity(bars.count)
         gross.reserveCapacity(bars.count)
     }
 
     var state: PortfolioState {
-        PortfolioState(cash: cash, positions: positions, equity: equity.last ?? config.initialCash)
+        PortfolioState(cash: cash, positions: positions, equity: equity.last ?? config.initialCash, entryPrices: entryPrices)
     }
 
     /// The equity at the bar's close (replacing the bar's mark when marked again).
@@ -269,7 +280,16 @@ struct Book {
         }
         let commission = config.costs.commission(quantity: quantity, price: price)
         cash -= quantity * price + commission
-        positions[asset] += quantity
+        let held = positions[asset]
+        let now = held + quantity
+        if Swift.abs(now) < 1e-12 {
+            entryPrices[asset] = 0
+        } else if held == 0 || (held > 0) != (now > 0) {
+            entryPrices[asset] = price
+        } else if Swift.abs(now) > Swift.abs(held) {
+            entryPrices[asset] = (entryPrices[asset] * Swift.abs(held) + price * Swift.abs(quantity)) / Swift.abs(now)
+        }
+        positions[asset] = now
         tradedThisBar += Swift.abs(quantity) * price
         fills.append(
             Fill(

@@ -1,0 +1,42 @@
+import Foundation
+import ShoalTestSupport
+import Testing
+
+/// `trading backtest run` as a user runs it: the rebalancing options, the risk manager's file and
+/// record, and a misspelt limit refused by name.
+struct BacktestCommandTests {
+    static func run(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+        let process = try RunningProcess(binaryPath("trading"), ["backtest", "run"] + arguments)
+        let status = try await process.waitForExit(timeout: .seconds(120))
+        return (status, process.output.joined(separator: "\n"))
+    }
+
+    @Test func riskLimitsRunThroughTheManagerAndAreRecorded() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("backtest-cli-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let limits = folder + "/risk.json"
+        try Data(#"{"max_position_fraction": 0.2, "stop_loss": 0.002}"#.utf8).write(to: URL(fileURLWithPath: limits))
+        let out = folder + "/run"
+        let (status, output) = try await Self.run([
+            "--bars", "3000", "--strategy", "sma", "--rebalance", "weekly", "--vol-target", "0.3", "--min-trade", "0.001",
+            "--risk", limits, "--out", out,
+        ])
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("Risk manager:"), "\(output)")
+        let metrics = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/metrics.json")))
+                as? [String: Any])
+        let counts = try #require(metrics["risk_interventions"] as? [String: Int])
+        #expect((counts["position_fraction"] ?? 0) > 0 && (counts["stop_loss"] ?? 0) > 0, "\(counts)")
+        let record = try String(contentsOfFile: out + "/interventions.csv", encoding: .utf8)
+        #expect(record.hasPrefix("bar,timestamp,symbol,rule,action,requested,allowed,detail\n"))
+        #expect(record.split(separator: "\n").count == counts.values.reduce(0, +) + 1)
+
+        try Data(#"{"stoploss": 0.05}"#.utf8).write(to: URL(fileURLWithPath: limits))
+        let (badStatus, badOutput) = try await Self.run(["--bars", "500", "--risk", limits, "--out", out])
+        #expect(badStatus != 0 && badOutput.contains("unknown risk limit 'stoploss'"), "\(badOutput)")
+        let (ruleStatus, ruleOutput) = try await Self.run(["--bars", "500", "--rebalance", "fortnightly", "--out", out])
+        #expect(ruleStatus != 0 && ruleOutput.contains("--rebalance 'fortnightly'"), "\(ruleOutput)")
+    }
+}
