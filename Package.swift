@@ -88,7 +88,7 @@ let package = Package(
             name: "ShoalTune", dependencies: ["Shoal", "ShoalMarket", "ShoalPlot", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings),
         // The decision side: performance metrics (and, to come, the backtester and portfolios).
-        .target(name: "ShoalBacktest", dependencies: ["ShoalMarket"], swiftSettings: swiftSettings),
+        .target(name: "ShoalBacktest", dependencies: ["ShoalMarket", "ShoalPlot"], swiftSettings: swiftSettings),
         // The driver library users import.
         .target(name: "Shoal", dependencies: ["ShoalRuntime", "ShoalWire", "ShoalStorage"], swiftSettings: swiftSettings),
         .executableTarget(

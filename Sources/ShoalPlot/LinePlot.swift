@@ -86,6 +86,9 @@ public struct LinePlot: Sendable {
         return canvas
     }
 
+    /// The plot as PNG bytes.
+    public func pngData() throws -> Data { Data(try render().png()) }
+
     /// Writes the plot as a PNG file.
     public func write(to path: String) throws {
         let bytes = try render().png()

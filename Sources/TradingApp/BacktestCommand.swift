@@ -16,8 +16,9 @@ struct BacktestCommand: AsyncParsableCommand {
             abstract: "Backtest a strategy bar by bar with costs; write its metrics, trades and equity curve.",
             discussion: """
                 On the synthetic market (--bars, --market-seed) or CSV bar files (--csv, one asset each, the same \
-                timestamps). Orders fill at the next bar's open unless --fill close. Writes metrics.json, trades.csv \
-                and equity.png into --out.
+                timestamps). Orders fill at the next bar's open unless --fill close. Writes metrics.json, trades.csv, \
+                equity.png and report.html (one self-contained page: equity beside buy-and-hold, drawdown, rolling \
+                Sharpe, monthly returns, weights, the risk manager's interventions) into --out.
                 """)
 
         enum StrategyName: String, ExpressibleByArgument, CaseIterable {
@@ -39,6 +40,7 @@ struct BacktestCommand: AsyncParsableCommand {
         var rebalance = "always"
         @Option(help: "Scale the weights to this annual volatility (at most fully invested).") var volTarget: Double?
         @Option(help: "Leave out trades under this share of the equity.") var minTrade = 0.0
+        @Option(help: "Bars in the report's rolling Sharpe ratio.") var rollingWindow = 63
         @Option(
             help: ArgumentHelp(
                 "Risk limits, a JSON file (keys: max_position_fraction, max_gross_exposure, stop_loss, max_drawdown, …).",
@@ -66,6 +68,7 @@ struct BacktestCommand: AsyncParsableCommand {
             guard minTrade >= 0, minTrade < 1 else { throw ValidationError("--min-trade must be in [0, 1)") }
             guard invested > 0, invested <= 1 else { throw ValidationError("--invested must be in (0, 1]") }
             guard repeats >= 1 else { throw ValidationError("--repeat must be at least 1") }
+            guard rollingWindow >= 2 else { throw ValidationError("--rolling-window must be at least 2") }
         }
 
         func run() throws {
@@ -145,6 +148,21 @@ struct BacktestCommand: AsyncParsableCommand {
                         name: "equity",
                         points: stride(from: 0, to: result.equity.count, by: step).map { (Double($0), result.equity[$0]) }))
                 try plot.write(to: out + "/equity.png")
+                var benchmarkStrategy = BuyAndHold(invested: invested)
+                let benchmark = try Backtester.runWeights(&benchmarkStrategy, on: market, config: settings)
+                var report = BacktestReport(
+                    title: "Backtest: \(strategy.rawValue)", symbols: market.symbols, timestamps: market.timestamps,
+                    initialCash: cash,
+                    equity: result.equity)
+                report.benchmark = ("buy and hold", benchmark.equity)
+                report.weights = BacktestReport.weights(of: result, on: market)
+                report.periodsPerYear = periodsPerYear
+                report.rollingWindow = rollingWindow
+                report.interventions = interventions
+                report.metrics = object.keys.sorted().map { key in
+                    (key, (object[key] as? NSNumber).map { String(format: "%.6g", $0.doubleValue) } ?? "\(object[key] ?? "n/a")")
+                }
+                try Data(try report.html().utf8).write(to: URL(fileURLWithPath: out + "/report.html"))
                 print(
                     String(
                         format:
@@ -164,8 +182,8 @@ struct BacktestCommand: AsyncParsableCommand {
                                     + ")."))
                 }
                 print(
-                    "Wrote \(out)/metrics.json, \(out)/trades.csv\(limits == nil ? "" : ", \(out)/interventions.csv") and \(out)/equity.png."
-                )
+                    "Wrote \(out)/metrics.json, \(out)/trades.csv\(limits == nil ? "" : ", \(out)/interventions.csv"), \(out)/equity.png "
+                        + "and \(out)/report.html.")
             } catch let error as BacktestError {
                 throw ValidationError(error.message)
             } catch let error as MetricsError {

@@ -43,6 +43,16 @@ struct RiskManagerTests {
         (result, manager) = try Self.run(limits, market, [0: [ShoalBacktest.Order(asset: 0, quantity: 1_000)]])
         #expect(result.final.positions[0] == 150)
         #expect(manager.interventions.map(\.rule) == [.positionShares])
+        // Bought at the limit, the position grows with its price past it and is trimmed back.
+        limits = RiskLimits()
+        limits.maxPositionFraction = 0.2
+        (result, manager) = try Self.run(
+            limits, try MarketBars([Self.flat([100, 100, 150, 150, 150])]), [0: [ShoalBacktest.Order(asset: 0, quantity: 200)]])
+        let trim = try #require(manager.interventions.first)
+        #expect(trim.action == .trimmed && trim.bar == 2 && trim.rule == .positionFraction)
+        // Equity 110,000 at 150: the limit is 22,000 of it, 146.67 shares.
+        #expect(abs(result.final.positions[0] - 0.2 * 110_000 / 150) < 1e-9)
+        #expect(manager.interventions.count == 1)
     }
 
     /// Gross and net exposure limits count the other positions.

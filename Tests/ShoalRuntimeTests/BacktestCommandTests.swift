@@ -32,6 +32,8 @@ struct BacktestCommandTests {
         let record = try String(contentsOfFile: out + "/interventions.csv", encoding: .utf8)
         #expect(record.hasPrefix("bar,timestamp,symbol,rule,action,requested,allowed,detail\n"))
         #expect(record.split(separator: "\n").count == counts.values.reduce(0, +) + 1)
+        let page = try String(contentsOfFile: out + "/report.html", encoding: .utf8)
+        #expect(page.contains("<table class=\"heatmap\">") && page.contains("<h2>Risk manager</h2>") && page.contains("position_fraction"))
 
         try Data(#"{"stoploss": 0.05}"#.utf8).write(to: URL(fileURLWithPath: limits))
         let (badStatus, badOutput) = try await Self.run(["--bars", "500", "--risk", limits, "--out", out])

@@ -140,6 +140,8 @@ public struct RiskIntervention: Sendable, Equatable, Codable {
         case resized
         /// The manager closed the position (a stop, or a breaker flattening).
         case closed
+        /// The manager cut a position that had grown past a position limit with its price.
+        case trimmed
     }
 
     public var bar: Int
@@ -264,6 +266,27 @@ public struct RiskManager<Inner: Strategy>: Strategy {
             }
         }
         for asset in 0..<assets where positions[asset] == 0 { best[asset] = 0 }
+
+        // Positions grown past a position limit since they were bought: back to the limit.
+        for asset in 0..<assets where positions[asset] != 0 && equity > 0 {
+            let held = positions[asset]
+            let price = view.price(asset)
+            var most = limits.maxPositionShares ?? .infinity
+            var rule = RiskRule.positionShares
+            if let fraction = limits.maxPositionFraction, fraction * equity / price < most {
+                most = fraction * equity / price
+                rule = .positionFraction
+            }
+            guard Swift.abs(held) > most * (1 + 1e-9) else { continue }
+            let cut = (held > 0 ? most : -most) - held
+            record(
+                view, asset, rule, .trimmed, held, cut,
+                Self.format(
+                    "%.4f shares (%.2f%% of the equity) grew past the limit of %.4f", held,
+                    100 * Swift.abs(held) * price / equity, most))
+            orders.append(Order(asset: asset, quantity: cut))
+            positions[asset] += cut
+        }
 
         // The strategy's orders, held to the limits in turn.
         let wanted = inner.orders(at: view, portfolio: portfolio)
