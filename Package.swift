@@ -74,15 +74,20 @@ let package = Package(
         // Line plots as PNG files (learning curves, benchmark figures).
         .target(name: "ShoalPlot", dependencies: ["CZlib"], swiftSettings: swiftSettings),
         // Reinforcement learning: environments, PPO, SAC, TD3, Rainbow DQN, the ensemble.
-        .target(name: "ShoalRL", dependencies: ["ShoalTensor", "CShoalKernels", "ShoalMarket", "ShoalPlot"], swiftSettings: swiftSettings),
+        .target(
+            name: "ShoalRL", dependencies: ["ShoalTensor", "CShoalKernels", "ShoalMarket", "ShoalPlot"],
+            swiftSettings: swiftSettings),
         // Training the hybrid model: data split by time, the loop, metrics, checkpoints, learning curves.
         .target(
             name: "ShoalTrain",
-            dependencies: ["Shoal", "ShoalWire", "ShoalTensor", "ShoalMarket", "ShoalPlot", "CShoalKernels", "CZeroMQ"],
+            dependencies: [
+                "Shoal", "ShoalWire", "ShoalTensor", "ShoalMarket", "ShoalPlot", "ShoalBacktest", "CShoalKernels", "CZeroMQ",
+            ],
             swiftSettings: swiftSettings),
         // Reinforcement learning's rollout workers as cluster actors.
         .target(
-            name: "ShoalRollouts", dependencies: ["Shoal", "ShoalRL", "ShoalTensor", "ShoalMarket", "ShoalTrain"], swiftSettings: swiftSettings),
+            name: "ShoalRollouts", dependencies: ["Shoal", "ShoalRL", "ShoalTensor", "ShoalMarket", "ShoalTrain"],
+            swiftSettings: swiftSettings),
         // Hyperparameter search: spaces, searchers, schedulers, trials as cluster actors.
         .target(
             name: "ShoalTune", dependencies: ["Shoal", "ShoalMarket", "ShoalPlot", .product(name: "Yams", package: "Yams")],
@@ -103,7 +108,8 @@ let package = Package(
         .executableTarget(
             name: "TradingApp",
             dependencies: [
-                "Shoal", "ShoalMarket", "ShoalTensor", "ShoalRL", "ShoalPlot", "ShoalTrain", "ShoalRollouts", "ShoalTune", "ShoalBacktest",
+                "Shoal", "ShoalMarket", "ShoalTensor", "ShoalRL", "ShoalPlot", "ShoalTrain", "ShoalRollouts", "ShoalTune",
+                "ShoalBacktest",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -133,10 +139,13 @@ let package = Package(
         .testTarget(name: "ShoalMarketTests", dependencies: ["ShoalMarket"], swiftSettings: swiftSettings),
         .testTarget(name: "ShoalTuneTests", dependencies: ["ShoalTune", "ShoalMarket"], swiftSettings: swiftSettings),
         .testTarget(
-            name: "ShoalBacktestTests", dependencies: ["ShoalBacktest", "ShoalMarket"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
+            name: "ShoalBacktestTests", dependencies: ["ShoalBacktest", "ShoalMarket"], exclude: ["Fixtures"],
+            swiftSettings: swiftSettings),
         .testTarget(
             name: "ShoalRLTests", dependencies: ["ShoalRL", "ShoalPlot"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
-        .testTarget(name: "ShoalTrainTests", dependencies: ["ShoalTrain", "ShoalTensor", "ShoalMarket", "Shoal"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "ShoalTrainTests", dependencies: ["ShoalTrain", "ShoalTensor", "ShoalMarket", "ShoalBacktest", "Shoal"],
+            swiftSettings: swiftSettings),
         .testTarget(
             name: "ShoalTensorTests", dependencies: ["ShoalTensor"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
         .testTarget(

@@ -4,6 +4,7 @@ import ShoalBacktest
 import ShoalMarket
 import Shoal
 import ShoalPlot
+import ShoalTrain
 
 /// `trading backtest`: evaluating strategies.
 struct BacktestCommand: AsyncParsableCommand {
@@ -24,6 +25,7 @@ struct BacktestCommand: AsyncParsableCommand {
         enum StrategyName: String, ExpressibleByArgument, CaseIterable {
             case hold, sma
             case inverseVolatility = "inverse-vol"
+            case hybrid
         }
         enum Fill: String, ExpressibleByArgument, CaseIterable { case nextOpen = "next-open", close }
 
@@ -41,6 +43,12 @@ struct BacktestCommand: AsyncParsableCommand {
         @Option(help: "Scale the weights to this annual volatility (at most fully invested).") var volTarget: Double?
         @Option(help: "Leave out trades under this share of the equity.") var minTrade = 0.0
         @Option(help: "Bars in the report's rolling Sharpe ratio.") var rollingWindow = 63
+        @Option(help: "hybrid: the folder trading model train --out wrote (config.json, model.safetensors).") var modelDir:
+            String?
+        @Option(help: "hybrid: Monte Carlo dropout passes per window.") var passes = 20
+        @Option(help: "hybrid: act only on signals at least this confident (0…1).") var minConfidence = 0.0
+        @Option(help: "hybrid: act only on signals whose regression spread is at most this.") var maxDisagreement: Double?
+        @Flag(help: "Allow short positions (a hybrid sell goes short).") var allowShort = false
         @Option(
             help: ArgumentHelp(
                 "Risk limits, a JSON file (keys: max_position_fraction, max_gross_exposure, stop_loss, max_drawdown, …).",
@@ -69,12 +77,24 @@ struct BacktestCommand: AsyncParsableCommand {
             guard invested > 0, invested <= 1 else { throw ValidationError("--invested must be in (0, 1]") }
             guard repeats >= 1 else { throw ValidationError("--repeat must be at least 1") }
             guard rollingWindow >= 2 else { throw ValidationError("--rolling-window must be at least 2") }
+            guard (strategy == .hybrid) == (modelDir != nil) else {
+                throw ValidationError("--strategy hybrid and --model-dir go together")
+            }
+            guard passes >= 2 else { throw ValidationError("--passes must be at least 2") }
+            guard minConfidence >= 0, minConfidence <= 1 else { throw ValidationError("--min-confidence must be in [0, 1]") }
         }
 
         func run() throws {
             do {
-                let series: [MarketData]
-                if csv.isEmpty {
+                var series: [MarketData]
+                var source: HybridSignals?
+                if let modelDir {
+                    source = try HybridSignals.load(folder: modelDir)
+                    source?.passes = passes
+                }
+                if csv.isEmpty, let source {
+                    series = try source.config.data.load()
+                } else if csv.isEmpty {
                     var config = SyntheticMarket.Config()
                     config.seed = marketSeed
                     series = try SyntheticMarket(config: config).generate(bars: bars).series
@@ -89,11 +109,54 @@ struct BacktestCommand: AsyncParsableCommand {
                 settings.costs.slippageBps = slippageBps
                 settings.costs.impactCoefficient = impact
                 settings.minimumTrade = minTrade
-                let market = try MarketBars(series, window: settings.costs.window)
+                settings.allowShort = allowShort
                 let limits = try risk.map(Self.limits)
+                var object: [String: Any] = [:]
+                var signalStrategy: SignalStrategy?
+                var signalRows: [TradingSignal] = []
+                if let source {
+                    // Validation decides whether the model trades; the test span is traded.
+                    let count = series.map(\.close.count).min() ?? 0
+                    let trainEnd = Int(Double(count) * source.config.data.trainFraction)
+                    let validationEnd = Int(
+                        Double(count) * (source.config.data.trainFraction + source.config.data.validationFraction))
+                    guard validationEnd > trainEnd + 1, count > validationEnd + 1 else {
+                        throw ValidationError("\(count) bars leave no validation or test span at the model's fractions")
+                    }
+                    let weight = invested / Double(series.count)
+                    func span(_ range: Range<Int>) throws -> (MarketBars, SignalStrategy, [TradingSignal]) {
+                        let signals = try source.signals(for: series, bars: range, weight: weight, short: allowShort).map {
+                            var signal = $0
+                            signal.bar -= range.lowerBound
+                            return signal
+                        }
+                        let bars = try MarketBars(series.map { $0.selecting(Array(range)) }, window: settings.costs.window)
+                        let strategy = try SignalStrategy(
+                            signals, symbols: bars.symbols, minimumConfidence: minConfidence, maximumDisagreement: maxDisagreement
+                        )
+                        return (bars, strategy, signals)
+                    }
+                    let (validationBars, validationStrategy, _) = try span(trainEnd..<validationEnd)
+                    let check = try SignalValidation(validationStrategy, on: validationBars, config: settings)
+                    let (testBars, testStrategy, testSignals) = try span(validationEnd..<count)
+                    object["signal_validation_return"] = check.totalReturn
+                    object["signal_traded"] = check.passed
+                    print(
+                        String(
+                            format: "Validation (bars %d to %d) after costs: %+.2f%% with %d fills — %@.", trainEnd,
+                            validationEnd,
+                            100 * check.totalReturn, check.fills,
+                            check.passed
+                                ? "better than cash: the model trades the test span"
+                                : "not better than cash: the model is not traded, the test span holds cash"))
+                    signalStrategy = check.passed ? testStrategy : try SignalStrategy([], symbols: testBars.symbols)
+                    signalRows = testSignals
+                    series = series.map { $0.selecting(Array(validationEnd..<count)) }
+                }
+                let market = try MarketBars(series, window: settings.costs.window)
                 var times: [Double] = []
                 var outcome: (result: BacktestResult, interventions: [RiskIntervention])?
-                for _ in 0..<repeats {
+                for _ in 0..<(signalStrategy == nil ? repeats : 1) {
                     let started = ContinuousClock.now
                     switch strategy {
                     case .hold: outcome = try evaluate(BuyAndHold(invested: invested), market, settings, limits)
@@ -102,6 +165,16 @@ struct BacktestCommand: AsyncParsableCommand {
                             MovingAverageCrossover(fast: fast, slow: slow, invested: invested), market, settings, limits)
                     case .inverseVolatility:
                         outcome = try evaluate(InverseVolatility(window: volWindow, invested: invested), market, settings, limits)
+                    case .hybrid:
+                        if let signals = signalStrategy {
+                            var strategy = try RiskManager(
+                                Rebalancing(signals, minimumTrade: settings.minimumTrade, costs: settings.costs),
+                                limits: limits ?? RiskLimits())
+                            let result = try Backtester.run(&strategy, on: market, config: settings)
+                            outcome = (result, strategy.interventions)
+                            object["signals_gated"] = strategy.inner.inner.gated
+                            object["signals_acted"] = strategy.inner.inner.acted
+                        }
                     }
                     times.append((ContinuousClock.now - started).seconds)
                 }
@@ -111,7 +184,10 @@ struct BacktestCommand: AsyncParsableCommand {
                 metricSettings.periodsPerYear = periodsPerYear
                 let returns = result.returns(initialCash: cash)
                 let metrics = try PerformanceMetrics(returns: returns, settings: metricSettings)
-                var object = try JSONSerialization.jsonObject(with: JSONEncoder().encode(metrics)) as? [String: Any] ?? [:]
+                for (key, value) in try JSONSerialization.jsonObject(with: JSONEncoder().encode(metrics)) as? [String: Any] ?? [:]
+                {
+                    object[key] = value
+                }
                 object["final_equity"] = result.equity.last ?? cash
                 object["trades"] = result.fills.count
                 object["turnover"] = result.turnover
@@ -120,6 +196,10 @@ struct BacktestCommand: AsyncParsableCommand {
                 object["slippage"] = result.slippage
                 object["rejections"] = result.rejections.count
                 object["backtest_seconds"] = seconds
+                if !signalRows.isEmpty {
+                    object["mean_confidence"] = signalRows.reduce(0) { $0 + $1.confidence } / Double(signalRows.count)
+                    object["signals"] = signalRows.count
+                }
                 if limits != nil {
                     object["risk_interventions"] = Dictionary(grouping: interventions, by: \.rule.rawValue).mapValues(\.count)
                     var lines = "bar,timestamp,symbol,rule,action,requested,allowed,detail\n"
@@ -141,6 +221,15 @@ struct BacktestCommand: AsyncParsableCommand {
                         + "\(fill.price),\(fill.referencePrice),\(fill.commission),\(fill.slippage)\n"
                 }
                 try Data(trades.utf8).write(to: URL(fileURLWithPath: out + "/trades.csv"))
+                if !signalRows.isEmpty {
+                    var lines = "bar,timestamp,symbol,action,target_weight,confidence,disagreement,model\n"
+                    for signal in signalRows {
+                        lines +=
+                            "\(signal.bar),\(signal.timestamp),\(signal.instrument),\(signal.action.rawValue),\(signal.targetWeight),"
+                            + "\(signal.confidence),\(signal.disagreement),\(signal.modelVersion)\n"
+                    }
+                    try Data(lines.utf8).write(to: URL(fileURLWithPath: out + "/signals.csv"))
+                }
                 var plot = LinePlot(title: "\(strategy.rawValue): equity", xLabel: "bar", yLabel: "equity")
                 let step = max(1, result.equity.count / 2000)
                 plot.series.append(
@@ -182,7 +271,8 @@ struct BacktestCommand: AsyncParsableCommand {
                                     + ")."))
                 }
                 print(
-                    "Wrote \(out)/metrics.json, \(out)/trades.csv\(limits == nil ? "" : ", \(out)/interventions.csv"), \(out)/equity.png "
+                    "Wrote \(out)/metrics.json, \(out)/trades.csv\(limits == nil ? "" : ", \(out)/interventions.csv")"
+                        + "\(signalRows.isEmpty ? "" : ", \(out)/signals.csv"), \(out)/equity.png "
                         + "and \(out)/report.html.")
             } catch let error as BacktestError {
                 throw ValidationError(error.message)

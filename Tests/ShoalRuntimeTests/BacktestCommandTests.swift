@@ -33,12 +33,42 @@ struct BacktestCommandTests {
         #expect(record.hasPrefix("bar,timestamp,symbol,rule,action,requested,allowed,detail\n"))
         #expect(record.split(separator: "\n").count == counts.values.reduce(0, +) + 1)
         let page = try String(contentsOfFile: out + "/report.html", encoding: .utf8)
-        #expect(page.contains("<table class=\"heatmap\">") && page.contains("<h2>Risk manager</h2>") && page.contains("position_fraction"))
+        #expect(
+            page.contains("<table class=\"heatmap\">") && page.contains("<h2>Risk manager</h2>")
+                && page.contains("position_fraction"))
 
         try Data(#"{"stoploss": 0.05}"#.utf8).write(to: URL(fileURLWithPath: limits))
         let (badStatus, badOutput) = try await Self.run(["--bars", "500", "--risk", limits, "--out", out])
         #expect(badStatus != 0 && badOutput.contains("unknown risk limit 'stoploss'"), "\(badOutput)")
         let (ruleStatus, ruleOutput) = try await Self.run(["--bars", "500", "--rebalance", "fortnightly", "--out", out])
         #expect(ruleStatus != 0 && ruleOutput.contains("--rebalance 'fortnightly'"), "\(ruleOutput)")
+    }
+
+    /// A model trained by trading model train gives signals on its market's test span, traded
+    /// only when its validation span beat cash after costs.
+    @Test func hybridSignalsAreValidatedThenTraded() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("backtest-hybrid-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let train = try RunningProcess(
+            binaryPath("trading"),
+            ["model", "train", "--bars", "1500", "--model-size", "small", "--max-steps", "3", "--out", folder + "/model"])
+        #expect(try await train.waitForExit(timeout: .seconds(300)) == 0, "\(train.output.joined(separator: "\n"))")
+        let out = folder + "/run"
+        let (status, output) = try await Self.run([
+            "--strategy", "hybrid", "--model-dir", folder + "/model", "--passes", "4", "--min-confidence", "0.4", "--out", out,
+        ])
+        #expect(status == 0 && output.contains("Validation (bars 1050 to 1275) after costs:"), "\(output)")
+        let metrics = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/metrics.json")))
+                as? [String: Any])
+        let traded = try #require(metrics["signal_traded"] as? Bool)
+        let validation = try #require(metrics["signal_validation_return"] as? Double)
+        #expect(traded == (validation > 0))
+        if !traded { #expect(metrics["trades"] as? Int == 0, "a source that lost to cash is not traded") }
+        let signals = try String(contentsOfFile: out + "/signals.csv", encoding: .utf8).split(separator: "\n")
+        #expect(signals.first == "bar,timestamp,symbol,action,target_weight,confidence,disagreement,model")
+        #expect(signals.count - 1 == 4 * 225, "every asset at every bar of the test span (bars 1275 to 1500)")
+        let (badStatus, badOutput) = try await Self.run(["--strategy", "hybrid", "--out", out])
+        #expect(badStatus != 0 && badOutput.contains("--model-dir"), "\(badOutput)")
     }
 }

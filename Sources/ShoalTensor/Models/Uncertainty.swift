@@ -8,6 +8,16 @@ public struct MonteCarloPrediction: Sendable, Equatable {
     public var predictedClass: Int
     public var regressionMean: Float
     public var regressionStandardDeviation: Float
+
+    public init(
+        probabilities: [Float], confidence: Float, predictedClass: Int, regressionMean: Float, regressionStandardDeviation: Float
+    ) {
+        self.probabilities = probabilities
+        self.confidence = confidence
+        self.predictedClass = predictedClass
+        self.regressionMean = regressionMean
+        self.regressionStandardDeviation = regressionStandardDeviation
+    }
 }
 
 extension HybridModel {
