@@ -49,6 +49,16 @@ struct BacktestCommand: AsyncParsableCommand {
         @Option(help: "hybrid: act only on signals at least this confident (0…1).") var minConfidence = 0.0
         @Option(help: "hybrid: act only on signals whose regression spread is at most this.") var maxDisagreement: Double?
         @Flag(help: "Allow short positions (a hybrid sell goes short).") var allowShort = false
+        @Option(help: "Walk-forward analysis: rolling or expanding training spans, each fold a cluster task.")
+        var walkForward: WalkForward.Scheme?
+        @Option(help: "Walk-forward: bars of each training span (the first, for expanding).") var trainBars = 2_000
+        @Option(help: "Walk-forward: bars of each test span.") var testBars = 500
+        @Option(help: "Walk-forward: the crossover's FAST:SLOW pairs to fit on each training span.") var grid =
+            "5:20,10:50,20:100"
+        @Option(
+            help:
+                "Walk-forward: the cluster's head, HOST:PORT (default: SHOAL_ADDRESS, the session file, or an embedded cluster).")
+        var address: String?
         @Option(
             help: ArgumentHelp(
                 "Risk limits, a JSON file (keys: max_position_fraction, max_gross_exposure, stop_loss, max_drawdown, …).",
@@ -84,7 +94,7 @@ struct BacktestCommand: AsyncParsableCommand {
             guard minConfidence >= 0, minConfidence <= 1 else { throw ValidationError("--min-confidence must be in [0, 1]") }
         }
 
-        func run() throws {
+        func run() async throws {
             do {
                 var series: [MarketData]
                 var source: HybridSignals?
@@ -111,6 +121,9 @@ struct BacktestCommand: AsyncParsableCommand {
                 settings.minimumTrade = minTrade
                 settings.allowShort = allowShort
                 let limits = try risk.map(Self.limits)
+                if walkForward != nil {
+                    return try await runWalkForward(series, settings, limits, source)
+                }
                 var object: [String: Any] = [:]
                 var signalStrategy: SignalStrategy?
                 var signalRows: [TradingSignal] = []
@@ -373,7 +386,7 @@ struct BacktestCommand: AsyncParsableCommand {
             }
         }
 
-        func run() throws {
+        func run() async throws {
             do {
                 let series = try ReturnSeries(csv: returns)
                 let reference = try benchmark.map { try series.aligned(with: ReturnSeries(csv: $0)) }

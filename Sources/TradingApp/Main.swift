@@ -13,7 +13,7 @@ enum Main {
         // Before anything else: OpenBLAS must load with the kernels this processor supports.
         BLAS.ensureBestKernels()
         await Shoal.bootstrap(
-            tasks: MonteCarlo.tasks,
+            tasks: MonteCarlo.tasks + WalkForwardTasks.tasks,
             actors: [
                 TrainingWorker.actorType, EnvRunner.actorType, MemberTrainer.actorType,
                 TrialWorker.actorType(trainables: TuneTrainables.factories),
@@ -26,6 +26,9 @@ struct TradingCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "trading",
         abstract: "The trading platform's jobs on a Shoal cluster.",
-        subcommands: [DemoCommand.self, DataCommand.self, ModelCommand.self, RLCommand.self, TuneCommand.self, BacktestCommand.self, PortfolioCommand.self, BLASCommand.self]
+        subcommands: [
+            DemoCommand.self, DataCommand.self, ModelCommand.self, RLCommand.self, TuneCommand.self, BacktestCommand.self,
+            PortfolioCommand.self, BLASCommand.self,
+        ]
     )
 }

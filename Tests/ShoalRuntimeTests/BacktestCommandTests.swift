@@ -44,6 +44,35 @@ struct BacktestCommandTests {
         #expect(ruleStatus != 0 && ruleOutput.contains("--rebalance 'fortnightly'"), "\(ruleOutput)")
     }
 
+    /// Walk-forward folds run as tasks on a real two-node cluster: each fits the crossover on
+    /// its training span and trades its test span; the stitched curve chains their returns.
+    @Test func walkForwardFoldsRunOnTheCluster() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("backtest-walk-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let cluster = try await ClusterProcesses(cpus: 1)
+        defer { cluster.stop() }
+        _ = try await cluster.addNode("second", cpus: 1)
+        let driver = try cluster.driver(
+            [
+                "backtest", "run", "--strategy", "sma", "--bars", "2400", "--walk-forward", "rolling", "--train-bars", "600",
+                "--test-bars", "300", "--grid", "5:20,10:50", "--out", folder,
+            ], binary: "trading")
+        #expect(try await driver.waitForExit(timeout: .seconds(300)) == 0, "\(driver.output)")
+        let metrics = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: folder + "/metrics.json")))
+                as? [String: Any])
+        let folds = try #require(metrics["folds"] as? [[String: Any]])
+        #expect(folds.count == 6, "(2,400 - 600) / 300 test spans")
+        let chained = folds.reduce(1.0) { $0 * (1 + ($1["return"] as? Double ?? .nan)) }
+        let final = try #require(metrics["final_equity"] as? Double)
+        #expect(abs(final / 1_000_000 - chained) < 1e-9, "\(final) and \(chained)")
+        #expect(folds.allSatisfy { ($0["fitted"] as? String ?? "").hasPrefix("fast ") })
+        #expect(Set(folds.compactMap { $0["node"] as? String }).count >= 1)
+        let table = try String(contentsOfFile: folder + "/folds.csv", encoding: .utf8).split(separator: "\n")
+        #expect(table.count == 7 && table[1].hasPrefix("0,0,600,600,900,"))
+        #expect(driver.output.contains { $0.hasPrefix("Out of sample over 6 folds (1800 bars)") }, "\(driver.output)")
+    }
+
     /// A model trained by trading model train gives signals on its market's test span, traded
     /// only when its validation span beat cash after costs.
     @Test func hybridSignalsAreValidatedThenTraded() async throws {
