@@ -86,7 +86,8 @@ let package = Package(
             swiftSettings: swiftSettings),
         // Reinforcement learning's rollout workers as cluster actors.
         .target(
-            name: "ShoalRollouts", dependencies: ["Shoal", "ShoalRL", "ShoalTensor", "ShoalMarket", "ShoalTrain"],
+            name: "ShoalRollouts",
+            dependencies: ["Shoal", "ShoalRL", "ShoalTensor", "ShoalMarket", "ShoalTrain", "ShoalBacktest"],
             swiftSettings: swiftSettings),
         // Hyperparameter search: spaces, searchers, schedulers, trials as cluster actors.
         .target(
@@ -143,6 +144,9 @@ let package = Package(
             swiftSettings: swiftSettings),
         .testTarget(
             name: "ShoalRLTests", dependencies: ["ShoalRL", "ShoalPlot"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "ShoalRolloutsTests", dependencies: ["ShoalRollouts", "ShoalRL", "ShoalBacktest", "ShoalTensor"],
+            swiftSettings: swiftSettings),
         .testTarget(
             name: "ShoalTrainTests", dependencies: ["ShoalTrain", "ShoalTensor", "ShoalMarket", "ShoalBacktest", "Shoal"],
             swiftSettings: swiftSettings),

@@ -5,6 +5,8 @@ import ShoalMarket
 import Shoal
 import ShoalPlot
 import ShoalTrain
+import ShoalRL
+import ShoalRollouts
 
 /// `trading backtest`: evaluating strategies.
 struct BacktestCommand: AsyncParsableCommand {
@@ -25,7 +27,7 @@ struct BacktestCommand: AsyncParsableCommand {
         enum StrategyName: String, ExpressibleByArgument, CaseIterable {
             case hold, sma
             case inverseVolatility = "inverse-vol"
-            case hybrid
+            case hybrid, agent
         }
         enum Fill: String, ExpressibleByArgument, CaseIterable { case nextOpen = "next-open", close }
 
@@ -45,6 +47,8 @@ struct BacktestCommand: AsyncParsableCommand {
         @Option(help: "Bars in the report's rolling Sharpe ratio.") var rollingWindow = 63
         @Option(help: "hybrid: the folder trading model train --out wrote (config.json, model.safetensors).") var modelDir:
             String?
+        @Option(help: "agent: the folder trading rl train --env trading wrote (agent.json, checkpoint.safetensors).")
+        var agentDir: String?
         @Option(help: "hybrid: Monte Carlo dropout passes per window.") var passes = 20
         @Option(help: "hybrid: act only on signals at least this confident (0…1).") var minConfidence = 0.0
         @Option(help: "hybrid: act only on signals whose regression spread is at most this.") var maxDisagreement: Double?
@@ -90,6 +94,12 @@ struct BacktestCommand: AsyncParsableCommand {
             guard (strategy == .hybrid) == (modelDir != nil) else {
                 throw ValidationError("--strategy hybrid and --model-dir go together")
             }
+            guard (strategy == .agent) == (agentDir != nil) else {
+                throw ValidationError("--strategy agent and --agent-dir go together")
+            }
+            guard walkForward == nil || strategy != .agent else {
+                throw ValidationError("--walk-forward does not retrain agents yet: backtest an agent without it")
+            }
             guard passes >= 2 else { throw ValidationError("--passes must be at least 2") }
             guard minConfidence >= 0, minConfidence <= 1 else { throw ValidationError("--min-confidence must be in [0, 1]") }
         }
@@ -102,7 +112,29 @@ struct BacktestCommand: AsyncParsableCommand {
                     source = try HybridSignals.load(folder: modelDir)
                     source?.passes = passes
                 }
-                if csv.isEmpty, let source {
+                // A signal source: its market's split and the signals of a span of bars.
+                var signalSource: (trainEnd: Int, validationEnd: Int, signals: (Range<Int>) throws -> [TradingSignal])?
+                if let agentDir {
+                    let (recipe, agent, built) = try TradingAgentRecipe.load(folder: agentDir)
+                    guard csv.isEmpty else {
+                        throw ValidationError("--strategy agent trades the market its agent was trained on: leave out --csv")
+                    }
+                    var marketConfig = SyntheticMarket.Config()
+                    marketConfig.seed = recipe.market.marketSeed
+                    marketConfig.symbols = ["AAA"]
+                    series = try SyntheticMarket(config: marketConfig).generate(bars: recipe.market.bars).series
+                    let data = series[0]
+                    let version = "\(recipe.algorithm) (\((agentDir as NSString).lastPathComponent))"
+                    signalSource = (
+                        built.validation.span.lowerBound, built.validation.span.upperBound,
+                        { range in
+                            let environment = range == built.validation.span ? built.validation : built.test
+                            return AgentSignals.signals(
+                                agent: agent, environment: environment, symbol: data.symbol, timestamps: data.timestamps,
+                                invested: invested, version: version, seed: recipe.seed)
+                        }
+                    )
+                } else if csv.isEmpty, let source {
                     series = try source.config.data.load()
                 } else if csv.isEmpty {
                     var config = SyntheticMarket.Config()
@@ -128,17 +160,23 @@ struct BacktestCommand: AsyncParsableCommand {
                 var signalStrategy: SignalStrategy?
                 var signalRows: [TradingSignal] = []
                 if let source {
-                    // Validation decides whether the model trades; the test span is traded.
                     let count = series.map(\.close.count).min() ?? 0
-                    let trainEnd = Int(Double(count) * source.config.data.trainFraction)
-                    let validationEnd = Int(
-                        Double(count) * (source.config.data.trainFraction + source.config.data.validationFraction))
-                    guard validationEnd > trainEnd + 1, count > validationEnd + 1 else {
-                        throw ValidationError("\(count) bars leave no validation or test span at the model's fractions")
-                    }
                     let weight = invested / Double(series.count)
+                    let hybridSeries = series
+                    signalSource = (
+                        Int(Double(count) * source.config.data.trainFraction),
+                        Int(Double(count) * (source.config.data.trainFraction + source.config.data.validationFraction)),
+                        { range in try source.signals(for: hybridSeries, bars: range, weight: weight, short: allowShort) }
+                    )
+                }
+                if let (trainEnd, validationEnd, signalsOf) = signalSource {
+                    // Validation decides whether the source trades; the test span is traded.
+                    let count = series.map(\.close.count).min() ?? 0
+                    guard validationEnd > trainEnd + 1, count > validationEnd + 1 else {
+                        throw ValidationError("\(count) bars leave no validation or test span at the source's fractions")
+                    }
                     func span(_ range: Range<Int>) throws -> (MarketBars, SignalStrategy, [TradingSignal]) {
-                        let signals = try source.signals(for: series, bars: range, weight: weight, short: allowShort).map {
+                        let signals = try signalsOf(range).map {
                             var signal = $0
                             signal.bar -= range.lowerBound
                             return signal
@@ -160,8 +198,8 @@ struct BacktestCommand: AsyncParsableCommand {
                             validationEnd,
                             100 * check.totalReturn, check.fills,
                             check.passed
-                                ? "better than cash: the model trades the test span"
-                                : "not better than cash: the model is not traded, the test span holds cash"))
+                                ? "better than cash: the source trades the test span"
+                                : "not better than cash: the source is not traded, the test span holds cash"))
                     signalStrategy = check.passed ? testStrategy : try SignalStrategy([], symbols: testBars.symbols)
                     signalRows = testSignals
                     series = series.map { $0.selecting(Array(validationEnd..<count)) }
@@ -178,7 +216,7 @@ struct BacktestCommand: AsyncParsableCommand {
                             MovingAverageCrossover(fast: fast, slow: slow, invested: invested), market, settings, limits)
                     case .inverseVolatility:
                         outcome = try evaluate(InverseVolatility(window: volWindow, invested: invested), market, settings, limits)
-                    case .hybrid:
+                    case .hybrid, .agent:
                         if let signals = signalStrategy {
                             var strategy = try RiskManager(
                                 Rebalancing(signals, minimumTrade: settings.minimumTrade, costs: settings.costs),

@@ -122,6 +122,13 @@ struct RLCommand: AsyncParsableCommand {
             try curve.writeCSV(to: "\(out)/curve.csv")
             try curve.plot(threshold: setup.threshold).write(to: "\(out)/curve.png")
             try setup.agent.save(to: "\(out)/checkpoint.safetensors")
+            if let recipe = setup.recipe {
+                // What the backtester needs to run the agent again (trading backtest run --strategy agent).
+                let encoderOutput = JSONEncoder()
+                encoderOutput.outputFormatting = [.prettyPrinted, .sortedKeys]
+                try encoderOutput.encode(recipe).write(to: URL(fileURLWithPath: "\(out)/\(TradingAgentRecipe.fileName)"))
+                if let encoder { try Data(encoder.artifact).write(to: URL(fileURLWithPath: "\(out)/encoder.safetensors")) }
+            }
             if let threshold = setup.threshold {
                 let reached =
                     curve.firstReaching(threshold).map { "after \($0) steps" } ?? "not within \(setup.agent.stepsDone) steps"

@@ -23,6 +23,8 @@ struct RLSetup {
     var trainOnRunners: RunnerTraining?
     /// The algorithm's configuration as JSON, for the model card.
     var configJSON = "{}"
+    /// What rebuilds the agent on its market (the trading environment only).
+    var recipe: TradingAgentRecipe?
     /// What the agent trains on, described: its SHA-256 is the data's identity in the lineage.
     var dataDescription: String
 
@@ -186,6 +188,7 @@ struct RLSetup {
             outOfSample = trading.report
             configJSON = json(["algorithm": algorithm.rawValue, "reward": market.reward, "discrete": "\(market.discrete)"])
             dataDescription = trading.dataDescription
+            recipe = trading.recipe
         default:
             throw ValidationError("\(algorithm.rawValue) on \(environment.rawValue) is not available")
         }
@@ -202,6 +205,8 @@ struct TradingSetup {
     let report: (String) throws -> Void
     /// The market the agent trades: its generator's settings and its prices' SHA-256.
     let dataDescription: String
+    /// What rebuilds the agent on its market (the trading environment only).
+    var recipe: TradingAgentRecipe?
     /// Trains with rollout workers (the trading environment, when asked for).
     var trainOnRunners: RLSetup.RunnerTraining?
 
@@ -279,10 +284,11 @@ struct TradingSetup {
         dataDescription = built.description
         let hold: [Float] = market.discrete ? [2] : [1, 0]
         totalSteps = total
+        recipe = TradingAgentRecipe(algorithm: algorithm.rawValue, seed: seed, steps: total, market: spec)
         if algorithm == .ensemble {
-            let kinds: [TradingAlgorithm] = market.discrete ? [.ppo, .rainbow] : [.ppo, .sac, .td3]
             // On-policy members train five times the off-policy ones' budget.
-            let budgets = kinds.map { $0 == .ppo || $0 == .rainbow ? total * 5 : total }
+            let planned = TradingAgentRecipe.ensembleMembers(discrete: market.discrete, total: total)
+            let (kinds, budgets) = (planned.map(\.algorithm), planned.map(\.budget))
             let members = try zip(kinds, budgets).map { try TradingAgents.make($0, trainEnvironment, seed: seed, total: $1) }
             var ensembleConfig = Ensemble<TradingEnvironment>.Config()
             ensembleConfig.seed = seed

@@ -73,6 +73,31 @@ struct BacktestCommandTests {
         #expect(driver.output.contains { $0.hasPrefix("Out of sample over 6 folds (1800 bars)") }, "\(driver.output)")
     }
 
+    /// An agent trained by trading rl train runs again through its market's validation and
+    /// test spans; its positions are traded as signals when validation beats cash.
+    @Test func agentsAreBacktestedFromTheirFolder() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("backtest-agent-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let train = try RunningProcess(
+            binaryPath("trading"),
+            ["rl", "train", "--algo", "ppo", "--env", "trading", "--bars", "2000", "--steps", "2048", "--out", folder + "/agent"])
+        #expect(try await train.waitForExit(timeout: .seconds(300)) == 0, "\(train.output.joined(separator: "\n"))")
+        #expect(FileManager.default.fileExists(atPath: folder + "/agent/agent.json"))
+        let out = folder + "/run"
+        let (status, output) = try await Self.run(["--strategy", "agent", "--agent-dir", folder + "/agent", "--out", out])
+        #expect(status == 0 && output.contains("Validation (bars 1400 to 1700) after costs:"), "\(output)")
+        let metrics = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/metrics.json")))
+                as? [String: Any])
+        let traded = try #require(metrics["signal_traded"] as? Bool)
+        if !traded { #expect(metrics["trades"] as? Int == 0) }
+        let signals = try String(contentsOfFile: out + "/signals.csv", encoding: .utf8).split(separator: "\n")
+        #expect(signals.count - 1 == 299, "a signal a bar of the test span (bars 1700 to 2000) but its last")
+        #expect(signals.dropFirst().allSatisfy { $0.hasSuffix("ppo (agent)") })
+        let (badStatus, badOutput) = try await Self.run(["--strategy", "agent", "--agent-dir", folder, "--out", out])
+        #expect(badStatus != 0 && badOutput.contains("agent.json"), "\(badOutput)")
+    }
+
     /// A model trained by trading model train gives signals on its market's test span, traded
     /// only when its validation span beat cash after costs.
     @Test func hybridSignalsAreValidatedThenTraded() async throws {
