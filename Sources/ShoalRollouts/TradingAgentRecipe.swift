@@ -33,18 +33,38 @@ public struct TradingAgentRecipe: Codable, Sendable, Equatable {
     /// - Throws: `EnvironmentError` or `AgentError` for a recipe that cannot be built.
     public func build(encoderWeights: [String: Tensor]?) throws -> (agent: any Agent, market: TradingMarketSpec.Market) {
         let built = try market.build(encoderWeights: encoderWeights, seed: seed)
+        return (try agent(for: built.train), built)
+    }
+
+    /// The agent, untrained, for a training environment.
+    /// - Throws: `AgentError` for an unknown algorithm or one that does not take the actions.
+    public func agent(for environment: TradingEnvironment) throws -> any Agent {
         if algorithm == "ensemble" {
             let members = try Self.ensembleMembers(discrete: market.discrete, total: steps).map {
-                try TradingAgents.make($0.algorithm, built.train, seed: seed, total: $0.budget)
+                try TradingAgents.make($0.algorithm, environment, seed: seed, total: $0.budget)
             }
             var config = Ensemble<TradingEnvironment>.Config()
             config.seed = seed
-            return (try Ensemble(members: members, actionSpace: built.train.actionSpace, config: config), built)
+            return try Ensemble(members: members, actionSpace: environment.actionSpace, config: config)
         }
         guard let kind = TradingAlgorithm(rawValue: algorithm) else {
             throw AgentError("unknown algorithm '\(algorithm)' in the agent's recipe")
         }
-        return (try TradingAgents.make(kind, built.train, seed: seed, total: steps), built)
+        return try TradingAgents.make(kind, environment, seed: seed, total: steps)
+    }
+
+    /// Trains a new agent on `environment` for the recipe's budget (each ensemble member for
+    /// its own), in this process.
+    public func train(on environment: TradingEnvironment) throws -> any Agent {
+        let agent = try agent(for: environment)
+        if let ensemble = agent as? Ensemble<TradingEnvironment> {
+            for (member, plan) in zip(ensemble.members, Self.ensembleMembers(discrete: market.discrete, total: steps)) {
+                member.train(steps: plan.budget)
+            }
+        } else {
+            agent.train(steps: steps)
+        }
+        return agent
     }
 
     /// Loads `agent.json` and `checkpoint.safetensors` (and `encoder.safetensors` for hybrid

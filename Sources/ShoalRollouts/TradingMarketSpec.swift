@@ -54,12 +54,34 @@ public struct TradingMarketSpec: Codable, Sendable, Equatable {
             throw EnvironmentError("the trading market needs at least 2000 bars for its split, not \(bars)")
         }
         guard encoderPasses >= 2 else { throw EnvironmentError("the encoder needs at least 2 Monte Carlo passes") }
+        let data = try series()
+        let trainEnd = bars * 70 / 100
+        let validationEnd = bars * 85 / 100
+        let built = try environments(
+            data: data, trainEnd: trainEnd, validationEnd: validationEnd, encoderWeights: encoderWeights, seed: seed)
+        let prices = data.close.withUnsafeBytes { ContentDigest.sha256(of: $0) }
+        return Market(
+            train: built.train, validation: built.validation, test: built.test,
+            description:
+                #"{"market": "synthetic", "seed": \#(marketSeed), "bars": \#(bars), "features": "\#(features.rawValue)", "prices_sha256": "\#(prices)"}"#
+        )
+    }
+
+    /// The synthetic market's one asset.
+    public func series() throws -> MarketData {
         var marketConfig = SyntheticMarket.Config()
         marketConfig.seed = marketSeed
         marketConfig.symbols = ["AAA"]
-        let data = try SyntheticMarket(config: marketConfig).generate(bars: bars).series[0]
-        let trainEnd = bars * 70 / 100
-        let validationEnd = bars * 85 / 100
+        return try SyntheticMarket(config: marketConfig).generate(bars: bars).series[0]
+    }
+
+    /// The three environments on `data`: training up to `trainEnd` (episodes), validation up to
+    /// `validationEnd`, test to the end (each one pass), features z-scored on the training bars.
+    /// - Throws: `EnvironmentError` for spans the features or episodes do not fit.
+    public func environments(
+        data: MarketData, trainEnd: Int, validationEnd: Int, encoderWeights: [String: Tensor]?, seed: UInt64
+    ) throws -> (train: TradingEnvironment, validation: TradingEnvironment, test: TradingEnvironment) {
+        let bars = data.close.count
         let market: MarketFeatures
         var encoded: EncodedFeatures?
         switch features {
@@ -94,14 +116,10 @@ public struct TradingMarketSpec: Codable, Sendable, Equatable {
         config.rebalanceBand = rebalanceBand
         var whole = config
         whole.episodeLength = nil
-        let prices = data.close.withUnsafeBytes { ContentDigest.sha256(of: $0) }
-        return Market(
-            train: try TradingEnvironment(market: market, span: first..<trainEnd, config: config, seed: seed, encoder: encoded),
-            validation: try TradingEnvironment(
-                market: market, span: trainEnd..<validationEnd, config: whole, seed: seed, encoder: encoded),
-            test: try TradingEnvironment(market: market, span: validationEnd..<bars, config: whole, seed: seed, encoder: encoded),
-            description:
-                #"{"market": "synthetic", "seed": \#(marketSeed), "bars": \#(bars), "features": "\#(features.rawValue)", "prices_sha256": "\#(prices)"}"#
+        return (
+            try TradingEnvironment(market: market, span: first..<trainEnd, config: config, seed: seed, encoder: encoded),
+            try TradingEnvironment(market: market, span: trainEnd..<validationEnd, config: whole, seed: seed, encoder: encoded),
+            try TradingEnvironment(market: market, span: validationEnd..<bars, config: whole, seed: seed, encoder: encoded)
         )
     }
 }

@@ -97,9 +97,6 @@ struct BacktestCommand: AsyncParsableCommand {
             guard (strategy == .agent) == (agentDir != nil) else {
                 throw ValidationError("--strategy agent and --agent-dir go together")
             }
-            guard walkForward == nil || strategy != .agent else {
-                throw ValidationError("--walk-forward does not retrain agents yet: backtest an agent without it")
-            }
             guard passes >= 2 else { throw ValidationError("--passes must be at least 2") }
             guard minConfidence >= 0, minConfidence <= 1 else { throw ValidationError("--min-confidence must be in [0, 1]") }
         }
@@ -114,7 +111,26 @@ struct BacktestCommand: AsyncParsableCommand {
                 }
                 // A signal source: its market's split and the signals of a span of bars.
                 var signalSource: (trainEnd: Int, validationEnd: Int, signals: (Range<Int>) throws -> [TradingSignal])?
-                if let agentDir {
+                var agentRecipe: TradingAgentRecipe?
+                if let agentDir, walkForward != nil {
+                    // Each fold trains its own agent from the recipe: no checkpoint needed.
+                    guard let data = FileManager.default.contents(atPath: agentDir + "/" + TradingAgentRecipe.fileName),
+                        let recipe = try? JSONDecoder().decode(TradingAgentRecipe.self, from: data)
+                    else {
+                        throw ValidationError(
+                            "no agent recipe in \(agentDir)/\(TradingAgentRecipe.fileName): give a folder trading rl train --env trading wrote"
+                        )
+                    }
+                    guard recipe.market.features == .basic else {
+                        throw ValidationError(
+                            "--walk-forward trains agents on the basic features; this one observes an encoder's")
+                    }
+                    guard csv.isEmpty else {
+                        throw ValidationError("--strategy agent trades its recipe's market: leave out --csv")
+                    }
+                    agentRecipe = recipe
+                    series = [try recipe.market.series()]
+                } else if let agentDir {
                     let (recipe, agent, built) = try TradingAgentRecipe.load(folder: agentDir)
                     guard csv.isEmpty else {
                         throw ValidationError("--strategy agent trades the market its agent was trained on: leave out --csv")
@@ -154,7 +170,7 @@ struct BacktestCommand: AsyncParsableCommand {
                 settings.allowShort = allowShort
                 let limits = try risk.map(Self.limits)
                 if walkForward != nil {
-                    return try await runWalkForward(series, settings, limits, source)
+                    return try await runWalkForward(series, settings, limits, source, agentRecipe)
                 }
                 var object: [String: Any] = [:]
                 var signalStrategy: SignalStrategy?
@@ -306,10 +322,10 @@ struct BacktestCommand: AsyncParsableCommand {
                 print(
                     String(
                         format:
-                            "%@ on %d bars × %d assets in %.3f s (%.0f bars/s): final equity %.2f, return %+.2f%%, Sharpe %.2f, "
+                            "%@ on %d bars × %d assets in %.3f s (%.0f bars/s): final equity %.2f, return %+.2f%%, Sharpe %@, "
                             + "max drawdown %.2f%%, %d trades, costs %.2f.",
                         strategy.rawValue, market.count, market.assets, seconds, Double(market.count) / max(seconds, 1e-9),
-                        result.equity.last ?? cash, metrics.cumulativeReturn * 100, metrics.sharpeRatio,
+                        result.equity.last ?? cash, metrics.cumulativeReturn * 100, Self.figure(metrics.sharpeRatio),
                         metrics.maxDrawdown * 100,
                         result.fills.count, result.commissions + result.slippage))
                 if limits != nil {
@@ -333,6 +349,9 @@ struct BacktestCommand: AsyncParsableCommand {
                 throw ValidationError(error.message)
             }
         }
+
+        /// A ratio for a line of text: two decimals, or n/a where it does not exist (no variation).
+        static func figure(_ value: Double) -> String { value.isFinite ? String(format: "%.2f", value) : "n/a" }
 
         /// `--rebalance` read.
         func rule() throws -> RebalanceRule {

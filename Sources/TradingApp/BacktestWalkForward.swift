@@ -3,6 +3,8 @@ import Shoal
 import ShoalBacktest
 import ShoalMarket
 import ShoalTrain
+import ShoalRL
+import ShoalRollouts
 import ArgumentParser
 
 extension WalkForward.Scheme: ExpressibleByArgument {}
@@ -67,6 +69,8 @@ enum WalkForwardTasks {
         /// The crossover's (fast, slow) pairs to choose from on the training span.
         var grid: [[Int]]
         var hybrid: HybridSettings?
+        /// The agent to train afresh in each fold.
+        var agent: TradingAgentRecipe?
         /// For the annualised Sharpe ratio the crossover is chosen by.
         var periodsPerYear: Double
     }
@@ -124,6 +128,9 @@ enum WalkForwardTasks {
                 throw BacktestError("fold \(fold.index): a hybrid fold needs its training settings")
             }
             (outcome, chosen) = try hybridFold(hybrid, sliced, bars, start, request)
+        case "agent":
+            guard let recipe = request.agent else { throw BacktestError("fold \(fold.index): an agent fold needs its recipe") }
+            (outcome, chosen) = try agentFold(recipe, sliced, bars, start, request)
         default:
             throw BacktestError("no walk-forward strategy '\(request.strategy)'")
         }
@@ -164,6 +171,49 @@ enum WalkForwardTasks {
             Rebalancing(weights, minimumTrade: settings.minimumTrade, costs: settings.costs),
             limits: request.limits ?? RiskLimits())
         return (try Backtester.run(&manager, on: bars, config: settings), manager.interventions)
+    }
+
+    /// Trains the agent afresh on the fold's training span (its last 15% for validation), checks
+    /// its signals on the validation span after costs, and trades the test span only if they beat
+    /// cash there.
+    static func agentFold(
+        _ recipe: TradingAgentRecipe, _ sliced: [MarketData], _ bars: MarketBars, _ start: Int, _ request: FoldRequest
+    ) throws -> ((BacktestResult, [RiskIntervention]), String) {
+        let data = sliced[0]
+        let trainEnd = start * 85 / 100
+        let environments = try recipe.market.environments(
+            data: data, trainEnd: trainEnd, validationEnd: start, encoderWeights: nil, seed: recipe.seed)
+        let agent = try recipe.train(on: environments.train)
+        let version = "\(recipe.algorithm) fold \(request.fold.index)"
+        func signals(_ environment: TradingEnvironment) -> [TradingSignal] {
+            AgentSignals.signals(
+                agent: agent, environment: environment, symbol: data.symbol, timestamps: data.timestamps,
+                invested: request.invested,
+                version: version, seed: recipe.seed)
+        }
+        let validationSignals = signals(environments.validation).map {
+            var signal = $0
+            signal.bar -= trainEnd
+            return signal
+        }
+        let validationBars = try MarketBars([data.selecting(Array(trainEnd..<start))], window: request.settings.costs.window)
+        let gate = request.hybrid
+        let check = try SignalValidation(
+            try SignalStrategy(
+                validationSignals, symbols: bars.symbols, minimumConfidence: gate?.minimumConfidence ?? 0,
+                maximumDisagreement: gate?.maximumDisagreement), on: validationBars, config: request.settings)
+        let strategy = try SignalStrategy(
+            check.passed ? signals(environments.test) : [], symbols: bars.symbols,
+            minimumConfidence: gate?.minimumConfidence ?? 0,
+            maximumDisagreement: gate?.maximumDisagreement)
+        var manager = try RiskManager(
+            Rebalancing(strategy, minimumTrade: request.settings.minimumTrade, costs: request.settings.costs),
+            limits: request.limits ?? RiskLimits())
+        let result = try Backtester.run(&manager, on: bars, config: request.settings)
+        let verdict = String(
+            format: "trained %d steps; validation %+.2f%% after costs: %@", agent.stepsDone, 100 * check.totalReturn,
+            check.passed ? "traded" : "not traded")
+        return ((result, manager.interventions), verdict)
     }
 
     /// Trains the hybrid model on the fold's training span (its last 15% for validation and
@@ -219,7 +269,8 @@ extension BacktestCommand.Run {
     /// `--walk-forward`: the folds as cluster tasks (on the cluster found from --address,
     /// SHOAL_ADDRESS or `cluster start`, else an embedded local one), their test spans stitched.
     func runWalkForward(
-        _ series: [MarketData], _ settings: BacktestConfig, _ limits: RiskLimits?, _ source: HybridSignals?
+        _ series: [MarketData], _ settings: BacktestConfig, _ limits: RiskLimits?, _ source: HybridSignals?,
+        _ recipe: TradingAgentRecipe?
     ) async throws {
         guard let scheme = walkForward else { return }
         let count = series.map(\.close.count).min() ?? 0
@@ -235,17 +286,16 @@ extension BacktestCommand.Run {
         let results: [WalkForwardTasks.FoldResult]
         do {
             let market = try await cluster.put(WalkForwardTasks.Market(series), inObjectStore: true)
-            let hybrid = try source.map { source in
-                WalkForwardTasks.HybridSettings(
-                    config: String(decoding: try TrainingJSON.encoder().encode(source.config), as: UTF8.self), passes: passes,
-                    minimumConfidence: minConfidence, maximumDisagreement: maxDisagreement)
-            }
+            // The gate's settings serve agent folds too; the training configuration only hybrid ones.
+            let hybrid = WalkForwardTasks.HybridSettings(
+                config: try source.map { String(decoding: try TrainingJSON.encoder().encode($0.config), as: UTF8.self) } ?? "{}",
+                passes: passes, minimumConfidence: minConfidence, maximumDisagreement: maxDisagreement)
             let refs = try folds.map { fold in
                 try cluster.submit(
                     WalkForwardTasks.fold,
                     WalkForwardTasks.FoldRequest(
                         market: market, fold: fold, strategy: strategy.rawValue, settings: settings, invested: invested,
-                        volWindow: volWindow, rule: try rule(), limits: limits, grid: grid, hybrid: hybrid,
+                        volWindow: volWindow, rule: try rule(), limits: limits, grid: grid, hybrid: hybrid, agent: recipe,
                         periodsPerYear: periodsPerYear))
             }
             var done = 0
@@ -313,7 +363,7 @@ extension BacktestCommand.Run {
                 String(
                     format: "%4d  %6d-%-8d  %6d-%-8d  %+6.2f%%  %@  %6.2f%%  %5d  %@  %@", fold.index, fold.train.lowerBound,
                     fold.train.upperBound, fold.test.lowerBound, fold.test.upperBound, 100 * total,
-                    foldMetrics.sharpeRatio.isFinite ? String(format: "%6.2f", foldMetrics.sharpeRatio) : "   n/a",
+                    Self.figure(foldMetrics.sharpeRatio).padding(toLength: 6, withPad: " ", startingAt: 0),
                     100 * foldMetrics.maxDrawdown, result.fills, result.node.padding(toLength: 10, withPad: " ", startingAt: 0),
                     result.chosen))
         }
@@ -336,9 +386,10 @@ extension BacktestCommand.Run {
         print(
             String(
                 format:
-                    "Out of sample over %d folds (%d bars): return %+.2f%%, Sharpe %.2f, max drawdown %.2f%%; buy and hold %+.2f%%. "
+                    "Out of sample over %d folds (%d bars): return %+.2f%%, Sharpe %@, max drawdown %.2f%%; buy and hold %+.2f%%. "
                     + "Folds ran on %@ in %.1f s.",
-                folds.count, equity.count, 100 * metrics.cumulativeReturn, metrics.sharpeRatio, 100 * metrics.maxDrawdown,
+                folds.count, equity.count, 100 * metrics.cumulativeReturn, Self.figure(metrics.sharpeRatio),
+                100 * metrics.maxDrawdown,
                 100 * ((benchmark.last ?? settings.initialCash) / settings.initialCash - 1), nodes.joined(separator: ", "),
                 (ContinuousClock.now - started).seconds))
         print("Wrote \(out)/metrics.json, \(out)/folds.csv and \(out)/report.html.")

@@ -5,8 +5,13 @@ import Testing
 /// `trading backtest run` as a user runs it: the rebalancing options, the risk manager's file and
 /// record, and a misspelt limit refused by name.
 struct BacktestCommandTests {
+    /// Runs `trading backtest run`; an embedded cluster (walk-forward) gets a session folder of
+    /// its own, so that no cluster running on this machine is joined.
     static func run(_ arguments: [String]) async throws -> (status: Int32, output: String) {
-        let process = try RunningProcess(binaryPath("trading"), ["backtest", "run"] + arguments)
+        let session = NSTemporaryDirectory() + "shoal-backtest-session-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: session) }
+        let process = try RunningProcess(
+            binaryPath("trading"), ["backtest", "run"] + arguments, environment: ["SHOAL_SESSION_DIR": session])
         let status = try await process.waitForExit(timeout: .seconds(120))
         return (status, process.output.joined(separator: "\n"))
     }
@@ -96,6 +101,16 @@ struct BacktestCommandTests {
         #expect(signals.dropFirst().allSatisfy { $0.hasSuffix("ppo (agent)") })
         let (badStatus, badOutput) = try await Self.run(["--strategy", "agent", "--agent-dir", folder, "--out", out])
         #expect(badStatus != 0 && badOutput.contains("agent.json"), "\(badOutput)")
+
+        // Walk-forward: each fold trains a new agent from the recipe on its own training span.
+        let walk = folder + "/walk"
+        let (walkStatus, walkOutput) = try await Self.run([
+            "--strategy", "agent", "--agent-dir", folder + "/agent", "--walk-forward", "rolling", "--train-bars", "800",
+            "--test-bars", "600", "--out", walk,
+        ])
+        #expect(walkStatus == 0 && walkOutput.contains("Out of sample over 2 folds (1200 bars)"), "\(walkOutput)")
+        let table = try String(contentsOfFile: walk + "/folds.csv", encoding: .utf8)
+        #expect(table.split(separator: "\n").dropFirst().allSatisfy { $0.contains("trained 2048 steps; validation") }, "\(table)")
     }
 
     /// A model trained by trading model train gives signals on its market's test span, traded
