@@ -73,7 +73,9 @@ struct BacktestCommand: AsyncParsableCommand {
         @Option(
             name: .customLong("repeat"),
             help: "Run the backtest this many times and report the median time (the first run included).") var repeats = 1
-        @Option(parsing: .upToNextOption, help: "Bar CSV files, one asset each.") var csv: [String] = []
+        @Option(
+            name: [.customLong("csv"), .customLong("data")], parsing: .upToNextOption, help: "Bar CSV files, one asset each.")
+        var csv: [String] = []
         @Option(help: "Bars of the synthetic market.") var bars = 20_000
         @Option(help: "The synthetic market's seed.") var marketSeed: UInt64 = 42
         @Option(help: "next-open or close.") var fill: Fill = .nextOpen

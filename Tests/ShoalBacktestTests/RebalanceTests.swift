@@ -119,6 +119,32 @@ struct RebalanceTests {
         }
     }
 
+    /// Asks the inner strategy for its weights on quiet bars too (no shortcut).
+    struct NoShortcut<Inner: WeightStrategy>: WeightStrategy {
+        var inner: Inner
+        mutating func weights(at view: MarketView) -> [Double]? { inner.weights(at: view) }
+    }
+
+    /// A calendar's quiet bars only keep the inner strategies' state (no weights computed):
+    /// the decisions are those of asking them at every bar.
+    @Test func quietBarsChangeNoDecision() throws {
+        let market = try Self.dailyMarket(bars: 500, assets: 3)
+        var fast = try Scheduled(
+            try VolatilityTargeted(try InverseVolatility(window: 30), target: 0.1, window: 30), rule: .calendar(.weekly))
+        var slow = try Scheduled(
+            NoShortcut(inner: try VolatilityTargeted(try InverseVolatility(window: 30), target: 0.1, window: 30)),
+            rule: .calendar(.weekly))
+        var decisions = 0
+        for bar in 0..<500 {
+            let view = MarketView(bars: market, bar: bar)
+            let a = fast.weights(at: view)
+            let b = slow.weights(at: view)
+            #expect(a == b, "bar \(bar)")
+            decisions += a == nil ? 0 : 1
+        }
+        #expect(decisions > 50)
+    }
+
     /// Inverse-volatility weights, kept by running sums, are those of each window computed afresh.
     @Test func inverseVolatilityMatchesAFreshComputation() throws {
         let market = try Self.dailyMarket(bars: 300, assets: 4)

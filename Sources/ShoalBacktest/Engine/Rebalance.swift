@@ -76,6 +76,17 @@ public struct Scheduled<Inner: WeightStrategy>: WeightStrategy {
     }
 
     public mutating func weights(at view: MarketView, into weights: inout [Double]) -> Bool {
+        if case .calendar(let calendar) = rule, target != nil, !traded.isEmpty {
+            // Between calendar dates nothing trades: the inner strategy only keeps its state.
+            let current = calendar.index(ofMilliseconds: view.timestamp)
+            if current == period {
+                if let wanted = inner.advance(past: view) {
+                    target = wanted
+                    changed = true
+                }
+                return false
+            }
+        }
         if inner.weights(at: view, into: &latest) {
             target = latest
             changed = true
@@ -143,7 +154,32 @@ public struct InverseVolatility: WeightStrategy {
         return self.weights(at: view, into: &weights) ? weights : nil
     }
 
+    /// Keeps the window's sums current without computing weights (they can be computed at any
+    /// later bar from the window then).
+    public mutating func advance(past view: MarketView) -> [Double]? {
+        update(view)
+        return nil
+    }
+
     public mutating func weights(at view: MarketView, into weights: inout [Double]) -> Bool {
+        update(view)
+        let assets = view.assets
+        guard view.bar >= window else { return false }
+        if weights.count != assets { weights = [Double](repeating: 0, count: assets) }
+        let n = Double(window)
+        var total = 0.0
+        for asset in 0..<assets {
+            let deviation = (Swift.max(squares[asset] - sums[asset] * sums[asset] / n, 0) / (n - 1)).squareRoot()
+            weights[asset] = deviation > 0 ? 1 / deviation : 0
+            total += weights[asset]
+        }
+        guard total > 0 else { return false }
+        for asset in 0..<assets { weights[asset] *= invested / total }
+        return true
+    }
+
+    /// The ring, sums and squares brought to `view`'s bar.
+    mutating func update(_ view: MarketView) {
         let assets = view.assets
         let slot = view.bar % window
         if sums.count != assets || view.bar != bar + 1 {
@@ -182,18 +218,6 @@ public struct InverseVolatility: WeightStrategy {
             }
         }
         bar = view.bar
-        guard view.bar >= window else { return false }
-        if weights.count != assets { weights = [Double](repeating: 0, count: assets) }
-        let n = Double(window)
-        var total = 0.0
-        for asset in 0..<assets {
-            let deviation = (Swift.max(squares[asset] - sums[asset] * sums[asset] / n, 0) / (n - 1)).squareRoot()
-            weights[asset] = deviation > 0 ? 1 / deviation : 0
-            total += weights[asset]
-        }
-        guard total > 0 else { return false }
-        for asset in 0..<assets { weights[asset] *= invested / total }
-        return true
     }
 }
 
@@ -221,7 +245,16 @@ public struct VolatilityTargeted<Inner: WeightStrategy>: WeightStrategy {
     }
 
     public mutating func weights(at view: MarketView) -> [Double]? {
-        guard let weights = inner.weights(at: view) else { return nil }
+        inner.weights(at: view).map { scaled($0, at: view) }
+    }
+
+    /// Quiet bars pass to the inner strategy; weights it must give here are scaled as usual.
+    public mutating func advance(past view: MarketView) -> [Double]? {
+        inner.advance(past: view).map { scaled($0, at: view) }
+    }
+
+    /// `weights` scaled to the target volatility at `view`'s bar.
+    func scaled(_ weights: [Double], at view: MarketView) -> [Double] {
         guard view.bar >= window else { return weights }
         // The portfolio's trailing returns with today's weights: its variance is wᵀΣw.
         var returns = [Double](repeating: 0, count: window)

@@ -11,6 +11,11 @@ public protocol WeightStrategy {
     /// default). It must decide each bar only from bars up to it, as `weights(at:)` does:
     /// the tests hold the two to the same decisions.
     mutating func schedule(over bars: MarketBars) -> WeightSchedule?
+    /// A bar on which nothing can trade (a rebalancing rule's quiet bars): the strategy keeps
+    /// its state current. It returns the weights it decided here when no later bar could work
+    /// them out again (the default asks `weights(at:)`), nil when it has nothing to say or can
+    /// compute its weights at any later bar.
+    mutating func advance(past view: MarketView) -> [Double]?
 }
 
 extension WeightStrategy {
@@ -21,6 +26,8 @@ extension WeightStrategy {
     }
 
     public mutating func schedule(over bars: MarketBars) -> WeightSchedule? { nil }
+
+    public mutating func advance(past view: MarketView) -> [Double]? { weights(at: view) }
 }
 
 /// A weight strategy's decisions over a whole history, made asset by asset rather than bar by
