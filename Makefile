@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := iproute2 libzmq3-dev libopenblas-dev libpq-dev libsqlite3-dev libssl-dev zlib1g-dev pkg-config protobuf-compiler \
-  openssh-client openssh-server postgresql
+  openssh-client openssh-server postgresql chromium
 SWIFT_FLAGS ?=
 RELEASE := swift build -c release $(SWIFT_FLAGS)
 

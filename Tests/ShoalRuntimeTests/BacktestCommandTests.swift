@@ -16,6 +16,40 @@ struct BacktestCommandTests {
         return (status, process.output.joined(separator: "\n"))
     }
 
+    /// The page in headless Chromium (the real browser `make test` installs): every plot decodes,
+    /// the heat map is there, and the console says nothing but the probe's line. The probe, a
+    /// script added to a copy, reports what the browser made of the page once it loaded.
+    static func rendersInABrowser(_ page: String, folder: String) async throws {
+        let probe = """
+            <script>window.addEventListener("load", () => {
+              const images = [...document.images];
+              const decoded = images.filter(i => i.complete && i.naturalWidth > 0).length;
+              const result = document.createElement("pre");
+              result.id = "probe";
+              result.textContent = `images ${images.length} decoded ${decoded} cells ${document.querySelectorAll("table.heatmap td").length}`;
+              document.body.appendChild(result);
+              console.log("probe done");
+            });</script>
+            """
+        let path = folder + "/probe.html"
+        try Data(page.replacingOccurrences(of: "</body>", with: probe + "</body>").utf8).write(to: URL(fileURLWithPath: path))
+        let browser = try RunningProcess(
+            "/usr/bin/chromium",
+            [
+                "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000",
+                "--user-data-dir=\(folder)/chromium", "--dump-dom", "file://" + path,
+            ])
+        #expect(try await browser.waitForExit(timeout: .seconds(120)) == 0, "\(browser.output.suffix(20))")
+        let result = try #require(
+            browser.output.compactMap { line in
+                line.range(of: "<pre id=\"probe\">").map { String(line[$0.upperBound...].prefix { $0 != "<" }) }
+            }.first, "\(browser.output.suffix(20))")
+        let numbers = result.split(separator: " ").compactMap { Int($0) }
+        #expect(numbers.count == 3 && numbers[0] == 4 && numbers[1] == 4 && numbers[2] > 0, "\(result)")
+        let console = browser.output.filter { $0.contains(":CONSOLE") }
+        #expect(console.count == 1 && console[0].contains("probe done"), "\(console)")
+    }
+
     @Test func riskLimitsRunThroughTheManagerAndAreRecorded() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("backtest-cli-\(getpid())").path
         defer { try? FileManager.default.removeItem(atPath: folder) }
@@ -41,6 +75,7 @@ struct BacktestCommandTests {
         #expect(
             page.contains("<table class=\"heatmap\">") && page.contains("<h2>Risk manager</h2>")
                 && page.contains("position_fraction"))
+        try await Self.rendersInABrowser(page, folder: folder)
 
         try Data(#"{"stoploss": 0.05}"#.utf8).write(to: URL(fileURLWithPath: limits))
         let (badStatus, badOutput) = try await Self.run(["--bars", "500", "--risk", limits, "--out", out])
