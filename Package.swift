@@ -75,7 +75,7 @@ let package = Package(
         .target(name: "ShoalPlot", dependencies: ["CZlib"], swiftSettings: swiftSettings),
         // Reinforcement learning: environments, PPO, SAC, TD3, Rainbow DQN, the ensemble.
         .target(
-            name: "ShoalRL", dependencies: ["ShoalTensor", "CShoalKernels", "ShoalMarket", "ShoalPlot"],
+            name: "ShoalRL", dependencies: ["ShoalTensor", "CShoalKernels", "ShoalMarket", "ShoalPlot", "ShoalBacktest"],
             swiftSettings: swiftSettings),
         // Training the hybrid model: data split by time, the loop, metrics, checkpoints, learning curves.
         .target(

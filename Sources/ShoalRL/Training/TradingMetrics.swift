@@ -1,28 +1,28 @@
 import Foundation
+import ShoalBacktest
 
-/// How a strategy did over a run of bars: from its per-bar returns (costs included).
+/// How a strategy did over a run of bars, from its per-bar returns (costs included): the few
+/// figures the RL reports print, taken from the backtester's `PerformanceMetrics` (empyrical's
+/// definitions), with the drawdown as a positive fraction. Fewer than two returns, or returns
+/// that are not returns, give the total return and zeros.
 public struct TradingMetrics: Sendable, Codable, Equatable {
     public var bars: Int
     public var totalReturn: Double
-    /// Mean over standard deviation of per-bar returns, times √(bars per year).
+    /// Mean over standard deviation of per-bar returns, times √(bars per year) (0 without variation).
     public var sharpe: Double
     public var maxDrawdown: Double
 
     public init(returns: [Double], periodsPerYear: Double) {
         bars = returns.count
-        var equity = 1.0
-        var peak = 1.0
-        var drawdown = 0.0
-        for value in returns {
-            equity *= 1 + value
-            peak = max(peak, equity)
-            drawdown = max(drawdown, 1 - equity / peak)
+        var settings = PerformanceMetrics.Settings()
+        settings.periodsPerYear = periodsPerYear
+        guard let metrics = try? PerformanceMetrics(returns: returns, settings: settings) else {
+            (totalReturn, sharpe, maxDrawdown) = (returns.reduce(1) { $0 * (1 + $1) } - 1, 0, 0)
+            return
         }
-        totalReturn = equity - 1
-        maxDrawdown = drawdown
-        let mean = returns.reduce(0, +) / Double(max(1, returns.count))
-        let variance = returns.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(max(1, returns.count - 1))
-        sharpe = variance > 1e-20 ? mean / variance.squareRoot() * periodsPerYear.squareRoot() : 0
+        totalReturn = metrics.cumulativeReturn
+        sharpe = metrics.sharpeRatio.isFinite ? metrics.sharpeRatio : 0
+        maxDrawdown = -metrics.maxDrawdown
     }
 }
 
