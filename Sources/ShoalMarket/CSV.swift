@@ -219,6 +219,19 @@ public enum CSVBars {
         return era * 146_097 + dayOfEra - 719_468
     }
 
+    /// The proleptic Gregorian date of a day since 1970-01-01 (Howard Hinnant's civil_from_days).
+    public static func civilDate(days: Int) -> (year: Int, month: Int, day: Int) {
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let mp = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
+    }
+
     /// `2024-01-31T15:30:00.250Z` for a time in milliseconds.
     public static func isoTime(_ milliseconds: Int64) -> String {
         let seconds = Int64((Double(milliseconds) / 1000).rounded(.down))
@@ -229,16 +242,7 @@ public enum CSVBars {
             rest += 86_400
             days -= 1
         }
-        // civil_from_days
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let mp = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+        let (year, month, day) = civilDate(days: days)
         return String(
             format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", year, month, day, rest / 3600, rest % 3600 / 60, rest % 60, millis)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import ShoalMarket
 
 /// When a weight strategy's targets go to the market.
 public enum RebalanceRule: Sendable, Equatable, Codable {
@@ -27,16 +28,10 @@ public enum CalendarPeriod: String, Sendable, Equatable, Codable, CaseIterable {
         }
     }
 
-    /// The year and month (1…12) of a day since 1970-01-01 (Howard Hinnant's civil_from_days).
+    /// The year and month (1…12) of a day since 1970-01-01.
     static func civil(days: Int) -> (year: Int, month: Int) {
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let mp = (5 * dayOfYear + 2) / 153
-        let month = mp < 10 ? mp + 3 : mp - 9
-        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month)
+        let date = CSVBars.civilDate(days: days)
+        return (date.year, date.month)
     }
 }
 
