@@ -34,6 +34,9 @@ public distributed actor TrialWorker {
     let trainables: [String: TrainableFactory]
     private var current: (any Trainable)?
     private var currentTrial = -1
+    /// When the held trial must have finished (--trial-timeout), checked before each step: a
+    /// built-in trainable's step is not interrupted, the trial ends at the next one.
+    private var deadline: ContinuousClock.Instant?
 
     /// The actor type to register with `Shoal.bootstrap(tasks:actors:)`, knowing the built-in
     /// trainables of this binary by name.
@@ -76,12 +79,17 @@ public distributed actor TrialWorker {
         }
         current = trainable
         currentTrial = request.trial
+        deadline = context.deadline
         return try await step(request.trial)
     }
 
     /// The next report of trial `trial` (the one held).
     distributed func step(_ trial: Int) async throws -> TrialReport {
         guard let current, currentTrial == trial else { throw TuneError("this worker does not hold trial \(trial)") }
+        if let deadline, ContinuousClock.now >= deadline {
+            await end()
+            throw TuneError("trial \(trial): ran past its time limit (--trial-timeout) and was stopped")
+        }
         do {
             return try await current.step()
         } catch {
@@ -109,5 +117,6 @@ public distributed actor TrialWorker {
         await current?.stop()
         current = nil
         currentTrial = -1
+        deadline = nil
     }
 }

@@ -191,6 +191,22 @@ import Testing
         #expect(record("fine")?["state"] as? String == "TERMINATED")
         let survivors = ProcessMemoryScan.processes(named: "sleep", with: "60")
         #expect(survivors.isEmpty, "the hung program was stopped: \(survivors)")
+
+        // Built-in trainables: the time limit is checked before each step (one far below a
+        // step's cost ends every trial at its first).
+        let builtIn = folder + "/builtin.json"
+        _ = try await Self.tune(
+            [
+                "--trainable", "branin", "--num-samples", "3", "--trial-timeout", "0.000001", "--out", folder, "--name",
+                "limited",
+                "--json", builtIn,
+            ], cluster: cluster)
+        let limited = try Self.trials(builtIn)
+        #expect(limited.count == 3)
+        #expect(
+            limited.allSatisfy {
+                $0["state"] as? String == "ERROR" && ($0["error"] as? String ?? "").contains("ran past its time limit")
+            }, "\(limited)")
     }
 }
 
