@@ -25,6 +25,21 @@ public actor CommandTrainable: Trainable {
     /// Time a stopped program has between SIGTERM and SIGKILL.
     static let grace = Duration.seconds(2)
 
+    /// Runs the command (`$2`) in the trial's process group beside a watchdog that ends the whole
+    /// group once the worker (`$1`) is gone: a worker killed with SIGKILL leaves no program
+    /// behind. The command's exit status is the group leader's.
+    static let supervisor = #"""
+        worker=$1
+        /bin/sh -c "$2" &
+        child=$!
+        (while kill -0 "$worker" 2>/dev/null; do sleep 1; done; kill -KILL 0) &
+        watch=$!
+        wait "$child"
+        status=$?
+        kill "$watch" 2>/dev/null
+        exit "$status"
+        """#
+
     /// Starts the program, after `checkpoint` (another trial's) is unpacked into the
     /// checkpoint folder.
     /// - Throws: `TuneError` when the folders cannot be made or the program cannot start.
@@ -46,7 +61,7 @@ public actor CommandTrainable: Trainable {
         let (read, write) = try ChildProcess.pipe()
         do {
             pid = try ChildProcess.spawn(
-                "/bin/sh", arguments: ["-c", command], environment: environment,
+                "/bin/sh", arguments: ["-c", Self.supervisor, "shoal-trial", String(getpid()), command], environment: environment,
                 errorPath: context.directory + "/stderr.log", workingDirectory: context.directory, newSession: true,
                 outputDescriptor: write)
         } catch {

@@ -211,6 +211,61 @@ import Testing
 }
 
 extension TuneTests {
+    /// A worker killed with SIGKILL while its trial's program runs leaves no program behind:
+    /// the watchdog in the program's process group ends the group once the worker is gone.
+    @Test func aKilledWorkersProgramDoesNotOutliveIt() async throws {
+        let folder = try Self.folder("tune-orphan")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try Self.write(
+            """
+            echo $$ > "\(folder)/program.pid"
+            echo '{"loss": 1}'
+            exec sleep 45
+            """, to: folder + "/hang.sh")
+        try Self.write(#"{"x": {"type": "uniform", "low": 0, "high": 1}}"#, to: folder + "/space.json")
+        let cluster = try await ClusterProcesses(cpus: 2)
+        defer { cluster.stop() }
+        let driver = try cluster.driver(
+            [
+                "tune", "--command", "sh \(folder)/hang.sh", "--space", folder + "/space.json", "--num-samples", "1", "--metric",
+                "loss", "--mode", "min",
+                "--max-failures", "0", "--out", folder, "--name", "orphan",
+            ], binary: "trading")
+        defer { driver.killTree() }
+        var program: Int32?
+        for _ in 0..<600 where program == nil && driver.isRunning {
+            program = (try? String(contentsOfFile: folder + "/program.pid", encoding: .utf8))
+                .flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let programPid = try #require(program, "the program never started: \(driver.output)")
+        // The program's parent is the supervising shell; its parent the worker.
+        func parent(of pid: Int32) -> Int32? {
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { return nil }
+            return stat[stat.index(after: close)...].split(separator: " ").dropFirst().first.flatMap { Int32($0) }
+        }
+        // Up the tree to the supervising shell (its arguments name it shoal-trial); its parent is the worker.
+        func arguments(_ pid: Int32) -> [String] {
+            (FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") ?? Data()).split(separator: 0).map {
+                String(decoding: $0, as: UTF8.self)
+            }
+        }
+        var above = parent(of: programPid)
+        while let pid = above, pid > 1, !arguments(pid).contains("shoal-trial") { above = parent(of: pid) }
+        let supervisor = try #require(above, "no supervising shell above the program")
+        let worker = try #require(parent(of: supervisor))
+        #expect(arguments(supervisor).contains(String(worker)), "the shell watches its parent, the worker")
+        #expect(kill(worker, SIGKILL) == 0)
+        var gone = false
+        for _ in 0..<200 where !gone {
+            try await Task.sleep(for: .milliseconds(50))
+            gone = kill(programPid, 0) != 0
+        }
+        #expect(gone, "the program \(programPid) outlived its worker \(worker)")
+    }
+
     /// A search whose driver is SIGKILLed mid-way is finished by `trading tune --resume NAME`
     /// from its journal in the head: exactly its 8 trials, the finished ones not run again (a
     /// trial runs twice only if it was running at the kill, so at most 2).
