@@ -16,7 +16,12 @@ make deps
 swift build -c release --product cluster --product trading -Xswiftc -static-stdlib
 bin=$(swift build -c release --show-bin-path)
 install -m 0755 "$bin/cluster" "$bin/trading" /usr/local/bin/
-install -d /etc/shoal /var/lib/shoal
+# The daemons run as a system user of their own, not as root; its session folder is private.
+if ! id shoal >/dev/null 2>&1; then
+  useradd --system --home-dir /var/lib/shoal --shell /usr/sbin/nologin shoal
+fi
+install -d /etc/shoal
+install -d -m 0700 -o shoal -g shoal /var/lib/shoal
 if [ ! -f /etc/shoal/shoal.env ]; then
   node_ip=$(hostname -I 2>/dev/null | awk '{print $1}')
   {

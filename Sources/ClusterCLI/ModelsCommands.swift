@@ -20,8 +20,14 @@ struct RegistryCommand: AsyncParsableCommand {
         func run() async throws {
             Shoal.setUpLogging(defaultLevel: .info)
             installStopSignalHandlers()
+            try refusePassword(inStore: storage)
+            umask(0o077)
             let session = Session()
-            try session.prepare()
+            do {
+                try session.prepare()
+            } catch let error as SessionError {
+                throw ValidationError(error.description)
+            }
             var location = try StorageLocation(parsing: storage ?? "registry.sqlite")
             if case .sqlite(let path) = location, !path.hasPrefix("/") {
                 location = .sqlite(path: session.directory + "/" + path)
@@ -373,7 +379,8 @@ extension ModelsCommand {
             }
             let registry = try ModelRegistry(address: target, identity: "bench", sharedStore: !throughRegistry)
             let shared = registry.usesSharedStore
-            printError("  artifacts \(shared ? "written and read in the shared artifact store" : "sent through the registry's socket")")
+            printError(
+                "  artifacts \(shared ? "written and read in the shared artifact store" : "sent through the registry's socket")")
             // Random bytes from SplitMix64 seeded by the system: one system call, not one per word.
             var state = UInt64.random(in: 0...UInt64.max)
             var artifact = [UInt8](repeating: 0, count: size)

@@ -140,8 +140,15 @@ struct StartCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        try refusePassword(inStore: storage)
+        // What the daemons write (logs, job output, stores) is this user's alone.
+        umask(0o077)
         let session = Session()
-        try session.prepare()
+        do {
+            try session.prepare()
+        } catch let error as SessionError {
+            throw ValidationError(error.description)
+        }
         if block {
             try await runInForeground(session: session)
         } else {
@@ -236,5 +243,19 @@ func openRegistry(storage: StorageLocation, artifacts: String?, session: Session
         throw ValidationError("the model registry: \(error.message)")
     } catch let error as StorageError {
         throw ValidationError("the model registry's store \(storage): \(error.message)")
+    }
+}
+
+/// A store URL with a password is refused on the command line, where `ps` shows it to every
+/// user: libpq takes the password from `PGPASSWORD` or `~/.pgpass` instead.
+func refusePassword(inStore storage: String?) throws {
+    guard let storage, storage.hasPrefix("postgres://") || storage.hasPrefix("postgresql://") else { return }
+    let rest = storage.drop { $0 != "/" }.dropFirst(2)
+    let authority = rest.prefix { $0 != "/" && $0 != "?" }
+    guard let at = authority.lastIndex(of: "@") else { return }
+    if authority[..<at].contains(":") {
+        throw ValidationError(
+            "the store URL carries a password, which a command line shows to every user of this machine: leave it out and "
+                + "give it in PGPASSWORD or ~/.pgpass (libpq reads both)")
     }
 }

@@ -10,6 +10,25 @@ struct WorkingDirectoryArchiveTests {
         return path
     }
 
+    /// Set-user-id, set-group-id and sticky bits are packed (the archive is the tree) but not
+    /// unpacked: a job's files never run with another user's rights.
+    @Test func unpackingDropsSetIDBits() throws {
+        let source = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: source) }
+        try "#!/bin/sh".write(toFile: source + "/tool", atomically: true, encoding: .utf8)
+        #expect(chmod(source + "/tool", 0o6755) == 0)
+        try FileManager.default.createDirectory(atPath: source + "/shared", withIntermediateDirectories: true)
+        #expect(chmod(source + "/shared", 0o1777) == 0)
+        let archive = try WorkingDirectoryArchive.pack(directory: source)
+        let target = try temporaryFolder() + "/out"
+        defer { try? FileManager.default.removeItem(atPath: (target as NSString).deletingLastPathComponent) }
+        try WorkingDirectoryArchive.unpack(archive.bytes, into: target)
+        var info = stat()
+        #expect(stat(target + "/tool", &info) == 0)
+        #expect(info.st_mode & 0o7000 == 0 && info.st_mode & 0o100 != 0, "mode \(String(info.st_mode & 0o7777, radix: 8))")
+        #expect(stat(target + "/shared", &info) == 0 && info.st_mode & 0o7000 == 0)
+    }
+
     @Test func packingIsDeterministicAndUnpackingRestoresTheTree() throws {
         let source = try temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: source) }

@@ -142,7 +142,8 @@ public struct WorkingDirectoryArchive: Sendable {
                 throw ClusterError.invalidArgument(
                     "the working directory archive has an unknown entry kind at byte \(offset - 1)")
             }
-            let mode = try integer(UInt32.self) & 0o7777
+            // Permissions only: set-user-id, set-group-id and sticky bits do not survive unpacking.
+            let mode = try integer(UInt32.self) & 0o777
             let pathLength = try integer(UInt32.self)
             guard pathLength <= 4096, let path = String(validating: try take(Int(pathLength)), as: UTF8.self) else {
                 throw ClusterError.invalidArgument("the working directory archive has a bad path at byte \(offset)")

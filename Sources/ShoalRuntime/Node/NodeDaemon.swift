@@ -89,9 +89,7 @@ public actor NodeDaemon {
         logger = Logger(label: "shoal.node")
         logger[metadataKey: "node"] = "\(id)"
         directory = sessionDirectory + "/" + id
-        for sub in ["packages", "logs"] {
-            try FileManager.default.createDirectory(atPath: directory + "/" + sub, withIntermediateDirectories: true)
-        }
+        for sub in ["packages", "logs"] { try Session.makePrivate(directory + "/" + sub) }
         // Unique per daemon: two embedded clusters in one process both name their node "local".
         let storeToken = String(UInt32.random(in: 0...UInt32.max), radix: 16)
         objects = try ObjectStore(

@@ -41,7 +41,8 @@ struct ObjectStore {
         Self.removeAbandonedStores()
         for directory in [memoryDirectory, spillDirectory] {
             try? FileManager.default.removeItem(atPath: directory)
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            // 0700: objects are the jobs' data, for this user's processes only.
+            try Session.makePrivate(directory)
         }
     }
 

@@ -11,7 +11,9 @@ public final class LocalCluster: Sendable {
 
     /// Starts the head and a node offering `cpus` CPUs (default: this machine's).
     public init(cpus: Int? = nil, gpus: Int? = nil, config: RuntimeConfig) async throws {
-        let session = Session(directory: NSTemporaryDirectory() + "shoal-local")
+        // In this user's private session folder (not a folder every user shares).
+        try Session().prepare()
+        let session = Session(directory: Session().directory + "/local")
         try session.prepare()
         // The embedded head keeps a model registry that outlives the process, like MLflow's
         // default ./mlruns: a SQLite file and an artifact folder in the session folder.

@@ -7,13 +7,60 @@ import Foundation
 /// The files through which the processes that `cluster start` launched on this machine find
 /// each other: the head's address, and one pid file per daemon.
 ///
-/// The folder is `$SHOAL_SESSION_DIR`, or `/tmp/shoal` by default.
+/// The folder is `$SHOAL_SESSION_DIR`, or by default `$XDG_RUNTIME_DIR/shoal` (where the user
+/// has a runtime folder) or `/tmp/shoal-<uid>`: one per user, mode 0700. A folder that another
+/// user made (or a link in its place) is refused: whoever owns it could plant a head address
+/// for this user's drivers to send their code to, or read their logs.
 public struct Session: Sendable {
     /// The session folder.
     public let directory: String
 
     public init(directory: String? = nil) {
-        self.directory = directory ?? ProcessInfo.processInfo.environment["SHOAL_SESSION_DIR"] ?? "/tmp/shoal"
+        self.directory = directory ?? ProcessInfo.processInfo.environment["SHOAL_SESSION_DIR"] ?? Self.defaultDirectory
+    }
+
+    /// `$XDG_RUNTIME_DIR/shoal` when that folder exists, else `/tmp/shoal-<uid>`.
+    public static var defaultDirectory: String {
+        if let runtime = ProcessInfo.processInfo.environment["XDG_RUNTIME_DIR"], !runtime.isEmpty,
+            FileManager.default.fileExists(atPath: runtime)
+        {
+            return runtime + "/shoal"
+        }
+        return "/tmp/shoal-\(geteuid())"
+    }
+
+    /// Makes `path` (and the folders above it that are missing) a folder of this user's, mode
+    /// 0700; an existing one must be a real folder owned by this user, and loses any access
+    /// others had to it.
+    /// - Throws: `SessionError` for a folder of someone else's, a link or a file in its place.
+    public static func makePrivate(_ path: String) throws {
+        var info = stat()
+        if lstat(path, &info) != 0 {
+            do {
+                try FileManager.default.createDirectory(
+                    atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            } catch {
+                throw SessionError("cannot make the folder \(path): \(error.localizedDescription)")
+            }
+            guard lstat(path, &info) == 0 else { throw SessionError("cannot read the folder \(path) just made") }
+        }
+        guard info.st_mode & S_IFMT == S_IFDIR else {
+            throw SessionError("\(path) is not a folder (a link or a file is in its place): refusing it")
+        }
+        guard info.st_uid == geteuid() else {
+            throw SessionError(
+                "the folder \(path) belongs to uid \(info.st_uid), not to this user (uid \(geteuid())): refusing it, as another "
+                    + "user could read or plant its files; remove it, or set SHOAL_SESSION_DIR to a folder of your own")
+        }
+        if info.st_mode & 0o077 != 0, chmod(path, 0o700) != 0 {
+            throw SessionError("cannot make \(path) private (mode 0700): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Whether the session folder is this user's own (a foreign one is never read).
+    public var isTrusted: Bool {
+        var info = stat()
+        return lstat(directory, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR && info.st_uid == geteuid()
     }
 
     var headAddressFile: String { directory + "/head_address" }
@@ -21,16 +68,15 @@ public struct Session: Sendable {
     /// Where daemons started in the background write their logs.
     public var logDirectory: String { directory + "/logs" }
 
-    /// Creates the session's folders.
+    /// Creates the session's folders, private to this user (or checks that they are).
+    /// - Throws: `SessionError` for a session folder of someone else's.
     public func prepare() throws {
-        for path in [directory, processDirectory, logDirectory] {
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        }
+        for path in [directory, processDirectory, logDirectory] { try Self.makePrivate(path) }
     }
 
     /// The running head's address, if the session has one.
     public func headAddress() -> String? {
-        guard let text = try? String(contentsOfFile: headAddressFile, encoding: .utf8) else { return nil }
+        guard isTrusted, let text = try? String(contentsOfFile: headAddressFile, encoding: .utf8) else { return nil }
         let lines = text.split(separator: "\n")
         guard lines.count >= 2, let pid = Int32(lines[1]), ChildProcess.isAlive(pid) else { return nil }
         return String(lines[0])
@@ -132,4 +178,10 @@ public struct Session: Sendable {
     public func clearHeadAddress() {
         try? FileManager.default.removeItem(atPath: headAddressFile)
     }
+}
+
+/// A session folder that cannot be used, and why.
+public struct SessionError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }
