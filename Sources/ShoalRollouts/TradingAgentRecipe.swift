@@ -54,17 +54,32 @@ public struct TradingAgentRecipe: Codable, Sendable, Equatable {
     }
 
     /// Trains a new agent on `environment` for the recipe's budget (each ensemble member for
-    /// its own), in this process.
-    public func train(on environment: TradingEnvironment) throws -> any Agent {
+    /// its own), in this process. An ensemble then selects its members again on `validation`:
+    /// a member whose deterministic run there after costs does not match holding cash is left
+    /// out (all out: the ensemble holds cash), as `trading rl train --algo ensemble` does.
+    /// - Returns: the agent, and for an ensemble each member's validation return and whether it stays.
+    public func train(
+        on environment: TradingEnvironment, validation: TradingEnvironment? = nil
+    ) throws -> (agent: any Agent, members: [(name: String, validationReturn: Double, kept: Bool)]) {
         let agent = try agent(for: environment)
-        if let ensemble = agent as? Ensemble<TradingEnvironment> {
-            for (member, plan) in zip(ensemble.members, Self.ensembleMembers(discrete: market.discrete, total: steps)) {
-                member.train(steps: plan.budget)
-            }
-        } else {
+        guard let ensemble = agent as? Ensemble<TradingEnvironment> else {
             agent.train(steps: steps)
+            return (agent, [])
         }
-        return agent
+        for (member, plan) in zip(ensemble.members, Self.ensembleMembers(discrete: market.discrete, total: steps)) {
+            member.train(steps: plan.budget)
+        }
+        guard let validation else { return (agent, []) }
+        var report: [(name: String, validationReturn: Double, kept: Bool)] = []
+        var leftOut = Set<Int>()
+        for (index, member) in ensemble.members.enumerated() {
+            let returns = OutOfSample.returns(of: member, on: validation, seed: seed)
+            let total = returns.reduce(1) { $0 * (1 + $1) } - 1
+            if total < 0 { leftOut.insert(index) }
+            report.append((ensemble.memberNames[index], total, total >= 0))
+        }
+        ensemble.leaveOut(leftOut, idle: market.discrete ? [1] : [0, 0])
+        return (agent, report)
     }
 
     /// Loads `agent.json` and `checkpoint.safetensors` (and `encoder.safetensors` for hybrid

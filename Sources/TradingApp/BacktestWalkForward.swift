@@ -183,7 +183,7 @@ enum WalkForwardTasks {
         let trainEnd = start * 85 / 100
         let environments = try recipe.market.environments(
             data: data, trainEnd: trainEnd, validationEnd: start, encoderWeights: nil, seed: recipe.seed)
-        let agent = try recipe.train(on: environments.train)
+        let (agent, members) = try recipe.train(on: environments.train, validation: environments.validation)
         let version = "\(recipe.algorithm) fold \(request.fold.index)"
         func signals(_ environment: TradingEnvironment) -> [TradingSignal] {
             AgentSignals.signals(
@@ -210,9 +210,15 @@ enum WalkForwardTasks {
             Rebalancing(strategy, minimumTrade: request.settings.minimumTrade, costs: request.settings.costs),
             limits: request.limits ?? RiskLimits())
         let result = try Backtester.run(&manager, on: bars, config: request.settings)
-        let verdict = String(
+        var verdict = String(
             format: "trained %d steps; validation %+.2f%% after costs: %@", agent.stepsDone, 100 * check.totalReturn,
             check.passed ? "traded" : "not traded")
+        if !members.isEmpty {
+            verdict +=
+                "; members "
+                + members.map { String(format: "%@ %+.2f%%%@", $0.name, 100 * $0.validationReturn, $0.kept ? "" : " (out)") }
+                .joined(separator: ", ")
+        }
         return ((result, manager.interventions), verdict)
     }
 

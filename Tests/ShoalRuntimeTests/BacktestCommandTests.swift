@@ -4,7 +4,7 @@ import Testing
 
 /// `trading backtest run` as a user runs it: the rebalancing options, the risk manager's file and
 /// record, and a misspelt limit refused by name.
-struct BacktestCommandTests {
+@Suite(.serialized) struct BacktestCommandTests {
     /// Runs `trading backtest run`; an embedded cluster (walk-forward) gets a session folder of
     /// its own, so that no cluster running on this machine is joined.
     static func run(_ arguments: [String]) async throws -> (status: Int32, output: String) {
