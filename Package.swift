@@ -50,7 +50,7 @@ let package = Package(
         // ZeroMQ sockets on event-loop threads, bridged to Swift concurrency.
         .target(
             name: "ShoalTransport",
-            dependencies: ["CZeroMQ", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CZeroMQ", "CCrypto", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // Storage: embedded SQLite and PostgreSQL behind one protocol; migrations, pooling.

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import Shoal
+import ShoalTransport
 
 #if canImport(Glibc)
     import Glibc
@@ -71,6 +72,15 @@ struct StartCommand: AsyncParsableCommand {
 
     @Flag(help: "Stay in the foreground until stopped.")
     var block = false
+
+    @Flag(
+        help:
+            "Encrypt and authenticate the cluster (CurveZMQ): the head makes a secret (cluster.secret in the session folder, mode 0600) and every process proves it."
+    )
+    var secure = false
+
+    @Option(help: "The cluster's secret file (a joining node, or a head that should use a given one); implies --secure.")
+    var secretFile: String?
 
     func validate() throws {
         guard head != (address != nil) else {
@@ -149,6 +159,15 @@ struct StartCommand: AsyncParsableCommand {
         } catch let error as SessionError {
             throw ValidationError(error.description)
         }
+        if secure || secretFile != nil {
+            // Set before any socket exists; the node daemon's executors inherit it.
+            let path = secretFile ?? session.directory + "/cluster.secret"
+            if head && secretFile == nil {
+                do { try ClusterKeys.create(path: path) } catch let error as ZMQError { throw ValidationError(error.message) }
+            }
+            do { _ = try ClusterKeys.load(path: path) } catch let error as ZMQError { throw ValidationError(error.message) }
+            setenv(ClusterSecurity.variable, path, 1)
+        }
         if block {
             try await runInForeground(session: session)
         } else {
@@ -211,7 +230,10 @@ struct StartCommand: AsyncParsableCommand {
                 if head, let address = session.headAddress() {
                     print("Shoal head started at \(address)")
                     print("Connect drivers with SHOAL_ADDRESS=\(address), or from this machine with no address at all.")
-                    print("Join more nodes with: cluster start --address \(address.replacingOccurrences(of: "tcp://", with: ""))")
+                    let secretFile = ProcessInfo.processInfo.environment[ClusterSecurity.variable]
+                    print(
+                        "Join more nodes with: cluster start --address \(address.replacingOccurrences(of: "tcp://", with: ""))"
+                            + (secretFile.map { " --secret-file \($0) (copied to the node, mode 0600)" } ?? ""))
                 } else {
                     print("Shoal node joined (pid \(pid)); log: \(logPath)")
                 }

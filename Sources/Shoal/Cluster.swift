@@ -1,5 +1,6 @@
 import Distributed
 import Foundation
+import ShoalTransport
 import ShoalWire
 
 /// A connection to a Shoal cluster: submit tasks, get their results.
@@ -45,6 +46,15 @@ public final class Cluster: Sendable {
         let config = try RuntimeConfig.fromEnvironment(environment)
         let jobID = newJob ? "" : environment["SHOAL_JOB_ID"] ?? ""
         if let found = Session().headAddress(given: address) {
+            // A head started with --secure on this machine left its secret in the session folder.
+            let session = Session()
+            let secret = session.directory + "/cluster.secret"
+            if environment[ClusterSecurity.variable] == nil, address == nil, environment["SHOAL_ADDRESS"] == nil,
+                session.isTrusted,
+                FileManager.default.fileExists(atPath: secret)
+            {
+                setenv(ClusterSecurity.variable, secret, 1)
+            }
             let target = found.hasPrefix("tcp://") ? found : "tcp://" + found
             let core = try await DriverCore.connect(headAddress: target, jobID: jobID, config: config)
             return Cluster(core: core, local: nil)

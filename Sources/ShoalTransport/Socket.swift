@@ -30,6 +30,7 @@ public final class Socket: @unchecked Sendable {
 
     let handle: UnsafeMutableRawPointer
     public let kind: Kind
+    let context: ZMQContext
     private var isClosed = false
     /// Whether libzmq may hold input that nobody has looked for since the socket was last used:
     /// every send and every received message sets it, a receive that finds nothing clears it
@@ -51,6 +52,7 @@ public final class Socket: @unchecked Sendable {
         }
         handle = socket
         self.kind = kind
+        self.context = context
         try setOption(ZMQ_LINGER, Int32(0))
         if kind == .router {
             // An unknown routing id is an error the caller sees instead of a silent drop.
@@ -122,12 +124,24 @@ public final class Socket: @unchecked Sendable {
     public func bind(_ endpoint: String) throws -> String {
         // libzmq spells "any port" as `*`.
         let spelled = endpoint.hasSuffix(":0") ? String(endpoint.dropLast(2)) + ":*" : endpoint
+        if ClusterSecurity.secures(endpoint), let keys = try ClusterSecurity.current() {
+            // A CURVE server admitting only the cluster's clients (the context's ZAP handler checks).
+            try ClusterSecurity.ensureHandler(context, keys: keys)
+            try setOption(ZMQ_CURVE_SERVER, Int32(1))
+            try setOption(ZMQ_CURVE_SECRETKEY, keys.serverSecret)
+            try setOption(ZMQ_ZAP_DOMAIN, Array("shoal".utf8))
+        }
         guard zmq_bind(handle, spelled) == 0 else { throw ZMQError.last("binding \(endpoint)") }
         return lastEndpoint ?? endpoint
     }
 
     /// Connects to an endpoint; libzmq reconnects by itself if the peer goes away.
     public func connect(_ endpoint: String) throws {
+        if ClusterSecurity.secures(endpoint), let keys = try ClusterSecurity.current() {
+            try setOption(ZMQ_CURVE_SERVERKEY, keys.serverPublic)
+            try setOption(ZMQ_CURVE_PUBLICKEY, keys.clientPublic)
+            try setOption(ZMQ_CURVE_SECRETKEY, keys.clientSecret)
+        }
         guard zmq_connect(handle, endpoint) == 0 else { throw ZMQError.last("connecting to \(endpoint)") }
     }
 
