@@ -80,6 +80,8 @@ enum WalkForwardTasks {
         /// The test span's equity at each bar, from the initial cash.
         var equity: [Double]
         var fills: Int
+        /// The fills themselves, their bars counted from the market's first bar.
+        var trades: [Fill]
         var interventions: Int
         /// What the fold fitted on its training span.
         var chosen: String
@@ -136,7 +138,12 @@ enum WalkForwardTasks {
         }
         let (result, interventions) = outcome
         return FoldResult(
-            fold: fold, equity: Array(result.equity[start...]), fills: result.fills.count, interventions: interventions.count,
+            fold: fold, equity: Array(result.equity[start...]), fills: result.fills.count,
+            trades: result.fills.map {
+                var fill = $0
+                fill.bar += span.lowerBound
+                return fill
+            }, interventions: interventions.count,
             chosen: chosen, node: ProcessInfo.processInfo.environment["SHOAL_NODE_ID"] ?? "driver",
             seconds: (ContinuousClock.now - started).seconds)
     }
@@ -378,6 +385,15 @@ extension BacktestCommand.Run {
         try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
             .write(to: URL(fileURLWithPath: out + "/metrics.json"))
         try Data(table.utf8).write(to: URL(fileURLWithPath: out + "/folds.csv"))
+        var trades = "fold,bar,timestamp,symbol,quantity,price,reference_price,commission,slippage\n"
+        for result in results {
+            for fill in result.trades {
+                trades +=
+                    "\(result.fold.index),\(fill.bar),\(series[fill.asset].timestamps[fill.bar]),\(series[fill.asset].symbol),"
+                    + "\(fill.quantity),\(fill.price),\(fill.referencePrice),\(fill.commission),\(fill.slippage)\n"
+            }
+        }
+        try Data(trades.utf8).write(to: URL(fileURLWithPath: out + "/trades.csv"))
         var report = BacktestReport(
             title: "Walk-forward (\(scheme.rawValue), \(folds.count) folds): \(strategy.rawValue)", symbols: series.map(\.symbol),
             timestamps: timestamps, initialCash: settings.initialCash, equity: equity)
@@ -398,7 +414,7 @@ extension BacktestCommand.Run {
                 100 * metrics.maxDrawdown,
                 100 * ((benchmark.last ?? settings.initialCash) / settings.initialCash - 1), nodes.joined(separator: ", "),
                 (ContinuousClock.now - started).seconds))
-        print("Wrote \(out)/metrics.json, \(out)/folds.csv and \(out)/report.html.")
+        print("Wrote \(out)/metrics.json, \(out)/folds.csv, \(out)/trades.csv and \(out)/report.html.")
     }
 
     /// `--grid`: the crossover's fast:slow pairs.

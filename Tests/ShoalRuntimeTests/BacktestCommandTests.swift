@@ -111,6 +111,15 @@ import Testing
         let table = try String(contentsOfFile: folder + "/folds.csv", encoding: .utf8).split(separator: "\n")
         #expect(table.count == 7 && table[1].hasPrefix("0,0,600,600,900,"))
         #expect(driver.output.contains { $0.hasPrefix("Out of sample over 6 folds (1800 bars)") }, "\(driver.output)")
+        // Every fill of every fold, on the market's bars, inside its fold's test span.
+        let trades = try String(contentsOfFile: folder + "/trades.csv", encoding: .utf8).split(separator: "\n").dropFirst()
+        #expect(trades.count == folds.reduce(0) { $0 + ($1["fills"] as? Int ?? 0) })
+        #expect(
+            trades.allSatisfy { row in
+                let fields = row.split(separator: ",")
+                guard let fold = Int(fields[0]), let bar = Int(fields[1]) else { return false }
+                return bar >= 600 + 300 * fold && bar < 900 + 300 * fold
+            })
     }
 
     /// An agent trained by trading rl train runs again through its market's validation and
