@@ -336,7 +336,8 @@ extension Head {
     /// An actor host exited: its actors, and those it was still building (placed on the node
     /// that reports it, not yet reported built), are rebuilt or buried.
     func actorHostExited(_ executorID: String, reason: String, building: [String], from peer: [UInt8]) {
-        for record in actors.values where record.executorID == executorID && record.state != .dead {
+        // Only the node the actors live on speaks for their executor.
+        for record in actors.values where record.executorID == executorID && record.state != .dead && isPlaced(record, on: peer) {
             restartOrBury(record.id, reason: "its executor \(executorID) \(reason)")
         }
         for id in building {

@@ -253,7 +253,7 @@ public actor Head {
             node.executorAddresses = beat.executorAddresses
             node.objects = beat.objects
             nodes[beat.nodeID] = node
-        case .executorStarted(let started): executorStarted(started)
+        case .executorStarted(let started): executorStarted(started, from: peer)
         case .executorExited(let exited): executorExited(exited, from: peer)
         case .fetchPackage(let fetch): try sendPackage(fetch.sha256, to: peer, requestID: requestID)
         case .connectDriver(let connect): connectDriver(connect, peer: peer, requestID: requestID)
@@ -565,8 +565,10 @@ public actor Head {
         for lease in waiting where !tryPlace(lease) { pending.append(lease) }
     }
 
-    private func executorStarted(_ started: Shoal_V1_ExecutorStarted) {
-        guard var lease = leases[started.leaseID] else { return }
+    /// A lease's executor started: believed only from the node that holds the lease (a report
+    /// from anyone else, a forged address for the driver to send its tasks to, changes nothing).
+    private func executorStarted(_ started: Shoal_V1_ExecutorStarted, from peer: [UInt8]) {
+        guard var lease = leases[started.leaseID], nodes[lease.nodeID]?.peer == peer else { return }
         lease.executorID = started.executorID
         lease.granted = true
         leases[started.leaseID] = lease
@@ -583,7 +585,7 @@ public actor Head {
             actorHostExited(exited.executorID, reason: exited.reason, building: exited.startingActorIds, from: peer)
             return
         }
-        guard leases[exited.leaseID] != nil else { return }
+        guard let lease = leases[exited.leaseID], nodes[lease.nodeID]?.peer == peer else { return }
         let what = exited.executorID.isEmpty ? "the executor" : "executor \(exited.executorID)"
         failLease(exited.leaseID, reason: "\(what) \(exited.reason)", executorFailed: true)
     }
