@@ -107,6 +107,12 @@ struct StartCommand: AsyncParsableCommand {
         guard let bytes = ByteSize.parse(maxWorkingDirSize) else {
             throw ValidationError("--max-working-dir-size '\(maxWorkingDirSize)' is not a size (examples: 100MiB, 1GiB)")
         }
+        let most = UInt64(Socket.maxMessageSize) - (1 << 20)
+        guard bytes <= most else {
+            throw ValidationError(
+                "--max-working-dir-size \(maxWorkingDirSize) is above \(most) bytes: a working directory travels as one message, "
+                    + "and no socket takes one over 1 GiB")
+        }
         return bytes
     }
 

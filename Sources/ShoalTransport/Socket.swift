@@ -54,6 +54,12 @@ public final class Socket: @unchecked Sendable {
         self.kind = kind
         self.context = context
         try setOption(ZMQ_LINGER, Int32(0))
+        // A peer announcing a larger message is disconnected at its frame header, before a
+        // byte of it is buffered (a 2 GiB frame costs nothing).
+        var limit = Self.maxMessageSize
+        guard zmq_setsockopt(handle, ZMQ_MAXMSGSIZE, &limit, MemoryLayout<Int64>.size) == 0 else {
+            throw ZMQError.last("setting the maximum message size")
+        }
         if kind == .router {
             // An unknown routing id is an error the caller sees instead of a silent drop.
             try setOption(ZMQ_ROUTER_MANDATORY, Int32(1))
@@ -61,6 +67,11 @@ public final class Socket: @unchecked Sendable {
     }
 
     deinit { close() }
+
+    /// The largest message any Shoal socket takes (1 GiB): the largest legitimate ones are a
+    /// job's executable and its working directory (at most 1 GiB less 1 MiB, `cluster start
+    /// --max-working-dir-size`); objects and artifacts travel in chunks.
+    public static let maxMessageSize: Int64 = 1 << 30
 
     /// Closes the socket; later calls do nothing.
     public func close() {
