@@ -201,6 +201,9 @@ public actor CommandTrainable: Trainable {
             kill(-pid, SIGKILL)
             _ = ChildProcess.waitForExit(of: pid)
         }
+        // Whatever is left in the group once its leader is gone (a process the SIGTERM met
+        // mid-fork, or one that ignores it) goes too.
+        kill(-pid, SIGKILL)
         try? log?.close()
     }
 }
