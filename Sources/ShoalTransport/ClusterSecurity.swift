@@ -127,7 +127,11 @@ public enum ClusterSecurity {
     /// This process's keys, or nil when it runs without a secret.
     /// - Throws: `ZMQError` for a secret file that cannot be used (never silently plain).
     public static func current() throws -> ClusterKeys? {
-        guard let path = ProcessInfo.processInfo.environment[variable], !path.isEmpty else { return nil }
+        // getenv, not ProcessInfo.environment: this runs at every bind and connect, and the
+        // latter copies the whole environment each time.
+        guard let value = getenv(variable) else { return nil }
+        let path = String(cString: value)
+        guard !path.isEmpty else { return nil }
         if let keys = loaded.withLock({ $0[path] }) { return keys }
         let keys = try ClusterKeys.load(path: path)
         loaded.withLock { $0[path] = keys }

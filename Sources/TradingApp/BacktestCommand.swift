@@ -194,11 +194,7 @@ struct BacktestCommand: AsyncParsableCommand {
                         throw ValidationError("\(count) bars leave no validation or test span at the source's fractions")
                     }
                     func span(_ range: Range<Int>) throws -> (MarketBars, SignalStrategy, [TradingSignal]) {
-                        let signals = try signalsOf(range).map {
-                            var signal = $0
-                            signal.bar -= range.lowerBound
-                            return signal
-                        }
+                        let signals = try signalsOf(range).rebased(to: range.lowerBound)
                         let bars = try MarketBars(series.map { $0.selecting(Array(range)) }, window: settings.costs.window)
                         let strategy = try SignalStrategy(
                             signals, symbols: bars.symbols, minimumConfidence: minConfidence, maximumDisagreement: maxDisagreement
@@ -235,14 +231,10 @@ struct BacktestCommand: AsyncParsableCommand {
                     case .inverseVolatility:
                         outcome = try evaluate(InverseVolatility(window: volWindow, invested: invested), market, settings, limits)
                     case .hybrid, .agent:
-                        if let signals = signalStrategy {
-                            var strategy = try RiskManager(
-                                Rebalancing(signals, minimumTrade: settings.minimumTrade, costs: settings.costs),
-                                limits: limits ?? RiskLimits())
-                            let result = try Backtester.run(&strategy, on: market, config: settings)
-                            outcome = (result, strategy.interventions)
-                            object["signals_gated"] = strategy.inner.inner.gated
-                            object["signals_acted"] = strategy.inner.inner.acted
+                        if var signals = signalStrategy {
+                            outcome = try Backtester.run(&signals, limits: limits ?? RiskLimits(), on: market, config: settings)
+                            object["signals_gated"] = signals.gated
+                            object["signals_acted"] = signals.acted
                         }
                     }
                     times.append((ContinuousClock.now - started).seconds)
@@ -317,9 +309,7 @@ struct BacktestCommand: AsyncParsableCommand {
                 report.periodsPerYear = periodsPerYear
                 report.rollingWindow = rollingWindow
                 report.interventions = interventions
-                report.metrics = object.keys.sorted().map { key in
-                    (key, (object[key] as? NSNumber).map { String(format: "%.6g", $0.doubleValue) } ?? "\(object[key] ?? "n/a")")
-                }
+                report.metrics = Self.metricRows(object)
                 try Data(try report.html().utf8).write(to: URL(fileURLWithPath: out + "/report.html"))
                 print(
                     String(
@@ -404,14 +394,16 @@ struct BacktestCommand: AsyncParsableCommand {
         func managed<Weights: WeightStrategy>(
             _ weights: Weights, _ market: MarketBars, _ settings: BacktestConfig, _ limits: RiskLimits?
         ) throws -> (BacktestResult, [RiskIntervention]) {
-            guard let limits else {
-                var strategy = weights
-                return (try Backtester.runWeights(&strategy, on: market, config: settings), [])
+            var strategy = weights
+            let outcome = try Backtester.run(&strategy, limits: limits, on: market, config: settings)
+            return (outcome.result, outcome.interventions)
+        }
+
+        /// Rows of a metrics object for the report: numbers to six digits, other values as they are.
+        static func metricRows(_ object: [String: Any]) -> [(name: String, value: String)] {
+            object.keys.sorted().map { key in
+                (key, (object[key] as? NSNumber).map { String(format: "%.6g", $0.doubleValue) } ?? "\(object[key] ?? "n/a")")
             }
-            var manager = try RiskManager(
-                Rebalancing(weights, minimumTrade: settings.minimumTrade, costs: settings.costs), limits: limits)
-            let result = try Backtester.run(&manager, on: market, config: settings)
-            return (result, manager.interventions)
         }
     }
 

@@ -169,15 +169,30 @@ enum WalkForwardTasks {
     static func managed<Weights: WeightStrategy>(
         _ weights: Weights, _ bars: MarketBars, _ request: FoldRequest
     ) throws -> (BacktestResult, [RiskIntervention]) {
-        let settings = request.settings
-        guard request.limits != nil || settings.allowShort else {
-            var strategy = weights
-            return (try Backtester.runWeights(&strategy, on: bars, config: settings), [])
+        var strategy = weights
+        return try Backtester.run(&strategy, limits: request.limits, on: bars, config: request.settings)
+    }
+
+    /// The signal source's validation check on bars `validation` (its signals there counted from
+    /// the fold's first bar) and, when it beats cash, its test signals traded on the fold's bars
+    /// through the risk manager.
+    static func gated(
+        _ validationSignals: [TradingSignal], on validation: Range<Int>, test: () throws -> [TradingSignal],
+        _ sliced: [MarketData], _ bars: MarketBars, _ request: FoldRequest
+    ) throws -> (outcome: (BacktestResult, [RiskIntervention]), check: SignalValidation) {
+        let gate = request.hybrid
+        func strategy(_ signals: [TradingSignal]) throws -> SignalStrategy {
+            try SignalStrategy(
+                signals, symbols: bars.symbols, minimumConfidence: gate?.minimumConfidence ?? 0,
+                maximumDisagreement: gate?.maximumDisagreement)
         }
-        var manager = try RiskManager(
-            Rebalancing(weights, minimumTrade: settings.minimumTrade, costs: settings.costs),
-            limits: request.limits ?? RiskLimits())
-        return (try Backtester.run(&manager, on: bars, config: settings), manager.interventions)
+        let validationBars = try MarketBars(
+            sliced.map { $0.selecting(Array(validation)) }, window: request.settings.costs.window)
+        let check = try SignalValidation(
+            try strategy(validationSignals.rebased(to: validation.lowerBound)), on: validationBars, config: request.settings)
+        var traded = try strategy(check.passed ? test() : [])
+        let outcome = try Backtester.run(&traded, limits: request.limits ?? RiskLimits(), on: bars, config: request.settings)
+        return ((outcome.result, outcome.interventions), check)
     }
 
     /// Trains the agent afresh on the fold's training span (its last 15% for validation), checks
@@ -198,25 +213,8 @@ enum WalkForwardTasks {
                 invested: request.invested,
                 version: version, seed: recipe.seed)
         }
-        let validationSignals = signals(environments.validation).map {
-            var signal = $0
-            signal.bar -= trainEnd
-            return signal
-        }
-        let validationBars = try MarketBars([data.selecting(Array(trainEnd..<start))], window: request.settings.costs.window)
-        let gate = request.hybrid
-        let check = try SignalValidation(
-            try SignalStrategy(
-                validationSignals, symbols: bars.symbols, minimumConfidence: gate?.minimumConfidence ?? 0,
-                maximumDisagreement: gate?.maximumDisagreement), on: validationBars, config: request.settings)
-        let strategy = try SignalStrategy(
-            check.passed ? signals(environments.test) : [], symbols: bars.symbols,
-            minimumConfidence: gate?.minimumConfidence ?? 0,
-            maximumDisagreement: gate?.maximumDisagreement)
-        var manager = try RiskManager(
-            Rebalancing(strategy, minimumTrade: request.settings.minimumTrade, costs: request.settings.costs),
-            limits: request.limits ?? RiskLimits())
-        let result = try Backtester.run(&manager, on: bars, config: request.settings)
+        let (outcome, check) = try gated(
+            signals(environments.validation), on: trainEnd..<start, test: { signals(environments.test) }, sliced, bars, request)
         var verdict = String(
             format: "trained %d steps; validation %+.2f%% after costs: %@", agent.stepsDone, 100 * check.totalReturn,
             check.passed ? "traded" : "not traded")
@@ -226,7 +224,7 @@ enum WalkForwardTasks {
                 + members.map { String(format: "%@ %+.2f%%%@", $0.name, 100 * $0.validationReturn, $0.kept ? "" : " (out)") }
                 .joined(separator: ", ")
         }
-        return ((result, manager.interventions), verdict)
+        return (outcome, verdict)
     }
 
     /// Trains the hybrid model on the fold's training span (its last 15% for validation and
@@ -248,33 +246,17 @@ enum WalkForwardTasks {
         let trainEnd = Int(Double(bars.count) * config.data.trainFraction)
         let validationEnd = Int(Double(bars.count) * (config.data.trainFraction + config.data.validationFraction))
         let weight = request.invested / Double(bars.assets)
-        let validationSignals = try source.signals(
-            for: sliced, bars: trainEnd..<validationEnd, weight: weight, short: request.settings.allowShort
-        ).map {
-            var signal = $0
-            signal.bar -= trainEnd
-            return signal
-        }
-        let validationBars = try MarketBars(
-            sliced.map { $0.selecting(Array(trainEnd..<validationEnd)) }, window: request.settings.costs.window)
-        let check = try SignalValidation(
-            try SignalStrategy(
-                validationSignals, symbols: bars.symbols, minimumConfidence: hybrid.minimumConfidence,
-                maximumDisagreement: hybrid.maximumDisagreement), on: validationBars, config: request.settings)
-        let testSignals =
-            check.passed
-            ? try source.signals(for: sliced, bars: start..<bars.count, weight: weight, short: request.settings.allowShort) : []
-        let strategy = try SignalStrategy(
-            testSignals, symbols: bars.symbols, minimumConfidence: hybrid.minimumConfidence,
-            maximumDisagreement: hybrid.maximumDisagreement)
-        var manager = try RiskManager(
-            Rebalancing(strategy, minimumTrade: request.settings.minimumTrade, costs: request.settings.costs),
-            limits: request.limits ?? RiskLimits())
-        let result = try Backtester.run(&manager, on: bars, config: request.settings)
+        let (outcome, check) = try gated(
+            try source.signals(for: sliced, bars: trainEnd..<validationEnd, weight: weight, short: request.settings.allowShort),
+            on: trainEnd..<validationEnd,
+            test: {
+                try source.signals(for: sliced, bars: start..<bars.count, weight: weight, short: request.settings.allowShort)
+            },
+            sliced, bars, request)
         let verdict = String(
             format: "trained %d steps; validation %+.2f%% after costs: %@", loop.state.step, 100 * check.totalReturn,
             check.passed ? "traded" : "not traded")
-        return ((result, manager.interventions), verdict)
+        return (outcome, verdict)
     }
 }
 
@@ -344,9 +326,7 @@ extension BacktestCommand.Run {
         let timestamps = folds.flatMap { fold in fold.test.map { series[0].timestamps[$0] } }
         var metricSettings = PerformanceMetrics.Settings()
         metricSettings.periodsPerYear = periodsPerYear
-        func returns(_ values: [Double]) -> [Double] {
-            values.indices.map { values[$0] / ($0 == 0 ? settings.initialCash : values[$0 - 1]) - 1 }
-        }
+        func returns(_ values: [Double]) -> [Double] { BacktestResult.returns(of: values, initial: settings.initialCash) }
         let metrics = try PerformanceMetrics(returns: returns(equity), settings: metricSettings)
         var object = try JSONSerialization.jsonObject(with: JSONEncoder().encode(metrics)) as? [String: Any] ?? [:]
         object["final_equity"] = equity.last ?? settings.initialCash
@@ -400,9 +380,7 @@ extension BacktestCommand.Run {
         report.benchmark = ("buy and hold", benchmark)
         report.periodsPerYear = periodsPerYear
         report.rollingWindow = rollingWindow
-        report.metrics = object.keys.sorted().filter { $0 != "folds" }.map { key in
-            (key, (object[key] as? NSNumber).map { String(format: "%.6g", $0.doubleValue) } ?? "\(object[key] ?? "n/a")")
-        }
+        report.metrics = Self.metricRows(object.filter { $0.key != "folds" })
         try Data(try report.html().utf8).write(to: URL(fileURLWithPath: out + "/report.html"))
         let nodes = Set(results.map(\.node)).sorted()
         print(

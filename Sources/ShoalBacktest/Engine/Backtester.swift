@@ -58,8 +58,11 @@ public struct BacktestResult: Sendable {
     public var exposure: Double
 
     /// Bar-to-bar simple returns of the equity (the first against the initial cash).
-    public func returns(initialCash: Double) -> [Double] {
-        var previous = initialCash
+    public func returns(initialCash: Double) -> [Double] { Self.returns(of: equity, initial: initialCash) }
+
+    /// Bar-to-bar simple returns of an equity curve that started from `initial`.
+    public static func returns(of equity: [Double], initial: Double) -> [Double] {
+        var previous = initial
         return equity.map { value in
             defer { previous = value }
             return value / previous - 1

@@ -115,6 +115,21 @@ public struct RiskLimits: Sendable, Equatable, Codable {
     }
 }
 
+extension Backtester {
+    /// A weight strategy backtested under `limits`: through `Rebalancing` and the risk manager,
+    /// bar by bar, when there are limits or shorts; on the vectorised path otherwise. The
+    /// strategy comes back as the run left it (its counters, its state).
+    public static func run<Weights: WeightStrategy>(
+        _ weights: inout Weights, limits: RiskLimits?, on bars: MarketBars, config: BacktestConfig
+    ) throws -> (result: BacktestResult, interventions: [RiskIntervention]) {
+        guard limits != nil || config.allowShort else { return (try runWeights(&weights, on: bars, config: config), []) }
+        var manager = try RiskManager(
+            Rebalancing(weights, minimumTrade: config.minimumTrade, costs: config.costs), limits: limits ?? RiskLimits())
+        defer { weights = manager.inner.inner }
+        return (try run(&manager, on: bars, config: config), manager.interventions)
+    }
+}
+
 /// A rule of the risk manager.
 public enum RiskRule: String, Sendable, Equatable, Codable, CaseIterable {
     case positionShares = "position_shares"

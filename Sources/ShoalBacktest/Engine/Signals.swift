@@ -36,6 +36,17 @@ public struct TradingSignal: Sendable, Equatable, Codable {
     }
 }
 
+extension Array where Element == TradingSignal {
+    /// The signals with their bars counted from `start` (for a backtest of the bars from there).
+    public func rebased(to start: Int) -> [TradingSignal] {
+        map {
+            var signal = $0
+            signal.bar -= start
+            return signal
+        }
+    }
+}
+
 /// Trades signals as weights: at each bar, every asset whose signal passes the confidence gate
 /// (and, when set, the disagreement ceiling) moves to the signal's target weight (a hold keeps
 /// the weight); it rebalances when a weight changes. Signals are looked up by bar, so a signal

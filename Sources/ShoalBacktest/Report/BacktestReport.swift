@@ -147,7 +147,7 @@ public struct BacktestReport {
             drawdowns.append((benchmark.name, Self.drawdown(benchmark.equity, initial: initialCash).map { $0 * 100 }))
         }
         page += try plot("Drawdown", "% below the peak", drawdowns) + "\n"
-        let returns = equity.indices.map { equity[$0] / ($0 == 0 ? initialCash : equity[$0 - 1]) - 1 }
+        let returns = BacktestResult.returns(of: equity, initial: initialCash)
         page += "<h2>Rolling Sharpe ratio (\(rollingWindow) bars, annualised)</h2>\n"
         page +=
             try plot(
